@@ -1,0 +1,27 @@
+using BenchmarkDotNet.Running;
+
+namespace MobileNetSharp.Bench;
+
+/// <summary>
+/// Entry point. `kernels [BenchmarkDotNet args]` runs the micro-benchmarks of single kernels;
+/// `models [...]` runs whole models side by side with ONNX Runtime (see ModelBench).
+/// </summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        string mode = args.Length > 0 ? args[0] : "models";
+        string[] rest = args.Length > 0 ? args[1..] : [];
+        switch (mode)
+        {
+            case "kernels":
+                BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest);
+                return 0;
+            case "models":
+                return ModelBench.Run(rest);
+            default:
+                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A] [--threads T] [--runs N])");
+                return 2;
+        }
+    }
+}

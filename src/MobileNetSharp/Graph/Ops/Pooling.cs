@@ -1,0 +1,113 @@
+using MobileNetSharp.Kernels;
+using MobileNetSharp.Tensors;
+
+namespace MobileNetSharp.Graph;
+
+public enum PoolKind { Max, Average }
+
+/// <summary>
+/// 2-D max or average pooling (ONNX MaxPool / AveragePool on NCHW). CeilMode follows ONNX: the last
+/// window may hang over the end but must start inside the (left-padded) input.
+/// </summary>
+public sealed record Pool(
+    PoolKind Kind, int KernelH, int KernelW,
+    int StrideH = 1, int StrideW = 1,
+    int PadTop = 0, int PadLeft = 0, int PadBottom = 0, int PadRight = 0,
+    int DilationH = 1, int DilationW = 1,
+    bool CeilMode = false, bool CountIncludePad = false,
+    AutoPad AutoPad = AutoPad.NotSet) : Op
+{
+    public override string Type => Kind == PoolKind.Max ? "MaxPool" : "AveragePool";
+
+    /// <summary>
+    /// Geometry for the kernels. With ceil mode the extra cells the last window covers are added to
+    /// PadBottom/PadRight; <see cref="DeclaredPads"/> keeps the pads the divisor may count.
+    /// </summary>
+    public Conv2dGeometry Geometry(int[] x)
+    {
+        var (t, l, b, r) = DeclaredPads(x[2], x[3]);
+        int oh = OutSize(x[2], KernelH, StrideH, DilationH, t, b);
+        int ow = OutSize(x[3], KernelW, StrideW, DilationW, l, r);
+        // Enlarge the end pads so that the plain floor formula gives the ceil-mode size.
+        int extraB = Math.Max(0, (oh - 1) * StrideH + DilationH * (KernelH - 1) + 1 - (x[2] + t + b));
+        int extraR = Math.Max(0, (ow - 1) * StrideW + DilationW * (KernelW - 1) + 1 - (x[3] + l + r));
+        return new Conv2dGeometry(x[0], x[2], x[3], x[1], x[1], KernelH, KernelW, StrideH, StrideW,
+            DilationH, DilationW, t, l, b + extraB, r + extraR, 1);
+    }
+
+    public (int Top, int Left, int Bottom, int Right) DeclaredPads(int inH, int inW)
+    {
+        if (AutoPad is AutoPad.NotSet) return (PadTop, PadLeft, PadBottom, PadRight);
+        if (AutoPad is AutoPad.Valid) return (0, 0, 0, 0);
+        var (t, b) = Conv.SamePads(inH, KernelH, StrideH, DilationH, AutoPad);
+        var (l, r) = Conv.SamePads(inW, KernelW, StrideW, DilationW, AutoPad);
+        return (t, l, b, r);
+    }
+
+    private int OutSize(int size, int k, int s, int d, int padBegin, int padEnd)
+    {
+        int span = size + padBegin + padEnd - d * (k - 1) - 1;
+        if (span < 0) return 0;
+        if (!CeilMode) return span / s + 1;
+        int o = (span + s - 1) / s + 1;
+        if ((o - 1) * s >= size + padBegin) o--; // the last window must start inside input + left pad
+        return o;
+    }
+
+    public override int[][] InferShapes(Node node)
+    {
+        var x = node.Input(0).Shape;
+        if (x.Length != 4) throw Error(node, $"expects a 4-D NCHW input, got rank {x.Length}.");
+        var g = Geometry(x);
+        try { g.Validate(); }
+        catch (ArgumentException e) { throw Error(node, e.Message); }
+        return [[x[0], x[1], g.OutH, g.OutW]];
+    }
+
+    public override string Describe() => $"{Type} {KernelH}x{KernelW}/s{StrideH}";
+}
+
+/// <summary>Global max or average pooling over all spatial axes: [N,C,...] -> [N,C,1,...].</summary>
+public sealed record GlobalPool(PoolKind Kind) : Op
+{
+    public override string Type => Kind == PoolKind.Max ? "GlobalMaxPool" : "GlobalAveragePool";
+
+    public override int[][] InferShapes(Node node)
+    {
+        var x = node.Input(0).Shape;
+        if (x.Length < 3) throw Error(node, $"expects rank >= 3, got {Shape.Format(x)}.");
+        var y = (int[])x.Clone();
+        for (int i = 2; i < y.Length; i++) y[i] = 1;
+        return [y];
+    }
+}
+
+public enum ReduceKind { Mean, Sum, Max, Min }
+
+/// <summary>Reduction over axes (null = all axes), keeping reduced axes as 1 when KeepDims.</summary>
+public sealed record Reduce(ReduceKind Kind, int[]? Axes, bool KeepDims = true) : Op
+{
+    public override string Type => "Reduce" + Kind;
+
+    public int[] NormalizedAxes(int rank)
+    {
+        if (Axes is null || Axes.Length == 0) return Enumerable.Range(0, rank).ToArray();
+        var a = Axes.Select(v => Shape.Axis(v, rank)).Distinct().Order().ToArray();
+        return a;
+    }
+
+    public override int[][] InferShapes(Node node)
+    {
+        var x = node.Input(0).Shape;
+        int[] axes;
+        try { axes = NormalizedAxes(x.Length); }
+        catch (ArgumentException e) { throw Error(node, e.Message); }
+        var y = new List<int>();
+        for (int i = 0; i < x.Length; i++)
+        {
+            if (!axes.Contains(i)) y.Add(x[i]);
+            else if (KeepDims) y.Add(1);
+        }
+        return [y.ToArray()];
+    }
+}

@@ -1,0 +1,172 @@
+using MobileNetSharp.Kernels;
+using MobileNetSharp.Tensors;
+
+namespace MobileNetSharp.Graph;
+
+/// <summary>Flattens to 2-D at Axis: [prod(d[..axis]), prod(d[axis..])].</summary>
+public sealed record Flatten(int Axis = 1) : Op
+{
+    public override string Type => "Flatten";
+
+    public override int[][] InferShapes(Node node)
+    {
+        var x = node.Input(0).Shape;
+        int a = Axis < 0 ? Axis + x.Length : Axis;
+        if (a < 0 || a > x.Length) throw Error(node, $"axis {Axis} is out of range for rank {x.Length}.");
+        long outer = 1, inner = 1;
+        for (int i = 0; i < a; i++) outer *= x[i];
+        for (int i = a; i < x.Length; i++) inner *= x[i];
+        return [[(int)outer, (int)inner]];
+    }
+}
+
+/// <summary>ONNX Reshape with a constant target: 0 copies the input dimension (unless AllowZero), -1 is inferred.</summary>
+public sealed record Reshape(long[] Target, bool AllowZero = false) : Op
+{
+    public override string Type => "Reshape";
+
+    public override int[][] InferShapes(Node node)
+    {
+        var x = node.Input(0).Shape;
+        long total = Shape.Size(x);
+        var y = new int[Target.Length];
+        int infer = -1;
+        long known = 1;
+        for (int i = 0; i < Target.Length; i++)
+        {
+            long t = Target[i];
+            if (t == -1)
+            {
+                if (infer >= 0) throw Error(node, "more than one -1 in the target shape.");
+                infer = i;
+                continue;
+            }
+            if (t == 0 && !AllowZero)
+            {
+                if (i >= x.Length) throw Error(node, $"target dimension {i} is 0 but the input has rank {x.Length}.");
+                t = x[i];
+            }
+            if (t < 0 || t > int.MaxValue) throw Error(node, $"invalid target dimension {Target[i]}.");
+            y[i] = (int)t;
+            known *= t;
+        }
+        if (infer >= 0)
+        {
+            if (known == 0 || total % known != 0) throw Error(node, $"cannot reshape {Shape.Format(x)} to [{string.Join(",", Target)}].");
+            y[infer] = (int)(total / known);
+        }
+        else if (known != total) throw Error(node, $"cannot reshape {Shape.Format(x)} ({total} elements) to {Shape.Format(y)}.");
+        return [y];
+    }
+
+    public override string Describe() => $"Reshape [{string.Join(",", Target)}]";
+}
+
+/// <summary>Removes size-1 axes (all of them when Axes is null).</summary>
+public sealed record Squeeze(int[]? Axes) : Op
+{
+    public override string Type => "Squeeze";
+
+    public override int[][] InferShapes(Node node)
+    {
+        var x = node.Input(0).Shape;
+        if (Axes is null || Axes.Length == 0) return [x.Where(d => d != 1).ToArray()];
+        var axes = new HashSet<int>();
+        foreach (var a in Axes)
+        {
+            int n;
+            try { n = Shape.Axis(a, x.Length); }
+            catch (ArgumentException e) { throw Error(node, e.Message); }
+            if (x[n] != 1) throw Error(node, $"cannot squeeze axis {a} of size {x[n]}.");
+            axes.Add(n);
+        }
+        return [x.Where((_, i) => !axes.Contains(i)).ToArray()];
+    }
+}
+
+/// <summary>Inserts size-1 axes at the given positions of the output.</summary>
+public sealed record Unsqueeze(int[] Axes) : Op
+{
+    public override string Type => "Unsqueeze";
+
+    public override int[][] InferShapes(Node node)
+    {
+        var x = node.Input(0).Shape;
+        int rank = x.Length + Axes.Length;
+        var axes = new HashSet<int>();
+        foreach (var a in Axes)
+        {
+            try
+            {
+                if (!axes.Add(Shape.Axis(a, rank))) throw Error(node, $"axis {a} repeated.");
+            }
+            catch (ArgumentException e) { throw Error(node, e.Message); }
+        }
+        var y = new int[rank];
+        for (int i = 0, j = 0; i < rank; i++) y[i] = axes.Contains(i) ? 1 : x[j++];
+        return [y];
+    }
+}
+
+/// <summary>Permutes axes (reverses them when Perm is null).</summary>
+public sealed record Transpose(int[]? Perm) : Op
+{
+    public override string Type => "Transpose";
+
+    public int[] Permutation(int rank) => Perm ?? Enumerable.Range(0, rank).Reverse().ToArray();
+
+    public override int[][] InferShapes(Node node)
+    {
+        var x = node.Input(0).Shape;
+        var p = Permutation(x.Length);
+        if (p.Length != x.Length || p.Distinct().Count() != p.Length || p.Any(v => v < 0 || v >= x.Length))
+            throw Error(node, $"perm [{string.Join(",", p)}] is not a permutation of rank {x.Length}.");
+        return [p.Select(i => x[i]).ToArray()];
+    }
+}
+
+/// <summary>Concatenates inputs along Axis.</summary>
+public sealed record Concat(int Axis) : Op
+{
+    public override string Type => "Concat";
+
+    public override int[][] InferShapes(Node node)
+    {
+        var first = node.Input(0).Shape;
+        int axis;
+        try { axis = Shape.Axis(Axis, first.Length); }
+        catch (ArgumentException e) { throw Error(node, e.Message); }
+        var y = (int[])first.Clone();
+        for (int i = 1; i < node.Inputs.Length; i++)
+        {
+            var s = node.Input(i).Shape;
+            if (s.Length != first.Length) throw Error(node, $"input #{i} has rank {s.Length}, expected {first.Length}.");
+            for (int d = 0; d < s.Length; d++)
+            {
+                if (d == axis) y[d] += s[d];
+                else if (s[d] != first[d]) throw Error(node, $"input #{i} {Shape.Format(s)} differs from {Shape.Format(first)} off axis {axis}.");
+            }
+        }
+        return [y];
+    }
+}
+
+/// <summary>Pads with a constant, reflection, edge or wrap. Pads: all begins, then all ends (ONNX order).</summary>
+public sealed record Pad(PadMode Mode, long[] Pads, float Value = 0f) : Op
+{
+    public override string Type => "Pad";
+
+    public override int[][] InferShapes(Node node)
+    {
+        var x = node.Input(0).Shape;
+        if (Pads.Length != 2 * x.Length) throw Error(node, $"expects {2 * x.Length} pads for rank {x.Length}, got {Pads.Length}.");
+        var y = new int[x.Length];
+        for (int i = 0; i < x.Length; i++)
+        {
+            long d = x[i] + Pads[i] + Pads[i + x.Length];
+            if (d < 0 || d > int.MaxValue) throw Error(node, $"padding gives dimension {d} on axis {i}.");
+            y[i] = (int)d;
+        }
+        return [y];
+    }
+}

@@ -1,0 +1,37 @@
+namespace MobileNetSharp.Kernels;
+
+/// <summary>
+/// Everything a 2-D convolution or pooling kernel needs to know about shapes. Tensors are NHWC
+/// (channels contiguous) inside the engine; weights arrive in ONNX's OIHW order and are packed
+/// by the operator that owns them.
+/// </summary>
+public readonly record struct Conv2dGeometry(
+    int Batch, int InH, int InW, int InC, int OutC,
+    int KernelH, int KernelW,
+    int StrideH = 1, int StrideW = 1,
+    int DilationH = 1, int DilationW = 1,
+    int PadTop = 0, int PadLeft = 0, int PadBottom = 0, int PadRight = 0,
+    int Groups = 1)
+{
+    public int OutH => (InH + PadTop + PadBottom - DilationH * (KernelH - 1) - 1) / StrideH + 1;
+    public int OutW => (InW + PadLeft + PadRight - DilationW * (KernelW - 1) - 1) / StrideW + 1;
+    public int InCPerGroup => InC / Groups;
+    public int OutCPerGroup => OutC / Groups;
+    public bool IsDepthwise => Groups == InC && Groups > 1 && OutC % Groups == 0;
+    public bool IsPointwise => KernelH == 1 && KernelW == 1 && StrideH == 1 && StrideW == 1
+        && PadTop == 0 && PadLeft == 0 && PadBottom == 0 && PadRight == 0 && Groups == 1;
+    public long InputLength => (long)Batch * InH * InW * InC;
+    public long OutputLength => (long)Batch * OutH * OutW * OutC;
+    /// <summary>Weight count in OIHW: OutC * (InC/Groups) * KH * KW.</summary>
+    public long WeightLength => (long)OutC * InCPerGroup * KernelH * KernelW;
+
+    /// <summary>Throws ArgumentException with a readable message when the geometry is impossible.</summary>
+    public void Validate()
+    {
+        if (Batch < 1 || InH < 1 || InW < 1 || InC < 1 || OutC < 1) throw new ArgumentException($"Convolution dimensions must be positive: {this}.");
+        if (KernelH < 1 || KernelW < 1 || StrideH < 1 || StrideW < 1 || DilationH < 1 || DilationW < 1) throw new ArgumentException($"Kernel, stride and dilation must be positive: {this}.");
+        if (PadTop < 0 || PadLeft < 0 || PadBottom < 0 || PadRight < 0) throw new ArgumentException($"Padding must be non-negative: {this}.");
+        if (Groups < 1 || InC % Groups != 0 || OutC % Groups != 0) throw new ArgumentException($"Groups ({Groups}) must divide input ({InC}) and output ({OutC}) channels.");
+        if (OutH < 1 || OutW < 1) throw new ArgumentException($"The input {InH}x{InW} is too small for a {KernelH}x{KernelW} kernel with stride {StrideH}x{StrideW} and this padding.");
+    }
+}

@@ -1,0 +1,62 @@
+using MobileNetSharp.Graph;
+using MobileNetSharp.Kernels;
+
+namespace MobileNetSharp.Models;
+
+/// <summary>
+/// MobileNetV2 (Sandler et al. 2018), torchvision-exact: inverted residual blocks that expand with a 1x1
+/// conv, filter with a 3x3 depthwise conv and project back with a linear (no activation) 1x1 conv; a
+/// residual joins input and output when the shape allows.
+/// </summary>
+public static class MobileNetV2
+{
+    /// <summary>(expansion t, output channels c, repeats n, first stride s), the paper's Table 2.</summary>
+    private static readonly (int T, int C, int N, int S)[] Stages =
+        [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
+
+    public static ModelGraph Build(ModelOptions o)
+    {
+        int res = o.Validate("mobilenet_v2", 224);
+        var b = new GraphBuilder("mobilenet_v2", o.Seed);
+        var act = Activation.Relu6;
+        var x = b.Input("input", o.Batch, 3, res, res);
+        using (b.Scope("stem")) x = b.ConvBnAct(x, Channels.MakeDivisible(32 * o.Width), 3, 2, act);
+        int block = 0;
+        foreach (var (t, c, n, s) in Stages)
+        {
+            int outC = Channels.MakeDivisible(c * o.Width);
+            for (int i = 0; i < n; i++)
+            {
+                using var _ = b.Scope($"block{++block}");
+                x = InvertedResidual(b, x, outC, i == 0 ? s : 1, t, 3, act, se: false, seGate: default);
+            }
+        }
+        int last = Channels.MakeDivisible(1280 * Math.Max(1f, o.Width));
+        using (b.Scope("head"))
+        {
+            x = b.ConvBnAct(x, last, 1, 1, act);
+            x = b.Flatten(b.GlobalAveragePool(x));
+            x = b.Linear(x, o.Classes);
+        }
+        b.Output(x);
+        return MobileNetV1.Describe(b.Graph, o, res);
+    }
+
+    /// <summary>
+    /// The inverted residual / MBConv block shared by V2, V3 and EfficientNet-Lite: optional 1x1 expansion,
+    /// KxK depthwise, optional squeeze-and-excite, linear 1x1 projection, residual when stride 1 and in == out.
+    /// </summary>
+    internal static Value InvertedResidual(GraphBuilder b, Value x, int outC, int stride, int expandedOrRatio,
+        int kernel, Activation act, bool se, Activation seGate, bool expansionIsChannels = false)
+    {
+        int inC = x.Shape[1];
+        int hidden = expansionIsChannels ? expandedOrRatio : inC * expandedOrRatio;
+        var input = x;
+        if (hidden != inC) x = b.ConvBnAct(x, hidden, 1, 1, act, kind: "expand");
+        x = b.ConvBnAct(x, hidden, kernel, stride, act, groups: hidden, kind: "dw");
+        if (se) x = b.SqueezeExcite(x, Channels.MakeDivisible(hidden / 4), seGate);
+        x = b.BatchNorm(b.Conv(x, outC, 1, kind: "project"));
+        if (stride == 1 && inC == outC) x = b.Binary(BinaryKind.Add, x, input);
+        return x;
+    }
+}
