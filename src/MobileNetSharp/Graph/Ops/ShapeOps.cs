@@ -170,3 +170,56 @@ public sealed record Pad(PadMode Mode, long[] Pads, float Value = 0f) : Op
         return [y];
     }
 }
+
+/// <summary>Splits along Axis into pieces of the given sizes (one output per size).</summary>
+public sealed record Split(int Axis, int[] Sizes) : Op
+{
+    public override string Type => "Split";
+
+    public override int[][] InferShapes(Node node)
+    {
+        var x = node.Input(0).Shape;
+        int axis;
+        try { axis = Shape.Axis(Axis, x.Length); }
+        catch (ArgumentException e) { throw Error(node, e.Message); }
+        if (Sizes.Any(s => s < 0) || Sizes.Sum(s => (long)s) != x[axis])
+            throw Error(node, $"sizes [{string.Join(",", Sizes)}] do not add up to dimension {x[axis]} on axis {axis}.");
+        if (Sizes.Length != node.Outputs.Length) throw Error(node, $"has {node.Outputs.Length} outputs for {Sizes.Length} sizes.");
+        return Sizes.Select(s => { var y = (int[])x.Clone(); y[axis] = s; return y; }).ToArray();
+    }
+
+    public override DataType[] InferTypes(Node node) => Enumerable.Repeat(node.Input(0).DataType, Sizes.Length).ToArray();
+}
+
+/// <summary>ONNX Slice with constant starts/ends/axes/steps, clamped the ONNX way.</summary>
+public sealed record Slice(long[] Starts, long[] Ends, int[] Axes, long[] Steps) : Op
+{
+    public override string Type => "Slice";
+
+    /// <summary>Per axis: (start, step, count) after clamping to the input shape.</summary>
+    public (int Start, int Step, int Count)[] Resolve(int[] x)
+    {
+        var r = x.Select(d => (0, 1, d)).ToArray();
+        for (int i = 0; i < Axes.Length; i++)
+        {
+            int a = Shape.Axis(Axes[i], x.Length);
+            long dim = x[a], step = Steps[i];
+            if (step == 0) throw new ArgumentException("Slice step cannot be 0.");
+            long s = Starts[i] < 0 ? Starts[i] + dim : Starts[i];
+            long e = Ends[i] < 0 ? Ends[i] + dim : Ends[i];
+            if (step > 0) { s = Math.Clamp(s, 0, dim); e = Math.Clamp(e, 0, dim); }
+            else { s = Math.Clamp(s, 0, dim - 1); e = Math.Clamp(e, -1, dim - 1); }
+            long count = step > 0 ? Math.Max(0, (e - s + step - 1) / step) : Math.Max(0, (s - e + (-step) - 1) / (-step));
+            r[a] = ((int)s, (int)step, (int)count);
+        }
+        return r;
+    }
+
+    public override int[][] InferShapes(Node node)
+    {
+        if (Starts.Length != Ends.Length || Starts.Length != Axes.Length || Steps.Length != Axes.Length)
+            throw Error(node, "starts, ends, axes and steps must have the same length.");
+        try { return [Resolve(node.Input(0).Shape).Select(t => t.Count).ToArray()]; }
+        catch (ArgumentException e) { throw Error(node, e.Message); }
+    }
+}
