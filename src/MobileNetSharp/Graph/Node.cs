@@ -28,3 +28,9 @@ public sealed class Node
 
 /// <summary>A graph is malformed (cycle, dangling value, impossible shape, ...). The message says where.</summary>
 public class GraphException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// A model file is unreadable: truncated, corrupt, hostile, or using something we do not support.
+/// Loaders throw only this (or a subclass) for bad files, never IndexOutOfRange or OutOfMemory.
+/// </summary>
+public class ModelFormatException(string message, Exception? inner = null) : Exception(message, inner);
