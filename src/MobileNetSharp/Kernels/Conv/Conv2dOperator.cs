@@ -1,0 +1,134 @@
+using MobileNetSharp.Kernels.Conv;
+using MobileNetSharp.Kernels.Depthwise;
+using MobileNetSharp.Kernels.Gemm;
+
+namespace MobileNetSharp.Kernels;
+
+/// <summary>
+/// A 2-D convolution over NHWC activations, created once (weights packed for the chosen path and ISA)
+/// and run many times. Paths, reported by <see cref="KernelName"/>:
+/// <list type="bullet">
+/// <item>"gemm-1x1": pointwise (1x1, stride 1, no pad, one group) — the input already is the GEMM's A.</item>
+/// <item>"dw3x3s1", "dw3x3s2", "dw5x5s1", "dw5x5s2", "dw-generic": depthwise (groups == InC).</item>
+/// <item>"stem3": 3x3 over few (≤ 4) input channels, one group — direct kernel, no scratch.</item>
+/// <item>"im2col-gemm": everything else (any kernel, stride, dilation, asymmetric pads, groups):
+/// one image at a time is unfolded into scratch and multiplied per group.</item>
+/// </list>
+/// Epilogue per output element: acc + bias[c] (+ residual at the same index) then the activation.
+/// The output must not overlap the input; it may be the residual buffer itself (same elements).
+/// </summary>
+public sealed unsafe class Conv2dOperator
+{
+    private readonly IsaLevel _isa;
+    private readonly Activation _activation;
+    private readonly PackedB[]? _groups;          // gemm-1x1 and im2col-gemm: one packed B per group
+    private readonly DepthwiseConvolution? _depthwise;
+    private readonly StemConvolution? _stem;
+
+    public Conv2dOperator(Conv2dGeometry geometry, ReadOnlySpan<float> weightsOihw, ReadOnlySpan<float> bias, Activation activation, IsaLevel? isa = null)
+    {
+        Geometry = geometry with { Batch = 1 };
+        Geometry.Validate();
+        if (weightsOihw.Length != Geometry.WeightLength)
+            throw new ArgumentException($"Expected {Geometry.WeightLength} weights (OIHW) for {geometry}, got {weightsOihw.Length}.", nameof(weightsOihw));
+        if (!bias.IsEmpty && bias.Length != geometry.OutC)
+            throw new ArgumentException($"Expected {geometry.OutC} bias values or none, got {bias.Length}.", nameof(bias));
+        _isa = Isa.Resolve(isa);
+        _activation = activation;
+        int width = Isa.Width(_isa);
+        Conv2dGeometry g = Geometry;
+
+        if (g.IsPointwise)
+        {
+            KernelName = "gemm-1x1";
+            _groups = [new PackedB(weightsOihw, g.InC, g.OutC, 1, g.InC, bias, width)];
+        }
+        else if (g.IsDepthwise)
+        {
+            _depthwise = new DepthwiseConvolution(g, weightsOihw, bias, _isa);
+            KernelName = _depthwise.Name;
+        }
+        else if (StemConvolution.Supports(g))
+        {
+            _stem = new StemConvolution(g, weightsOihw, bias, _isa);
+            KernelName = "stem3";
+        }
+        else
+        {
+            KernelName = "im2col-gemm";
+            _groups = PackGroups(g, weightsOihw, bias, width);
+        }
+    }
+
+    /// <summary>The geometry this operator was built for, with Batch normalised to 1 (batch is a Run argument).</summary>
+    public Conv2dGeometry Geometry { get; }
+
+    /// <summary>Which kernel path was chosen (see the class summary).</summary>
+    public string KernelName { get; }
+
+    /// <summary>Floats of scratch <see cref="Run"/> needs (0 if none). The im2col path unfolds one image at a time,
+    /// so this does not grow with the batch.</summary>
+    public long ScratchLength(int batch) =>
+        KernelName == "im2col-gemm" ? (long)Geometry.OutH * Geometry.OutW * Geometry.InC * Geometry.KernelH * Geometry.KernelW : 0;
+
+    /// <summary>
+    /// output = act(conv(input) + bias (+ residual)). input is [batch, InH, InW, InC], output and residual
+    /// (empty = none) are [batch, OutH, OutW, OutC], all NHWC. Allocates nothing.
+    /// </summary>
+    public void Run(int batch, ReadOnlySpan<float> input, Span<float> output, ReadOnlySpan<float> residual, Span<float> scratch, Workers workers)
+    {
+        Conv2dGeometry g = Geometry;
+        long inLength = (long)batch * g.InH * g.InW * g.InC, outLength = (long)batch * g.OutH * g.OutW * g.OutC;
+        ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
+        if (input.Length < inLength) throw new ArgumentException($"Input has {input.Length} floats, need {inLength}.", nameof(input));
+        if (output.Length < outLength) throw new ArgumentException($"Output has {output.Length} floats, need {outLength}.", nameof(output));
+        if (!residual.IsEmpty && residual.Length < outLength) throw new ArgumentException($"Residual has {residual.Length} floats, need {outLength}.", nameof(residual));
+        if (scratch.Length < ScratchLength(batch)) throw new ArgumentException($"Scratch has {scratch.Length} floats, need {ScratchLength(batch)}.", nameof(scratch));
+        ArgumentNullException.ThrowIfNull(workers);
+
+        fixed (float* x = input, y = output, r = residual, s = scratch)
+        {
+            float* res = residual.IsEmpty ? null : r;
+            if (_depthwise is not null) _depthwise.Run(batch, x, y, res, _activation, workers);
+            else if (_stem is not null) _stem.Run(batch, x, y, res, _activation, workers);
+            else if (KernelName == "gemm-1x1")
+                GemmDriver.RunPacked(_isa, _activation, batch * g.InH * g.InW, x, g.InC, _groups![0], y, g.OutC, res, g.OutC, workers);
+            else
+                RunIm2Col(batch, x, y, res, s, workers);
+        }
+    }
+
+    private void RunIm2Col(int batch, float* x, float* y, float* res, float* columns, Workers workers)
+    {
+        Conv2dGeometry g = Geometry;
+        int pixels = g.OutH * g.OutW, k = g.InCPerGroup * g.KernelH * g.KernelW, ocg = g.OutCPerGroup;
+        for (int n = 0; n < batch; n++)
+        {
+            var unfold = new Im2Col.Args { Image = x + (long)n * g.InH * g.InW * g.InC, Columns = columns, G = g };
+            Im2Col.Run(ref unfold, workers);
+            long o = (long)n * pixels * g.OutC;
+            for (int grp = 0; grp < g.Groups; grp++)
+            {
+                GemmDriver.RunPacked(_isa, _activation, pixels, columns + grp * k, (nint)g.Groups * k, _groups![grp],
+                    y + o + grp * ocg, g.OutC, res == null ? null : res + o + grp * ocg, g.OutC, workers);
+            }
+        }
+    }
+
+    /// <summary>B for group g is [k = (ky, kx, ic), n = oc in group], matching the im2col row order.</summary>
+    private static PackedB[] PackGroups(in Conv2dGeometry g, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, int width)
+    {
+        int icg = g.InCPerGroup, ocg = g.OutCPerGroup, taps = g.KernelH * g.KernelW, k = icg * taps;
+        var packed = new PackedB[g.Groups];
+        var reordered = new float[ocg * k];
+        for (int grp = 0; grp < g.Groups; grp++)
+        {
+            for (int o = 0; o < ocg; o++)
+                for (int ic = 0; ic < icg; ic++)
+                    for (int t = 0; t < taps; t++)
+                        reordered[o * k + t * icg + ic] = w[((grp * ocg + o) * icg + ic) * taps + t];
+            packed[grp] = new PackedB(reordered, k, ocg, 1, k, bias.IsEmpty ? default : bias.Slice(grp * ocg, ocg), width);
+        }
+        return packed;
+    }
+}

@@ -1,0 +1,193 @@
+using System.Runtime.CompilerServices;
+using MobileNetSharp.Kernels.Simd;
+
+namespace MobileNetSharp.Kernels.Conv;
+
+/// <summary>
+/// Direct 3x3 convolution for the network stem (few input channels, e.g. RGB), any stride and padding,
+/// one group. Weights are packed [tap*InC + ic][OutC padded to 32], so the kernel broadcasts one input
+/// value and multiplies it into two output-channel vectors for four output pixels at a time (8
+/// accumulators). No im2col buffer: with 3 input channels the unfolded rows would cost more memory
+/// traffic than the arithmetic. Border pixels take a bounds-checked per-pixel path.
+/// </summary>
+internal sealed unsafe class StemConvolution
+{
+    private const int MaxInC = 4;
+    private readonly Conv2dGeometry _g;
+    private readonly float[] _packed;   // weights, then a bias row
+    private readonly int[] _offsets;    // input offset of each (tap, ic) relative to the window origin
+    private readonly int _cPad;
+    private readonly IsaLevel _isa;
+
+    public static bool Supports(in Conv2dGeometry g) =>
+        g.Groups == 1 && g.InC <= MaxInC && g.KernelH == 3 && g.KernelW == 3 && g.DilationH == 1 && g.DilationW == 1;
+
+    public StemConvolution(in Conv2dGeometry g, ReadOnlySpan<float> weightsOihw, ReadOnlySpan<float> bias, IsaLevel isa)
+    {
+        _g = g;
+        _isa = isa;
+        _cPad = (g.OutC + 31) & ~31;
+        int taps = 9 * g.InC;
+        _packed = GC.AllocateArray<float>((taps + 1) * _cPad, pinned: true);
+        _offsets = GC.AllocateArray<int>(taps, pinned: true);
+        for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++)
+                for (int ic = 0; ic < g.InC; ic++)
+                {
+                    int t = (ky * 3 + kx) * g.InC + ic;
+                    _offsets[t] = (ky * g.InW + kx) * g.InC + ic;
+                    for (int oc = 0; oc < g.OutC; oc++)
+                        _packed[t * _cPad + oc] = weightsOihw[((oc * g.InC + ic) * 3 + ky) * 3 + kx];
+                }
+        for (int oc = 0; oc < bias.Length; oc++) _packed[taps * _cPad + oc] = bias[oc];
+    }
+
+    private struct Args
+    {
+        public float* Input, Output, Residual, Weights, Bias;
+        public int* Offsets;
+        public Conv2dGeometry G;
+        public int CPad, Taps, Rows, Chunks;
+        public Activation Activation;
+        public IsaLevel Isa;
+    }
+
+    public void Run(int batch, float* input, float* output, float* residual, in Activation activation, Workers workers)
+    {
+        fixed (float* w = _packed)
+        fixed (int* offsets = _offsets)
+        {
+            int taps = 9 * _g.InC;
+            Args args = new()
+            {
+                Input = input, Output = output, Residual = residual, Weights = w, Bias = w + taps * _cPad,
+                Offsets = offsets, G = _g, CPad = _cPad, Taps = taps, Rows = batch * _g.OutH, Activation = activation, Isa = _isa,
+            };
+            args.Chunks = workers.Count == 1 ? 1 : Math.Min(args.Rows, workers.Count * 4);
+            workers.For(args.Chunks, &Task, &args);
+        }
+    }
+
+    private static void Task(void* context, int index)
+    {
+        Args* args = (Args*)context;
+        var body = new Body { Args = args };
+        (body.Row0, body.Row1) = Workers.Split(args->Rows, args->Chunks, index);
+        KernelDispatch.Run(args->Isa, args->Activation.Kind, ref body);
+    }
+
+    private struct Body : IKernelBody
+    {
+        public Args* Args;
+        public int Row0, Row1;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Invoke<TS, TV, TA>() where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp
+        {
+            Args* a = Args;
+            ref readonly Conv2dGeometry g = ref a->G;
+            int w = TS.Count;
+            TV alpha = TS.Splat(a->Activation.Alpha), beta = TS.Splat(a->Activation.Beta);
+            int oxL = Math.Min((g.PadLeft + g.StrideW - 1) / g.StrideW, g.OutW);
+            int span = g.InW - 3 + g.PadLeft;
+            int oxR = Math.Max(oxL, Math.Min(span < 0 ? 0 : span / g.StrideW + 1, g.OutW));
+            for (int row = Row0; row < Row1; row++)
+            {
+                int n = row / g.OutH, oy = row % g.OutH;
+                int iy0 = oy * g.StrideH - g.PadTop;
+                bool interiorRow = iy0 >= 0 && iy0 + 2 < g.InH;
+                int left = interiorRow ? oxL : g.OutW, right = interiorRow ? oxR : g.OutW;
+                for (int ox = 0; ox < left; ox++) Pixel<TS, TV, TA>(a, n, oy, ox, alpha, beta);
+                int ox4 = left;
+                for (; ox4 + 4 <= right; ox4 += 4)
+                {
+                    float* origin = a->Input + (((long)n * g.InH + iy0) * g.InW + ox4 * g.StrideW - g.PadLeft) * g.InC;
+                    long o = ((long)row * g.OutW + ox4) * g.OutC;
+                    for (int cc = 0; cc < g.OutC; cc += 2 * w)
+                        Block4<TS, TV, TA>(a, origin, o + cc, cc, alpha, beta);
+                }
+                for (int ox = ox4; ox < g.OutW; ox++) Pixel<TS, TV, TA>(a, n, oy, ox, alpha, beta);
+            }
+        }
+    }
+
+    /// <summary>Four interior pixels x two channel vectors starting at output channel cc.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Block4<TS, TV, TA>(Args* a, float* origin, long o, int cc, TV alpha, TV beta)
+        where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp
+    {
+        nint w = TS.Count, step = (nint)a->G.StrideW * a->G.InC, cPad = a->CPad;
+        TV bias0 = TS.Load(a->Bias + cc), bias1 = TS.Load(a->Bias + cc + w);
+        TV c00 = bias0, c01 = bias1, c10 = bias0, c11 = bias1, c20 = bias0, c21 = bias1, c30 = bias0, c31 = bias1;
+        float* wp = a->Weights + cc;
+        int* offsets = a->Offsets;
+        for (int t = 0; t < a->Taps; t++)
+        {
+            TV w0 = TS.Load(wp), w1 = TS.Load(wp + w);
+            wp += cPad;
+            float* x = origin + offsets[t];
+            TV v = TS.Splat(x[0]);
+            c00 = TS.Fma(v, w0, c00); c01 = TS.Fma(v, w1, c01);
+            v = TS.Splat(x[step]);
+            c10 = TS.Fma(v, w0, c10); c11 = TS.Fma(v, w1, c11);
+            v = TS.Splat(x[2 * step]);
+            c20 = TS.Fma(v, w0, c20); c21 = TS.Fma(v, w1, c21);
+            v = TS.Splat(x[3 * step]);
+            c30 = TS.Fma(v, w0, c30); c31 = TS.Fma(v, w1, c31);
+        }
+        int outC = a->G.OutC;
+        int n0 = Math.Min((int)w, outC - cc), n1 = Math.Min((int)w, outC - cc - (int)w);
+        Store<TS, TV, TA>(a, o, cc, n0, n1, c00, c01, alpha, beta);
+        Store<TS, TV, TA>(a, o + outC, cc, n0, n1, c10, c11, alpha, beta);
+        Store<TS, TV, TA>(a, o + 2 * outC, cc, n0, n1, c20, c21, alpha, beta);
+        Store<TS, TV, TA>(a, o + 3 * outC, cc, n0, n1, c30, c31, alpha, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store<TS, TV, TA>(Args* a, long o, int cc, int n0, int n1, TV v0, TV v1, TV alpha, TV beta)
+        where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp
+    {
+        StoreLanes<TS, TV, TA>(a->Output + o, a->Residual == null ? null : a->Residual + o, v0, n0, alpha, beta);
+        if (n1 > 0) StoreLanes<TS, TV, TA>(a->Output + o + TS.Count, a->Residual == null ? null : a->Residual + o + TS.Count, v1, n1, alpha, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreLanes<TS, TV, TA>(float* y, float* r, TV v, int lanes, TV alpha, TV beta)
+        where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp
+    {
+        bool full = lanes == TS.Count;
+        if (r != null) v = TS.Add(v, full ? TS.Load(r) : TS.LoadPartial(r, lanes));
+        v = TA.Apply<TS, TV>(v, alpha, beta);
+        if (full) TS.Store(y, v);
+        else TS.StorePartial(y, v, lanes);
+    }
+
+    /// <summary>One output pixel, all channels, skipping taps in the padding.</summary>
+    private static void Pixel<TS, TV, TA>(Args* a, int n, int oy, int ox, TV alpha, TV beta)
+        where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp
+    {
+        ref readonly Conv2dGeometry g = ref a->G;
+        int w = TS.Count;
+        int iy0 = oy * g.StrideH - g.PadTop, ix0 = ox * g.StrideW - g.PadLeft;
+        long o = (((long)n * g.OutH + oy) * g.OutW + ox) * g.OutC;
+        for (int cc = 0; cc < g.OutC; cc += w)
+        {
+            TV acc = TS.Load(a->Bias + cc);
+            for (int ky = 0; ky < 3; ky++)
+            {
+                int iy = iy0 + ky;
+                if ((uint)iy >= (uint)g.InH) continue;
+                for (int kx = 0; kx < 3; kx++)
+                {
+                    int ix = ix0 + kx;
+                    if ((uint)ix >= (uint)g.InW) continue;
+                    float* x = a->Input + (((long)n * g.InH + iy) * g.InW + ix) * g.InC;
+                    float* wt = a->Weights + (ky * 3 + kx) * g.InC * a->CPad + cc;
+                    for (int ic = 0; ic < g.InC; ic++)
+                        acc = TS.Fma(TS.Splat(x[ic]), TS.Load(wt + ic * a->CPad), acc);
+                }
+            }
+            StoreLanes<TS, TV, TA>(a->Output + o + cc, a->Residual == null ? null : a->Residual + o + cc, acc, Math.Min(w, g.OutC - cc), alpha, beta);
+        }
+    }
+}

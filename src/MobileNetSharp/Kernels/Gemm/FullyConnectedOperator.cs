@@ -1,0 +1,40 @@
+using MobileNetSharp.Kernels.Gemm;
+
+namespace MobileNetSharp.Kernels;
+
+/// <summary>
+/// y = act(x * W^T + bias) for x [rows, inFeatures] and W [outFeatures, inFeatures] (ONNX Gemm with
+/// transB=1, a classifier head). W is packed once into GEMM column panels; Run allocates nothing.
+/// </summary>
+public sealed unsafe class FullyConnectedOperator
+{
+    private readonly PackedB _weights;
+    private readonly IsaLevel _isa;
+    private readonly Activation _activation;
+
+    public FullyConnectedOperator(int inFeatures, int outFeatures, ReadOnlySpan<float> weights, ReadOnlySpan<float> bias, Activation activation, IsaLevel? isa = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(inFeatures, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(outFeatures, 1);
+        if (weights.Length != (long)inFeatures * outFeatures)
+            throw new ArgumentException($"Expected {(long)inFeatures * outFeatures} weights [out, in], got {weights.Length}.", nameof(weights));
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        _isa = Isa.Resolve(isa);
+        _activation = activation;
+        _weights = new PackedB(weights, inFeatures, outFeatures, 1, inFeatures, bias, Isa.Width(_isa));
+    }
+
+    public int InFeatures { get; }
+    public int OutFeatures { get; }
+
+    public void Run(int rows, ReadOnlySpan<float> input, Span<float> output, Workers workers)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(rows, 0);
+        if (input.Length < (long)rows * InFeatures) throw new ArgumentException($"Input has {input.Length} floats, need {(long)rows * InFeatures}.", nameof(input));
+        if (output.Length < (long)rows * OutFeatures) throw new ArgumentException($"Output has {output.Length} floats, need {(long)rows * OutFeatures}.", nameof(output));
+        ArgumentNullException.ThrowIfNull(workers);
+        fixed (float* x = input, y = output)
+            GemmDriver.RunPacked(_isa, _activation, rows, x, InFeatures, _weights, y, OutFeatures, null, 0, workers);
+    }
+}

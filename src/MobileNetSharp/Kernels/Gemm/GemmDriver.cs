@@ -1,0 +1,136 @@
+using System.Runtime.CompilerServices;
+using MobileNetSharp.Kernels.Simd;
+
+namespace MobileNetSharp.Kernels.Gemm;
+
+/// <summary>Everything one GEMM call needs, kept on the caller's stack and shared with the workers by pointer.</summary>
+internal unsafe struct GemmArgs
+{
+    public float* A; public nint Lda;
+    /// <summary>Packed panels (see <see cref="PackedB"/>) or, when <see cref="Packed"/> is false, row-major B with row stride Ldb.</summary>
+    public float* B; public nint Ldb; public long PanelFloats; public bool Packed;
+    public float* C; public nint Ldc;
+    public float* R; public nint Ldr;
+    public int M, N, K;
+    public Activation Activation;
+    public IsaLevel Isa;
+    public int RowTiles, RowChunks, PanelCount, PanelGroups;
+}
+
+/// <summary>
+/// Splits C = act(A * B + bias + R) into tasks over row blocks (and column panels when there are few rows),
+/// runs them on <see cref="Workers"/>, and walks the micro-kernel over each block: for each 6-row tile of A
+/// (which stays in L1), every panel of B in turn (streamed from L2).
+/// </summary>
+internal static unsafe class GemmDriver
+{
+    /// <summary>Below this many multiply-adds, waking other threads costs more than it saves.</summary>
+    private const long ParallelThreshold = 1 << 16;
+
+    public static void RunPacked(IsaLevel isa, in Activation activation, int m, float* a, nint lda, PackedB b,
+        float* c, nint ldc, float* r, nint ldr, Workers workers)
+    {
+        GemmArgs args = new()
+        {
+            A = a, Lda = lda, B = b.Data, PanelFloats = b.PanelFloats, Packed = true,
+            C = c, Ldc = ldc, R = r, Ldr = ldr, M = m, N = b.N, K = b.K,
+            Activation = activation, Isa = isa, PanelCount = b.PanelCount,
+        };
+        Run(ref args, workers);
+    }
+
+    /// <summary>C = A * B for row-major B with no bias, residual or activation.</summary>
+    public static void RunUnpacked(IsaLevel isa, int m, int n, int k, float* a, nint lda, float* b, nint ldb,
+        float* c, nint ldc, Workers workers)
+    {
+        int w = Isa.Width(isa);
+        GemmArgs args = new()
+        {
+            A = a, Lda = lda, B = b, Ldb = ldb, Packed = false, C = c, Ldc = ldc, M = m, N = n, K = k,
+            Activation = Activation.None, Isa = isa, PanelCount = (n + 2 * w - 1) / (2 * w),
+        };
+        Run(ref args, workers);
+    }
+
+    private static void Run(ref GemmArgs args, Workers workers)
+    {
+        if (args.M <= 0 || args.N <= 0) return;
+        args.RowTiles = (args.M + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR;
+        if (workers.Count == 1 || (long)args.M * args.N * args.K < ParallelThreshold)
+        {
+            args.RowChunks = 1;
+            args.PanelGroups = 1;
+            Task(Unsafe.AsPointer(ref args), 0);
+            return;
+        }
+        // A few tasks per thread so a thread slowed by the shared machine does not hold up the rest.
+        int target = workers.Count * 4;
+        args.RowChunks = Math.Min(args.RowTiles, target);
+        args.PanelGroups = args.RowChunks >= target ? 1 : Math.Min(args.PanelCount, (target + args.RowChunks - 1) / args.RowChunks);
+        workers.For(args.RowChunks * args.PanelGroups, &Task, Unsafe.AsPointer(ref args));
+    }
+
+    private static void Task(void* context, int index)
+    {
+        GemmArgs* args = (GemmArgs*)context;
+        (int t0, int t1) = Workers.Split(args->RowTiles, args->RowChunks, index / args->PanelGroups);
+        (int p0, int p1) = Workers.Split(args->PanelCount, args->PanelGroups, index % args->PanelGroups);
+        var block = new Block { Args = args, Row0 = t0 * GemmMicroKernel.MR, Row1 = Math.Min(args->M, t1 * GemmMicroKernel.MR), Panel0 = p0, Panel1 = p1 };
+        KernelDispatch.Run(args->Isa, args->Activation.Kind, ref block);
+    }
+
+    private struct Block : IKernelBody
+    {
+        public GemmArgs* Args;
+        public int Row0, Row1, Panel0, Panel1;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Invoke<TS, TV, TA>() where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp
+        {
+            GemmArgs* g = Args;
+            int w = TS.Count;
+            TV alpha = TS.Splat(g->Activation.Alpha), beta = TS.Splat(g->Activation.Beta);
+            for (int i = Row0; i < Row1; i += GemmMicroKernel.MR)
+            {
+                int mr = Math.Min(GemmMicroKernel.MR, Row1 - i);
+                float* a = g->A + i * g->Lda;
+                float* c = g->C + i * g->Ldc;
+                float* r = g->R == null ? null : g->R + i * g->Ldr;
+                for (int p = Panel0; p < Panel1; p++)
+                {
+                    int j = p * 2 * w;
+                    int nc = Math.Min(2 * w, g->N - j);
+                    float* rj = r == null ? null : r + j;
+                    if (g->Packed)
+                    {
+                        float* bias = g->B + p * g->PanelFloats;
+                        if (nc <= w)
+                            GemmMicroKernel.Tile1<TS, TV, TA, AllLanes>(mr, nc, g->K, a, g->Lda, bias + w, w, bias, c + j, g->Ldc, rj, g->Ldr, alpha, beta);
+                        else
+                            GemmMicroKernel.Tile2<TS, TV, TA>(mr, nc, g->K, a, g->Lda, bias + 2 * w, 2 * w, bias, c + j, g->Ldc, rj, g->Ldr, alpha, beta);
+                    }
+                    else if (nc == 2 * w)
+                    {
+                        GemmMicroKernel.Tile2<TS, TV, TA>(mr, nc, g->K, a, g->Lda, g->B + j, g->Ldb, null, c + j, g->Ldc, rj, g->Ldr, alpha, beta);
+                    }
+                    else
+                    {
+                        // Unpacked B cannot be over-read past its last column: split into a full and a masked vector.
+                        int first = Math.Min(w, nc);
+                        UnpackedTile1<TS, TV, TA>(mr, first, a, g->B + j, c + j, rj, g, alpha, beta);
+                        if (nc > w) UnpackedTile1<TS, TV, TA>(mr, nc - w, a, g->B + j + w, c + j + w, rj == null ? null : rj + w, g, alpha, beta);
+                    }
+                }
+            }
+        }
+
+        private static void UnpackedTile1<TS, TV, TA>(int mr, int nc, float* a, float* b, float* c, float* r, GemmArgs* g, TV alpha, TV beta)
+            where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp
+        {
+            if (nc == TS.Count)
+                GemmMicroKernel.Tile1<TS, TV, TA, AllLanes>(mr, nc, g->K, a, g->Lda, b, g->Ldb, null, c, g->Ldc, r, g->Ldr, alpha, beta);
+            else
+                GemmMicroKernel.Tile1<TS, TV, TA, FirstLanes>(mr, nc, g->K, a, g->Lda, b, g->Ldb, null, c, g->Ldc, r, g->Ldr, alpha, beta);
+        }
+    }
+}

@@ -1,0 +1,45 @@
+using MobileNetSharp.Graph;
+using MobileNetSharp.Tensors;
+
+namespace MobileNetSharp.Models;
+
+/// <summary>
+/// The standard-convolution twin of any separable network: every depthwise KxK convolution becomes a
+/// full KxK convolution over all its input channels (same output shape, seeded He-normal weights).
+/// For MobileNetV1 the paper's own twin (<see cref="MobileNetV1.BuildStandard"/>, which also merges
+/// the pointwise conv) is used instead; this one serves the other architectures.
+/// </summary>
+public static class StandardTwin
+{
+    public static ModelGraph Of(ModelGraph separable, int seed = 1)
+    {
+        if (separable.Metadata.GetValueOrDefault("architecture") == "mobilenet_v1")
+        {
+            var o = new ModelOptions(
+                float.Parse(separable.Metadata["width"], System.Globalization.CultureInfo.InvariantCulture),
+                separable.Inputs[0].Shape[2], separable.Outputs[0].Shape[1], separable.Inputs[0].Shape[0], seed);
+            return MobileNetV1.BuildStandard(o);
+        }
+        var g = separable.Clone();
+        g.Name = "standard_" + separable.Name;
+        var rng = new Random(seed);
+        foreach (var n in g.Nodes)
+        {
+            if (n.Op is not Conv c || c.Groups <= 1 || c.Groups != n.Input(0).Shape[1]) continue;
+            int ch = n.Input(0).Shape[1], outC = n.Input(1).Shape[0];
+            int fanIn = ch * c.KernelH * c.KernelW;
+            var w = new float[(long)outC * fanIn];
+            float std = MathF.Sqrt(2f / fanIn);
+            for (int i = 0; i < w.Length; i++)
+            {
+                double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
+                w[i] = (float)(std * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
+            }
+            n.Inputs[1] = Value.FromConstant(n.Input(1).Name + ".standard", new Tensor(w, outC, ch, c.KernelH, c.KernelW));
+            n.Op = c with { Groups = 1 };
+        }
+        g.InferShapes();
+        g.Metadata["architecture"] = g.Name;
+        return g;
+    }
+}

@@ -1,0 +1,22 @@
+using MobileNetSharp.Graph;
+
+namespace MobileNetSharp.Passes;
+
+/// <summary>What the optimizer changed, for summaries and tests.</summary>
+public sealed record OptimizationReport(int IdentitiesRemoved, int BatchNormsFolded, int ActivationsFused, int ResidualsFused);
+
+/// <summary>The standard pass pipeline, in the order that lets each pass see the previous one's result.</summary>
+public static class Optimizer
+{
+    /// <summary>Rewrites <paramref name="g"/> in place (callers clone first if they keep the original).</summary>
+    public static OptimizationReport Run(ModelGraph g)
+    {
+        int ids = RemoveIdentity.Run(g);
+        int bn = FoldBatchNorm.Run(g);
+        // Activations first: Add+Relu becomes one node, which then folds into the conv before it.
+        int acts = FuseActivation.Run(g);
+        int res = FuseResidualAdd.Run(g);
+        g.InferShapes();
+        return new OptimizationReport(ids, bn, acts, res);
+    }
+}

@@ -1,0 +1,20 @@
+using MobileNetSharp.Kernels;
+
+namespace MobileNetSharp.Runtime;
+
+/// <summary>How a session compiles and runs a graph.</summary>
+public sealed record SessionOptions
+{
+    /// <summary>Worker threads for the kernels (the calling thread is one of them).</summary>
+    public int Threads { get; init; } = Environment.ProcessorCount;
+    /// <summary>Fold batch norms and fuse activations and residual adds before compiling.</summary>
+    public bool Optimize { get; init; } = true;
+    /// <summary>Cap the SIMD level (null: the best the CPU has). For tests and comparisons.</summary>
+    public IsaLevel? Isa { get; init; }
+}
+
+/// <summary>Name and logical (NCHW) shape of a session input or output.</summary>
+public sealed record TensorInfo(string Name, int[] Shape);
+
+/// <summary>Time spent in one step of a plan, from <see cref="InferenceSession.Profile"/>.</summary>
+public sealed record StepProfile(string Name, string Kernel, double Milliseconds);

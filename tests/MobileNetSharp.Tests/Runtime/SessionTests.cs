@@ -1,0 +1,117 @@
+using MobileNetSharp.Graph;
+using MobileNetSharp.Kernels;
+using MobileNetSharp.Models;
+using MobileNetSharp.Runtime;
+using MobileNetSharp.Tensors;
+
+namespace MobileNetSharp.Tests.Runtime;
+
+/// <summary>Whole models through the compiled runtime, checked against the naive reference interpreter.</summary>
+public class SessionTests
+{
+    public static TheoryData<string, float, int> SmallModels()
+    {
+        var d = new TheoryData<string, float, int>();
+        foreach (var a in ModelZoo.All) d.Add(a.Name, a.Name.StartsWith("efficientnet") ? 0.25f : 0.35f, 64);
+        d.Add("mobilenet_v2", 0.5f, 96);
+        d.Add("mobilenet_v1", 0.25f, 128);
+        return d;
+    }
+
+    [Theory]
+    [MemberData(nameof(SmallModels))]
+    public void CompiledModelMatchesReferenceInterpreter(string arch, float width, int res)
+    {
+        var g = ModelZoo.Create(arch, new ModelOptions(width, res, Classes: 17, Batch: 2, Seed: 3));
+        var x = Tensor.Random(7, g.Inputs[0].Shape);
+        var expected = ReferenceInterpreter.Run(g, x)[0];
+        using var s = new InferenceSession(g, new SessionOptions { Threads = 2 });
+        Assert.True(s.Optimizations!.BatchNormsFolded > 0);
+        Compare.Close(expected, s.Run(x)[0], 1e-4, arch);
+    }
+
+    [Fact]
+    public void OptimizationThreadsAndIsaDoNotChangeResults()
+    {
+        var g = ModelZoo.Create("mobilenet_v3_small", new ModelOptions(0.5f, 96, Classes: 10));
+        var x = Tensor.Random(1, g.Inputs[0].Shape);
+        using var plain = new InferenceSession(g, new SessionOptions { Optimize = false, Threads = 1, Isa = IsaLevel.Scalar });
+        var expected = plain.Run(x)[0];
+        foreach (var isa in new[] { IsaLevel.Vector128, IsaLevel.Vector256, IsaLevel.Vector512 })
+        {
+            if (isa > Isa.Best) continue;
+            foreach (int threads in new[] { 1, 2 })
+            {
+                using var s = new InferenceSession(g, new SessionOptions { Threads = threads, Isa = isa });
+                Compare.Close(expected, s.Run(x)[0], 1e-4, $"{isa}/{threads}t");
+            }
+        }
+    }
+
+    [Fact]
+    public void BatchItemsAreIndependentAndOtherBatchSizesCompileOnDemand()
+    {
+        var g = ModelZoo.Create("mobilenet_v2", new ModelOptions(0.35f, 64, Classes: 10));
+        using var s = new InferenceSession(g, new SessionOptions { Threads = 2 });
+        var batch = Tensor.Random(5, [3, 3, 64, 64]);
+        var all = s.Run(batch)[0];
+        Assert.Equal([3, 10], all.Shape);
+        int per = 3 * 64 * 64;
+        for (int i = 0; i < 3; i++)
+        {
+            var one = new Tensor(batch.Floats.AsSpan(i * per, per).ToArray(), 1, 3, 64, 64);
+            var expected = new Tensor(all.Floats.AsSpan(i * 10, 10).ToArray(), 1, 10);
+            Compare.Close(expected, s.Run(one)[0], 1e-5, $"item {i}");
+        }
+    }
+
+    [Fact]
+    public void SteadyStateRunAllocatesNothing()
+    {
+        var g = ModelZoo.Create("mobilenet_v2", new ModelOptions(0.35f, 96, Classes: 10));
+        foreach (int threads in new[] { 1, 2 })
+        {
+            using var s = new InferenceSession(g, new SessionOptions { Threads = threads });
+            Tensor[] inputs = [Tensor.Random(1, s.Inputs[0].Shape)];
+            Tensor[] outputs = [Tensor.Zeros(s.Outputs[0].Shape)];
+            for (int i = 0; i < 5; i++) s.Run(inputs, outputs);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 10; i++) s.Run(inputs, outputs);
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+    }
+
+    [Fact]
+    public void ArenaReusesMemoryAndLiveBuffersNeverOverlap()
+    {
+        var g = ModelZoo.Create("mobilenet_v2", new ModelOptions(1f, 224));
+        using var s = new InferenceSession(g, new SessionOptions { Threads = 1 });
+        long allActivations = s.OptimizedGraph.Nodes.SelectMany(n => n.Outputs).Sum(v => v.Length) * sizeof(float);
+        Assert.True(s.ArenaBytes < allActivations / 4, $"arena {s.ArenaBytes} vs {allActivations} bytes of activations");
+        // The two largest activations of MobileNetV2 at 224 (112x112x96 and 112x112x32... ) must fit at once.
+        Assert.True(s.ArenaBytes >= 112 * 112 * 96 * 4);
+    }
+
+    [Fact]
+    public void WrongInputsGiveClearErrors()
+    {
+        var g = ModelZoo.Create("mobilenet_v1", new ModelOptions(0.25f, 64));
+        using var s = new InferenceSession(g, new SessionOptions { Threads = 1 });
+        var e = Assert.Throws<ArgumentException>(() => s.Run(Tensor.Zeros(1, 3, 32, 32)));
+        Assert.Contains("expects shape [1,3,64,64]", e.Message);
+        Assert.Throws<ArgumentException>(() => s.Run());
+        Assert.Throws<ArgumentException>(() => s.Run(new Tensor(new long[3 * 64 * 64], 1, 3, 64, 64)));
+        Assert.Throws<ArgumentException>(() => s.Run(new Dictionary<string, Tensor> { ["nope"] = Tensor.Zeros(1, 3, 64, 64) }));
+        Assert.Throws<ArgumentException>(() => new InferenceSession(g, new SessionOptions { Threads = 0 }));
+    }
+
+    [Fact]
+    public void CallerGraphIsNotModified()
+    {
+        var g = ModelZoo.Create("mobilenet_v1", new ModelOptions(0.25f, 64));
+        int nodes = g.Nodes.Count;
+        using var s = new InferenceSession(g);
+        Assert.Equal(nodes, g.Nodes.Count);
+        Assert.True(s.OptimizedGraph.Nodes.Count < nodes);
+    }
+}
