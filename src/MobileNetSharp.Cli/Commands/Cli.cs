@@ -1,0 +1,56 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using MobileNetSharp.Graph;
+using MobileNetSharp.Models;
+using Spectre.Console;
+
+namespace MobileNetSharp.Cli.Commands;
+
+/// <summary>What every command shares: the architecture options, error reporting and JSON output.</summary>
+internal static class Cli
+{
+    public static Option<float> Width() => new("--width", "-w") { Description = "Width multiplier alpha (scales channels), e.g. 0.25, 0.5, 0.75, 1.0, 1.4", DefaultValueFactory = _ => 1f };
+    public static Option<int?> Resolution() => new("--resolution", "-r") { Description = "Square input size in pixels (default: the architecture's own, 224 for most)" };
+    public static Option<int> Classes() => new("--classes") { Description = "Number of output classes", DefaultValueFactory = _ => 1000 };
+    public static Option<int> Threads() => new("--threads", "-t") { Description = "Worker threads", DefaultValueFactory = _ => Environment.ProcessorCount };
+    public static Option<bool> Json() => new("--json") { Description = "Print one JSON object instead of tables" };
+
+    public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+
+    public static void PrintJson(object o) => Console.Out.WriteLine(JsonSerializer.Serialize(o, JsonOptions));
+
+    /// <summary>
+    /// Runs a command body; the errors a user can cause (bad arguments, bad files, impossible graphs)
+    /// become one line on stderr and exit code 1, never a stack trace.
+    /// </summary>
+    public static int Guard(Func<int> body)
+    {
+        try { return body(); }
+        catch (Exception e) when (e is ArgumentException or GraphException or ModelFormatException or IOException
+            or UnauthorizedAccessException or FormatException or NotSupportedException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"mnet: error: {e.Message}");
+            return 1;
+        }
+    }
+
+    /// <summary>Builds a registered architecture.</summary>
+    public static ModelGraph Build(string arch, float width, int? resolution, int classes, int batch = 1) =>
+        ModelZoo.Create(arch, new ModelOptions(width, resolution, classes, batch));
+
+    public static string Millions(long n) => (n / 1e6).ToString("0.00", CultureInfo.InvariantCulture) + "M";
+    public static string Count(long n) => n.ToString("N0", CultureInfo.InvariantCulture);
+    public static string Percent(double f) => (100 * f).ToString("0.00", CultureInfo.InvariantCulture) + "%";
+    public static string Ms(double ms) => ms.ToString("0.00", CultureInfo.InvariantCulture) + " ms";
+
+    /// <summary>Tables go to stdout; when it is redirected (pipes, CI logs) they get 140 columns instead of 80.</summary>
+    public static IAnsiConsole Out { get; } = CreateOut();
+
+    private static IAnsiConsole CreateOut()
+    {
+        var c = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Out) });
+        if (Console.IsOutputRedirected) c.Profile.Width = 140;
+        return c;
+    }
+}

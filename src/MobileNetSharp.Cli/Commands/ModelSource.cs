@@ -1,0 +1,20 @@
+using MobileNetSharp.Graph;
+
+namespace MobileNetSharp.Cli.Commands;
+
+/// <summary>Turns a command-line model argument into a graph: an architecture name or a model file.</summary>
+internal static class ModelSource
+{
+    public static ModelGraph Load(string model, float width, int? resolution, int classes, int batch = 1)
+    {
+        if (model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
+        {
+            if (!File.Exists(model)) throw new FileNotFoundException($"No such model file: {model}");
+            return LoadOnnx(model);
+        }
+        return Cli.Build(model, width, resolution, classes, batch);
+    }
+
+    // TEMPORARY until the ONNX importer lands.
+    private static ModelGraph LoadOnnx(string path) => throw new NotSupportedException("ONNX import is not built yet.");
+}
