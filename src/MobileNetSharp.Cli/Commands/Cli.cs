@@ -45,7 +45,7 @@ internal static class Cli
     public static string Ms(double ms) => ms.ToString("0.00", CultureInfo.InvariantCulture) + " ms";
 
     /// <summary>Tables go to stdout; when it is redirected (pipes, CI logs) they get 140 columns instead of 80.</summary>
-    public static IAnsiConsole Out { get; } = CreateOut();
+    public static IAnsiConsole Out => CreateOut();
 
     private static IAnsiConsole CreateOut()
     {
