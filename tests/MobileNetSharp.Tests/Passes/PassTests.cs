@@ -1,0 +1,94 @@
+using MobileNetSharp.Graph;
+using MobileNetSharp.Kernels;
+using MobileNetSharp.Models;
+using MobileNetSharp.Passes;
+using MobileNetSharp.Tensors;
+using MobileNetSharp.Tests.Runtime;
+
+namespace MobileNetSharp.Tests.Passes;
+
+/// <summary>
+/// The passes, judged by the naive reference interpreter alone (no fast kernels involved): a rewritten
+/// graph computes what the original did, up to float rounding.
+/// </summary>
+public class PassTests
+{
+    public static TheoryData<string> Architectures() => new(ModelZoo.All.Select(a => a.Name));
+
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public void OptimizedGraphComputesTheSameFunction(string arch)
+    {
+        var g = ModelZoo.Create(arch, new ModelOptions(0.25f, 64, Classes: 7, Batch: 2, Seed: 5));
+        var x = Tensor.Random(3, g.Inputs[0].Shape);
+        var expected = ReferenceInterpreter.Run(g, x)[0];
+        var opt = g.Clone();
+        var report = Optimizer.Run(opt);
+        // Every batch norm in these architectures follows a conv, so all of them fold.
+        Assert.Equal(g.Nodes.Count(n => n.Op is BatchNorm), report.BatchNormsFolded);
+        Assert.DoesNotContain(opt.Nodes, n => n.Op is BatchNorm);
+        // Folded weights are rounded to float once per layer; over ~90 layers (lite4) that compounds to
+        // ~1e-5 of the output scale, so 1e-4 is "float rounding" here, as for any deep fp32 network.
+        Compare.Close(expected, ReferenceInterpreter.Run(opt, x)[0], 1e-4, arch);
+        // Costs are defined on the source graph: the optimizer must not change MACs.
+        Assert.Equal(CostModel.Analyze(g).Macs, CostModel.Analyze(opt).Macs);
+    }
+
+    [Fact]
+    public void MobileNetV2ResidualsAndActivationsAreFusedIntoConvolutions()
+    {
+        var g = ModelZoo.Create("mobilenet_v2", new ModelOptions(0.35f, 64));
+        int adds = g.Nodes.Count(n => n.Op is BinaryOp { Kind: BinaryKind.Add });
+        int acts = g.Nodes.Count(n => n.Op is ActivationOp);
+        var report = Optimizer.Run(g);
+        Assert.Equal(10, adds); // residual blocks in MobileNetV2
+        Assert.Equal(adds, report.ResidualsFused);
+        Assert.Equal(acts, report.ActivationsFused);
+        Assert.DoesNotContain(g.Nodes, n => n.Op is ActivationOp or BinaryOp);
+        Assert.Equal(adds, g.Nodes.Count(n => n.Op is Conv && n.OptionalInput(3) is not null));
+    }
+
+    [Fact]
+    public void ResNetStyleAddThenReluFusesBothIntoTheConv()
+    {
+        var b = new GraphBuilder("res", 1);
+        var x = b.Input("x", 1, 4, 6, 6);
+        var y = b.BatchNorm(b.Conv(x, 4, 3));
+        b.Output(b.Activate(b.Binary(BinaryKind.Add, y, x), Activation.Relu));
+        var g = b.Graph;
+        var input = Tensor.Random(1, [1, 4, 6, 6]);
+        var expected = ReferenceInterpreter.Run(g, input)[0];
+        var report = Optimizer.Run(g);
+        Assert.Equal((1, 1, 1), (report.BatchNormsFolded, report.ActivationsFused, report.ResidualsFused));
+        var conv = Assert.Single(g.Nodes);
+        Assert.Equal(Activation.Relu, ((Conv)conv.Op).Activation);
+        Assert.Equal("relu", g.Outputs[0].Name);
+        Compare.Close(expected, ReferenceInterpreter.Run(g, input)[0], 1e-5);
+    }
+
+    [Fact]
+    public void ValuesWithSeveralReadersOrGraphOutputsAreNotFused()
+    {
+        var b = new GraphBuilder("fanout", 1);
+        var x = b.Input("x", 1, 3, 5, 5);
+        var conv = b.Conv(x, 4, 3);
+        var relu = b.Activate(conv, Activation.Relu);
+        b.Output(conv); // the pre-activation value is itself an output
+        b.Output(relu);
+        var report = Optimizer.Run(b.Graph);
+        Assert.Equal(0, report.ActivationsFused);
+        Assert.Equal(2, b.Graph.Nodes.Count);
+    }
+
+    [Fact]
+    public void IdentityNodesAreRemovedButOutputNamesKept()
+    {
+        var b = new GraphBuilder("id", 1);
+        var x = b.Input("x", 1, 2, 3, 3);
+        var y = b.Add(new Identity(), "dropout", b.Activate(x, Activation.Sigmoid));
+        b.Output(y);
+        Optimizer.Run(b.Graph);
+        Assert.Single(b.Graph.Nodes);
+        Assert.Equal("dropout", b.Graph.Outputs[0].Name);
+    }
+}
