@@ -150,7 +150,7 @@ internal sealed class PlanCompiler
             case Pool p:
             {
                 var g = p.Geometry(n.Input(0).Shape);
-                _steps.Add(new PoolStep(n.Name, p, g, Get(n.Input(0), MemoryLayout.Nhwc), Produce(n.Output, MemoryLayout.Nhwc)));
+                _steps.Add(new PoolStep(n.Name, p, g, p.CeilExtra(n.Input(0).Shape), Get(n.Input(0), MemoryLayout.Nhwc), Produce(n.Output, MemoryLayout.Nhwc)));
                 break;
             }
             case GlobalPool gp: EmitGlobalPool(n, gp.Kind == PoolKind.Max ? ReduceKind.Max : ReduceKind.Mean,

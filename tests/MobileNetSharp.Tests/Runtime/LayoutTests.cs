@@ -71,6 +71,7 @@ public class LayoutTests
         y = b.Binary(BinaryKind.Sub, y, pooled);
         y = b.Add(new Pool(PoolKind.Max, 3, 3, 2, 2, 1, 1, 1, 1, CeilMode: true), "maxpool", y);
         y = b.Add(new Pool(PoolKind.Average, 2, 2, 1, 1, 0, 0, 1, 1), "avgpool", y);
+        y = b.Add(new Pool(PoolKind.Average, 3, 3, 2, 2, 1, 1, 1, 1, CeilMode: true, CountIncludePad: true), "avgpool_ceil", y);
         b.Output(b.Add(new Softmax(1), "softmax", y));
         Check(b);
     }

@@ -35,6 +35,14 @@ public sealed record Pool(
             DilationH, DilationW, t, l, b + extraB, r + extraR, 1);
     }
 
+    /// <summary>Cells that <see cref="Geometry"/> added past the declared end pads for ceil mode.</summary>
+    public (int Bottom, int Right) CeilExtra(int[] x)
+    {
+        var g = Geometry(x);
+        var (_, _, b, r) = DeclaredPads(x[2], x[3]);
+        return (g.PadBottom - b, g.PadRight - r);
+    }
+
     public (int Top, int Left, int Bottom, int Right) DeclaredPads(int inH, int inW)
     {
         if (AutoPad is AutoPad.NotSet) return (PadTop, PadLeft, PadBottom, PadRight);

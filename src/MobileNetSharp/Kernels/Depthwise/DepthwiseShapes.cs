@@ -28,7 +28,7 @@ internal readonly unsafe struct Row3S1 : IDepthwiseRow
         TV x0 = TL.Load<TS, TV>(p, lanes);
         TV x1 = TL.Load<TS, TV>(p + cs, lanes);
         TV x2 = TL.Load<TS, TV>(p + 2 * cs, lanes);
-        a0 = TS.Fma(x0, w0, a0); a0 = TS.Fma(x1, w2, a0); a0 = TS.Fma(x2, w2, a0);
+        a0 = TS.Fma(x0, w0, a0); a0 = TS.Fma(x1, w1, a0); a0 = TS.Fma(x2, w2, a0);
         TV x3 = TL.Load<TS, TV>(p + 3 * cs, lanes);
         a1 = TS.Fma(x1, w0, a1); a1 = TS.Fma(x2, w1, a1); a1 = TS.Fma(x3, w2, a1);
         TV x4 = TL.Load<TS, TV>(p + 4 * cs, lanes);

@@ -16,6 +16,7 @@ public static unsafe partial class Elementwise
     public static void Apply(Activation act, ReadOnlySpan<float> x, Span<float> y, IsaLevel? isa = null)
     {
         if (y.Length < x.Length) throw new ArgumentException($"Output has {y.Length} floats, input {x.Length}.", nameof(y));
+        if (x.IsEmpty) return; // TensorPrimitives.Sigmoid rejects empty spans
         y = y[..x.Length];
         IsaLevel level = Isa.Resolve(isa);
         if (level == Isa.Best)

@@ -27,7 +27,6 @@ internal unsafe interface ISimd<TV> where TV : unmanaged
     static abstract TV Min(TV a, TV b);
     static abstract TV Exp(TV x);
     static abstract float Sum(TV x);
-    static abstract float MaxAcross(TV x);
 }
 
 /// <summary>Lane masks for partial loads/stores: the first n lanes of MaskTable[16 - n ..] are all ones.</summary>

@@ -46,6 +46,4 @@ internal readonly unsafe struct Simd256 : ISimd<Vector256<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Min(Vector256<float> a, Vector256<float> b) => Vector256.MinNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector256<float> Exp(Vector256<float> x) => Vector256.Exp(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector256<float> x) => Vector256.Sum(x);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float MaxAcross(Vector256<float> x) => Simd128.MaxAcross(Vector128.MaxNative(x.GetLower(), x.GetUpper()));
 }

@@ -43,6 +43,4 @@ internal readonly unsafe struct Simd512 : ISimd<Vector512<float>>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Min(Vector512<float> a, Vector512<float> b) => Vector512.MinNative(a, b);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static Vector512<float> Exp(Vector512<float> x) => Vector512.Exp(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(Vector512<float> x) => Vector512.Sum(x);
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float MaxAcross(Vector512<float> x) => Simd256.MaxAcross(Vector256.MaxNative(x.GetLower(), x.GetUpper()));
 }

@@ -22,5 +22,4 @@ internal readonly unsafe struct SimdScalar : ISimd<float>
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Min(float a, float b) => a < b ? a : b;
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Exp(float x) => MathF.Exp(x);
     [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float Sum(float x) => x;
-    [MethodImpl(MethodImplOptions.AggressiveInlining)] public static float MaxAcross(float x) => x;
 }

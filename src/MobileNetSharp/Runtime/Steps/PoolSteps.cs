@@ -2,14 +2,16 @@ using MobileNetSharp.Kernels;
 
 namespace MobileNetSharp.Runtime;
 
-internal sealed class PoolStep(string name, Graph.Pool op, Conv2dGeometry g, Slot x, Slot y) : Step(name, [x], [y])
+/// <summary>Max or average pooling on NHWC; ceil-mode cells past the declared pads never count in an average.</summary>
+internal sealed class PoolStep(string name, Graph.Pool op, Conv2dGeometry g, (int Bottom, int Right) ceilExtra, Slot x, Slot y)
+    : Step(name, [x], [y])
 {
     public override string Kernel => op.Type;
 
     public override void Execute(ExecutionContext ctx)
     {
         if (op.Kind == Graph.PoolKind.Max) Pooling.MaxPool2d(g, g.Batch, ctx.Read(x), ctx.Write(y), ctx.Workers);
-        else Pooling.AveragePool2d(g, op.CountIncludePad, g.Batch, ctx.Read(x), ctx.Write(y), ctx.Workers);
+        else Pooling.AveragePool2d(g, op.CountIncludePad, g.Batch, ctx.Read(x), ctx.Write(y), ctx.Workers, ceilExtra.Bottom, ceilExtra.Right);
     }
 }
 
