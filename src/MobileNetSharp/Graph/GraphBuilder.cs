@@ -136,22 +136,7 @@ public sealed class GraphBuilder
         return output;
     }
 
-    private Tensor Normal(int[] shape, float std)
-    {
-        var d = new float[Shape.Size(shape)];
-        for (int i = 0; i < d.Length; i++)
-        {
-            // Box-Muller; 1 - u keeps the log argument in (0, 1].
-            double u1 = 1.0 - _rng.NextDouble(), u2 = _rng.NextDouble();
-            d[i] = (float)(std * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
-        }
-        return new Tensor(d, shape);
-    }
+    private Tensor Normal(int[] shape, float std) => new(Initializers.Normal(_rng, Shape.Size(shape), std), shape);
 
-    private Tensor Uniform(int[] shape, float lo, float hi)
-    {
-        var d = new float[Shape.Size(shape)];
-        for (int i = 0; i < d.Length; i++) d[i] = lo + (hi - lo) * _rng.NextSingle();
-        return new Tensor(d, shape);
-    }
+    private Tensor Uniform(int[] shape, float lo, float hi) => new(Initializers.Uniform(_rng, Shape.Size(shape), lo, hi), shape);
 }

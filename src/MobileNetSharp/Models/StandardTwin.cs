@@ -28,13 +28,7 @@ public static class StandardTwin
             if (n.Op is not Conv c || c.Groups <= 1 || c.Groups != n.Input(0).Shape[1]) continue;
             int ch = n.Input(0).Shape[1], outC = n.Input(1).Shape[0];
             int fanIn = ch * c.KernelH * c.KernelW;
-            var w = new float[(long)outC * fanIn];
-            float std = MathF.Sqrt(2f / fanIn);
-            for (int i = 0; i < w.Length; i++)
-            {
-                double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();
-                w[i] = (float)(std * Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2));
-            }
+            var w = Initializers.HeNormal(rng, (long)outC * fanIn, fanIn);
             n.Inputs[1] = Value.FromConstant(n.Input(1).Name + ".standard", new Tensor(w, outC, ch, c.KernelH, c.KernelW));
             n.Op = c with { Groups = 1 };
         }
