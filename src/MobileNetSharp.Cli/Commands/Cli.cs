@@ -35,6 +35,21 @@ internal static class Cli
         }
     }
 
+    /// <summary>
+    /// Runs long work under a spinner on stderr when a person is watching (stderr is a terminal and
+    /// the output is not JSON); otherwise silently, so pipes and CI logs stay clean.
+    /// </summary>
+    public static void WithStatus(bool quiet, Action<Action<string>> work)
+    {
+        if (quiet || Console.IsErrorRedirected)
+        {
+            work(_ => { });
+            return;
+        }
+        var err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        err.Status().Start("working...", ctx => work(text => ctx.Status(Markup.Escape(text))));
+    }
+
     /// <summary>Builds a registered architecture.</summary>
     public static ModelGraph Build(string arch, float width, int? resolution, int classes, int batch = 1) =>
         ModelZoo.Create(arch, new ModelOptions(width, resolution, classes, batch));

@@ -27,13 +27,15 @@ internal static class CompareCommand
             var sep = ModelZoo.Create(r.GetValue(arch)!, new ModelOptions(r.GetValue(width), r.GetValue(res)));
             var std = StandardTwin.Of(sep);
             var input = Tensor.Random(42, sep.Inputs[0].Shape);
-            bool quiet = r.GetValue(json) || Console.IsErrorRedirected;
             var results = new List<Result>();
-            foreach (var g in new[] { sep, std })
+            Cli.WithStatus(r.GetValue(json), status =>
             {
-                if (!quiet) Console.Error.WriteLine($"timing {g.Name} ({nThreads} thread(s), {nRuns} runs)...");
-                results.Add(Measure(g, input, nThreads, nRuns));
-            }
+                foreach (var g in new[] { sep, std })
+                {
+                    status($"timing {g.Name} ({nThreads} thread(s), up to {nRuns} runs)...");
+                    results.Add(Measure(g, input, nThreads, nRuns));
+                }
+            });
             var (a, b) = (results[0], results[1]);
             double paramsRatio = (double)b.Params / a.Params, macsRatio = (double)b.Macs / a.Macs, latencyRatio = b.Latency.Median / a.Latency.Median;
             if (r.GetValue(json))

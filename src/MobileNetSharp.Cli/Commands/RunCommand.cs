@@ -1,0 +1,125 @@
+using System.CommandLine;
+using MobileNetSharp.Graph;
+using MobileNetSharp.Onnx;
+using MobileNetSharp.Runtime;
+using MobileNetSharp.Tensors;
+
+namespace MobileNetSharp.Cli.Commands;
+
+/// <summary>
+/// `mnet run MODEL.onnx --input NAME=FILE.npy [--input ...] [--output DIR] [--threads T]`: runs an ONNX model
+/// on tensors from .npy (or ONNX TensorProto .pb) files and writes each output as DIR/&lt;output name&gt;.npy.
+/// </summary>
+public static class RunCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<string>("model") { Description = "The .onnx model to run" };
+        var inputs = new Option<string[]>("--input", "-i")
+        {
+            Description = "NAME=FILE for each model input (.npy, or .pb TensorProto); a single-input model also takes just FILE",
+            Required = true,
+        };
+        var outputDir = new Option<string>("--output", "-o") { Description = "Folder for the outputs, one <output name>.npy each", DefaultValueFactory = _ => "." };
+        var threads = Cli.Threads();
+        var cmd = new Command("run", "Run an ONNX model on .npy/.pb inputs and save its outputs as .npy") { model, inputs, outputDir, threads };
+        cmd.SetAction(r => Cli.Guard(() =>
+        {
+            string path = r.GetValue(model)!;
+            if (!File.Exists(path)) throw new FileNotFoundException($"No such model file: {path}");
+            var given = ParseInputs(r.GetValue(inputs) ?? []);
+            var graph = Load(path, given);
+            var feeds = Bind(graph, given);
+            string dir = r.GetValue(outputDir)!;
+            Directory.CreateDirectory(dir);
+            foreach (var (name, tensor) in Execute(graph, feeds, r.GetValue(threads)))
+            {
+                string file = Path.Combine(dir, FileName(name) + ".npy");
+                Npy.Write(file, tensor);
+                Console.Out.WriteLine($"{name}: {Shape.Format(tensor.Shape)} -> {file}");
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>
+    /// Imports with the files' shapes, which fill in symbolic dimensions (batch, height, ...) the way any ONNX
+    /// runtime does; shape computations in the model are then folded for exactly those shapes. A bare FILE
+    /// needs the input's name, known only after a first load.
+    /// </summary>
+    private static ModelGraph Load(string path, Dictionary<string, Tensor> given)
+    {
+        var shapes = given.Where(kv => kv.Key.Length > 0).ToDictionary(kv => kv.Key, kv => kv.Value.Shape);
+        var graph = OnnxImporter.Load(path, new OnnxImportOptions { InputShapes = shapes });
+        if (given.TryGetValue("", out var unnamed) && graph.Inputs.Count == 1 && !Shape.Equal(graph.Inputs[0].Shape, unnamed.Shape))
+            graph = OnnxImporter.Load(path, new OnnxImportOptions { InputShapes = { [graph.Inputs[0].Name] = unnamed.Shape } });
+        return graph;
+    }
+
+    /// <summary>NAME=FILE pairs (a bare FILE gets the empty name), each file read as a float32 tensor.</summary>
+    private static Dictionary<string, Tensor> ParseInputs(string[] specs)
+    {
+        var result = new Dictionary<string, Tensor>();
+        foreach (var spec in specs)
+        {
+            int eq = spec.IndexOf('=');
+            string name = eq < 0 ? "" : spec[..eq], file = eq < 0 ? spec : spec[(eq + 1)..];
+            if (file.Length == 0) throw new ArgumentException($"--input '{spec}' names no file.");
+            if (!result.TryAdd(name, ReadTensor(file)))
+                throw new ArgumentException(name.Length == 0 ? "Only one --input may omit NAME=." : $"Input '{name}' is given twice.");
+        }
+        return result;
+    }
+
+    private static Tensor ReadTensor(string file)
+    {
+        if (!File.Exists(file)) throw new FileNotFoundException($"No such input file: {file}");
+        var t = Path.GetExtension(file).ToLowerInvariant() switch
+        {
+            ".npy" => Npy.Read(file),
+            ".pb" => TensorProtoFile.Read(file),
+            _ => throw new ArgumentException($"Input file '{file}' must be .npy or .pb (ONNX TensorProto)."),
+        };
+        return t.DataType == DataType.Float32 ? t : throw new ArgumentException($"Input file '{file}' holds {t.DataType}; the engine runs float32.");
+    }
+
+    /// <summary>The given tensors in graph-input order; a single unnamed file feeds a single-input model.</summary>
+    private static Dictionary<string, Tensor> Bind(ModelGraph graph, Dictionary<string, Tensor> given)
+    {
+        string known = string.Join(", ", graph.Inputs.Select(i => $"{i.Name} {Shape.Format(i.Shape)}"));
+        if (given.Remove("", out var unnamed))
+        {
+            if (graph.Inputs.Count != 1 || given.Count > 0)
+                throw new ArgumentException($"The model has inputs {known}; give each as --input NAME=FILE.");
+            given[graph.Inputs[0].Name] = unnamed;
+        }
+        foreach (var name in given.Keys)
+            if (!graph.Inputs.Any(i => i.Name == name)) throw new ArgumentException($"The model has no input '{name}'. Inputs: {known}.");
+        foreach (var i in graph.Inputs)
+            if (!given.ContainsKey(i.Name)) throw new ArgumentException($"Input '{i.Name}' {Shape.Format(i.Shape)} is missing. Inputs: {known}.");
+        return given;
+    }
+
+    /// <summary>Outputs in graph order; those the importer computed at load time need no session.</summary>
+    private static IEnumerable<(string Name, Tensor Tensor)> Execute(ModelGraph graph, Dictionary<string, Tensor> feeds, int threads)
+    {
+        var computed = graph.Clone();
+        computed.Outputs.RemoveAll(o => o.IsConstant);
+        IReadOnlyDictionary<string, Tensor> results = new Dictionary<string, Tensor>();
+        if (computed.Outputs.Count > 0)
+        {
+            using var session = new InferenceSession(computed, new SessionOptions { Threads = threads });
+            results = session.Run(feeds);
+        }
+        return graph.Outputs.Select(o => (o.Name, o.Constant ?? results[o.Name]));
+    }
+
+    /// <summary>ONNX output names may hold '/', ':' and the like; those become '_' in the file name.</summary>
+    private static string FileName(string outputName)
+    {
+        var invalid = Path.GetInvalidFileNameChars().Concat(['/', '\\', ':']).ToHashSet();
+        string s = new(outputName.Select(c => invalid.Contains(c) ? '_' : c).ToArray());
+        return s is "" or "." or ".." ? "output" : s;
+    }
+}
