@@ -20,5 +20,7 @@ public static class Program
         LayerCommand.Create(),
         CompareCommand.Create(),
         ProfileCommand.Create(),
+        RunCommand.Create(),
+        ConvertCommand.Create(),
     ];
 }

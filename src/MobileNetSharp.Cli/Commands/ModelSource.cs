@@ -10,11 +10,9 @@ internal static class ModelSource
         if (model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
         {
             if (!File.Exists(model)) throw new FileNotFoundException($"No such model file: {model}");
-            return LoadOnnx(model);
+            return Onnx.OnnxImporter.Load(model, new Onnx.OnnxImportOptions { DefaultBatch = batch });
         }
         return Cli.Build(model, width, resolution, classes, batch);
     }
 
-    // TEMPORARY until the ONNX importer lands.
-    private static ModelGraph LoadOnnx(string path) => throw new NotSupportedException("ONNX import is not built yet.");
 }

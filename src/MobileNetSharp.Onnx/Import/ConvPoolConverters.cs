@@ -1,0 +1,103 @@
+using MobileNetSharp.Graph;
+
+namespace MobileNetSharp.Onnx.Import;
+
+/// <summary>
+/// Conv, MaxPool and AveragePool. The graph has 2-D forms only; 1-D ones run as 2-D with a height of 1
+/// (an Unsqueeze before and a Squeeze after, weights reshaped once at load time).
+/// </summary>
+internal static class ConvPoolConverters
+{
+    /// <summary>Kernel, stride, dilation and padding limits: far beyond any real network, small enough that geometry never overflows.</summary>
+    private const int MaxWindow = 1 << 16;
+
+    private sealed record Window(int[] Kernel, int[] Strides, int[] Dilations, int[] Pads, AutoPad AutoPad);
+
+    public static void Conv(NodeContext n)
+    {
+        var x = n.Input(0);
+        var w = n.Input(1);
+        var bias = n.OptionalInput(2);
+        int spatial = SpatialRank(n, x);
+        if (w.Rank != x.Rank) throw n.Error($"weight rank {w.Rank} differs from input rank {x.Rank}.");
+        var weightKernel = w.Shape[2..];
+        var win = ReadWindow(n, spatial, n.Attr.Int32s("kernel_shape") ?? weightKernel, dilations: true);
+        if (!win.Kernel.SequenceEqual(weightKernel))
+            throw n.Error($"kernel_shape [{string.Join(",", win.Kernel)}] differs from the weight's [{string.Join(",", weightKernel)}].");
+        int group = n.Attr.Int32("group", 1);
+        if (spatial == 2)
+        {
+            n.Emit(new Graph.Conv(win.Kernel[0], win.Kernel[1], win.Strides[0], win.Strides[1],
+                win.Pads[0], win.Pads[1], win.Pads[2], win.Pads[3], win.Dilations[0], win.Dilations[1], group, win.AutoPad), x, w, bias);
+            return;
+        }
+        var w2 = w.Constant is { } wt
+            ? n.NewConstant("weight2d", wt.Reshape(wt.Shape[0], wt.Shape[1], 1, wt.Shape[2]))
+            : n.EmitHelper(new Unsqueeze([2]), "weight2d", w);
+        var conv = new Graph.Conv(1, win.Kernel[0], 1, win.Strides[0], 0, win.Pads[0], 0, win.Pads[1],
+            1, win.Dilations[0], group, win.AutoPad);
+        var y = n.EmitHelper(conv, "conv2d", n.EmitHelper(new Unsqueeze([2]), "to2d", x), w2, bias);
+        n.Emit(new Squeeze([2]), y);
+    }
+
+    public static void MaxPool(NodeContext n)
+    {
+        if (n.OutputUsed(1)) throw n.Error("the Indices output is not supported.");
+        Pool(n, PoolKind.Max, dilations: n.Opset >= 10);
+    }
+
+    public static void AveragePool(NodeContext n) => Pool(n, PoolKind.Average, dilations: n.Opset >= 19);
+
+    private static void Pool(NodeContext n, PoolKind kind, bool dilations)
+    {
+        var x = n.Input(0);
+        int spatial = SpatialRank(n, x);
+        var kernel = n.Attr.Int32s("kernel_shape") ?? throw n.Error("kernel_shape is required.");
+        var win = ReadWindow(n, spatial, kernel, dilations);
+        bool ceil = n.Opset >= 10 && n.Attr.Int("ceil_mode", 0) != 0;
+        bool includePad = kind == PoolKind.Average && n.Attr.Int("count_include_pad", 0) != 0;
+        if (spatial == 2)
+        {
+            n.Emit(new Pool(kind, win.Kernel[0], win.Kernel[1], win.Strides[0], win.Strides[1],
+                win.Pads[0], win.Pads[1], win.Pads[2], win.Pads[3], win.Dilations[0], win.Dilations[1], ceil, includePad, win.AutoPad), x);
+            return;
+        }
+        var pool = new Pool(kind, 1, win.Kernel[0], 1, win.Strides[0], 0, win.Pads[0], 0, win.Pads[1],
+            1, win.Dilations[0], ceil, includePad, win.AutoPad);
+        var y = n.EmitHelper(pool, "pool2d", n.EmitHelper(new Unsqueeze([2]), "to2d", x));
+        n.Emit(new Squeeze([2]), y);
+    }
+
+    private static int SpatialRank(NodeContext n, Value x) => x.Rank switch
+    {
+        3 => 1,
+        4 => 2,
+        _ => throw n.Error($"{x.Rank - 2}-D {n.OpType} (input {Tensors.Shape.Format(x.Shape)}) is not supported: the graph has 1-D and 2-D forms only."),
+    };
+
+    private static Window ReadWindow(NodeContext n, int spatial, int[] kernel, bool dilations)
+    {
+        int[] Read(string name, int[]? value, int count, int fallback, int min)
+        {
+            var v = value ?? Enumerable.Repeat(fallback, count).ToArray();
+            if (v.Length != count) throw n.Error($"{name} has {v.Length} values, expected {count}.");
+            if (v.Any(e => e < min || e > MaxWindow)) throw n.Error($"{name} [{string.Join(",", v)}] is outside [{min}, {MaxWindow}].");
+            return v;
+        }
+        var k = Read("kernel_shape", kernel, spatial, 1, 1);
+        var s = Read("strides", n.Attr.Int32s("strides"), spatial, 1, 1);
+        var d = Read("dilations", dilations ? n.Attr.Int32s("dilations") : null, spatial, 1, 1);
+        var p = Read("pads", n.Attr.Int32s("pads"), 2 * spatial, 0, 0);
+        // ONNX pads are all begins then all ends; the graph wants (top, left, bottom, right) in 2-D.
+        var pads = spatial == 2 ? p : [p[0], p[1]];
+        var autoPad = n.Attr.String("auto_pad", "NOTSET") switch
+        {
+            "NOTSET" or "" => AutoPad.NotSet,
+            "SAME_UPPER" => AutoPad.SameUpper,
+            "SAME_LOWER" => AutoPad.SameLower,
+            "VALID" => AutoPad.Valid,
+            var other => throw n.Error($"auto_pad '{other}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID."),
+        };
+        return new Window(k, s, d, pads, autoPad);
+    }
+}

@@ -1,0 +1,126 @@
+using MobileNetSharp.Graph;
+using MobileNetSharp.Onnx.Proto;
+using MobileNetSharp.Tensors;
+
+namespace MobileNetSharp.Onnx.Import;
+
+/// <summary>
+/// The state of one import: ONNX names -> graph values, lazily read initializers, unique naming for the
+/// nodes and values the importer adds, and node emission with immediate shape inference and load-time
+/// evaluation of nodes whose inputs are all constant.
+/// </summary>
+internal sealed class ImportContext
+{
+    private readonly Dictionary<string, Value> _values = [];
+    private readonly Dictionary<string, TensorProto> _initializers;
+    private readonly ExternalDataSource? _external;
+    private readonly HashSet<string> _takenValueNames;
+    private readonly HashSet<string> _takenNodeNames = [];
+    private readonly HashSet<string> _consumed;
+
+    public ModelGraph Graph { get; }
+    public OnnxImportOptions Options { get; }
+    public int Opset { get; }
+
+    public ImportContext(ModelGraph graph, OnnxImportOptions options, int opset, Dictionary<string, TensorProto> initializers,
+        ExternalDataSource? external, HashSet<string> allValueNames, HashSet<string> consumed)
+    {
+        Graph = graph;
+        Options = options;
+        Opset = opset;
+        _initializers = initializers;
+        _external = external;
+        _takenValueNames = allValueNames;
+        _consumed = consumed;
+    }
+
+    /// <summary>The value with this ONNX name; initializers are read on first use only.</summary>
+    public Value? Find(string name)
+    {
+        if (_values.TryGetValue(name, out var v)) return v;
+        if (!_initializers.TryGetValue(name, out var proto)) return null;
+        var t = TensorReader.Read(proto, _external, $"Initializer '{name}'");
+        return _values[name] = Value.FromConstant(name, t);
+    }
+
+    public Tensor ReadTensor(TensorProto proto, string what) => TensorReader.Read(proto, _external, what);
+
+    public bool IsConsumed(string name) => _consumed.Contains(name);
+
+    public void Define(string name, Value value)
+    {
+        if (_values.ContainsKey(name) || _initializers.ContainsKey(name))
+            throw new ModelFormatException($"Value '{name}' is defined more than once.");
+        _values[name] = value;
+    }
+
+    public string FreshValueName(string hint) => Fresh(_takenValueNames, hint);
+
+    /// <summary>A unique node name: the file's own when usable, else one derived from the hint.</summary>
+    public string NodeName(string preferred) => Fresh(_takenNodeNames, preferred);
+
+    private static string Fresh(HashSet<string> taken, string hint)
+    {
+        if (taken.Add(hint)) return hint;
+        for (int i = 1; ; i++)
+            if (taken.Add($"{hint}_{i}")) return $"{hint}_{i}";
+    }
+
+    /// <summary>
+    /// Adds a node computing <paramref name="op"/>, inferring its output shapes now so that errors name
+    /// this node. When every input is constant and the op is a data-movement or arithmetic op, the
+    /// outputs are computed at load time and returned as constants instead.
+    /// </summary>
+    public Value[] AddNode(string nodeName, Op op, Value?[] inputs, string[] outputNames, Func<string, ModelFormatException> error)
+    {
+        var outputs = outputNames.Select(n => new Value(n, DataType.Float32, [])).ToArray();
+        var node = new Node(nodeName, op, inputs, outputs);
+        int[][] shapes;
+        DataType[] types;
+        try
+        {
+            shapes = op.InferShapes(node);
+            types = op.InferTypes(node);
+            foreach (var s in shapes) Shape.Size(s);
+        }
+        catch (Exception e) when (e is GraphException or ArgumentException)
+        {
+            throw error(e.Message);
+        }
+        if (shapes.Length != outputs.Length) throw error($"produces {shapes.Length} outputs, but the node lists {outputs.Length}.");
+        for (int i = 0; i < outputs.Length; i++)
+        {
+            outputs[i].Shape = shapes[i];
+            outputs[i].DataType = types[Math.Min(i, types.Length - 1)];
+        }
+
+        if (inputs.All(i => i is null || i.IsConstant) && ConstantEvaluator.CanEvaluate(op))
+        {
+            long total = shapes.Sum(s => Shape.Size(s));
+            if (total > Options.MaxFoldedElements)
+                throw error($"computing it at load time would create {total} elements (limit {Options.MaxFoldedElements}).");
+            Tensor[] results;
+            try { results = ConstantEvaluator.Evaluate(node); }
+            catch (ArgumentException e) { throw error(e.Message); }
+            return outputs.Select((o, i) => Value.FromConstant(o.Name, results[i])).ToArray();
+        }
+        Graph.Nodes.Add(node);
+        return outputs;
+    }
+
+    /// <summary>Graph inputs that <paramref name="value"/> depends on (empty for constants).</summary>
+    public IReadOnlyList<string> RuntimeInputsOf(Value value)
+    {
+        var inputs = new SortedSet<string>(StringComparer.Ordinal);
+        var seen = new HashSet<Value>();
+        var stack = new Stack<Value>([value]);
+        while (stack.Count > 0)
+        {
+            var v = stack.Pop();
+            if (v.IsConstant || !seen.Add(v)) continue;
+            if (v.Producer is null) inputs.Add(v.Name);
+            else foreach (var i in v.Producer.Inputs) if (i is not null) stack.Push(i);
+        }
+        return inputs.ToList();
+    }
+}

@@ -1,0 +1,188 @@
+using Google.Protobuf;
+using MobileNetSharp.Graph;
+using MobileNetSharp.Onnx.Import;
+using MobileNetSharp.Onnx.Proto;
+using MobileNetSharp.Tensors;
+
+namespace MobileNetSharp.Onnx;
+
+/// <summary>
+/// Reads ONNX models (default domain, opsets 1-21; tested on 6-21) into a <see cref="ModelGraph"/> with
+/// static shapes. Shape-computing subgraphs are evaluated at load time. Every problem with the file,
+/// including protobuf corruption, is reported as a <see cref="ModelFormatException"/>.
+/// </summary>
+public static class OnnxImporter
+{
+    public const int MaxOpset = 21;
+
+    /// <summary>The op_types the importer accepts (default domain).</summary>
+    public static IReadOnlyCollection<string> SupportedOperators => OpConverters.Supported;
+
+    /// <summary>Loads a model file; external-data tensors are read from its folder (or <see cref="OnnxImportOptions.ExternalDataDirectory"/>).</summary>
+    public static ModelGraph Load(string path, OnnxImportOptions? options = null)
+    {
+        var info = new FileInfo(path);
+        if (info.Exists && info.Length > int.MaxValue)
+            throw new ModelFormatException($"'{path}' is larger than 2 GiB, the protobuf limit; store weights as external data.");
+        var bytes = File.ReadAllBytes(path);
+        string directory = options?.ExternalDataDirectory ?? Path.GetDirectoryName(Path.GetFullPath(path))!;
+        return Build(Parse(bytes), options ?? new(), directory, Path.GetFileNameWithoutExtension(path));
+    }
+
+    public static ModelGraph Load(byte[] bytes, OnnxImportOptions? options = null) => Load(bytes.AsSpan(), options);
+
+    /// <summary>Loads a model from memory; external data needs <see cref="OnnxImportOptions.ExternalDataDirectory"/>.</summary>
+    public static ModelGraph Load(ReadOnlySpan<byte> bytes, OnnxImportOptions? options = null) =>
+        Build(Parse(bytes), options ?? new(), options?.ExternalDataDirectory, "onnx_model");
+
+    internal static ModelProto Parse(ReadOnlySpan<byte> bytes)
+    {
+        try { return ModelProto.Parser.ParseFrom(bytes); }
+        catch (InvalidProtocolBufferException e) { throw new ModelFormatException($"Not a valid ONNX model (protobuf error: {e.Message})", e); }
+    }
+
+    private static ModelGraph Build(ModelProto model, OnnxImportOptions options, string? externalDirectory, string fallbackName)
+    {
+        var g = model.Graph ?? throw new ModelFormatException("The file has no graph; it is not an ONNX model.");
+        int opset = DefaultOpset(model);
+        var graph = new ModelGraph(string.IsNullOrEmpty(g.Name) ? fallbackName : g.Name);
+        foreach (var p in model.MetadataProps) graph.Metadata[p.Key] = p.Value;
+
+        var initializers = new Dictionary<string, TensorProto>();
+        foreach (var t in g.Initializer)
+            if (!initializers.TryAdd(t.Name, t)) throw new ModelFormatException($"Initializer '{t.Name}' is given twice.");
+        var allNames = new HashSet<string>(g.Input.Select(v => v.Name).Concat(g.Output.Select(v => v.Name)).Concat(initializers.Keys)
+            .Concat(g.Node.SelectMany(n => n.Output)));
+        var consumed = new HashSet<string>(g.Node.SelectMany(n => n.Input).Concat(g.Output.Select(v => v.Name)));
+        var external = externalDirectory is null ? null : new ExternalDataSource(externalDirectory);
+        var ctx = new ImportContext(graph, options, opset, initializers, external, allNames, consumed);
+
+        var available = new HashSet<string>(initializers.Keys);
+        DefineInputs(g, ctx, initializers, available);
+        foreach (var (index, node) in GraphOrder.Sort(g, available)) Convert(node, index, ctx);
+
+        foreach (var o in g.Output)
+        {
+            var v = ctx.Find(o.Name) ?? throw new ModelFormatException($"Graph output '{o.Name}' is never computed.");
+            if (graph.Outputs.Contains(v)) throw new ModelFormatException($"Graph output '{o.Name}' is listed twice.");
+            graph.Outputs.Add(v);
+        }
+        if (graph.Outputs.Count == 0) throw new ModelFormatException("The graph has no outputs.");
+        RemoveDeadNodes(graph);
+        try { graph.InferShapes(); }
+        catch (Exception e) when (e is GraphException or ArgumentException)
+        {
+            throw new ModelFormatException($"The imported graph is inconsistent: {e.Message}", e);
+        }
+        return graph;
+    }
+
+    private static int DefaultOpset(ModelProto model)
+    {
+        long? version = null;
+        foreach (var o in model.OpsetImport)
+            if (o.Domain is "" or "ai.onnx")
+            {
+                if (version is { } v && v != o.Version) throw new ModelFormatException($"The default ONNX domain is imported twice (opsets {v} and {o.Version}).");
+                version = o.Version;
+            }
+        if (version is null) throw new ModelFormatException("The model imports no opset of the default ONNX domain.");
+        if (version < 1 || version > MaxOpset) throw new ModelFormatException($"Opset {version} is not supported (1 to {MaxOpset}).");
+        return (int)version;
+    }
+
+    /// <summary>Graph inputs with static shapes; inputs that have an initializer, or are bound in the options, become constants.</summary>
+    private static void DefineInputs(GraphProto g, ImportContext ctx, Dictionary<string, TensorProto> initializers, HashSet<string> available)
+    {
+        foreach (var vi in g.Input)
+        {
+            if (initializers.ContainsKey(vi.Name)) continue; // an initializer's default value: a constant
+            if (!available.Add(vi.Name)) throw new ModelFormatException($"Graph input '{vi.Name}' is declared twice.");
+            if (ctx.Options.Constants.TryGetValue(vi.Name, out var t))
+            {
+                var (declared, _) = InputType(vi, new OnnxImportOptions { InputShapes = { [vi.Name] = t.Shape } });
+                if (t.DataType != declared) throw new ArgumentException($"The constant for input '{vi.Name}' is {t.DataType}, but the model declares {declared}.");
+                ctx.Define(vi.Name, Value.FromConstant(vi.Name, t));
+                continue;
+            }
+            var (type, shape) = InputType(vi, ctx.Options);
+            var v = new Value(vi.Name, type, shape);
+            ctx.Define(vi.Name, v);
+            ctx.Graph.Inputs.Add(v);
+        }
+        var names = g.Input.Where(v => !initializers.ContainsKey(v.Name)).Select(v => v.Name).ToList();
+        foreach (var name in ctx.Options.Constants.Keys.Concat(ctx.Options.InputShapes.Keys))
+            if (!names.Contains(name)) throw new ArgumentException($"The model has no input named '{name}'. Inputs: {string.Join(", ", names)}.");
+    }
+
+    private static (DataType Type, int[] Shape) InputType(ValueInfoProto vi, OnnxImportOptions options)
+    {
+        string what = $"Graph input '{vi.Name}'";
+        if (vi.Type is not { ValueCase: TypeProto.ValueOneofCase.TensorType } tp)
+            throw new ModelFormatException($"{what} is a {vi.Type?.ValueCase.ToString() ?? "value without a type"}; only tensors are supported.");
+        var type = OnnxDataTypes.ToDataType(tp.TensorType.ElemType, what);
+        var dims = tp.TensorType.Shape?.Dim ?? throw new ModelFormatException($"{what} has no shape; its rank must be known.");
+        if (dims.Count > 64) throw new ModelFormatException($"{what} has rank {dims.Count}; at most 64 is supported.");
+        if (options.InputShapes.TryGetValue(vi.Name, out var given)) return (type, GivenShape(vi.Name, dims, given));
+        var shape = new int[dims.Count];
+        for (int i = 0; i < shape.Length; i++)
+        {
+            var d = dims[i];
+            long size = d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue
+                : d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam && options.Dimensions.TryGetValue(d.DimParam, out int s) ? s
+                : i == 0 ? options.DefaultBatch
+                : throw new ModelFormatException($"{what} has an unknown dimension{(d.DimParam.Length > 0 ? $" '{d.DimParam}'" : "")} at axis {i}; "
+                    + $"give it with OnnxImportOptions.Dimensions[\"{(d.DimParam.Length > 0 ? d.DimParam : "name")}\"].");
+            if (size < 0 || size > int.MaxValue) throw new ModelFormatException($"{what} has invalid dimension {size} at axis {i}.");
+            shape[i] = (int)size;
+        }
+        try { Shape.Size(shape); }
+        catch (ArgumentException e) { throw new ModelFormatException($"{what}: {e.Message}", e); }
+        return (type, shape);
+    }
+
+    private static int[] GivenShape(string name, IList<TensorShapeProto.Types.Dimension> dims, int[] given)
+    {
+        string declared = "[" + string.Join(",", dims.Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue.ToString()
+            : d.DimParam.Length > 0 ? d.DimParam : "?")) + "]";
+        bool fits = given.Length == dims.Count && given.All(d => d >= 0) && dims.Select((d, i) =>
+            d.ValueCase != TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue || d.DimValue == given[i]).All(ok => ok);
+        if (!fits) throw new ArgumentException($"Input '{name}' is declared {declared} and cannot take shape {Shape.Format(given)}.");
+        Shape.Size(given);
+        return (int[])given.Clone();
+    }
+
+    private static void Convert(NodeProto node, int index, ImportContext ctx)
+    {
+        if (node.Domain is not ("" or "ai.onnx"))
+            throw new ModelFormatException($"Unsupported ONNX operator '{node.Domain}.{node.OpType}' in node '{Name(node, index)}' (opset {ctx.Opset} of the default domain; other domains are not supported).");
+        var n = new NodeContext(node, index, ctx);
+        bool loadTime = LoadTimeOps.Handles(node.OpType);
+        if (loadTime && LoadTimeOps.TryEvaluate(n)) { }
+        else if (OpConverters.TryGet(node.OpType, out var convert)) convert(n);
+        else if (loadTime)
+        {
+            var runtime = Enumerable.Range(0, n.InputCount).Select(n.OptionalInput).First(v => v is { IsConstant: false })!;
+            throw n.NeedsConstant(runtime, "operand");
+        }
+        else throw new ModelFormatException($"Unsupported ONNX operator '{node.OpType}' in node '{Name(node, index)}' (opset {ctx.Opset}).");
+
+        for (int i = 0; i < node.Output.Count; i++)
+            if (n.OutputUsed(i) && ctx.Find(node.Output[i]) is null)
+                throw n.Error($"output #{i} ('{node.Output[i]}') is not supported.");
+    }
+
+    private static string Name(NodeProto node, int index) => string.IsNullOrEmpty(node.Name) ? $"#{index} (unnamed)" : node.Name;
+
+    /// <summary>Drops nodes nothing reads (e.g. a Shape branch whose result was folded away).</summary>
+    private static void RemoveDeadNodes(ModelGraph graph)
+    {
+        var live = new HashSet<Value>(graph.Outputs);
+        for (int i = graph.Nodes.Count - 1; i >= 0; i--)
+        {
+            var node = graph.Nodes[i];
+            if (!node.Outputs.Any(live.Contains)) { graph.Nodes.RemoveAt(i); continue; }
+            foreach (var input in node.Inputs) if (input is not null) live.Add(input);
+        }
+    }
+}

@@ -1,0 +1,31 @@
+using MobileNetSharp.Tensors;
+
+namespace MobileNetSharp.Onnx;
+
+/// <summary>How <see cref="OnnxImporter"/> resolves what a file leaves open.</summary>
+public sealed class OnnxImportOptions
+{
+    /// <summary>Values for symbolic dimensions (dim_param), by name, e.g. { ["height"] = 224 }.</summary>
+    public Dictionary<string, int> Dimensions { get; init; } = [];
+
+    /// <summary>
+    /// Concrete shapes for graph inputs, by name: fills symbolic dimensions the way a runtime does when it
+    /// sees the first input. Dimensions the file fixes must agree.
+    /// </summary>
+    public Dictionary<string, int[]> InputShapes { get; init; } = [];
+
+    /// <summary>The size used for an unknown first (batch) dimension of a graph input.</summary>
+    public int DefaultBatch { get; init; } = 1;
+
+    /// <summary>
+    /// Graph inputs bound to fixed values at load time ("frozen"), by input name. Operators whose
+    /// parameters ONNX passes as inputs (shapes, axes, pads, bounds) need them constant here.
+    /// </summary>
+    public Dictionary<string, Tensor> Constants { get; init; } = [];
+
+    /// <summary>Folder that external-data paths are relative to; defaults to the model file's folder.</summary>
+    public string? ExternalDataDirectory { get; init; }
+
+    /// <summary>Upper bound on the elements of any tensor the importer computes at load time.</summary>
+    public long MaxFoldedElements { get; init; } = 1L << 26;
+}

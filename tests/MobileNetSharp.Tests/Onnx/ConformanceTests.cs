@@ -1,0 +1,146 @@
+using System.Text;
+using MobileNetSharp.Graph;
+using MobileNetSharp.Onnx;
+using MobileNetSharp.Runtime;
+using MobileNetSharp.Tensors;
+using Xunit.Abstractions;
+
+namespace MobileNetSharp.Tests.Onnx;
+
+/// <summary>
+/// The ONNX backend node tests (and the pytorch-converted/-operator ones) for every operator we claim.
+/// Outputs must match the reference to rtol 1e-3, atol 1e-5 (numpy.allclose; ONNX's runner uses rtol 1e-3).
+/// A claimed test fails the run unless it is listed in <see cref="ConformanceSuite.ExpectedRejections"/>
+/// and the importer refuses it with that reason. The summary (ran, passed, skipped with reasons) is printed.
+/// </summary>
+public class ConformanceTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void ClaimedBackendTestsPassInOurSession() => RunAll("our InferenceSession", "session", RunInSession, floatOnly: true);
+
+    /// <summary>Import -> export -> ONNX Runtime: checks the importer's reading of each test independently of our kernels.</summary>
+    [Fact]
+    public void ClaimedBackendTestsSurviveImportAndExportToOrt() => RunAll("import -> export -> ONNX Runtime", "ort", RunInOrt, floatOnly: false);
+
+    private readonly HashSet<string> _boundBySessionLimits = [];
+
+    private delegate string? Runner(ConformanceCase c, DataSet data, ModelGraph graph);
+
+    private void RunAll(string engine, string reportName, Runner run, bool floatOnly)
+    {
+        Assert.True(ConformanceSuite.Available, $"ONNX backend test data not found under {ConformanceSuite.Root}; install libonnx-testdata.");
+        var survey = ConformanceSuite.Scan();
+        var failures = new List<string>();
+        var rejected = new List<string>();
+        var typeSkips = new List<string>(survey.TypeSkips);
+        int passed = 0, frozenRuns = 0;
+        foreach (var c in survey.Claimed)
+        {
+            string? failure = null, skip = null;
+            bool rejectedAsExpected = false, usedFrozen = false;
+            try
+            {
+                foreach (var data in c.DataSets())
+                {
+                    if (ConformanceSuite.ExpectedRejections.TryGetValue(c.Id, out var reason))
+                    {
+                        var e = Assert.ThrowsAny<ModelFormatException>(() => ConformanceSuite.Load(c, data));
+                        if (!e.Message.Contains(reason)) failure = $"rejected for another reason: {e.Message}";
+                        rejectedAsExpected = true;
+                        break;
+                    }
+                    var (graph, frozen) = ConformanceSuite.Load(c, data);
+                    usedFrozen |= frozen.Count > 0;
+                    skip = RuntimeTypeSkip(graph, floatOnly);
+                    if (skip is not null) break;
+                    failure = run(c, data, graph);
+                    if (failure is not null) break;
+                }
+            }
+            catch (Exception e) { failure = $"{e.GetType().Name}: {e.Message}"; }
+
+            if (failure is not null) failures.Add($"{c.Id}: {failure}");
+            else if (rejectedAsExpected) rejected.Add($"{c.Id} ({ConformanceSuite.ExpectedRejections[c.Id]})");
+            else if (skip is not null) typeSkips.Add($"{c.Id} ({skip})");
+            else { passed++; if (usedFrozen) frozenRuns++; }
+        }
+
+        var report = new StringBuilder();
+        report.AppendLine($"ONNX backend tests through {engine}:");
+        report.AppendLine($"  claimed {survey.Claimed.Count}: ran {passed + failures.Count}, passed {passed} ({frozenRuns} with parameter inputs bound at load time), failed {failures.Count}");
+        if (_boundBySessionLimits.Count > 0)
+        {
+            report.AppendLine($"  ran with the inputs after the first bound as constants, because the session refused them as runtime inputs ({_boundBySessionLimits.Count}):");
+            foreach (var b in _boundBySessionLimits.Order()) report.AppendLine($"    {b}");
+        }
+        report.AppendLine($"  refused on purpose ({rejected.Count}):");
+        foreach (var r in rejected) report.AppendLine($"    {r}");
+        report.AppendLine($"  skipped, claimed ops on element types we do not run ({typeSkips.Count}):");
+        foreach (var s in typeSkips) report.AppendLine($"    {s}");
+        report.AppendLine($"  skipped as unclaimed ({survey.Unclaimed.Values.Sum(v => v.Count)} tests), by missing operators:");
+        foreach (var (ops, tests) in survey.Unclaimed) report.AppendLine($"    {ops}: {tests.Count}");
+        foreach (var f in failures) report.AppendLine($"  FAILED {f}");
+        output.WriteLine(report.ToString());
+        File.WriteAllText(Path.Combine(AppContext.BaseDirectory, $"onnx-conformance-{reportName}.txt"), report.ToString());
+        Assert.True(failures.Count == 0, $"{failures.Count} claimed backend test(s) failed:\n{string.Join("\n", failures)}");
+    }
+
+    /// <summary>Our session computes float32 only; ORT runs every type our graph can hold.</summary>
+    private static string? RuntimeTypeSkip(ModelGraph graph, bool floatOnly)
+    {
+        if (!floatOnly) return null;
+        var odd = graph.Inputs.Concat(graph.Outputs.Where(o => !o.IsConstant)).Where(v => v.DataType != DataType.Float32).ToList();
+        return odd.Count == 0 ? null : $"runtime tensor(s) {string.Join(", ", odd.Select(v => $"{v.Name}: {v.DataType}"))}";
+    }
+
+    /// <summary>
+    /// Constant outputs (computed at load time) are compared as they are; the session runs the rest. When
+    /// the session cannot take the graph as the test feeds it (it wants weights constant and every input to
+    /// share one batch size), the run is repeated with every input but the first bound as a constant, and
+    /// the case is reported as such.
+    /// </summary>
+    private string? RunInSession(ConformanceCase c, DataSet data, ModelGraph graph)
+    {
+        var actual = new Dictionary<string, Tensor>();
+        foreach (var o in graph.Outputs.Where(o => o.IsConstant)) actual[o.Name] = o.Constant!;
+        var computed = graph.Clone();
+        computed.Outputs.RemoveAll(o => o.IsConstant);
+        if (computed.Outputs.Count > 0)
+        {
+            Dictionary<string, Tensor> Feeds(ModelGraph g) => g.Inputs.ToDictionary(v => v.Name, v => data.Inputs[Array.IndexOf(c.InputNames, v.Name)]);
+            IReadOnlyDictionary<string, Tensor> results;
+            try
+            {
+                using var session = new InferenceSession(computed, new SessionOptions { Threads = 2 });
+                results = session.Run(Feeds(computed));
+            }
+            catch (Exception e) when (e is GraphException or ArgumentException && c.InputNames.Length > 1)
+            {
+                var bound = c.InputNames.Skip(1).ToDictionary(n => n, n => data.Inputs[Array.IndexOf(c.InputNames, n)]);
+                var g = OnnxImporter.Load(c.ModelPath, new OnnxImportOptions { Constants = bound });
+                g.Outputs.RemoveAll(o => o.IsConstant);
+                using var session = new InferenceSession(g, new SessionOptions { Threads = 2 });
+                results = session.Run(Feeds(g));
+                _boundBySessionLimits.Add($"{c.Id} ({e.Message})");
+            }
+            foreach (var (name, t) in results) actual.TryAdd(name, t);
+        }
+        return CompareOutputs(c, data, actual);
+    }
+
+    private string? RunInOrt(ConformanceCase c, DataSet data, ModelGraph graph)
+    {
+        var feeds = graph.Inputs.Select(v => new KeyValuePair<string, Tensor>(v.Name, data.Inputs[Array.IndexOf(c.InputNames, v.Name)]));
+        return CompareOutputs(c, data, OrtRunner.Run(OnnxExporter.ToBytes(graph), feeds));
+    }
+
+    private static string? CompareOutputs(ConformanceCase c, DataSet data, IReadOnlyDictionary<string, Tensor> actual)
+    {
+        for (int i = 0; i < c.OutputNames.Length; i++)
+        {
+            if (!actual.TryGetValue(c.OutputNames[i], out var t)) return $"output '{c.OutputNames[i]}' missing";
+            if (ConformanceSuite.Mismatch(data.Outputs[i], t) is { } m) return $"{Path.GetFileName(data.Folder)} output '{c.OutputNames[i]}': {m}";
+        }
+        return null;
+    }
+}

@@ -1,0 +1,237 @@
+using System.Diagnostics;
+using Google.Protobuf;
+using MobileNetSharp.Graph;
+using MobileNetSharp.Kernels;
+using MobileNetSharp.Onnx;
+using MobileNetSharp.Onnx.Proto;
+using MobileNetSharp.Tensors;
+using Xunit.Abstractions;
+
+namespace MobileNetSharp.Tests.Onnx;
+
+/// <summary>
+/// Seeded mutation fuzzing of the importer over several small valid models: byte-level mutations (bit flips,
+/// truncation, splices) and structural ones (absurd dims, attribute values, renamed values, swapped ops). Each
+/// mutant must load or throw ModelFormatException; anything else is a bug.
+/// </summary>
+public class FuzzTests(ITestOutputHelper output)
+{
+    private const int MutantsPerSeed = 3000;
+
+    public static TheoryData<string> Seeds() => new(SeedModels.Keys);
+
+    private static readonly Dictionary<string, Func<byte[]>> SeedModels = new()
+    {
+        ["conv"] = () => HostileInputTests.ConvModel().ToBytes(),
+        ["exported_blocks"] = ExportedBlocks,
+        ["opset6_legacy"] = () => LegacyForms().ToBytes(),
+        ["dynamic_reshape"] = () => DynamicReshape().ToBytes(),
+        // Old exporter output from the ONNX test data when installed (conv 1-D, pixel shuffle, GLU's split, indexing).
+        ["pytorch_conv1d"] = () => TestData("pytorch-converted/test_Conv1d_groups"),
+        ["pytorch_pixel_shuffle"] = () => TestData("pytorch-converted/test_PixelShuffle"),
+        ["pytorch_glu"] = () => TestData("pytorch-converted/test_GLU_dim"),
+        ["pytorch_index"] = () => TestData("pytorch-operator/test_operator_index"),
+        ["node_maxpool_ceil"] = () => TestData("node/test_maxpool_2d_ceil"),
+    };
+
+    private static byte[] TestData(string test)
+    {
+        string path = Path.Combine(ConformanceSuite.Root, test, "model.onnx");
+        return File.Exists(path) ? File.ReadAllBytes(path) : HostileInputTests.ConvModel(9).ToBytes();
+    }
+
+    [Theory]
+    [MemberData(nameof(Seeds))]
+    public void MutantsLoadOrFailWithModelFormatException(string seed)
+    {
+        var original = SeedModels[seed]();
+        OnnxImporter.Load(original); // the seed itself is valid
+        var rng = new Random(seed.GetHashCode(StringComparison.Ordinal) ^ 20240917);
+        var failures = new List<string>();
+        int loaded = 0;
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < MutantsPerSeed; i++)
+        {
+            var (mutant, how) = i % 2 == 0 ? MutateBytes(original, rng) : MutateStructure(original, rng);
+            // Some mutants get a second and third change, to reach past the first check that fires.
+            for (int extra = rng.Next(3); extra > 0 && i % 2 == 1; extra--)
+            {
+                var (next, more) = MutateStructure(mutant, rng);
+                (mutant, how) = (next, $"{how}; {more}");
+            }
+            try { OnnxImporter.Load(mutant); loaded++; }
+            catch (ModelFormatException) { }
+            catch (Exception e) { failures.Add($"#{i} {how}: {e.GetType().Name}: {e.Message}\n{e.StackTrace?.Split('\n').FirstOrDefault()}"); }
+        }
+        output.WriteLine($"{seed}: {MutantsPerSeed} mutants, {loaded} loaded, {failures.Count} unexpected exceptions, {clock.ElapsedMilliseconds} ms");
+        Assert.True(failures.Count == 0, string.Join("\n", failures.Take(10)));
+    }
+
+    private static (byte[], string) MutateBytes(byte[] source, Random rng)
+    {
+        var b = (byte[])source.Clone();
+        switch (rng.Next(5))
+        {
+            case 0:
+                int flips = rng.Next(1, 9);
+                for (int k = 0; k < flips; k++) b[rng.Next(b.Length)] ^= (byte)(1 << rng.Next(8));
+                return (b, $"{flips} bit flips");
+            case 1:
+                byte[] special = [0x00, 0xFF, 0x7F, 0x80, 0x01];
+                int at = rng.Next(b.Length);
+                for (int k = at; k < Math.Min(b.Length, at + rng.Next(1, 6)); k++) b[k] = special[rng.Next(special.Length)];
+                return (b, $"special bytes at {at}");
+            case 2:
+                int cut = rng.Next(b.Length);
+                return (b[..cut], $"truncated to {cut}");
+            case 3:
+            {
+                int from = rng.Next(b.Length), len = rng.Next(1, Math.Min(64, b.Length - from) + 1), to = rng.Next(b.Length);
+                return ([.. b[..to], .. b.AsSpan(from, len), .. b[to..]], $"spliced {len} bytes from {from} to {to}");
+            }
+            default:
+            {
+                int start = rng.Next(b.Length), len = rng.Next(1, Math.Min(32, b.Length - start) + 1);
+                return ([.. b[..start], .. b[(start + len)..]], $"deleted {len} bytes at {start}");
+            }
+        }
+    }
+
+    private static readonly long[] Extremes = [0, -1, 1, 2, 3, -2, 7, 255, 65536, int.MaxValue, int.MinValue, (long)int.MaxValue + 1, long.MaxValue, long.MinValue, 1L << 40];
+    private static readonly string[] Ops = OnnxImporter.SupportedOperators.ToArray();
+
+    private static (byte[], string) MutateStructure(byte[] source, Random rng)
+    {
+        var m = ModelProto.Parser.ParseFrom(source);
+        var g = m.Graph;
+        long Extreme() => Extremes[rng.Next(Extremes.Length)];
+        string how;
+        switch (rng.Next(10))
+        {
+            case 0 when g.Initializer.Count > 0:
+            {
+                var t = g.Initializer[rng.Next(g.Initializer.Count)];
+                if (t.Dims.Count == 0) t.Dims.Add(Extreme()); else t.Dims[rng.Next(t.Dims.Count)] = Extreme();
+                how = $"initializer '{t.Name}' dims [{string.Join(",", t.Dims)}]";
+                break;
+            }
+            case 1 when g.Initializer.Count > 0:
+            {
+                var t = g.Initializer[rng.Next(g.Initializer.Count)];
+                t.DataType = rng.Next(0, 24);
+                how = $"initializer '{t.Name}' type {t.DataType}";
+                break;
+            }
+            case 2 when g.Initializer.Count > 0:
+            {
+                var t = g.Initializer[rng.Next(g.Initializer.Count)];
+                t.RawData = ByteString.CopyFrom(t.RawData.Span[..rng.Next(t.RawData.Length + 1)]);
+                how = $"initializer '{t.Name}' raw_data cut to {t.RawData.Length}";
+                break;
+            }
+            case 3 when g.Node.Any(n => n.Attribute.Count > 0):
+            {
+                var n = g.Node.Where(n => n.Attribute.Count > 0).ElementAt(rng.Next(g.Node.Count(n => n.Attribute.Count > 0)));
+                var a = n.Attribute[rng.Next(n.Attribute.Count)];
+                if (a.Ints.Count > 0) a.Ints[rng.Next(a.Ints.Count)] = Extreme();
+                else if (a.HasI) a.I = Extreme();
+                else if (a.HasF) a.F = rng.Next(3) switch { 0 => float.NaN, 1 => float.PositiveInfinity, _ => -1e30f };
+                else a.Type = (AttributeProto.Types.AttributeType)rng.Next(0, 15);
+                how = $"node '{n.Name}' attribute '{a.Name}'";
+                break;
+            }
+            case 4 when g.Node.Count > 0:
+            {
+                var n = g.Node[rng.Next(g.Node.Count)];
+                n.OpType = Ops[rng.Next(Ops.Length)];
+                how = $"node '{n.Name}' becomes {n.OpType}";
+                break;
+            }
+            case 5 when g.Node.Count > 1:
+            {
+                var n = g.Node[rng.Next(g.Node.Count)];
+                var names = g.Node.SelectMany(x => x.Output).Concat(g.Input.Select(v => v.Name)).Concat(g.Initializer.Select(t => t.Name)).ToArray();
+                if (n.Input.Count > 0) n.Input[rng.Next(n.Input.Count)] = names[rng.Next(names.Length)];
+                how = $"node '{n.Name}' rewired";
+                break;
+            }
+            case 6 when g.Input.Count > 0:
+            {
+                var dims = g.Input[0].Type.TensorType.Shape.Dim;
+                if (dims.Count > 0) dims[rng.Next(dims.Count)].DimValue = Extreme();
+                how = "input dims";
+                break;
+            }
+            case 7 when g.Node.Count > 0:
+            {
+                int k = rng.Next(g.Node.Count);
+                if (rng.Next(2) == 0) g.Node.RemoveAt(k); else g.Node.Insert(rng.Next(g.Node.Count), g.Node[k].Clone());
+                how = "node removed or duplicated";
+                break;
+            }
+            case 9 when g.Node.Count > 0 && g.Node.Any(n => n.Output.Count > 0):
+            {
+                var withOutputs = g.Node.Where(n => n.Output.Count > 0).ToArray();
+                var n = withOutputs[rng.Next(withOutputs.Length)];
+                if (rng.Next(2) == 0 && n.Input.Count > 0) n.Input.RemoveAt(rng.Next(n.Input.Count)); else n.Input.Add(rng.Next(2) == 0 ? "" : n.Output[0]);
+                how = $"node '{n.Name}' input list changed";
+                break;
+            }
+            default:
+                if (m.OpsetImport.Count == 0) m.OpsetImport.Add(new OperatorSetIdProto());
+                m.OpsetImport[0].Version = rng.Next(0, 25);
+                how = $"opset {m.OpsetImport[0].Version}";
+                break;
+        }
+        return (m.ToByteArray(), how);
+    }
+
+    /// <summary>A small graph of the blocks our builders use, exported: conv/BN/HardSwish, squeeze-excite, residual, classifier.</summary>
+    private static byte[] ExportedBlocks()
+    {
+        var b = new GraphBuilder("blocks", 3);
+        var x = b.Input("input", 1, 3, 16, 16);
+        x = b.ConvBnAct(x, 8, 3, 2, Activation.HardSwish);
+        var y = b.ConvBnAct(x, 8, 3, 1, Activation.Relu6, groups: 8);
+        y = b.SqueezeExcite(y, 4, Activation.HardSigmoid(1f / 6f, 0.5f));
+        x = b.Binary(BinaryKind.Add, x, y);
+        x = b.Add(new Softmax(1), "softmax", b.Linear(b.Flatten(b.GlobalAveragePool(x)), 5));
+        b.Output(x);
+        return OnnxExporter.ToBytes(b.Graph);
+    }
+
+    /// <summary>Opset-6 spellings: BN with is_test/spatial, legacy broadcast Add, attribute Pad/Clip/Squeeze, 2-D Softmax.</summary>
+    internal static OnnxModelBuilder LegacyForms() => new OnnxModelBuilder(6)
+        .Input("x", 1, 2, 5, 5)
+        .Initializer("s", new Tensor([1f, 2f], 2)).Initializer("b", new Tensor([0.1f, -0.1f], 2))
+        .Initializer("m", new Tensor([0f, 0.5f], 2)).Initializer("v", new Tensor([1f, 2f], 2))
+        .Initializer("bias", new Tensor([0.5f, -0.5f], 2))
+        .Node("BatchNormalization", ["x", "s", "b", "m", "v"], ["bn"], "bn", ("is_test", 1), ("spatial", 1), ("epsilon", 1e-3f))
+        .Node("Add", ["bn", "bias"], ["biased"], "add", ("broadcast", 1), ("axis", 1))
+        .Node("Pad", ["biased"], ["padded"], "pad", ("pads", new[] { 0, 0, 1, 1, 0, 0, 1, 1 }), ("mode", "reflect"))
+        .Node("Clip", ["padded"], ["clipped"], "clip", ("min", 0f), ("max", 6f))
+        .Node("GlobalAveragePool", ["clipped"], ["pooled"], "gap")
+        .Node("Squeeze", ["pooled"], ["squeezed"], "squeeze", ("axes", new[] { 2, 3 }))
+        .Node("Softmax", ["squeezed"], ["y"], "softmax")
+        .Output("y", 1, 2);
+
+    /// <summary>The Shape -> Gather -> Unsqueeze -> Concat -> Reshape chain exporters write for x.view(x.size(0), -1), plus Split and Slice.</summary>
+    internal static OnnxModelBuilder DynamicReshape() => new OnnxModelBuilder(13)
+        .Input("x", "batch", 4, 3, 3)
+        .Initializer("zero", new Tensor([0L], []))
+        .Initializer("minus_one", new Tensor([-1L], 1))
+        .Initializer("axes0", new Tensor([0L], 1))
+        .Initializer("split", new Tensor([2L, 2L], 2))
+        .Initializer("starts", new Tensor([1L], 1)).Initializer("ends", new Tensor([3L], 1)).Initializer("slice_axes", new Tensor([2L], 1))
+        .Node("Shape", ["x"], ["shape"], "shape")
+        .Node("Gather", ["shape", "zero"], ["n"], "gather", ("axis", 0))
+        .Node("Unsqueeze", ["n", "axes0"], ["n1"], "unsqueeze")
+        .Node("Concat", ["n1", "minus_one"], ["target"], "concat", ("axis", 0))
+        .Node("Split", ["x", "split"], ["a", "b"], "split", ("axis", 1))
+        .Node("Slice", ["b", "starts", "ends", "slice_axes"], ["bs"], "slice")
+        .Node("Transpose", ["a"], ["at"], "transpose", ("perm", new[] { 0, 1, 3, 2 }))
+        .Node("Reshape", ["at", "target"], ["flat_a"], "reshape_a")
+        .Node("Reshape", ["bs", "target"], ["flat_b"], "reshape_b")
+        .Node("Concat", ["flat_a", "flat_b"], ["y"], "join", ("axis", 1))
+        .Output("y", "batch", 30);
+}

@@ -1,0 +1,195 @@
+using Google.Protobuf;
+using MobileNetSharp.Graph;
+using MobileNetSharp.Onnx;
+using MobileNetSharp.Onnx.Proto;
+using MobileNetSharp.Tensors;
+
+namespace MobileNetSharp.Tests.Onnx;
+
+/// <summary>Broken and hostile files: each is refused with a ModelFormatException whose message says what is wrong.</summary>
+public class HostileInputTests
+{
+    /// <summary>x[1,2,4,4] -> Conv(W[3,2,3,3], B) -> Relu -> y.</summary>
+    internal static OnnxModelBuilder ConvModel(int opset = 13) => new OnnxModelBuilder(opset)
+        .Input("x", 1, 2, 4, 4)
+        .Initializer("W", Tensor.Random(1, [3, 2, 3, 3]))
+        .Initializer("B", Tensor.Random(2, [3]))
+        .Node("Conv", ["x", "W", "B"], ["c"], "conv", ("pads", new[] { 1, 1, 1, 1 }))
+        .Node("Relu", ["c"], ["y"], "relu")
+        .Output("y", 1, 3, 4, 4);
+
+    private static ModelFormatException Refused(byte[] bytes, params string[] fragments)
+    {
+        var e = Assert.ThrowsAny<ModelFormatException>(() => OnnxImporter.Load(bytes));
+        foreach (var f in fragments) Assert.Contains(f, e.Message);
+        return e;
+    }
+
+    [Fact]
+    public void ValidModelLoads() => Assert.Equal(2, OnnxImporter.Load(ConvModel().ToBytes()).Nodes.Count);
+
+    [Fact]
+    public void TruncatedFile()
+    {
+        var bytes = ConvModel().ToBytes();
+        foreach (int cut in new[] { 1, 7, bytes.Length / 3, bytes.Length / 2, bytes.Length - 1 })
+            Assert.ThrowsAny<ModelFormatException>(() => OnnxImporter.Load(bytes.AsSpan(0, cut)));
+    }
+
+    [Fact]
+    public void RandomBytesAndEmptyFile()
+    {
+        var rng = new Random(5);
+        for (int i = 0; i < 50; i++)
+        {
+            var bytes = new byte[rng.Next(1, 2000)];
+            rng.NextBytes(bytes);
+            Assert.ThrowsAny<ModelFormatException>(() => OnnxImporter.Load(bytes));
+        }
+        Refused([], "no graph");
+        Refused("not an onnx model at all"u8.ToArray());
+    }
+
+    [Fact]
+    public void AbsurdAndNegativeInputDimensions()
+    {
+        Refused(new OnnxModelBuilder().Input("x", 1, 2, 1_000_000, 1_000_000).Node("Relu", ["x"], ["y"]).Output("y").ToBytes(), "Graph input 'x'", "elements");
+        Refused(new OnnxModelBuilder().Input("x", 1, -3, 4).Node("Relu", ["x"], ["y"]).Output("y").ToBytes(), "invalid dimension -3");
+        Refused(new OnnxModelBuilder().Input("x", 1L << 40).Node("Relu", ["x"], ["y"]).Output("y").ToBytes(), "invalid dimension");
+    }
+
+    [Fact]
+    public void InitializerShapesNotBackedByData()
+    {
+        var m = ConvModel();
+        var w = m.Graph.Initializer.First(t => t.Name == "W");
+        w.RawData = ByteString.CopyFrom(w.RawData.Span[..10]);
+        Refused(m.ToBytes(), "Initializer 'W'", "raw_data holds 10 bytes", "needs 216");
+
+        m = ConvModel();
+        m.Graph.Initializer.First(t => t.Name == "W").Dims[0] = 1L << 30; // claims 4 GiB, holds 216 bytes
+        Refused(m.ToBytes(), "Initializer 'W'");
+
+        m = ConvModel();
+        m.Graph.Initializer.First(t => t.Name == "W").Dims[1] = -2;
+        Refused(m.ToBytes(), "invalid dimension -2");
+
+        m = ConvModel();
+        var b = m.Graph.Initializer.First(t => t.Name == "B");
+        b.RawData = ByteString.Empty;
+        b.FloatData.Add(1f); // 1 value for shape [3]
+        Refused(m.ToBytes(), "float_data holds 1 values", "needs 3");
+    }
+
+    [Fact]
+    public void CycleIsReported()
+    {
+        var bytes = new OnnxModelBuilder().Input("x", 1, 4)
+            .Node("Add", ["x", "b"], ["a"], "first")
+            .Node("Relu", ["a"], ["b"], "second")
+            .Output("b", 1, 4).ToBytes();
+        Refused(bytes, "cycle", "first");
+    }
+
+    [Fact]
+    public void DanglingNamesAndMissingInitializers()
+    {
+        Refused(new OnnxModelBuilder().Input("x", 1, 4).Node("Relu", ["nowhere"], ["y"], "r").Output("y").ToBytes(),
+            "'r' (Relu) reads 'nowhere'", "no node, graph input or initializer");
+
+        var m = ConvModel();
+        m.Graph.Initializer.Remove(m.Graph.Initializer.First(t => t.Name == "W"));
+        Refused(m.ToBytes(), "'conv' (Conv) reads 'W'");
+
+        Refused(new OnnxModelBuilder().Input("x", 1, 4).Node("Relu", ["x"], ["y"]).Output("missing").ToBytes(), "Graph output 'missing' is never computed");
+        Refused(new OnnxModelBuilder().Input("x", 1, 4).Node("Relu", ["x"], ["y"], "a").Node("Relu", ["x"], ["y"], "b").Output("y").ToBytes(), "produced by two nodes");
+    }
+
+    [Fact]
+    public void UnsupportedOperatorNamesOpNodeAndOpset()
+    {
+        var bytes = new OnnxModelBuilder(15).Input("x", 1, 4).Node("FancyOp", ["x"], ["y"], "my_node").Output("y").ToBytes();
+        Refused(bytes, "FancyOp", "my_node", "opset 15");
+
+        var custom = new OnnxModelBuilder(13).Input("x", 1, 4).Node("Gelu", ["x"], ["y"], "g").Output("y");
+        custom.Graph.Node[0].Domain = "com.microsoft";
+        Refused(custom.ToBytes(), "com.microsoft.Gelu", "'g'", "opset 13");
+    }
+
+    [Fact]
+    public void UnsupportedOpsets()
+    {
+        var m = ConvModel();
+        m.Model.OpsetImport[0].Version = 99;
+        Refused(m.ToBytes(), "Opset 99");
+        m.Model.OpsetImport.Clear();
+        Refused(m.ToBytes(), "no opset");
+    }
+
+    [Fact]
+    public void UnsupportedElementTypes()
+    {
+        var m = ConvModel();
+        m.Graph.Initializer.First(t => t.Name == "B").DataType = 11; // DOUBLE
+        Refused(m.ToBytes(), "Initializer 'B'", "DOUBLE");
+
+        Refused(new OnnxModelBuilder().TypedInput("x", 10, 1, 4).Node("Relu", ["x"], ["y"]).Output("y").ToBytes(), "Graph input 'x'", "FLOAT16");
+        Refused(new OnnxModelBuilder().Input("x", 1, 4).Node("Cast", ["x"], ["y"], "c", ("to", 11)).Output("y").ToBytes(), "DOUBLE");
+    }
+
+    [Fact]
+    public void WrongAttributeTypesAndValues()
+    {
+        var m = ConvModel();
+        m.Graph.Node[0].Attribute.Add(OnnxModelBuilder.Attribute("group", 2.5f));
+        Refused(m.ToBytes(), "'conv'", "attribute 'group' should be INT");
+
+        m = ConvModel();
+        m.Graph.Node[0].Attribute[0] = OnnxModelBuilder.Attribute("pads", new[] { 1, 1, 1 });
+        Refused(m.ToBytes(), "pads has 3 values");
+
+        m = ConvModel();
+        m.Graph.Node[0].Attribute.Add(OnnxModelBuilder.Attribute("strides", new[] { 0, 1 }));
+        Refused(m.ToBytes(), "strides");
+
+        m = ConvModel();
+        m.Graph.Node[0].Attribute.Add(OnnxModelBuilder.Attribute("group", 5));
+        Refused(m.ToBytes(), "'conv'", "groups");
+    }
+
+    [Fact]
+    public void LoadTimeComputationsAreBounded()
+    {
+        var bytes = new OnnxModelBuilder().Input("x", 1)
+            .Initializer("s", new Tensor([30000L, 30000L], 2))
+            .Node("ConstantOfShape", ["s"], ["big"], "cos")
+            .Node("Add", ["x", "big"], ["y"])
+            .Output("y").ToBytes();
+        Refused(bytes, "'cos'", "900000000 elements");
+
+        var range = new OnnxModelBuilder().Input("x", 1)
+            .Initializer("a", new Tensor([0L], [])).Initializer("b", new Tensor([long.MaxValue], [])).Initializer("d", new Tensor([1L], []))
+            .Node("Range", ["a", "b", "d"], ["r"], "range").Node("Cast", ["r"], ["f"], "cast", ("to", 1)).Node("Add", ["x", "f"], ["y"]).Output("y").ToBytes();
+        Refused(range, "'range'", "limit");
+    }
+
+    [Fact]
+    public void ShapeInputThatDependsOnRuntimeData()
+    {
+        var bytes = new OnnxModelBuilder().Input("x", 1, 4).TypedInput("shape", 7, 2)
+            .Node("Reshape", ["x", "shape"], ["y"], "reshape").Output("y").ToBytes();
+        var e = Assert.Throws<ConstantInputRequiredException>(() => OnnxImporter.Load(bytes));
+        Assert.Contains("'reshape'", e.Message);
+        Assert.Equal(["shape"], e.RuntimeInputs);
+        var g = OnnxImporter.Load(bytes, new OnnxImportOptions { Constants = { ["shape"] = new Tensor([2L, 2L], 2) } });
+        Assert.Equal([2, 2], g.Outputs[0].Shape);
+    }
+
+    [Fact]
+    public void NonTensorInputsAreRefused()
+    {
+        var m = new OnnxModelBuilder().Input("x", 1).Node("Identity", ["x"], ["y"]).Output("y");
+        m.Graph.Input[0].Type = new TypeProto { SequenceType = new TypeProto.Types.Opaque() };
+        Refused(m.ToBytes(), "Graph input 'x'", "only tensors");
+    }
+}
