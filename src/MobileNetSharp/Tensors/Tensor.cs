@@ -45,14 +45,18 @@ public sealed class Tensor
     public long[] Int64s => Data as long[] ?? throw new InvalidOperationException($"Tensor holds {DataType}, not Int64.");
 
     /// <summary>Values as int64 whatever the integer type (for shape-like tensors).</summary>
-    public long[] ToInt64Array() => Data switch
+    /// <remarks>
+    /// Dispatches on <see cref="DataType"/>, not on the array's runtime type: the CLR lets an sbyte[]
+    /// pass as a byte[], which would read int8 -1 as 255.
+    /// </remarks>
+    public long[] ToInt64Array() => DataType switch
     {
-        long[] l => l,
-        int[] i => Array.ConvertAll(i, v => (long)v),
-        float[] f => Array.ConvertAll(f, v => (long)v),
-        byte[] b => Array.ConvertAll(b, v => (long)v),
-        sbyte[] s => Array.ConvertAll(s, v => (long)v),
-        bool[] z => Array.ConvertAll(z, v => v ? 1L : 0L),
+        DataType.Int64 => (long[])Data,
+        DataType.Int32 => Array.ConvertAll((int[])Data, v => (long)v),
+        DataType.Float32 => Array.ConvertAll((float[])Data, v => (long)v),
+        DataType.UInt8 => Array.ConvertAll((byte[])Data, v => (long)v),
+        DataType.Int8 => Array.ConvertAll((sbyte[])Data, v => (long)v),
+        DataType.Bool => Array.ConvertAll((bool[])Data, v => v ? 1L : 0L),
         _ => throw new InvalidOperationException($"Cannot read {DataType} as integers."),
     };
 
