@@ -18,6 +18,7 @@ public sealed class InferenceSession : IDisposable
     private readonly OperatorCache _cache = new();
     private readonly Dictionary<int, ExecutionPlan> _plans = [];
     private readonly ExecutionPlan _plan;
+    private readonly string? _fixedBatch;
 
     /// <summary>The optimized graph the default plan was compiled from.</summary>
     public ModelGraph OptimizedGraph { get; }
@@ -36,6 +37,7 @@ public sealed class InferenceSession : IDisposable
         if (_source.Outputs.Count == 0) throw new GraphException($"Graph '{graph.Name}' has no outputs.");
         Inputs = _source.Inputs.Select(v => new TensorInfo(v.Name, (int[])v.Shape.Clone())).ToArray();
         Outputs = _source.Outputs.Select(v => new TensorInfo(v.Name, (int[])v.Shape.Clone())).ToArray();
+        _fixedBatch = FixedBatchReason(_source);
         _workers = _options.Threads == 1 ? Kernels.Workers.Single : new Kernels.Workers(_options.Threads);
         (OptimizedGraph, Optimizations, _plan) = Build(_source);
         _plans[BatchOf(_source)] = _plan;
@@ -104,16 +106,25 @@ public sealed class InferenceSession : IDisposable
     {
         if (inputs.Length != Inputs.Count)
             throw new ArgumentException($"The model takes {Inputs.Count} input(s) ({string.Join(", ", Inputs.Select(i => i.Name))}), got {inputs.Length}.");
-        int batch = -1;
+        bool exact = true;
         for (int i = 0; i < inputs.Length; i++)
         {
             var t = inputs[i] ?? throw new ArgumentNullException(nameof(inputs), $"Input '{Inputs[i].Name}' is null.");
-            var want = Inputs[i].Shape;
             if (t.DataType != DataType.Float32) throw new ArgumentException($"Input '{Inputs[i].Name}' must be float32, got {t.DataType}.");
-            bool sameButBatch = t.Rank == want.Length && t.Rank > 0 && t.Shape.AsSpan(1).SequenceEqual(want.AsSpan(1));
-            if (!sameButBatch || (batch >= 0 && t.Shape[0] != batch))
-                throw new ArgumentException($"Input '{Inputs[i].Name}' expects shape {Shape.Format(want)} (any batch), got {Shape.Format(t.Shape)}.");
-            batch = t.Shape[0];
+            exact &= Shape.Equal(t.Shape, Inputs[i].Shape);
+        }
+        if (exact) return _plan;
+
+        // Another batch size: every input may differ from its declared shape in dimension 0 only, all by the same batch.
+        int batch = inputs[0].Rank > 0 ? inputs[0].Shape[0] : -1;
+        for (int i = 0; i < inputs.Length; i++)
+        {
+            var (t, want) = (inputs[i], Inputs[i].Shape);
+            bool sameButBatch = t.Rank == want.Length && t.Rank > 0 && t.Shape[0] == batch && t.Shape.AsSpan(1).SequenceEqual(want.AsSpan(1));
+            if (!sameButBatch || _fixedBatch is not null)
+                throw new ArgumentException($"Input '{Inputs[i].Name}' expects shape {Shape.Format(want)}" +
+                    (_fixedBatch is null ? " (the batch dimension may differ, the same for all inputs)" : "") + $", got {Shape.Format(t.Shape)}." +
+                    (_fixedBatch is not null && sameButBatch ? $" The batch size is fixed: {_fixedBatch}" : ""));
         }
         if (_plans.TryGetValue(batch, out var plan)) return plan;
         if (batch < 1) throw new ArgumentException("Batch size must be at least 1.");
@@ -124,6 +135,20 @@ public sealed class InferenceSession : IDisposable
         plan = Build(g).Item3;
         _plans[batch] = plan;
         return plan;
+    }
+
+    /// <summary>
+    /// Why the batch size cannot change, or null when it can: every input must lead with the same batch
+    /// dimension, and no Reshape may carry a fixed leading size (importers fold `x.view(x.size(0), -1)` to
+    /// [1, -1]; running that at batch 3 would silently mix images).
+    /// </summary>
+    private static string? FixedBatchReason(ModelGraph g)
+    {
+        if (g.Inputs.Any(v => v.Rank == 0) || g.Inputs.Select(v => v.Shape[0]).Distinct().Count() > 1)
+            return "the inputs do not share a leading batch dimension.";
+        var reshape = g.Nodes.FirstOrDefault(n => n.Op is Reshape { Target.Length: > 0 } r && r.Target[0] > 0);
+        return reshape is null ? null
+            : $"Reshape '{reshape.Name}' has the constant leading size {((Reshape)reshape.Op).Target[0]}; re-import the model for this batch size (e.g. OnnxImportOptions.InputShapes).";
     }
 
     public void Dispose()

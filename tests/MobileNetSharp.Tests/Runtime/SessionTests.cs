@@ -115,3 +115,33 @@ public class SessionTests
         Assert.True(s.OptimizedGraph.Nodes.Count < nodes);
     }
 }
+
+/// <summary>When a batch size other than the compiled one is allowed, and when it must be refused.</summary>
+public class BatchPolicyTests
+{
+    [Fact]
+    public void AReshapeWithABakedBatchRefusesOtherBatchSizesInsteadOfMixingImages()
+    {
+        var b = new GraphBuilder("baked", 1);
+        var x = b.Conv(b.Input("x", 1, 3, 4, 4), 2, 3);
+        b.Output(b.Add(new Reshape([1, -1]), "view", x)); // what an importer folds x.view(x.size(0), -1) to
+        using var s = new InferenceSession(b.Graph, new SessionOptions { Threads = 1 });
+        Assert.Equal([1, 32], s.Run(Tensor.Random(1, [1, 3, 4, 4]))[0].Shape);
+        var e = Assert.Throws<ArgumentException>(() => s.Run(Tensor.Random(1, [3, 3, 4, 4])));
+        Assert.Contains("constant leading size 1", e.Message);
+    }
+
+    [Fact]
+    public void InputsWithoutACommonBatchRunAtTheirDeclaredShapes()
+    {
+        var b = new GraphBuilder("two", 1);
+        var v = b.Input("v", 5);
+        var m = b.Input("m", 4, 5);
+        b.Output(b.Binary(BinaryKind.Add, m, v));
+        using var s = new InferenceSession(b.Graph, new SessionOptions { Threads = 1 });
+        var y = s.Run(Tensor.Random(1, [5]), Tensor.Random(2, [4, 5]))[0];
+        Assert.Equal([4, 5], y.Shape);
+        var e = Assert.Throws<ArgumentException>(() => s.Run(Tensor.Random(1, [5]), Tensor.Random(2, [2, 5])));
+        Assert.Contains("expects shape [4,5]", e.Message);
+    }
+}
