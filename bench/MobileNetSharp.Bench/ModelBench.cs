@@ -1,11 +1,124 @@
+using System.Diagnostics;
+using System.Globalization;
+using MobileNetSharp.Graph;
+using MobileNetSharp.Models;
+using MobileNetSharp.Onnx;
+using MobileNetSharp.Runtime;
+using MobileNetSharp.Tensors;
+using Ort = Microsoft.ML.OnnxRuntime;
+
 namespace MobileNetSharp.Bench;
 
-/// <summary>Whole-model latency side by side with ONNX Runtime (filled in with the ONNX exporter).</summary>
+/// <summary>
+/// Whole models, ours against ONNX Runtime, in one process and one run: the same ONNX bytes, the same
+/// input, the same thread count, warm-up first, then A/B alternated run by run so both see the same
+/// machine load. Reports median/p90/min, the ratio ours/ORT, GFLOP/s, load and first-run times,
+/// managed bytes allocated per run, and the largest output difference as a sanity check.
+/// </summary>
 public static class ModelBench
 {
+    private static readonly string[] DefaultArchs = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_lite0"];
+
     public static int Run(string[] args)
     {
-        Console.Error.WriteLine("models: not yet wired");
-        return 1;
+        var archs = new List<string>();
+        int runs = 50, batch = 1;
+        var threads = new List<int>();
+        float width = 1f;
+        int? res = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--arch": archs.AddRange(Next().Split(',')); break;
+                case "--threads": threads.AddRange(Next().Split(',').Select(int.Parse)); break;
+                case "--runs": runs = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--batch": batch = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--width": width = float.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--resolution": res = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                default: throw new ArgumentException($"unknown option {args[i]}");
+            }
+        }
+        if (archs.Count == 0) archs.AddRange(DefaultArchs);
+        if (threads.Count == 0) threads.AddRange([1, Environment.ProcessorCount]);
+        threads = threads.Distinct().ToList();
+
+        double peak = PeakProbe.SingleCoreGflops();
+        Console.WriteLine($"# MobileNetSharp vs ONNX Runtime {typeof(Ort.InferenceSession).Assembly.GetName().Version}");
+        Console.WriteLine($"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}, ISA {MobileNetSharp.Kernels.Isa.Best}, " +
+            $"measured fp32 FMA peak {peak:F0} GFLOP/s per core; batch {batch}, {runs} timed runs each, A/B alternated after warm-up.");
+        Console.WriteLine();
+        Console.WriteLine("| model | threads | ours median | ours p90 | ours min | ORT median | ORT p90 | ORT min | ours/ORT | ours GFLOP/s | % peak | load ours/ORT | first run ours/ORT | alloc/run | max rel diff |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        foreach (var arch in archs)
+            foreach (int t in threads)
+                Console.WriteLine(Measure(arch, width, res, batch, t, runs, peak));
+        Console.WriteLine();
+        Console.WriteLine($"Process peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)} MiB.");
+        return 0;
+    }
+
+    private static string Measure(string arch, float width, int? res, int batch, int threads, int runs, double peak)
+    {
+        var graph = ModelZoo.Create(arch, new ModelOptions(width, res, Batch: batch));
+        long macs = CostModel.Analyze(graph).Macs;
+        byte[] onnx = OnnxExporter.ToBytes(graph);
+        var inputShape = graph.Inputs[0].Shape;
+        var input = Tensor.Random(1, inputShape);
+
+        // Ours: from the same ONNX bytes, as a user would load it.
+        var sw = Stopwatch.StartNew();
+        using var ours = new InferenceSession(OnnxImporter.Load(onnx), new SessionOptions { Threads = threads });
+        double oursLoad = sw.Elapsed.TotalMilliseconds;
+        Tensor[] oursIn = [input];
+        Tensor[] oursOut = [Tensor.Zeros(ours.Outputs[0].Shape)];
+        sw.Restart();
+        ours.Run(oursIn, oursOut);
+        double oursFirst = sw.Elapsed.TotalMilliseconds;
+
+        // ONNX Runtime: all graph optimizations, intra-op threads = ours, pre-bound input and output.
+        using var options = new Ort.SessionOptions
+        {
+            IntraOpNumThreads = threads, InterOpNumThreads = 1,
+            GraphOptimizationLevel = Ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            ExecutionMode = Ort.ExecutionMode.ORT_SEQUENTIAL,
+        };
+        sw.Restart();
+        using var ort = new Ort.InferenceSession(onnx, options);
+        double ortLoad = sw.Elapsed.TotalMilliseconds;
+        var ortOutData = new float[oursOut[0].Length];
+        using var ortIn = Ort.OrtValue.CreateTensorValueFromMemory(input.Floats, inputShape.Select(d => (long)d).ToArray());
+        using var ortOut = Ort.OrtValue.CreateTensorValueFromMemory(ortOutData, ours.Outputs[0].Shape.Select(d => (long)d).ToArray());
+        using var runOptions = new Ort.RunOptions();
+        string[] inNames = [ort.InputNames[0]], outNames = [ort.OutputNames[0]];
+        Ort.OrtValue[] ortIns = [ortIn], ortOuts = [ortOut];
+        sw.Restart();
+        ort.Run(runOptions, inNames, ortIns, outNames, ortOuts);
+        double ortFirst = sw.Elapsed.TotalMilliseconds;
+
+        for (int i = 0; i < 10; i++) { ours.Run(oursIn, oursOut); ort.Run(runOptions, inNames, ortIns, outNames, ortOuts); }
+        var a = new List<double>(runs);
+        var b = new List<double>(runs);
+        long allocated = 0;
+        for (int i = 0; i < runs; i++)
+        {
+            long bytes = GC.GetAllocatedBytesForCurrentThread();
+            long t0 = Stopwatch.GetTimestamp();
+            ours.Run(oursIn, oursOut);
+            a.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            allocated += GC.GetAllocatedBytesForCurrentThread() - bytes;
+            t0 = Stopwatch.GetTimestamp();
+            ort.Run(runOptions, inNames, ortIns, outNames, ortOuts);
+            b.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        }
+        var sa = LatencyStats.From(a);
+        var sb = LatencyStats.From(b);
+        double scale = Math.Max(1e-12, ortOutData.Max(Math.Abs));
+        double diff = oursOut[0].Floats.Zip(ortOutData).Max(p => Math.Abs(p.First - p.Second)) / scale;
+        double gflops = 2.0 * macs / (sa.Median * 1e6);
+        string label = $"{arch} {width.ToString(CultureInfo.InvariantCulture)}/{inputShape[2]}";
+        return string.Create(CultureInfo.InvariantCulture,
+            $"| {label} | {threads} | {sa.Median:F2} ms | {sa.P90:F2} | {sa.Min:F2} | {sb.Median:F2} ms | {sb.P90:F2} | {sb.Min:F2} | **{sa.Median / sb.Median:F2}** | {gflops:F1} | {100 * gflops / (peak * threads):F0}% | {oursLoad:F0}/{ortLoad:F0} ms | {oursFirst:F1}/{ortFirst:F1} ms | {allocated / runs} B | {diff:E1} |");
     }
 }
