@@ -120,11 +120,10 @@ public sealed class InferenceSession : IDisposable
         for (int i = 0; i < inputs.Length; i++)
         {
             var (t, want) = (inputs[i], Inputs[i].Shape);
-            bool sameButBatch = t.Rank == want.Length && t.Rank > 0 && t.Shape[0] == batch && t.Shape.AsSpan(1).SequenceEqual(want.AsSpan(1));
-            if (!sameButBatch || _fixedBatch is not null)
-                throw new ArgumentException($"Input '{Inputs[i].Name}' expects shape {Shape.Format(want)}" +
-                    (_fixedBatch is null ? " (the batch dimension may differ, the same for all inputs)" : "") + $", got {Shape.Format(t.Shape)}." +
-                    (_fixedBatch is not null && sameButBatch ? $" The batch size is fixed: {_fixedBatch}" : ""));
+            if (_fixedBatch is null ? SameButBatch(t, want, batch) : Shape.Equal(t.Shape, want)) continue;
+            string hint = _fixedBatch is null ? " (the batch dimension may differ, the same for all inputs)"
+                : SameButBatch(t, want, t.Rank > 0 ? t.Shape[0] : -1) ? $"; the batch size is fixed: {_fixedBatch}" : "";
+            throw new ArgumentException($"Input '{Inputs[i].Name}' expects shape {Shape.Format(want)}, got {Shape.Format(t.Shape)}{hint}");
         }
         if (_plans.TryGetValue(batch, out var plan)) return plan;
         if (batch < 1) throw new ArgumentException("Batch size must be at least 1.");
@@ -136,6 +135,9 @@ public sealed class InferenceSession : IDisposable
         _plans[batch] = plan;
         return plan;
     }
+
+    private static bool SameButBatch(Tensor t, int[] want, int batch) =>
+        t.Rank == want.Length && t.Rank > 0 && t.Shape[0] == batch && t.Shape.AsSpan(1).SequenceEqual(want.AsSpan(1));
 
     /// <summary>
     /// Why the batch size cannot change, or null when it can: every input must lead with the same batch

@@ -129,6 +129,7 @@ public class BatchPolicyTests
         Assert.Equal([1, 32], s.Run(Tensor.Random(1, [1, 3, 4, 4]))[0].Shape);
         var e = Assert.Throws<ArgumentException>(() => s.Run(Tensor.Random(1, [3, 3, 4, 4])));
         Assert.Contains("constant leading size 1", e.Message);
+        Assert.Contains("expects shape [1,3,4,4], got [3,3,4,4]", e.Message);
     }
 
     [Fact]
