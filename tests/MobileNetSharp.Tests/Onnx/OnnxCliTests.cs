@@ -80,11 +80,13 @@ public sealed class OnnxCliTests : IDisposable
     [InlineData("conv.onnx", "x=missing.npy", "No such input file")]
     [InlineData("conv.onnx", "x=x.txt", "must be .npy or .pb")]
     [InlineData("conv.onnx", "x=wrong.npy", "cannot take shape [2,2]")]
+    [InlineData("conv.onnx", "x=corrupt.npy", "not a NumPy .npy file")]
     public void RunErrorsAreOneLine(string model, string input, string message)
     {
         System.IO.File.WriteAllBytes(File("bad.onnx"), [1, 2, 3, 4, 5]);
         System.IO.File.WriteAllBytes(File("conv.onnx"), HostileInputTests.ConvModel().ToBytes());
         System.IO.File.WriteAllText(File("x.txt"), "1 2 3");
+        System.IO.File.WriteAllText(File("corrupt.npy"), "this is not an array");
         Npy.Write(File("x.npy"), Tensor.Random(1, [1, 2, 4, 4]));
         Npy.Write(File("wrong.npy"), Tensor.Random(1, [2, 2]));
         var parts = input.Split('=');
