@@ -89,6 +89,23 @@ public class CliTests
         Assert.True(JsonDocument.Parse(stdout).RootElement.GetProperty("steps").GetArrayLength() > 10);
     }
 
+    [Fact]
+    public void SummaryOfAnExportedOnnxFileMatchesTheBuilder()
+    {
+        string dir = Directory.CreateTempSubdirectory("mnet-cli").FullName;
+        try
+        {
+            string path = Path.Combine(dir, "v3l.onnx");
+            var (code, _, err) = CliRunner.Run("convert", "mobilenet_v3_large", "--width", "0.5", "--resolution", "160", "--to", path);
+            Assert.True(code == 0, err);
+            var fromFile = JsonDocument.Parse(CliRunner.Run("summary", path, "--json").Out).RootElement;
+            var fromBuilder = JsonDocument.Parse(CliRunner.Run("summary", "mobilenet_v3_large", "--width", "0.5", "--resolution", "160", "--json").Out).RootElement;
+            Assert.Equal(fromBuilder.GetProperty("params").GetInt64(), fromFile.GetProperty("params").GetInt64());
+            Assert.Equal(fromBuilder.GetProperty("macs").GetInt64(), fromFile.GetProperty("macs").GetInt64());
+        }
+        finally { Directory.Delete(dir, recursive: true); }
+    }
+
     [Theory]
     [InlineData("Unknown architecture 'resnet9000'", "summary", "resnet9000")]
     [InlineData("width multiplier must be in (0, 8]", "summary", "mobilenet_v1", "--width", "0")]
