@@ -1,5 +1,3 @@
-using System.CommandLine;
-using MobileNetSharp.Cli.Commands;
 using MobileNetSharp.Models;
 using MobileNetSharp.Onnx;
 using MobileNetSharp.Runtime;
@@ -7,7 +5,7 @@ using MobileNetSharp.Tensors;
 
 namespace MobileNetSharp.Tests.Onnx;
 
-/// <summary>`mnet run` and `mnet convert`, driven through their System.CommandLine definitions in-process.</summary>
+/// <summary>`mnet run` and `mnet convert`, driven in-process through the real entry point.</summary>
 [Collection("Console")]
 public sealed class OnnxCliTests : IDisposable
 {
@@ -15,16 +13,7 @@ public sealed class OnnxCliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static (int Code, string Out, string Err) Mnet(params string[] args)
-    {
-        var root = new RootCommand { RunCommand.Create(), ConvertCommand.Create() };
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        var (o, e) = (new StringWriter(), new StringWriter());
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false }), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
+    private static (int Code, string Out, string Err) Mnet(params string[] args) => Cli.CliRunner.Run(args);
 
     private string File(string name) => Path.Combine(_dir, name);
 
