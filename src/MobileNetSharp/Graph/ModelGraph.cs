@@ -39,33 +39,51 @@ public sealed class ModelGraph
                 if (o.Producer != n) throw new GraphException($"Value '{o.Name}' claims another producer than node '{n.Name}'.");
             }
 
-        var pending = new List<Node>(Nodes);
-        var ordered = new List<Node>(Nodes.Count);
         var produced = new HashSet<Value>(Nodes.SelectMany(n => n.Outputs));
         foreach (var n in Nodes)
             foreach (var i in n.Inputs)
                 if (i is not null && !i.IsConstant && !available.Contains(i) && !produced.Contains(i))
                     throw new GraphException($"Node '{n.Name}' ({n.Op.Type}) reads '{i.Name}', which no node, input or initializer provides.");
 
-        // Kahn's algorithm; what is left when no node can run is a cycle.
-        bool progress = true;
-        while (pending.Count > 0 && progress)
+        // Kahn's algorithm: count each node's unmet inputs and release readers as values appear. Ready
+        // nodes leave in their original order (a min-heap on position), so an already valid order is kept:
+        // builders order layers depth-first, which keeps few activations alive at once.
+        var waiting = new Dictionary<Node, int>(Nodes.Count);
+        var position = new Dictionary<Node, int>(Nodes.Count);
+        var readers = new Dictionary<Value, List<Node>>();
+        var ready = new PriorityQueue<Node, int>();
+        foreach (var n in Nodes)
         {
-            progress = false;
-            for (int k = 0; k < pending.Count; k++)
+            position[n] = position.Count;
+            int unmet = 0;
+            foreach (var i in n.Inputs)
             {
-                var n = pending[k];
-                if (n.Inputs.All(i => i is null || i.IsConstant || available.Contains(i)))
-                {
-                    ordered.Add(n);
-                    foreach (var o in n.Outputs) available.Add(o);
-                    pending.RemoveAt(k--);
-                    progress = true;
-                }
+                if (i is null || i.IsConstant || available.Contains(i)) continue;
+                unmet++;
+                if (!readers.TryGetValue(i, out var list)) readers[i] = list = [];
+                list.Add(n);
+            }
+            waiting[n] = unmet;
+            if (unmet == 0) ready.Enqueue(n, position[n]);
+        }
+        var ordered = new List<Node>(Nodes.Count);
+        while (ready.Count > 0)
+        {
+            var n = ready.Dequeue();
+            ordered.Add(n);
+            foreach (var o in n.Outputs)
+            {
+                available.Add(o);
+                if (readers.TryGetValue(o, out var list))
+                    foreach (var r in list)
+                        if (--waiting[r] == 0) ready.Enqueue(r, position[r]);
             }
         }
-        if (pending.Count > 0)
-            throw new GraphException($"The graph has a cycle through node '{pending[0].Name}' ({pending[0].Op.Type}).");
+        if (ordered.Count < Nodes.Count)
+        {
+            var stuck = Nodes.First(n => waiting[n] > 0);
+            throw new GraphException($"The graph has a cycle through node '{stuck.Name}' ({stuck.Op.Type}).");
+        }
         foreach (var o in Outputs)
             if (!o.IsConstant && !available.Contains(o)) throw new GraphException($"Graph output '{o.Name}' is never computed.");
         Nodes.Clear();
