@@ -16,7 +16,11 @@ internal sealed class NodeExporter(GraphWriter w)
         string y = n.Output.Name;
         switch (n.Op)
         {
-            case Conv c: Conv(n, c); break;
+            case Conv c:
+                Conv(n, [c.KernelH, c.KernelW], [c.StrideH, c.StrideW], [c.PadTop, c.PadLeft, c.PadBottom, c.PadRight],
+                    [c.DilationH, c.DilationW], c.Groups, c.AutoPad, c.Activation);
+                break;
+            case ConvNd c: Conv(n, c.Kernel, c.Strides, c.Pads, c.Dilations, c.Groups, c.AutoPad, c.Activation); break;
             case Gemm g:
             {
                 var inputs = new List<string> { In(n, 0), In(n, 1) };
@@ -39,7 +43,11 @@ internal sealed class NodeExporter(GraphWriter w)
                 w.Node("BatchNormalization", n.Name, [In(n, 0), In(n, 1), In(n, 2), In(n, 3), In(n, 4)], [y], Attr("epsilon", bn.Epsilon));
                 break;
             case Graph.MatMul: w.Node("MatMul", n.Name, [In(n, 0), In(n, 1)], [y]); break;
-            case Pool p: Pool(n, p); break;
+            case Pool p:
+                Pool(n, p.Type, p.Kind, [p.KernelH, p.KernelW], [p.StrideH, p.StrideW], [p.PadTop, p.PadLeft, p.PadBottom, p.PadRight],
+                    [p.DilationH, p.DilationW], p.CeilMode, p.CountIncludePad, p.AutoPad);
+                break;
+            case PoolNd p: Pool(n, p.Type, p.Kind, p.Kernel, p.Strides, p.Pads, p.Dilations, p.CeilMode, p.CountIncludePad, p.AutoPad); break;
             case GlobalPool gp: w.Node(gp.Type, n.Name, [In(n, 0)], [y]); break;
             case Reduce r: Reduce(n, r); break;
             case Softmax s: Softmax(n, s); break;
@@ -70,29 +78,30 @@ internal sealed class NodeExporter(GraphWriter w)
 
     private string In(Node n, int i) => w.Name(n.Input(i));
 
-    private void Conv(Node n, Conv c)
+    /// <summary>Any number of spatial axes; pads are all begins, then all ends, as in ONNX.</summary>
+    private void Conv(Node n, int[] kernel, int[] strides, int[] pads, int[] dilations, int groups, AutoPad autoPad, Activation activation)
     {
         string y = n.Output.Name;
         var residual = n.OptionalInput(3);
         var inputs = new List<string> { In(n, 0), In(n, 1) };
         if (n.OptionalInput(2) is { } bias) inputs.Add(w.Name(bias));
-        string raw = residual is null && c.Activation.IsNone ? y : w.Fresh(y + "/conv");
+        string raw = residual is null && activation.IsNone ? y : w.Fresh(y + "/conv");
         var attrs = new List<Proto.AttributeProto>
         {
-            Attr("kernel_shape", new[] { c.KernelH, c.KernelW }),
-            Attr("strides", new[] { c.StrideH, c.StrideW }),
-            Attr("dilations", new[] { c.DilationH, c.DilationW }),
-            Attr("group", (long)c.Groups),
+            Attr("kernel_shape", kernel),
+            Attr("strides", strides),
+            Attr("dilations", dilations),
+            Attr("group", (long)groups),
         };
-        attrs.Add(c.AutoPad == AutoPad.NotSet ? Attr("pads", new[] { c.PadTop, c.PadLeft, c.PadBottom, c.PadRight }) : Attr("auto_pad", AutoPadName(c.AutoPad)));
+        attrs.Add(autoPad == AutoPad.NotSet ? Attr("pads", pads) : Attr("auto_pad", AutoPadName(autoPad)));
         w.Node("Conv", n.Name, [.. inputs], [raw], [.. attrs]);
         if (residual is not null)
         {
-            string sum = c.Activation.IsNone ? y : w.Fresh(y + "/residual");
+            string sum = activation.IsNone ? y : w.Fresh(y + "/residual");
             w.Node("Add", n.Name + "/residual", [raw, w.Name(residual)], [sum]);
             raw = sum;
         }
-        Activation(n.Name, c.Activation, raw, y);
+        Activation(n.Name, activation, raw, y);
     }
 
     /// <summary>Writes <paramref name="a"/> from <paramref name="x"/> to <paramref name="y"/>; nothing when there is none and the names agree.</summary>
@@ -133,18 +142,20 @@ internal sealed class NodeExporter(GraphWriter w)
         }
     }
 
-    private void Pool(Node n, Pool p)
+    /// <summary>Any number of spatial axes. Dilations only when used: AveragePool takes them from opset 19 on.</summary>
+    private void Pool(Node n, string type, PoolKind kind, int[] kernel, int[] strides, int[] pads, int[] dilations,
+        bool ceilMode, bool countIncludePad, AutoPad autoPad)
     {
         var attrs = new List<Proto.AttributeProto>
         {
-            Attr("kernel_shape", new[] { p.KernelH, p.KernelW }),
-            Attr("strides", new[] { p.StrideH, p.StrideW }),
-            Attr("ceil_mode", p.CeilMode ? 1L : 0L),
+            Attr("kernel_shape", kernel),
+            Attr("strides", strides),
+            Attr("ceil_mode", ceilMode ? 1L : 0L),
         };
-        attrs.Add(p.AutoPad == AutoPad.NotSet ? Attr("pads", new[] { p.PadTop, p.PadLeft, p.PadBottom, p.PadRight }) : Attr("auto_pad", AutoPadName(p.AutoPad)));
-        if (p.DilationH != 1 || p.DilationW != 1) attrs.Add(Attr("dilations", new[] { p.DilationH, p.DilationW }));
-        if (p.Kind == PoolKind.Average) attrs.Add(Attr("count_include_pad", p.CountIncludePad ? 1L : 0L));
-        w.Node(p.Type, n.Name, [In(n, 0)], [n.Output.Name], [.. attrs]);
+        attrs.Add(autoPad == AutoPad.NotSet ? Attr("pads", pads) : Attr("auto_pad", AutoPadName(autoPad)));
+        if (dilations.Any(d => d != 1)) attrs.Add(Attr("dilations", dilations));
+        if (kind == PoolKind.Average) attrs.Add(Attr("count_include_pad", countIncludePad ? 1L : 0L));
+        w.Node(type, n.Name, [In(n, 0)], [n.Output.Name], [.. attrs]);
     }
 
     /// <summary>Axes are an attribute until opset 18 (ReduceSum: 13), an input after.</summary>

@@ -55,6 +55,7 @@ public static class OnnxExporter
     }
 
     private static int RequiredOpset(ModelGraph graph) =>
-        graph.Nodes.Any(n => n.Op is Pool { Kind: PoolKind.Average } p && (p.DilationH != 1 || p.DilationW != 1) || n.Op is Pad { Mode: PadMode.Wrap })
+        graph.Nodes.Any(n => n.Op is Pool { Kind: PoolKind.Average } p && (p.DilationH != 1 || p.DilationW != 1)
+            || n.Op is PoolNd { Kind: PoolKind.Average } q && q.Dilations.Any(d => d != 1) || n.Op is Pad { Mode: PadMode.Wrap })
             ? 19 : DefaultOpset;
 }

@@ -3,8 +3,9 @@ using MobileNetSharp.Graph;
 namespace MobileNetSharp.Onnx.Import;
 
 /// <summary>
-/// Conv, MaxPool and AveragePool. The graph has 2-D forms only; 1-D ones run as 2-D with a height of 1
-/// (an Unsqueeze before and a Squeeze after, weights reshaped once at load time).
+/// Conv, MaxPool and AveragePool. 2-D ones map to the graph's Conv and Pool, which the passes and the
+/// channels-last kernels know; 1-D ones run as 2-D with a height of 1 (an Unsqueeze before and a Squeeze
+/// after, weights reshaped once at load time) for the same reason; 3-D and higher map to ConvNd and PoolNd.
 /// </summary>
 internal static class ConvPoolConverters
 {
@@ -29,6 +30,11 @@ internal static class ConvPoolConverters
         {
             n.Emit(new Graph.Conv(win.Kernel[0], win.Kernel[1], win.Strides[0], win.Strides[1],
                 win.Pads[0], win.Pads[1], win.Pads[2], win.Pads[3], win.Dilations[0], win.Dilations[1], group, win.AutoPad), x, w, bias);
+            return;
+        }
+        if (spatial > 2)
+        {
+            n.Emit(new ConvNd(win.Kernel, win.Strides, win.Pads, win.Dilations, group, win.AutoPad), x, w, bias);
             return;
         }
         var w2 = w.Constant is { } wt
@@ -62,18 +68,19 @@ internal static class ConvPoolConverters
                 win.Pads[0], win.Pads[1], win.Pads[2], win.Pads[3], win.Dilations[0], win.Dilations[1], ceil, includePad, win.AutoPad), x);
             return;
         }
+        if (spatial > 2)
+        {
+            n.Emit(new PoolNd(kind, win.Kernel, win.Strides, win.Pads, win.Dilations, ceil, includePad, win.AutoPad), x);
+            return;
+        }
         var pool = new Pool(kind, 1, win.Kernel[0], 1, win.Strides[0], 0, win.Pads[0], 0, win.Pads[1],
             1, win.Dilations[0], ceil, includePad, win.AutoPad);
         var y = n.EmitHelper(pool, "pool2d", n.EmitHelper(new Unsqueeze([2]), "to2d", x));
         n.Emit(new Squeeze([2]), y);
     }
 
-    private static int SpatialRank(NodeContext n, Value x) => x.Rank switch
-    {
-        3 => 1,
-        4 => 2,
-        _ => throw n.Error($"{x.Rank - 2}-D {n.OpType} (input {Tensors.Shape.Format(x.Shape)}) is not supported: the graph has 1-D and 2-D forms only."),
-    };
+    private static int SpatialRank(NodeContext n, Value x) => x.Rank >= 3 ? x.Rank - 2
+        : throw n.Error($"{n.OpType} expects an N,C,spatial... input of rank 3 or more, got {Tensors.Shape.Format(x.Shape)}.");
 
     private static Window ReadWindow(NodeContext n, int spatial, int[] kernel, bool dilations)
     {
@@ -87,9 +94,8 @@ internal static class ConvPoolConverters
         var k = Read("kernel_shape", kernel, spatial, 1, 1);
         var s = Read("strides", n.Attr.Int32s("strides"), spatial, 1, 1);
         var d = Read("dilations", dilations ? n.Attr.Int32s("dilations") : null, spatial, 1, 1);
+        // All begins, then all ends: in 2-D the graph's (top, left, bottom, right).
         var p = Read("pads", n.Attr.Int32s("pads"), 2 * spatial, 0, 0);
-        // ONNX pads are all begins then all ends; the graph wants (top, left, bottom, right) in 2-D.
-        var pads = spatial == 2 ? p : [p[0], p[1]];
         var autoPad = n.Attr.String("auto_pad", "NOTSET") switch
         {
             "NOTSET" or "" => AutoPad.NotSet,
@@ -98,6 +104,6 @@ internal static class ConvPoolConverters
             "VALID" => AutoPad.Valid,
             var other => throw n.Error($"auto_pad '{other}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID."),
         };
-        return new Window(k, s, d, pads, autoPad);
+        return new Window(k, s, d, p, autoPad);
     }
 }

@@ -24,8 +24,8 @@ public sealed record GraphCost(IReadOnlyList<LayerCost> Layers)
 /// <summary>
 /// Counts costs under the conventions of shared/reference/published-figures.md: parameters are conv and
 /// FC weights and biases plus BatchNorm gamma and beta (not running statistics); MACs count convolutions
-/// (H_out*W_out*K_h*K_w*C_in/groups*C_out per image) and fully connected layers only. A constant read by
-/// several nodes is counted once. Counts are for the graph's batch size as given.
+/// (output elements * kernel volume * C_in/groups, for any number of spatial axes) and fully connected
+/// layers only. A constant read by several nodes is counted once. Counts are for the graph's batch size as given.
 /// </summary>
 public static class CostModel
 {
@@ -41,7 +41,10 @@ public static class CostModel
             {
                 Conv c => (Param(1) + Param(2),
                     Shape.Size(y) * c.KernelH * c.KernelW * n.Input(0).Shape[1] / c.Groups,
-                    ConvKind(c, n.Input(0).Shape[1])),
+                    ConvKind(c.Groups, n.Input(0).Shape[1], c.KernelH == 1 && c.KernelW == 1)),
+                ConvNd c => (Param(1) + Param(2),
+                    Shape.Size(y) * c.Kernel.Aggregate(1L, (a, k) => a * k) * n.Input(0).Shape[1] / c.Groups,
+                    ConvKind(c.Groups, n.Input(0).Shape[1], c.Kernel.All(k => k == 1))),
                 BatchNorm => (Param(1) + Param(2), 0L, LayerKind.Other),
                 Gemm g => (Param(1) + Param(2),
                     Shape.Size(y) * (g.TransA ? n.Input(0).Shape[0] : n.Input(0).Shape[1]),
@@ -54,9 +57,9 @@ public static class CostModel
         return new GraphCost(layers);
     }
 
-    private static LayerKind ConvKind(Conv c, int inChannels) =>
-        c.Groups > 1 && c.Groups == inChannels ? LayerKind.Depthwise
-        : c.KernelH == 1 && c.KernelW == 1 && c.Groups == 1 ? LayerKind.Pointwise
+    private static LayerKind ConvKind(int groups, int inChannels, bool unitKernel) =>
+        groups > 1 && groups == inChannels ? LayerKind.Depthwise
+        : unitKernel && groups == 1 ? LayerKind.Pointwise
         : LayerKind.StandardConv;
 
     private static long MatMulInner(Node n) => n.Input(0).Shape[^1];

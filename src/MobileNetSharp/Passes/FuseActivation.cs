@@ -19,6 +19,7 @@ public static class FuseActivation
             Op? merged = producer.Op switch
             {
                 Conv c when c.Activation.IsNone => c with { Activation = a.Activation },
+                ConvNd c when c.Activation.IsNone => c with { Activation = a.Activation },
                 Gemm m when m.Activation.IsNone => m with { Activation = a.Activation },
                 BinaryOp b when b.Activation.IsNone => b with { Activation = a.Activation },
                 _ => null,

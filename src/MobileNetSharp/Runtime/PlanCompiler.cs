@@ -5,7 +5,7 @@ using MobileNetSharp.Tensors;
 namespace MobileNetSharp.Runtime;
 
 /// <summary>
-/// Turns an optimized graph into an <see cref="ExecutionPlan"/>. Its one real decision is layout: spatial
+/// Turns an optimized graph into an <see cref="ExecutionPlan"/>. Its one real decision is layout: 2-D spatial
 /// ops (conv, pooling, batch norm) run channels-last, element-wise and axis ops follow their input, and
 /// everything else sees the logical (plain) order; a transpose is inserted only where a value is needed
 /// in a layout it was not produced in and the two orders differ in memory (not when C == 1 or H*W == 1).
@@ -153,6 +153,14 @@ internal sealed class PlanCompiler
                 _steps.Add(new PoolStep(n.Name, p, g, p.CeilExtra(n.Input(0).Shape), Get(n.Input(0), MemoryLayout.Nhwc), Produce(n.Output, MemoryLayout.Nhwc)));
                 break;
             }
+            case ConvNd c:
+                // Off the MobileNet path: the plain layout, and ONNX's weight order as it is.
+                _steps.Add(new ConvNdStep(n.Name, c.Geometry(n.Input(0).Shape, n.Input(1).Shape[0]), Floats(n, 1, "Conv weight"),
+                    Floats(n, 2, "Conv bias"), c.Activation, Get(n.Input(0), MemoryLayout.Plain), Produce(n.Output, MemoryLayout.Plain)));
+                break;
+            case PoolNd p:
+                _steps.Add(new PoolNdStep(n.Name, p, p.Geometry(n.Input(0).Shape), Get(n.Input(0), MemoryLayout.Plain), Produce(n.Output, MemoryLayout.Plain)));
+                break;
             case GlobalPool gp: EmitGlobalPool(n, gp.Kind == PoolKind.Max ? ReduceKind.Max : ReduceKind.Mean,
                 Enumerable.Range(2, n.Input(0).Rank - 2).ToArray()); break;
             case Reduce r: EmitGlobalPool(n, r.Kind, r.NormalizedAxes(n.Input(0).Rank)); break;

@@ -33,22 +33,6 @@ public static class ConformanceSuite
     /// <summary>Claimed-op tests the importer refuses on purpose, with the text its error must contain.</summary>
     public static readonly IReadOnlyDictionary<string, string> ExpectedRejections = new Dictionary<string, string>
     {
-        // The graph IR has 1-D (mapped to 2-D) and 2-D Conv/Pool only; 3-D would need new ops (reported to the lead).
-        ["node/test_averagepool_3d_default"] = "3-D AveragePool",
-        ["node/test_maxpool_3d_default"] = "3-D MaxPool",
-        ["pytorch-converted/test_AvgPool3d"] = "3-D AveragePool",
-        ["pytorch-converted/test_AvgPool3d_stride"] = "3-D AveragePool",
-        ["pytorch-converted/test_AvgPool3d_stride1_pad0_gpu_input"] = "3-D AveragePool",
-        ["pytorch-converted/test_MaxPool3d"] = "3-D MaxPool",
-        ["pytorch-converted/test_MaxPool3d_stride"] = "3-D MaxPool",
-        ["pytorch-converted/test_MaxPool3d_stride_padding"] = "3-D MaxPool",
-        ["pytorch-converted/test_Conv3d"] = "3-D Conv",
-        ["pytorch-converted/test_Conv3d_dilated"] = "3-D Conv",
-        ["pytorch-converted/test_Conv3d_dilated_strided"] = "3-D Conv",
-        ["pytorch-converted/test_Conv3d_groups"] = "3-D Conv",
-        ["pytorch-converted/test_Conv3d_no_bias"] = "3-D Conv",
-        ["pytorch-converted/test_Conv3d_stride"] = "3-D Conv",
-        ["pytorch-converted/test_Conv3d_stride_padding"] = "3-D Conv",
         // Inference engine: batch statistics and random dropout masks are training-only.
         ["node/test_batchnorm_epsilon_training_mode"] = "training_mode=1",
         ["node/test_batchnorm_example_training_mode"] = "training_mode=1",

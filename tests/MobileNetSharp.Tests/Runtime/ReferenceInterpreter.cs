@@ -184,6 +184,63 @@ public static class ReferenceInterpreter
                 }
                 return [o];
             }
+            case ConvNd c:
+            {
+                var x = X(); var w = input(1)!; var b = input(2);
+                var g = c.Geometry(xs, y[1]);
+                var o = new float[size];
+                int rank = g.Rank, cpg = g.InCPerGroup, opg = g.OutCPerGroup;
+                for (int i = 0; i < size; i++)
+                {
+                    var idx = Unravel(i, y);
+                    int oc = idx[1], grp = oc / opg;
+                    double acc = b?[oc] ?? 0;
+                    for (int ic = 0; ic < cpg; ic++)
+                    for (int t = 0; t < g.KernelVolume; t++)
+                    {
+                        var tap = Unravel(t, g.Kernel);
+                        int src = idx[0] * g.InChannels + grp * cpg + ic;
+                        bool inside = true;
+                        for (int d = 0; d < rank && inside; d++)
+                        {
+                            int at = idx[2 + d] * g.Strides[d] - g.Pads[d] + tap[d] * g.Dilations[d];
+                            inside = at >= 0 && at < g.InSize[d];
+                            src = src * g.InSize[d] + at;
+                        }
+                        if (inside) acc += (double)x[src] * w[(oc * cpg + ic) * g.KernelVolume + t];
+                    }
+                    o[i] = Act(c.Activation, acc);
+                }
+                return [o];
+            }
+            case PoolNd p:
+            {
+                var x = X(); var g = p.Geometry(xs); var o = new float[size];
+                int rank = g.Rank;
+                for (int i = 0; i < size; i++)
+                {
+                    var idx = Unravel(i, y);
+                    double acc = p.Kind == PoolKind.Max ? double.NegativeInfinity : 0; int count = 0, padded = 0;
+                    for (int t = 0; t < g.KernelVolume; t++)
+                    {
+                        var tap = Unravel(t, g.Kernel);
+                        int src = idx[0] * xs[1] + idx[1];
+                        bool inside = true, inPads = true;
+                        for (int d = 0; d < rank; d++)
+                        {
+                            int at = idx[2 + d] * g.Strides[d] - g.Pads[d] + tap[d] * g.Dilations[d];
+                            inside &= at >= 0 && at < g.InSize[d];
+                            inPads &= at >= -g.Pads[d] && at < g.InSize[d] + g.Pads[rank + d];
+                            src = src * g.InSize[d] + at;
+                        }
+                        if (inPads) padded++;
+                        if (!inside) continue;
+                        acc = p.Kind == PoolKind.Max ? Math.Max(acc, x[src]) : acc + x[src]; count++;
+                    }
+                    o[i] = (float)(p.Kind == PoolKind.Max ? acc : acc / (p.CountIncludePad ? padded : count));
+                }
+                return [o];
+            }
             case GlobalPool gp:
                 return [ReduceAxes(X(), xs, Enumerable.Range(2, xs.Length - 2).ToArray(), gp.Kind == PoolKind.Max ? ReduceKind.Max : ReduceKind.Mean)];
             case Reduce r: return [ReduceAxes(X(), xs, r.NormalizedAxes(xs.Length), r.Kind)];
