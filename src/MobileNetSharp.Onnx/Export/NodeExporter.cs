@@ -93,7 +93,7 @@ internal sealed class NodeExporter(GraphWriter w)
             Attr("dilations", dilations),
             Attr("group", (long)groups),
         };
-        attrs.Add(autoPad == AutoPad.NotSet ? Attr("pads", pads) : Attr("auto_pad", AutoPadName(autoPad)));
+        attrs.Add(PadAttribute(n, autoPad, pads, kernel, strides, dilations));
         w.Node("Conv", n.Name, [.. inputs], [raw], [.. attrs]);
         if (residual is not null)
         {
@@ -152,7 +152,7 @@ internal sealed class NodeExporter(GraphWriter w)
             Attr("strides", strides),
             Attr("ceil_mode", ceilMode ? 1L : 0L),
         };
-        attrs.Add(autoPad == AutoPad.NotSet ? Attr("pads", pads) : Attr("auto_pad", AutoPadName(autoPad)));
+        attrs.Add(PadAttribute(n, autoPad, pads, kernel, strides, dilations));
         if (dilations.Any(d => d != 1)) attrs.Add(Attr("dilations", dilations));
         if (kind == PoolKind.Average) attrs.Add(Attr("count_include_pad", countIncludePad ? 1L : 0L));
         w.Node(type, n.Name, [In(n, 0)], [n.Output.Name], [.. attrs]);
@@ -195,6 +195,18 @@ internal sealed class NodeExporter(GraphWriter w)
         var inputs = new List<string> { In(n, 0), w.Ints(y + "/pads", p.Pads) };
         if (p.Mode == PadMode.Constant) inputs.Add(w.Scalar(y + "/value", p.Value));
         w.Node("Pad", n.Name, [.. inputs], [y], Attr("mode", p.Mode.ToString().ToLowerInvariant()));
+    }
+
+    /// <summary>
+    /// auto_pad as given, except SAME with dilations: ONNX Runtime refuses that pair, so those pads are
+    /// written resolved for the graph's (static) input size.
+    /// </summary>
+    private static Proto.AttributeProto PadAttribute(Node n, AutoPad autoPad, int[] pads, int[] kernel, int[] strides, int[] dilations)
+    {
+        if (autoPad == AutoPad.NotSet) return Attr("pads", pads);
+        if (autoPad is AutoPad.SameUpper or AutoPad.SameLower && dilations.Any(d => d != 1))
+            return Attr("pads", NdWindow.ResolvePads(autoPad, pads, n.Input(0).Shape[2..], kernel, strides, dilations));
+        return Attr("auto_pad", AutoPadName(autoPad));
     }
 
     private static string AutoPadName(AutoPad a) => a switch

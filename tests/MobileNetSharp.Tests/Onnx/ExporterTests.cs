@@ -140,4 +140,15 @@ public class ExporterTests
         Assert.Equal("kept", back.Metadata["note"]);
         Assert.Equal([1f, 2f, 3f], back.Outputs[1].Constant!.Floats);
     }
+
+    [Fact]
+    public void DilatedSamePaddingIsWrittenResolvedBecauseOrtRefusesThePair()
+    {
+        var b = new GraphBuilder("dilated_same", 1);
+        var x = b.Input("x", 1, 3, 11, 9);
+        var w = b.Constant("w", Tensor.Random(2, [4, 3, 3, 3]));
+        var y = b.Add(new Conv(3, 3, 2, 2, DilationH: 2, DilationW: 3, AutoPad: AutoPad.SameUpper), "conv", x, w);
+        b.Output(b.Add(new Pool(PoolKind.Max, 2, 2, 1, 1, DilationH: 2, DilationW: 2, AutoPad: AutoPad.SameLower), "pool", y));
+        AssertOrtAgrees(b.Graph);
+    }
 }

@@ -68,10 +68,11 @@ public sealed record PoolNd(
     public override string Describe() => $"{Type} {string.Join("x", Kernel)}/s{Strides[0]}";
 }
 
-internal static class NdWindow
+/// <summary>Window arithmetic shared by the convolution and pooling ops of every spatial rank.</summary>
+public static class NdWindow
 {
     /// <summary>Why an input shape cannot take a window of <paramref name="spatial"/> axes, or null.</summary>
-    public static string? RankProblem(int[] x, int spatial) =>
+    internal static string? RankProblem(int[] x, int spatial) =>
         spatial == 2 ? "2-D windows are the Conv and Pool ops; ConvNd and PoolNd take any other number of spatial axes."
         : spatial < 1 ? "a window needs at least one spatial axis."
         : x.Length != spatial + 2 ? $"a {spatial}-D window expects a rank-{spatial + 2} N,C,spatial... input, got {Shape.Format(x)}."
