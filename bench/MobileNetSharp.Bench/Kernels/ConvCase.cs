@@ -20,12 +20,12 @@ public sealed class ConvHarness : IDisposable
 {
     private readonly float[] _input, _output, _scratch;
 
-    public ConvHarness(ConvCase c, int threads)
+    public ConvHarness(ConvCase c, int threads, Activation? activation = null)
     {
         var rng = new Random(42);
         float[] R(long n) { var a = new float[n]; for (long i = 0; i < n; i++) a[i] = (float)rng.NextDouble() - 0.5f; return a; }
         Conv2dGeometry g = c.Geometry;
-        Operator = new Conv2dOperator(g, R(g.WeightLength), R(g.OutC), Activation.Relu6);
+        Operator = new Conv2dOperator(g, R(g.WeightLength), R(g.OutC), activation ?? Activation.Relu6);
         _input = R(g.InputLength);
         _output = new float[g.OutputLength];
         _scratch = new float[Operator.ScratchLength(1)];

@@ -20,6 +20,10 @@ namespace MobileNetSharp.Kernels;
 /// </para>
 /// <para>
 /// Idle workers spin for ~50 µs (layers of a model arrive back to back) and then block on a monitor.
+/// The caller never waits for a worker to wake up: once it has run out of indices it withdraws the offer
+/// from every worker that has not started, and waits only for those still running an index. So a sleeping
+/// or preempted worker (a loaded machine, another runtime's spinning threads) costs at most the
+/// single-threaded time, not a wake-up latency per loop.
 /// An exception thrown by any iteration stops the remaining ones and is rethrown on the caller with its
 /// original stack. A nested or concurrent <see cref="For"/> on a busy pool runs inline on its caller.
 /// </para>
@@ -37,13 +41,14 @@ public sealed unsafe class Workers : IDisposable
     private volatile bool _disposed;
     private int _generation;
     private int _busy;
+    private int _callerWaiting;
 
-    // The current job; written by the caller before _generation is bumped under _wake (a full fence).
+    // The current job; written by the caller before the claims are offered (a full fence).
     private delegate*<void*, int, void> _body;
     private void* _context;
-    private int _pending;
-    // Per participant: [p * Stride] = next index of its range, [p * Stride + 1] = end. Stride keeps each
-    // cursor on its own cache line.
+    // Per participant, Stride ints apart so each sits on its own cache line: [p * Stride] = next index of its
+    // range, [+1] = end, [+2] = claim of worker p on the current job: G = offered (job generation G > 0),
+    // -G = running, 0 = finished or withdrawn by the caller.
     private const int Stride = 16;
     private readonly int[] _ranges;
     private Exception? _error;
@@ -82,15 +87,16 @@ public sealed unsafe class Workers : IDisposable
             for (int p = 0; p < Count; p++)
                 (_ranges[p * Stride], _ranges[p * Stride + 1]) = Split(count, Count, p);
             _error = null;
-            _pending = _threads.Length;
+            int generation = _generation == int.MaxValue ? 1 : _generation + 1;
+            for (int p = 1; p < Count; p++) Volatile.Write(ref _ranges[p * Stride + 2], generation);
             lock (_wake)
             {
-                _generation++;
+                _generation = generation;
                 Monitor.PulseAll(_wake);
             }
 
             Drain(0);
-            WaitForWorkers();
+            WaitForWorkers(generation);
             if (_error is { } error) ExceptionDispatchInfo.Throw(error);
         }
         finally
@@ -122,26 +128,40 @@ public sealed unsafe class Workers : IDisposable
         }
     }
 
-    private void WaitForWorkers()
+    /// <summary>
+    /// Called once the caller has run out of indices (its own and stolen ones). A worker that has not yet picked
+    /// the job up (asleep, being woken, or preempted by another process) has its offer withdrawn, so the caller
+    /// never waits for a wake-up that would bring no work; only workers that are running an index are awaited.
+    /// </summary>
+    private void WaitForWorkers(int generation)
     {
-        long deadline = Stopwatch.GetTimestamp() + SpinTicks;
-        while (Volatile.Read(ref _pending) != 0 && Stopwatch.GetTimestamp() < deadline) Thread.SpinWait(16);
-        if (Volatile.Read(ref _pending) == 0) return;
-        lock (_done)
+        for (int p = 1; p < Count; p++)
         {
-            while (Volatile.Read(ref _pending) != 0) Monitor.Wait(_done);
+            ref int claim = ref _ranges[p * Stride + 2];
+            if (Interlocked.CompareExchange(ref claim, 0, generation) == generation) continue; // withdrawn
+            if (Volatile.Read(ref claim) == 0) continue;
+            long deadline = Stopwatch.GetTimestamp() + SpinTicks;
+            while (Volatile.Read(ref claim) != 0 && Stopwatch.GetTimestamp() < deadline) Thread.SpinWait(8);
+            if (Volatile.Read(ref claim) == 0) continue;
+            lock (_done)
+            {
+                Interlocked.Exchange(ref _callerWaiting, 1);
+                while (Volatile.Read(ref claim) != 0) Monitor.Wait(_done);
+                _callerWaiting = 0;
+            }
         }
     }
 
     private void WorkerLoop(int self)
     {
         int seen = 0;
+        ref int claim = ref _ranges[self * Stride + 2];
         while (true)
         {
             int generation;
             long deadline = Stopwatch.GetTimestamp() + SpinTicks;
             while ((generation = Volatile.Read(ref _generation)) == seen && !_disposed && Stopwatch.GetTimestamp() < deadline)
-                Thread.SpinWait(16);
+                Thread.SpinWait(8);
             if (generation == seen)
             {
                 lock (_wake)
@@ -152,10 +172,13 @@ public sealed unsafe class Workers : IDisposable
             if (_disposed) return;
             seen = generation;
 
+            // Take the job unless the caller has already finished it and withdrawn the offer.
+            if (Interlocked.CompareExchange(ref claim, -generation, generation) != generation) continue;
             Drain(self);
-            if (Interlocked.Decrement(ref _pending) == 0)
+            Interlocked.Exchange(ref claim, 0);
+            if (Volatile.Read(ref _callerWaiting) != 0)
             {
-                lock (_done) Monitor.Pulse(_done);
+                lock (_done) Monitor.PulseAll(_done);
             }
         }
     }

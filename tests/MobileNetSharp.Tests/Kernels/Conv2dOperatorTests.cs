@@ -26,6 +26,9 @@ public class Conv2dOperatorTests
         new("gemm-1x1", G(2, 9, 40, 72, 1), 1, true),
         new("gemm-1x1", G(56, 56, 96, 24, 1), 1, true),       // 3136 x 96 x 24
         new("gemm-1x1", G(14, 14, 576, 160, 1), 1, false),    // 196 x 576 x 160
+        new("gemm-1x1", G(1, 1, 576, 144, 1), 1, false),      // squeeze-excite on [1, C, 1, 1]: GEMV
+        new("gemm-1x1", G(1, 1, 40, 33, 1), 3, false),        // three rows: GEMV
+        new("gemm-1x1", G(1, 1, 17, 9, 1), 2, true),          // a residual takes the GEMM
         // Depthwise, specialized shapes with every padding style and awkward channel counts.
         new("dw3x3s1", G(9, 11, 17, 17, 3, 1, 1, groups: 17), 1, true),
         new("dw3x3s1", G(8, 13, 33, 33, 3, 1, 0, groups: 33), 3, false),
@@ -96,6 +99,34 @@ public class Conv2dOperatorTests
                 Check(c, act, seed: 7);
     }
 
+    /// <summary>
+    /// Depthwise on maps so small that border pixels dominate (or every tap of a window may be in the padding),
+    /// every specialized shape, channel counts around the vector widths, every activation, residual and batch.
+    /// </summary>
+    [Fact]
+    public void DepthwiseSmallMapsEveryActivation()
+    {
+        int seed = 0;
+        foreach (int k in new[] { 3, 5 })
+            foreach (int s in new[] { 1, 2 })
+                foreach (int hw in new[] { 1, 2, 3, 5, 7 })
+                    foreach (int c in new[] { 2, 3, 16, 17, 33, 240 }) // one channel is a plain (groups = 1) convolution
+                    {
+                        seed++;
+                        Activation act = TestData.Activations[seed % TestData.Activations.Length];
+                        var g = G(hw, hw + seed % 3, c, c, k, s, k / 2, groups: c);
+                        Check(new Case($"dw{k}x{k}s{s}", g, 1 + seed % 2, seed % 3 == 0, seed % 5 != 0), act, seed: 500 + seed);
+                    }
+        // Every activation on a 14x14 5x5 map (half border) and a 7x7 one, both ISA-tail channel counts.
+        foreach (Activation act in TestData.Activations)
+        {
+            Check(new Case("dw5x5s1", G(14, 14, 40, 40, 5, 1, 2, groups: 40), 1, true), act, seed: 900);
+            Check(new Case("dw5x5s1", G(7, 7, 33, 33, 5, 1, 2, groups: 33), 1, false), act, seed: 901);
+            Check(new Case("dw3x3s2", G(8, 8, 17, 17, 3, 2, 1, groups: 17), 1, false), act, seed: 902);
+            Check(new Case("dw5x5s2", G(9, 9, 24, 24, 5, 2, 2, groups: 24), 1, true), act, seed: 903);
+        }
+    }
+
     /// <summary>Random geometries of every kind: whatever Validate accepts must match the reference.</summary>
     [Fact]
     public void RandomGeometriesMatchReference()
@@ -122,7 +153,15 @@ public class Conv2dOperatorTests
     public void ResidualMayBeTheOutputBuffer()
     {
         var rng = new Random(3);
-        foreach (Case c in new[] { Cases.Values.First(c => c.Path == "gemm-1x1" && c.Residual), Cases.Values.First(c => c.Path == "dw3x3s2" && c.Residual), Cases.Values.First(c => c.Path == "stem3" && c.Residual) })
+        Case[] cases =
+        [
+            Cases.Values.First(c => c.Path == "gemm-1x1" && c.Residual), Cases.Values.First(c => c.Path == "dw3x3s2" && c.Residual),
+            Cases.Values.First(c => c.Path == "stem3" && c.Residual),
+            new("dw5x5s1", G(7, 7, 33, 33, 5, 1, 2, groups: 33), 2, true),     // small map: zero-padded copy
+            new("dw3x3s1", G(10, 13, 17, 17, 3, 1, 1, groups: 17), 1, true),  // interior leftover must not overlap in place
+            new("dw5x5s1", G(14, 14, 24, 24, 5, 1, 2, groups: 24), 1, true),
+        ];
+        foreach (Case c in cases)
         {
             Conv2dGeometry g = c.G;
             float[] x = TestData.Random(rng, c.Batch * g.InH * g.InW * g.InC), w = TestData.Random(rng, g.WeightLength), b = TestData.Random(rng, g.OutC);

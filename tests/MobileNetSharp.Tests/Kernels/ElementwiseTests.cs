@@ -59,6 +59,16 @@ public class ElementwiseTests
         [new[] { 2, 1, 3, 1, 2 }, new[] { 4, 1, 5, 1 }], // rank 5, interleaved
         [new[] { 1, 1, 1 }, new[] { 1 }],
         [new[] { 2, 3, 1, 2, 1, 2, 1, 2 }, new[] { 3, 2, 2, 1, 2, 1 }], // rank 8
+        // Inner broadcast with short rows (tiled-pattern path), the repeated row on either side.
+        [new[] { 1, 56, 56, 16 }, new[] { 1, 1, 1, 16 }],
+        [new[] { 1, 1, 1, 16 }, new[] { 1, 9, 7, 16 }],
+        [new[] { 3, 5, 7, 3 }, new[] { 3, 1, 1, 3 }],
+        [new[] { 2, 1, 1, 1 }, new[] { 2, 6, 5, 1 }],
+        [new[] { 2, 9, 5, 33 }, new[] { 33 }],
+        [new[] { 1, 1, 240 }, new[] { 14, 14, 240 }],
+        [new[] { 7, 1000 }, new[] { 1000 }],
+        [new[] { 3, 1500 }, new[] { 1, 1500 }],
+        [new[] { 1, 2, 3 }, new[] { 4, 5, 2, 3 }],
     ];
 
     [Theory]
@@ -96,6 +106,12 @@ public class ElementwiseTests
         float[] expected = Reference.Broadcast(BinaryKind.Add, y, yShape, c, cShape, yShape);
         Elementwise.Binary(BinaryKind.Add, y, yShape, c, cShape, y, yShape);
         TestData.AssertClose(expected, y, 1, "in place");
+        // Short-row inner broadcast writing into the full operand, the repeated operand first.
+        int[] zShape = [2, 6, 6, 16], rShape = [2, 1, 1, 16];
+        float[] z = TestData.Random(rng, 2 * 6 * 6 * 16), row = TestData.Random(rng, 32);
+        expected = Reference.Broadcast(BinaryKind.Sub, row, rShape, z, zShape, zShape);
+        Elementwise.Binary(BinaryKind.Sub, row, rShape, z, zShape, z, zShape);
+        TestData.AssertClose(expected, z, 1, "in place, short rows");
     }
 
     [Fact]

@@ -8,6 +8,8 @@ public class GemmTests
     public static IEnumerable<object[]> Shapes =>
     [
         [1, 1, 1], [1, 1280, 1000], [2, 7, 3], [5, 17, 33], [6, 16, 32], [7, 33, 17], [13, 5, 65], [3, 64, 40], [25, 100, 9], [49, 96, 24],
+        // GEMV path (rows <= 3): odd k, columns off the panel width, a last narrow panel, the classifier heads.
+        [1, 576, 1024], [2, 33, 47], [3, 17, 15], [2, 1, 40], [3, 1024, 1000], [1, 5, 16], [4, 9, 33],
     ];
 
     [Theory]

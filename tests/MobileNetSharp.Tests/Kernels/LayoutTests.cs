@@ -26,6 +26,11 @@ public class LayoutTests
     [InlineData(1, 3, 224, 224)]
     [InlineData(2, 17, 5, 7)]
     [InlineData(3, 40, 1, 33)]
+    [InlineData(2, 3, 5, 7)]    // three channels: the vector interleave, 35 columns = 2 x 16 + a tail of 3
+    [InlineData(1, 3, 4, 4)]    // exactly one 16-column chunk
+    [InlineData(1, 3, 3, 5)]    // tail only
+    [InlineData(2, 2, 9, 3)]    // few rows, scalar
+    [InlineData(1, 4, 6, 6)]
     public void NchwNhwcRoundTrip(int n, int c, int h, int w)
     {
         var rng = new Random(c);

@@ -57,7 +57,12 @@ public class PoolingTests
     public void GlobalPoolsMatchReference()
     {
         var rng = new Random(4);
-        foreach ((int batch, int spatial, int channels) in new[] { (1, 49, 1280), (3, 5, 17), (2, 1, 3), (1, 196, 33) })
+        var shapes = new List<(int, int, int)> { (1, 49, 1280), (3, 5, 17), (2, 1, 3), (1, 196, 33), (1, 3136, 16), (2, 784, 96), (1, 49, 960) };
+        // Channel counts that divide the vector width (contiguous path, including leftover pixels) and those that do not.
+        foreach (int c in new[] { 1, 2, 3, 4, 5, 8, 15, 16, 24, 32, 48, 64, 65, 72 })
+            foreach (int s in new[] { 1, 2, 3, 7, 13 })
+                shapes.Add((1 + (c + s) % 2, s, c));
+        foreach ((int batch, int spatial, int channels) in shapes)
         {
             float[] x = TestData.Random(rng, batch * spatial * channels);
             var avg = new float[batch * channels];
@@ -65,8 +70,8 @@ public class PoolingTests
             Pooling.GlobalAveragePool(batch, spatial, channels, x, avg);
             Pooling.GlobalMaxPool(batch, spatial, channels, x, max);
             var g = new Conv2dGeometry(1, 1, spatial, channels, channels, 1, spatial);
-            TestData.AssertClose(Reference.Pool(g, batch, x, max: false, countIncludePad: false), avg, spatial, "global avg");
-            TestData.AssertClose(Reference.Pool(g, batch, x, max: true, countIncludePad: false), max, 1, "global max");
+            TestData.AssertClose(Reference.Pool(g, batch, x, max: false, countIncludePad: false), avg, spatial, $"global avg {batch}x{spatial}x{channels}");
+            TestData.AssertClose(Reference.Pool(g, batch, x, max: true, countIncludePad: false), max, 1, $"global max {batch}x{spatial}x{channels}");
         }
     }
 }

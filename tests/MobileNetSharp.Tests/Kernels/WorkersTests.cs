@@ -46,6 +46,34 @@ public unsafe class WorkersTests
         }
     }
 
+    /// <summary>
+    /// Loops arriving while workers spin, while they fall asleep (gaps past the spin window) and back to back
+    /// with tiny bodies, so the caller often finishes before a worker picks the job up and withdraws the offer:
+    /// every index must still run exactly once per loop and no loop may run into the next one.
+    /// </summary>
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void WithdrawnOffersNeverLoseOrRepeatAnIndex(int threads)
+    {
+        using var pool = new Workers(threads);
+        var rng = new Random(threads);
+        var hits = new int[64];
+        fixed (int* h = hits)
+        {
+            for (int repeat = 0; repeat < 400; repeat++)
+            {
+                int count = rng.Next(2, 64);
+                Array.Clear(hits);
+                var c = new Counter { Hits = h, ThrowAt = -1 };
+                pool.For(count, &Count, &c);
+                for (int i = 0; i < hits.Length; i++) Assert.Equal(i < count ? 1 : 0, hits[i]);
+                if (repeat % 50 == 0) Thread.Sleep(2);                       // workers go to sleep
+                else if (repeat % 7 == 0) Thread.SpinWait(rng.Next(1, 2000)); // land around the spin window
+            }
+        }
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]

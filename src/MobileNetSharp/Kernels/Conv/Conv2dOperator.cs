@@ -67,9 +67,11 @@ public sealed unsafe class Conv2dOperator
     public string KernelName { get; }
 
     /// <summary>Floats of scratch <see cref="Run"/> needs (0 if none). The im2col path unfolds one image at a time,
-    /// so this does not grow with the batch.</summary>
+    /// and depthwise on small maps copies one image at a time into a zero-padded buffer, so this does not grow
+    /// with the batch.</summary>
     public long ScratchLength(int batch) =>
-        KernelName == "im2col-gemm" ? (long)Geometry.OutH * Geometry.OutW * Geometry.InC * Geometry.KernelH * Geometry.KernelW : 0;
+        KernelName == "im2col-gemm" ? (long)Geometry.OutH * Geometry.OutW * Geometry.InC * Geometry.KernelH * Geometry.KernelW
+        : _depthwise?.ScratchLength ?? 0;
 
     /// <summary>
     /// output = act(conv(input) + bias (+ residual)). input is [batch, InH, InW, InC], output and residual
@@ -89,8 +91,10 @@ public sealed unsafe class Conv2dOperator
         fixed (float* x = input, y = output, r = residual, s = scratch)
         {
             float* res = residual.IsEmpty ? null : r;
-            if (_depthwise is not null) _depthwise.Run(batch, x, y, res, _activation, workers);
+            if (_depthwise is not null) _depthwise.Run(batch, x, y, res, _activation, workers, scratch.IsEmpty ? null : s);
             else if (_stem is not null) _stem.Run(batch, x, y, res, _activation, workers);
+            else if (KernelName == "gemm-1x1" && res == null && batch * g.InH * g.InW <= Gemv.MaxRows)
+                Gemv.Run(_isa, _activation, batch * g.InH * g.InW, x, g.InC, _groups![0], y, g.OutC, workers); // e.g. squeeze-excite on [1, C, 1, 1]
             else if (KernelName == "gemm-1x1")
                 GemmDriver.RunPacked(_isa, _activation, batch * g.InH * g.InW, x, g.InC, _groups![0], y, g.OutC, res, g.OutC, workers);
             else

@@ -14,7 +14,7 @@ internal sealed unsafe class StemConvolution
 {
     private const int MaxInC = 4;
     private readonly Conv2dGeometry _g;
-    private readonly float[] _packed;   // weights, then a bias row
+    private readonly AlignedFloats _packed;   // weights, then a bias row
     private readonly int[] _offsets;    // input offset of each (tap, ic) relative to the window origin
     private readonly int _cPad;
     private readonly IsaLevel _isa;
@@ -28,7 +28,8 @@ internal sealed unsafe class StemConvolution
         _isa = isa;
         _cPad = (g.OutC + 31) & ~31;
         int taps = 9 * g.InC;
-        _packed = GC.AllocateArray<float>((taps + 1) * _cPad, pinned: true);
+        _packed = new AlignedFloats((taps + 1) * _cPad);
+        Span<float> packed = _packed.Span;
         _offsets = GC.AllocateArray<int>(taps, pinned: true);
         for (int ky = 0; ky < 3; ky++)
             for (int kx = 0; kx < 3; kx++)
@@ -37,9 +38,9 @@ internal sealed unsafe class StemConvolution
                     int t = (ky * 3 + kx) * g.InC + ic;
                     _offsets[t] = (ky * g.InW + kx) * g.InC + ic;
                     for (int oc = 0; oc < g.OutC; oc++)
-                        _packed[t * _cPad + oc] = weightsOihw[((oc * g.InC + ic) * 3 + ky) * 3 + kx];
+                        packed[t * _cPad + oc] = weightsOihw[((oc * g.InC + ic) * 3 + ky) * 3 + kx];
                 }
-        for (int oc = 0; oc < bias.Length; oc++) _packed[taps * _cPad + oc] = bias[oc];
+        for (int oc = 0; oc < bias.Length; oc++) packed[taps * _cPad + oc] = bias[oc];
     }
 
     private struct Args
@@ -54,7 +55,7 @@ internal sealed unsafe class StemConvolution
 
     public void Run(int batch, float* input, float* output, float* residual, in Activation activation, Workers workers)
     {
-        fixed (float* w = _packed)
+        float* w = _packed.Pointer;
         fixed (int* offsets = _offsets)
         {
             int taps = 9 * _g.InC;
@@ -66,6 +67,7 @@ internal sealed unsafe class StemConvolution
             args.Chunks = workers.Count == 1 ? 1 : Math.Min(args.Rows, workers.Count * 4);
             workers.For(args.Chunks, &Task, &args);
         }
+        GC.KeepAlive(_packed); // the kernels hold a raw pointer into it
     }
 
     private static void Task(void* context, int index)
@@ -99,6 +101,16 @@ internal sealed unsafe class StemConvolution
                 int left = interiorRow ? oxL : g.OutW, right = interiorRow ? oxR : g.OutW;
                 for (int ox = 0; ox < left; ox++) Pixel<TS, TV, TA>(a, n, oy, ox, alpha, beta);
                 int ox4 = left;
+                if (g.OutC <= w)
+                {
+                    // One vector covers every output channel: eight pixels at a time keep eight FMA chains busy
+                    // instead of computing a second, empty channel vector.
+                    for (; ox4 + 8 <= right; ox4 += 8)
+                    {
+                        float* origin = a->Input + (((long)n * g.InH + iy0) * g.InW + ox4 * g.StrideW - g.PadLeft) * g.InC;
+                        Block8<TS, TV, TA>(a, origin, ((long)row * g.OutW + ox4) * g.OutC, alpha, beta);
+                    }
+                }
                 for (; ox4 + 4 <= right; ox4 += 4)
                 {
                     float* origin = a->Input + (((long)n * g.InH + iy0) * g.InW + ox4 * g.StrideW - g.PadLeft) * g.InC;
@@ -109,6 +121,42 @@ internal sealed unsafe class StemConvolution
                 for (int ox = ox4; ox < g.OutW; ox++) Pixel<TS, TV, TA>(a, n, oy, ox, alpha, beta);
             }
         }
+    }
+
+    /// <summary>Eight interior pixels x one channel vector (OutC ≤ W).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Block8<TS, TV, TA>(Args* a, float* origin, long o, TV alpha, TV beta)
+        where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp
+    {
+        nint step = (nint)a->G.StrideW * a->G.InC, cPad = a->CPad;
+        TV bias = TS.Load(a->Bias);
+        TV c0 = bias, c1 = bias, c2 = bias, c3 = bias, c4 = bias, c5 = bias, c6 = bias, c7 = bias;
+        float* wp = a->Weights;
+        int* offsets = a->Offsets;
+        for (int t = 0; t < a->Taps; t++, wp += cPad)
+        {
+            TV wt = TS.Load(wp);
+            float* x = origin + offsets[t];
+            c0 = TS.Fma(TS.Splat(x[0]), wt, c0);
+            c1 = TS.Fma(TS.Splat(x[step]), wt, c1);
+            c2 = TS.Fma(TS.Splat(x[2 * step]), wt, c2);
+            c3 = TS.Fma(TS.Splat(x[3 * step]), wt, c3);
+            c4 = TS.Fma(TS.Splat(x[4 * step]), wt, c4);
+            c5 = TS.Fma(TS.Splat(x[5 * step]), wt, c5);
+            c6 = TS.Fma(TS.Splat(x[6 * step]), wt, c6);
+            c7 = TS.Fma(TS.Splat(x[7 * step]), wt, c7);
+        }
+        int outC = a->G.OutC;
+        float* y = a->Output + o;
+        float* r = a->Residual == null ? null : a->Residual + o;
+        StoreLanes<TS, TV, TA>(y, r, c0, outC, alpha, beta);
+        StoreLanes<TS, TV, TA>(y + outC, r == null ? null : r + outC, c1, outC, alpha, beta);
+        StoreLanes<TS, TV, TA>(y + 2 * outC, r == null ? null : r + 2 * outC, c2, outC, alpha, beta);
+        StoreLanes<TS, TV, TA>(y + 3 * outC, r == null ? null : r + 3 * outC, c3, outC, alpha, beta);
+        StoreLanes<TS, TV, TA>(y + 4 * outC, r == null ? null : r + 4 * outC, c4, outC, alpha, beta);
+        StoreLanes<TS, TV, TA>(y + 5 * outC, r == null ? null : r + 5 * outC, c5, outC, alpha, beta);
+        StoreLanes<TS, TV, TA>(y + 6 * outC, r == null ? null : r + 6 * outC, c6, outC, alpha, beta);
+        StoreLanes<TS, TV, TA>(y + 7 * outC, r == null ? null : r + 7 * outC, c7, outC, alpha, beta);
     }
 
     /// <summary>Four interior pixels x two channel vectors starting at output channel cc.</summary>
@@ -163,6 +211,7 @@ internal sealed unsafe class StemConvolution
     }
 
     /// <summary>One output pixel, all channels, skipping taps in the padding.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Pixel<TS, TV, TA>(Args* a, int n, int oy, int ox, TV alpha, TV beta)
         where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp
     {

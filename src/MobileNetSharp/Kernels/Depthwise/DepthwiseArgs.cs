@@ -11,5 +11,8 @@ internal unsafe struct DepthwiseArgs
     public int CPad;
     public Activation Activation;
     public IsaLevel Isa;
+    /// <summary>Output pixels may be computed twice (the last four-pixel group of a row overlapping the one before):
+    /// false when the output is the residual buffer, whose values the first computation already replaced.</summary>
+    public bool OverlapOk;
     public int Rows, Chunks;
 }

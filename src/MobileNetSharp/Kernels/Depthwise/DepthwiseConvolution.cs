@@ -7,10 +7,14 @@ namespace MobileNetSharp.Kernels.Depthwise;
 internal sealed unsafe class DepthwiseConvolution
 {
     private readonly Conv2dGeometry _g;
-    private readonly float[] _packed;
+    private readonly AlignedFloats _packed;
     private readonly int _cPad;
     private readonly DepthwiseShape _shape;
     private readonly IsaLevel _isa;
+    // Small maps: the input is first copied into a zero-padded scratch image of _padH x _padW pixels, so every
+    // output pixel takes the four-pixel interior kernel instead of the per-pixel border path.
+    private readonly bool _padded;
+    private readonly int _padH, _padW;
 
     public DepthwiseConvolution(in Conv2dGeometry g, ReadOnlySpan<float> weightsOihw, ReadOnlySpan<float> bias, IsaLevel isa)
     {
@@ -18,14 +22,36 @@ internal sealed unsafe class DepthwiseConvolution
         _isa = isa;
         _cPad = (g.OutC + 15) & ~15;
         int taps = g.KernelH * g.KernelW;
-        _packed = GC.AllocateArray<float>((taps + 1) * _cPad, pinned: true);
+        _packed = new AlignedFloats((taps + 1) * _cPad);
+        Span<float> packed = _packed.Span;
         for (int oc = 0; oc < g.OutC; oc++)
         {
-            for (int t = 0; t < taps; t++) _packed[t * _cPad + oc] = weightsOihw[oc * taps + t];
-            if (!bias.IsEmpty) _packed[taps * _cPad + oc] = bias[oc];
+            for (int t = 0; t < taps; t++) packed[t * _cPad + oc] = weightsOihw[oc * taps + t];
+            if (!bias.IsEmpty) packed[taps * _cPad + oc] = bias[oc];
         }
         _shape = Choose(g);
+        _padH = (g.OutH - 1) * g.StrideH + (g.KernelH - 1) * g.DilationH + 1;
+        _padW = (g.OutW - 1) * g.StrideW + (g.KernelW - 1) * g.DilationW + 1;
+        _padded = _shape != DepthwiseShape.Multiplier && PaddingPays(g);
     }
+
+    /// <summary>
+    /// Whether the zero-padded copy pays: when half or more of the output columns would otherwise take the
+    /// per-pixel border path (7x7 with a 5x5 kernel: all of them). Measured: at a quarter (14x14, 5x5: 4 of 14)
+    /// the copy (a pass over a padded image larger than the input) already costs more than it saves.
+    /// </summary>
+    private static bool PaddingPays(in Conv2dGeometry g)
+    {
+        if (g.OutW < 4 || (g.PadTop | g.PadLeft | g.PadBottom | g.PadRight) == 0) return false;
+        int oxL = Math.Min((g.PadLeft + g.StrideW - 1) / g.StrideW, g.OutW);
+        int span = g.InW - 1 - (g.KernelW - 1) * g.DilationW + g.PadLeft;
+        int oxR = Math.Max(oxL, Math.Min(span < 0 ? 0 : span / g.StrideW + 1, g.OutW));
+        int fast = oxR - oxL >= 4 ? oxR - oxL : 0; // interior columns all go four at a time (the last group overlapping)
+        return 2 * (g.OutW - fast) >= g.OutW;
+    }
+
+    /// <summary>Floats of scratch <see cref="Run"/> uses: one zero-padded input image on small maps, else 0.</summary>
+    public long ScratchLength => _padded ? (long)_padH * _padW * _g.InC : 0;
 
     public string Name => _shape switch
     {
@@ -50,20 +76,55 @@ internal sealed unsafe class DepthwiseConvolution
         };
     }
 
-    public void Run(int batch, float* input, float* output, float* residual, in Activation activation, Workers workers)
+    public void Run(int batch, float* input, float* output, float* residual, in Activation activation, Workers workers, float* scratch)
     {
-        fixed (float* w = _packed)
+        float* w = _packed.Pointer;
+        DepthwiseArgs args = new()
         {
-            DepthwiseArgs args = new()
+            Input = input, Output = output, Residual = residual, Weights = w,
+            Bias = w + _g.KernelH * _g.KernelW * _cPad,
+            InH = _g.InH, InW = _g.InW, InC = _g.InC, OutC = _g.OutC, Multiplier = _g.OutC / _g.InC,
+            OutH = _g.OutH, OutW = _g.OutW, KH = _g.KernelH, KW = _g.KernelW,
+            SH = _g.StrideH, SW = _g.StrideW, DH = _g.DilationH, DW = _g.DilationW,
+            PadTop = _g.PadTop, PadLeft = _g.PadLeft, CPad = _cPad, Activation = activation, Isa = _isa,
+            OverlapOk = residual == null || residual != output,
+        };
+        if (_padded && scratch != null)
+        {
+            long inImage = (long)_g.InH * _g.InW * _g.InC, outImage = (long)_g.OutH * _g.OutW * _g.OutC;
+            args.InH = _padH;
+            args.InW = _padW;
+            args.PadTop = args.PadLeft = 0;
+            args.Input = scratch;
+            for (int n = 0; n < batch; n++)
             {
-                Input = input, Output = output, Residual = residual, Weights = w,
-                Bias = w + _g.KernelH * _g.KernelW * _cPad,
-                InH = _g.InH, InW = _g.InW, InC = _g.InC, OutC = _g.OutC, Multiplier = _g.OutC / _g.InC,
-                OutH = _g.OutH, OutW = _g.OutW, KH = _g.KernelH, KW = _g.KernelW,
-                SH = _g.StrideH, SW = _g.StrideW, DH = _g.DilationH, DW = _g.DilationW,
-                PadTop = _g.PadTop, PadLeft = _g.PadLeft, CPad = _cPad, Activation = activation, Isa = _isa,
-            };
+                PadCopy(input + n * inImage, scratch);
+                args.Output = output + n * outImage;
+                args.Residual = residual == null ? null : residual + n * outImage;
+                DepthwiseKernel.Run(ref args, _shape, 1, workers);
+            }
+        }
+        else
+        {
             DepthwiseKernel.Run(ref args, _shape, batch, workers);
+        }
+        GC.KeepAlive(_packed); // the kernels hold a raw pointer into it
+    }
+
+    /// <summary>Copies one input image into the _padH x _padW scratch image, zeros where the window reads padding.</summary>
+    private void PadCopy(float* image, float* padded)
+    {
+        int c = _g.InC;
+        var dst = new Span<float>(padded, checked(_padH * _padW * c));
+        for (int py = 0; py < _padH; py++)
+        {
+            Span<float> row = dst.Slice(py * _padW * c, _padW * c);
+            int iy = py - _g.PadTop;
+            if ((uint)iy >= (uint)_g.InH) { row.Clear(); continue; }
+            int x0 = Math.Max(0, _g.PadLeft), x1 = Math.Min(_padW, _g.PadLeft + _g.InW); // padded columns holding input
+            row[..(x0 * c)].Clear();
+            if (x1 > x0) new ReadOnlySpan<float>(image + ((long)iy * _g.InW + x0 - _g.PadLeft) * c, (x1 - x0) * c).CopyTo(row[(x0 * c)..]);
+            row[(Math.Max(x0, x1) * c)..].Clear();
         }
     }
 }

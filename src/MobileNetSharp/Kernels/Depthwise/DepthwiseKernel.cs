@@ -68,7 +68,7 @@ internal static unsafe class DepthwiseKernel
     private static void Rows<TS, TV, TA, TR>(DepthwiseArgs* g, int row0, int row1)
         where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp where TR : unmanaged, IDepthwiseRow
     {
-        int w = TS.Count, c = g->InC;
+        int c = g->InC;
         TV alpha = TS.Splat(g->Activation.Alpha), beta = TS.Splat(g->Activation.Beta);
 
         // Output columns whose whole window lies inside the input horizontally.
@@ -76,31 +76,57 @@ internal static unsafe class DepthwiseKernel
         int span = g->InW - 1 - (g->KW - 1) * g->DW + g->PadLeft;
         int oxR = Math.Max(oxL, Math.Min(span < 0 ? 0 : span / g->SW + 1, g->OutW));
 
+        // Every channel at once (c0..c1): splitting channels into L1-sized tiles was measured slower here (the
+        // large maps are bound by L3 traffic, not by re-reading rows).
+        int w = TS.Count, c0 = 0, c1 = c;
         for (int row = row0; row < row1; row++)
         {
             int n = row / g->OutH, oy = row % g->OutH;
             int iy0 = oy * g->SH - g->PadTop;
-            bool interiorRow = iy0 >= 0 && iy0 + (g->KH - 1) * g->DH < g->InH;
-            int left = interiorRow ? oxL : g->OutW, right = interiorRow ? oxR : g->OutW;
+            // Kernel rows inside the input; rows touching the top/bottom padding simply run fewer of them,
+            // so they keep the vectorized four-pixel interior path.
+            (int kyA, int kyB) = TapRange(iy0, g->DH, g->KH, g->InH);
 
-            for (int ox = 0; ox < left; ox++) Pixel<TS, TV, TA>(g, n, oy, ox, alpha, beta);
-            int ox4 = left;
-            for (; ox4 + 4 <= right; ox4 += 4)
+            for (int ox = 0; ox < oxL; ox++) Pixel<TS, TV, TA>(g, n, oy, ox, kyA, kyB, c0, c1, alpha, beta);
+            int ox4 = oxL;
+            if (kyB > kyA)
             {
-                float* p = g->Input + (((long)n * g->InH + iy0) * g->InW + ox4 * g->SW - g->PadLeft) * c;
-                long o = (((long)n * g->OutH + oy) * g->OutW + ox4) * c;
-                float* res = g->Residual == null ? null : g->Residual + o;
-                int cc = 0;
-                for (; cc + w <= c; cc += w) Block4<TS, TV, TA, TR, AllLanes>(g, p + cc, g->Output + o + cc, res == null ? null : res + cc, cc, w, alpha, beta);
-                if (cc < c) Block4<TS, TV, TA, TR, FirstLanes>(g, p + cc, g->Output + o + cc, res == null ? null : res + cc, cc, c - cc, alpha, beta);
+                for (; ox4 + 4 <= oxR; ox4 += 4)
+                {
+                    float* p = g->Input + (((long)n * g->InH + iy0) * g->InW + ox4 * g->SW - g->PadLeft) * c;
+                    long o = (((long)n * g->OutH + oy) * g->OutW + ox4) * c;
+                    float* res = g->Residual == null ? null : g->Residual + o;
+                    int cc = c0;
+                    for (; cc + 2 * w <= c1; cc += 2 * w)
+                        Block4x2<TS, TV, TA, TR>(g, p + cc, g->Output + o + cc, res == null ? null : res + cc, cc, kyA, kyB, alpha, beta);
+                    for (; cc + w <= c1; cc += w)
+                        Block4<TS, TV, TA, TR, AllLanes>(g, p + cc, g->Output + o + cc, res == null ? null : res + cc, cc, w, kyA, kyB, alpha, beta);
+                    if (cc < c1)
+                        Block4<TS, TV, TA, TR, FirstLanes>(g, p + cc, g->Output + o + cc, res == null ? null : res + cc, cc, c1 - cc, kyA, kyB, alpha, beta);
+                    // Three interior columns left: the next (last) group ends at the last interior column and
+                    // recomputes one pixel of this one, cheaper than three pixels down the per-pixel path (with
+                    // one or two left the per-pixel path costs no more than a whole group).
+                    if (oxR - ox4 == 7 && g->OverlapOk) ox4 = oxR - 8;
+                }
             }
-            for (int ox = ox4; ox < g->OutW; ox++) Pixel<TS, TV, TA>(g, n, oy, ox, alpha, beta);
+            for (int ox = ox4; ox < g->OutW; ox++) Pixel<TS, TV, TA>(g, n, oy, ox, kyA, kyB, c0, c1, alpha, beta);
         }
     }
 
-    /// <summary>Four interior output pixels, one channel block: no bounds checks.</summary>
+    /// <summary>The taps k in [a, b) of a kernel with <paramref name="count"/> taps at <paramref name="dilation"/>
+    /// whose input coordinate i0 + k*dilation lies in [0, size).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Block4<TS, TV, TA, TR, TL>(DepthwiseArgs* g, float* p, float* o, float* res, int cc, int lanes, TV alpha, TV beta)
+    private static (int A, int B) TapRange(int i0, int dilation, int count, int size)
+    {
+        int a = i0 >= 0 ? 0 : (-i0 + dilation - 1) / dilation;
+        int b = size - i0 <= 0 ? 0 : Math.Min(count, (size - i0 + dilation - 1) / dilation);
+        return (Math.Min(a, b), b);
+    }
+
+    /// <summary>Four output pixels whose kernel columns are all inside the input, one channel block, kernel rows
+    /// [kyA, kyB): no bounds checks.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Block4<TS, TV, TA, TR, TL>(DepthwiseArgs* g, float* p, float* o, float* res, int cc, int lanes, int kyA, int kyB, TV alpha, TV beta)
         where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp
         where TR : unmanaged, IDepthwiseRow where TL : unmanaged, ILanes
     {
@@ -108,7 +134,7 @@ internal static unsafe class DepthwiseKernel
         nint rowStride = (nint)g->DH * g->InW * cs;
         float* wk = g->Weights + cc;
         TV a0 = TS.Load(g->Bias + cc), a1 = a0, a2 = a0, a3 = a0;
-        for (int ky = 0; ky < g->KH; ky++)
+        for (int ky = kyA; ky < kyB; ky++)
             TR.Row4<TS, TV, TL>(p + ky * rowStride, cs, wk + ky * g->KW * ws, ws, lanes, in *g, ref a0, ref a1, ref a2, ref a3);
         if (res != null)
         {
@@ -123,40 +149,120 @@ internal static unsafe class DepthwiseKernel
         TL.Store<TS, TV>(o + 3 * cs, TA.Apply<TS, TV>(a3, alpha, beta), lanes);
     }
 
-    /// <summary>One output pixel, every channel, with bounds checks: borders and leftovers, any geometry.</summary>
-    private static void Pixel<TS, TV, TA>(DepthwiseArgs* g, int n, int oy, int ox, TV alpha, TV beta)
+    /// <summary>Four interior output pixels, two full channel blocks: eight independent accumulator chains, enough to
+    /// keep both FMA pipes busy through the FMA latency.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Block4x2<TS, TV, TA, TR>(DepthwiseArgs* g, float* p, float* o, float* res, int cc, int kyA, int kyB, TV alpha, TV beta)
+        where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp where TR : unmanaged, IDepthwiseRow
+    {
+        nint cs = g->InC, ws = g->CPad, w = TS.Count;
+        nint rowStride = (nint)g->DH * g->InW * cs;
+        float* wk = g->Weights + cc;
+        TV a0 = TS.Load(g->Bias + cc), a1 = a0, a2 = a0, a3 = a0;
+        TV b0 = TS.Load(g->Bias + cc + w), b1 = b0, b2 = b0, b3 = b0;
+        for (int ky = kyA; ky < kyB; ky++)
+        {
+            float* pr = p + ky * rowStride;
+            float* wr = wk + ky * g->KW * ws;
+            TR.Row4<TS, TV, AllLanes>(pr, cs, wr, ws, (int)w, in *g, ref a0, ref a1, ref a2, ref a3);
+            TR.Row4<TS, TV, AllLanes>(pr + w, cs, wr + w, ws, (int)w, in *g, ref b0, ref b1, ref b2, ref b3);
+        }
+        if (res != null)
+        {
+            a0 = TS.Add(a0, TS.Load(res)); b0 = TS.Add(b0, TS.Load(res + w));
+            a1 = TS.Add(a1, TS.Load(res + cs)); b1 = TS.Add(b1, TS.Load(res + cs + w));
+            a2 = TS.Add(a2, TS.Load(res + 2 * cs)); b2 = TS.Add(b2, TS.Load(res + 2 * cs + w));
+            a3 = TS.Add(a3, TS.Load(res + 3 * cs)); b3 = TS.Add(b3, TS.Load(res + 3 * cs + w));
+        }
+        TS.Store(o, TA.Apply<TS, TV>(a0, alpha, beta)); TS.Store(o + w, TA.Apply<TS, TV>(b0, alpha, beta));
+        TS.Store(o + cs, TA.Apply<TS, TV>(a1, alpha, beta)); TS.Store(o + cs + w, TA.Apply<TS, TV>(b1, alpha, beta));
+        TS.Store(o + 2 * cs, TA.Apply<TS, TV>(a2, alpha, beta)); TS.Store(o + 2 * cs + w, TA.Apply<TS, TV>(b2, alpha, beta));
+        TS.Store(o + 3 * cs, TA.Apply<TS, TV>(a3, alpha, beta)); TS.Store(o + 3 * cs + w, TA.Apply<TS, TV>(b3, alpha, beta));
+    }
+
+    /// <summary>
+    /// One output pixel (a border or leftover column), every channel. The taps inside the input are worked
+    /// out once per pixel (kernel rows [kyA, kyB), columns [kxA, kxB)); the channel loop then runs the same
+    /// branch-free vector code as the interior, four channel blocks at a time so the FMA chains overlap.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Pixel<TS, TV, TA>(DepthwiseArgs* g, int n, int oy, int ox, int kyA, int kyB, int c0, int c1, TV alpha, TV beta)
         where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp
     {
         int w = TS.Count, c = g->InC;
         int iy0 = oy * g->SH - g->PadTop, ix0 = ox * g->SW - g->PadLeft;
-        float* image = g->Input + (long)n * g->InH * g->InW * c;
+        (int kxA, int kxB) = TapRange(ix0, g->DW, g->KW, g->InW);
+        if (kxB <= kxA) kyB = kyA; // the window misses the input: bias (+ residual) only
+        nint cs = c, ws = g->CPad;
+        nint tapX = g->DW * cs, tapY = (nint)g->DH * g->InW * cs;
+        // First in-range tap of channel 0.
+        float* x0 = g->Input + (((long)n * g->InH + iy0 + kyA * g->DH) * g->InW + ix0 + kxA * g->DW) * c;
+        float* w0 = g->Weights + (kyA * g->KW + kxA) * ws;
+        nint wRow = g->KW * ws;
+        int rows = kyB - kyA, cols = kxB - kxA;
         long o = (((long)n * g->OutH + oy) * g->OutW + ox) * c;
-        for (int cc = 0; cc < c; cc += w)
+        float* y = g->Output + o;
+        float* r = g->Residual == null ? null : g->Residual + o;
+
+        int cc = c0;
+        for (; cc + 4 * w <= c1; cc += 4 * w)
         {
-            int lanes = Math.Min(w, c - cc);
-            bool full = lanes == w;
-            TV acc = TS.Load(g->Bias + cc);
-            for (int ky = 0; ky < g->KH; ky++)
+            TV a0 = TS.Load(g->Bias + cc), a1 = TS.Load(g->Bias + cc + w), a2 = TS.Load(g->Bias + cc + 2 * w), a3 = TS.Load(g->Bias + cc + 3 * w);
+            float* xr = x0 + cc;
+            float* wr = w0 + cc;
+            for (int ky = 0; ky < rows; ky++, xr += tapY, wr += wRow)
             {
-                int iy = iy0 + ky * g->DH;
-                if ((uint)iy >= (uint)g->InH) continue;
-                for (int kx = 0; kx < g->KW; kx++)
+                float* xp = xr;
+                float* wp = wr;
+                for (int kx = 0; kx < cols; kx++, xp += tapX, wp += ws)
                 {
-                    int ix = ix0 + kx * g->DW;
-                    if ((uint)ix >= (uint)g->InW) continue;
-                    float* x = image + ((long)iy * g->InW + ix) * c + cc;
-                    acc = TS.Fma(full ? TS.Load(x) : TS.LoadPartial(x, lanes), TS.Load(g->Weights + (ky * g->KW + kx) * g->CPad + cc), acc);
+                    a0 = TS.Fma(TS.Load(xp), TS.Load(wp), a0);
+                    a1 = TS.Fma(TS.Load(xp + w), TS.Load(wp + w), a1);
+                    a2 = TS.Fma(TS.Load(xp + 2 * w), TS.Load(wp + 2 * w), a2);
+                    a3 = TS.Fma(TS.Load(xp + 3 * w), TS.Load(wp + 3 * w), a3);
                 }
             }
-            if (g->Residual != null)
-            {
-                float* r = g->Residual + o + cc;
-                acc = TS.Add(acc, full ? TS.Load(r) : TS.LoadPartial(r, lanes));
-            }
-            acc = TA.Apply<TS, TV>(acc, alpha, beta);
-            if (full) TS.Store(g->Output + o + cc, acc);
-            else TS.StorePartial(g->Output + o + cc, acc, lanes);
+            PixelStore<TS, TV, TA, AllLanes>(y + cc, r == null ? null : r + cc, a0, w, alpha, beta);
+            PixelStore<TS, TV, TA, AllLanes>(y + cc + w, r == null ? null : r + cc + w, a1, w, alpha, beta);
+            PixelStore<TS, TV, TA, AllLanes>(y + cc + 2 * w, r == null ? null : r + cc + 2 * w, a2, w, alpha, beta);
+            PixelStore<TS, TV, TA, AllLanes>(y + cc + 3 * w, r == null ? null : r + cc + 3 * w, a3, w, alpha, beta);
         }
+        for (; cc + w <= c1; cc += w) PixelBlock<TS, TV, TA, AllLanes>(g, x0 + cc, w0 + cc, y + cc, r == null ? null : r + cc, cc, w, rows, cols, tapX, tapY, wRow, alpha, beta);
+        if (cc < c1) PixelBlock<TS, TV, TA, FirstLanes>(g, x0 + cc, w0 + cc, y + cc, r == null ? null : r + cc, cc, c1 - cc, rows, cols, tapX, tapY, wRow, alpha, beta);
+    }
+
+    /// <summary>One channel block of a border pixel, two accumulators (alternate kernel rows).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PixelBlock<TS, TV, TA, TL>(DepthwiseArgs* g, float* x, float* wt, float* y, float* r, int cc, int lanes,
+        int rows, int cols, nint tapX, nint tapY, nint wRow, TV alpha, TV beta)
+        where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp where TL : unmanaged, ILanes
+    {
+        nint ws = g->CPad;
+        TV a0 = TS.Load(g->Bias + cc), a1 = TS.Zero;
+        int ky = 0;
+        for (; ky + 2 <= rows; ky += 2, x += 2 * tapY, wt += 2 * wRow)
+        {
+            float* xp = x;
+            float* wp = wt;
+            for (int kx = 0; kx < cols; kx++, xp += tapX, wp += ws)
+            {
+                a0 = TS.Fma(TL.Load<TS, TV>(xp, lanes), TS.Load(wp), a0);
+                a1 = TS.Fma(TL.Load<TS, TV>(xp + tapY, lanes), TS.Load(wp + wRow), a1);
+            }
+        }
+        if (ky < rows)
+        {
+            for (int kx = 0; kx < cols; kx++, x += tapX, wt += ws) a0 = TS.Fma(TL.Load<TS, TV>(x, lanes), TS.Load(wt), a0);
+        }
+        PixelStore<TS, TV, TA, TL>(y, r, TS.Add(a0, a1), lanes, alpha, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PixelStore<TS, TV, TA, TL>(float* y, float* r, TV acc, int lanes, TV alpha, TV beta)
+        where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp where TL : unmanaged, ILanes
+    {
+        if (r != null) acc = TS.Add(acc, TL.Load<TS, TV>(r, lanes));
+        TL.Store<TS, TV>(y, TA.Apply<TS, TV>(acc, alpha, beta), lanes);
     }
 
     /// <summary>Channel multiplier &gt; 1: output channel oc reads input channel oc / multiplier. Scalar.</summary>

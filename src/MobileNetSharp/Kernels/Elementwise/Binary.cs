@@ -1,4 +1,6 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using MobileNetSharp.Kernels.Simd;
 
 namespace MobileNetSharp.Kernels;
 
@@ -55,6 +57,12 @@ public static partial class Elementwise
         bool aRow = sa[r - 1] != 0, bRow = sb[r - 1] != 0;
         Span<int> index = stackalloc int[MaxRank];
         index.Clear();
+        if (r >= 2 && aRow && bRow && inner <= PatternFloats
+            && ((sa[r - 2] == 0 && sb[r - 2] == inner) || (sb[r - 2] == 0 && sa[r - 2] == inner)))
+        {
+            InnerBroadcast(kind, a, b, y, ny, dims, sa, sb, r, index);
+            return;
+        }
         long oa = 0, ob = 0;
         for (long oy = 0; oy < ny; oy += inner)
         {
@@ -62,6 +70,51 @@ public static partial class Elementwise
                 y.Slice((int)oy, inner));
             // Odometer over the outer dimensions.
             for (int d = r - 2; d >= 0; d--)
+            {
+                oa += sa[d];
+                ob += sb[d];
+                if (++index[d] < dims[d]) break;
+                oa -= sa[d] * dims[d];
+                ob -= sb[d] * dims[d];
+                index[d] = 0;
+            }
+        }
+    }
+
+    /// <summary>Floats of the tiled broadcast row used by <see cref="InnerBroadcast"/> (4 KiB of stack).</summary>
+    private const int PatternFloats = 1024;
+
+    /// <summary>
+    /// The "inner broadcast" with short rows: over dims [r-2, r-1] one operand is a contiguous block of
+    /// dims[r-2] rows and the other repeats one row of <c>inner</c> values (e.g. [1,H,W,C] x [1,1,1,C] in NHWC
+    /// with a small C). The repeated row is tiled into a buffer of whole rows close to
+    /// <see cref="PatternFloats"/> floats, so each TensorPrimitives call covers many rows instead of one.
+    /// </summary>
+    private static void InnerBroadcast(BinaryKind kind, ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y, long ny,
+        Span<int> dims, Span<long> sa, Span<long> sb, int r, Span<int> index)
+    {
+        int inner = dims[r - 1];
+        bool aRepeats = sa[r - 2] == 0;
+        int reps = PatternFloats / inner, period = reps * inner;
+        long block = (long)dims[r - 2] * inner;
+        Span<float> pattern = stackalloc float[PatternFloats];
+        long oa = 0, ob = 0;
+        for (long oy = 0; oy < ny; oy += block)
+        {
+            ReadOnlySpan<float> row = aRepeats ? a.Slice((int)oa, inner) : b.Slice((int)ob, inner);
+            for (int k = 0; k < reps; k++) row.CopyTo(pattern.Slice(k * inner));
+            ReadOnlySpan<float> full = aRepeats ? b.Slice((int)ob, (int)block) : a.Slice((int)oa, (int)block);
+            Span<float> target = y.Slice((int)oy, (int)block);
+            for (int off = 0; off < block; off += period)
+            {
+                int length = (int)Math.Min(period, block - off);
+                ReadOnlySpan<float> tiled = pattern[..length], part = full.Slice(off, length);
+                if (kind is BinaryKind.Pow or BinaryKind.Max or BinaryKind.Min) Row(kind, aRepeats ? tiled : part, true, aRepeats ? part : tiled, true, target.Slice(off, length));
+                else PairKernel.Run(kind, aRepeats ? tiled : part, aRepeats ? part : tiled, target.Slice(off, length));
+            }
+            if (r == 2) break;
+            // Odometer over the dimensions outside the two collapsed ones.
+            for (int d = r - 3; d >= 0; d--)
             {
                 oa += sa[d];
                 ob += sb[d];
@@ -95,6 +148,11 @@ public static partial class Elementwise
         if (!aRow && !bRow)
         {
             y.Fill(Scalar(kind, a[0], b[0]));
+            return;
+        }
+        if (aRow && bRow && kind is BinaryKind.Add or BinaryKind.Sub or BinaryKind.Mul or BinaryKind.Div)
+        {
+            PairKernel.Run(kind, a, b, y);
             return;
         }
         switch (kind)
@@ -150,4 +208,63 @@ public static partial class Elementwise
         BinaryKind.Pow => MathF.Pow(a, b),
         _ => throw new ArgumentOutOfRangeException(nameof(kind), kind, "Unknown binary operator."),
     };
+}
+
+/// <summary>y = a (op) b over equal-length spans with the engine's own vector loop, decided once per call. Max/Min here
+/// use the native (non-NaN-propagating) instructions, so callers needing IEEE NaN semantics use TensorPrimitives.</summary>
+internal static unsafe class PairKernel
+{
+    public static void Run(BinaryKind kind, ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> y)
+    {
+        fixed (float* pa = a, pb = b, py = y)
+        {
+            var body = new Body { A = pa, B = pb, Y = py, Length = y.Length < a.Length ? y.Length : a.Length, Kind = kind };
+            KernelDispatch.Run(Isa.Best, ref body);
+        }
+    }
+
+    private struct Body : IWidthBody
+    {
+        public float* A, B, Y;
+        public int Length;
+        public BinaryKind Kind;
+
+        public readonly void Invoke<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged
+        {
+            switch (Kind)
+            {
+                case BinaryKind.Add: Loop<TS, TV, AddOp>(); break;
+                case BinaryKind.Sub: Loop<TS, TV, SubOp>(); break;
+                case BinaryKind.Mul: Loop<TS, TV, MulOp>(); break;
+                case BinaryKind.Div: Loop<TS, TV, DivOp>(); break;
+                case BinaryKind.Max: Loop<TS, TV, MaxOp>(); break;
+                case BinaryKind.Min: Loop<TS, TV, MinOp>(); break;
+                default: throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Unsupported operator.");
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private readonly void Loop<TS, TV, TO>() where TS : unmanaged, ISimd<TV> where TV : unmanaged where TO : unmanaged, IPairOp
+        {
+            int w = TS.Count, n = Length, i = 0;
+            for (; i + 2 * w <= n; i += 2 * w)
+            {
+                TS.Store(Y + i, TO.Apply<TS, TV>(TS.Load(A + i), TS.Load(B + i)));
+                TS.Store(Y + i + w, TO.Apply<TS, TV>(TS.Load(A + i + w), TS.Load(B + i + w)));
+            }
+            for (; i < n; i += w)
+            {
+                int lanes = Math.Min(w, n - i);
+                TS.StorePartial(Y + i, TO.Apply<TS, TV>(TS.LoadPartial(A + i, lanes), TS.LoadPartial(B + i, lanes)), lanes);
+            }
+        }
+    }
+
+    private interface IPairOp { static abstract TV Apply<TS, TV>(TV a, TV b) where TS : unmanaged, ISimd<TV> where TV : unmanaged; }
+    private readonly struct AddOp : IPairOp { [MethodImpl(MethodImplOptions.AggressiveInlining)] public static TV Apply<TS, TV>(TV a, TV b) where TS : unmanaged, ISimd<TV> where TV : unmanaged => TS.Add(a, b); }
+    private readonly struct SubOp : IPairOp { [MethodImpl(MethodImplOptions.AggressiveInlining)] public static TV Apply<TS, TV>(TV a, TV b) where TS : unmanaged, ISimd<TV> where TV : unmanaged => TS.Sub(a, b); }
+    private readonly struct MulOp : IPairOp { [MethodImpl(MethodImplOptions.AggressiveInlining)] public static TV Apply<TS, TV>(TV a, TV b) where TS : unmanaged, ISimd<TV> where TV : unmanaged => TS.Mul(a, b); }
+    private readonly struct DivOp : IPairOp { [MethodImpl(MethodImplOptions.AggressiveInlining)] public static TV Apply<TS, TV>(TV a, TV b) where TS : unmanaged, ISimd<TV> where TV : unmanaged => TS.Div(a, b); }
+    private readonly struct MaxOp : IPairOp { [MethodImpl(MethodImplOptions.AggressiveInlining)] public static TV Apply<TS, TV>(TV a, TV b) where TS : unmanaged, ISimd<TV> where TV : unmanaged => TS.Max(a, b); }
+    private readonly struct MinOp : IPairOp { [MethodImpl(MethodImplOptions.AggressiveInlining)] public static TV Apply<TS, TV>(TV a, TV b) where TS : unmanaged, ISimd<TV> where TV : unmanaged => TS.Min(a, b); }
 }

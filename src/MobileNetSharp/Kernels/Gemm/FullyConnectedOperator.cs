@@ -34,7 +34,12 @@ public sealed unsafe class FullyConnectedOperator
         if (input.Length < (long)rows * InFeatures) throw new ArgumentException($"Input has {input.Length} floats, need {(long)rows * InFeatures}.", nameof(input));
         if (output.Length < (long)rows * OutFeatures) throw new ArgumentException($"Output has {output.Length} floats, need {(long)rows * OutFeatures}.", nameof(output));
         ArgumentNullException.ThrowIfNull(workers);
+        if (rows == 0) return;
         fixed (float* x = input, y = output)
-            GemmDriver.RunPacked(_isa, _activation, rows, x, InFeatures, _weights, y, OutFeatures, null, 0, workers);
+        {
+            // A handful of rows: stream the weights once (GEMV) instead of a 6-row GEMM tile per panel.
+            if (rows <= Gemv.MaxRows) Gemv.Run(_isa, _activation, rows, x, InFeatures, _weights, y, OutFeatures, workers);
+            else GemmDriver.RunPacked(_isa, _activation, rows, x, InFeatures, _weights, y, OutFeatures, null, 0, workers);
+        }
     }
 }

@@ -37,6 +37,7 @@ internal static unsafe class GemmDriver
             Activation = activation, Isa = isa, PanelCount = b.PanelCount,
         };
         Run(ref args, workers);
+        GC.KeepAlive(b); // the tasks read its pinned buffer through a raw pointer
     }
 
     /// <summary>C = A * B for row-major B with no bias, residual or activation.</summary>

@@ -5,11 +5,11 @@ namespace MobileNetSharp.Kernels.Gemm;
 /// Panel p covers columns [p*2W, p*2W + width) and is stored as its bias row followed by K rows, each
 /// row <c>Stride</c> floats (2W, or W for a last panel of at most W columns), zero-padded past N.
 /// So the micro-kernel reads B and the bias with full-vector loads and a unit-stride pointer walk.
-/// The buffer is allocated pinned so kernels keep a raw pointer to it.
+/// The buffer is pinned and 64-byte aligned (<see cref="AlignedFloats"/>) so kernels keep a raw pointer to it.
 /// </summary>
 internal sealed unsafe class PackedB
 {
-    private readonly float[] _data;
+    private readonly AlignedFloats _data;
 
     /// <param name="b">element (k, n) is b[k * strideK + n * strideN].</param>
     /// <param name="bias">N values, or empty for zero bias.</param>
@@ -21,11 +21,12 @@ internal sealed unsafe class PackedB
         Width = width;
         PanelCount = (n + 2 * width - 1) / (2 * width);
         PanelFloats = (long)(k + 1) * 2 * width;
-        _data = GC.AllocateArray<float>(checked((int)(PanelFloats * PanelCount)), pinned: true);
+        _data = new AlignedFloats(PanelFloats * PanelCount);
+        Span<float> data = _data.Span;
         for (int p = 0; p < PanelCount; p++)
         {
             int n0 = p * 2 * width, cols = PanelWidth(p), stride = PanelStride(p);
-            Span<float> panel = _data.AsSpan((int)(p * PanelFloats));
+            Span<float> panel = data[(int)(p * PanelFloats)..];
             for (int j = 0; j < cols; j++)
             {
                 if (!bias.IsEmpty) panel[j] = bias[n0 + j];
@@ -41,7 +42,7 @@ internal sealed unsafe class PackedB
     public int Width { get; }
     public int PanelCount { get; }
     public long PanelFloats { get; }
-    public float* Data => (float*)System.Runtime.CompilerServices.Unsafe.AsPointer(ref _data[0]);
+    public float* Data => _data.Pointer;
 
     /// <summary>Valid columns in panel p.</summary>
     public int PanelWidth(int p) => Math.Min(2 * Width, N - p * 2 * Width);

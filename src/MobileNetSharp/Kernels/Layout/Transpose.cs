@@ -1,3 +1,8 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace MobileNetSharp.Kernels;
 
 /// <summary>Data movement between layouts: transpose, concat blocks, pad, and reductions.</summary>
@@ -64,14 +69,31 @@ public static partial class Layout
         General(x, y, inDims[..runs], order[..runs]);
     }
 
-    /// <summary>For each of `batch` matrices [rows, cols] in x, writes its transpose [cols, rows] to y, in tiles.</summary>
+    /// <summary>For each of `batch` matrices [rows, cols] in x, writes its transpose [cols, rows] to y, in tiles.
+    /// A few rows (NCHW→NHWC of an RGB image: 3 rows of H*W) stream every row once and write y contiguously.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Transpose2d<T>(ReadOnlySpan<T> x, Span<T> y, int batch, int rows, int cols) where T : unmanaged
     {
         int size = rows * cols;
         for (int b = 0; b < batch; b++)
         {
-            ReadOnlySpan<T> xs = x.Slice(b * size, size);
-            Span<T> ys = y.Slice(b * size, size);
+            // Bounds were checked by the caller (x and y hold batch * size elements).
+            ref T xs = ref Unsafe.Add(ref MemoryMarshal.GetReference(x), (nint)b * size);
+            ref T ys = ref Unsafe.Add(ref MemoryMarshal.GetReference(y), (nint)b * size);
+            if (rows == 3 && typeof(T) == typeof(float) && Isa.Best == IsaLevel.Vector512 && Avx512F.IsSupported)
+            {
+                Interleave3(ref Unsafe.As<T, float>(ref xs), ref Unsafe.As<T, float>(ref ys), cols);
+                continue;
+            }
+            if (rows <= 4)
+            {
+                for (int j = 0; j < cols; j++)
+                {
+                    ref T dst = ref Unsafe.Add(ref ys, (nint)j * rows);
+                    for (int i = 0; i < rows; i++) Unsafe.Add(ref dst, i) = Unsafe.Add(ref xs, (nint)i * cols + j);
+                }
+                continue;
+            }
             for (int i0 = 0; i0 < rows; i0 += Tile)
             {
                 int i1 = Math.Min(rows, i0 + Tile);
@@ -80,10 +102,59 @@ public static partial class Layout
                     int j1 = Math.Min(cols, j0 + Tile);
                     for (int i = i0; i < i1; i++)
                         for (int j = j0; j < j1; j++)
-                            ys[j * rows + i] = xs[i * cols + j];
+                            Unsafe.Add(ref ys, (nint)j * rows + i) = Unsafe.Add(ref xs, (nint)i * cols + j);
                 }
             }
         }
+    }
+
+    /// <summary>[3, cols] -> [cols, 3] (planar RGB to interleaved): 16 columns at a time, two two-source permutes
+    /// per output vector.</summary>
+    private static unsafe void Interleave3(ref float x, ref float y, int cols)
+    {
+        // Output vector k (k = 0..2) holds elements p = 16k .. 16k+15 of the 48 interleaved ones: column p / 3 of
+        // row p % 3. First pick rows 0 and 1 (row 2 lanes left as don't-care), then insert row 2.
+        Vector512<int> a0 = Indices01(0), a1 = Indices01(1), a2 = Indices01(2);
+        Vector512<int> b0 = Indices2(0), b1 = Indices2(1), b2 = Indices2(2);
+        int j = 0;
+        for (; j + 16 <= cols; j += 16)
+        {
+            Vector512<float> r0 = Vector512.LoadUnsafe(ref x, (nuint)j);
+            Vector512<float> r1 = Vector512.LoadUnsafe(ref x, (nuint)(cols + j));
+            Vector512<float> r2 = Vector512.LoadUnsafe(ref x, (nuint)(2 * cols + j));
+            ref float o = ref Unsafe.Add(ref y, (nint)j * 3);
+            Avx512F.PermuteVar16x32x2(Avx512F.PermuteVar16x32x2(r0, a0, r1), b0, r2).StoreUnsafe(ref o);
+            Avx512F.PermuteVar16x32x2(Avx512F.PermuteVar16x32x2(r0, a1, r1), b1, r2).StoreUnsafe(ref o, 16);
+            Avx512F.PermuteVar16x32x2(Avx512F.PermuteVar16x32x2(r0, a2, r1), b2, r2).StoreUnsafe(ref o, 32);
+        }
+        for (; j < cols; j++)
+        {
+            Unsafe.Add(ref y, (nint)j * 3) = Unsafe.Add(ref x, j);
+            Unsafe.Add(ref y, (nint)j * 3 + 1) = Unsafe.Add(ref x, (nint)cols + j);
+            Unsafe.Add(ref y, (nint)j * 3 + 2) = Unsafe.Add(ref x, 2 * (nint)cols + j);
+        }
+    }
+
+    private static Vector512<int> Indices01(int k)
+    {
+        Span<int> idx = stackalloc int[16];
+        for (int p = 0; p < 16; p++)
+        {
+            int q = 16 * k + p, column = q / 3, row = q % 3;
+            idx[p] = row == 0 ? column : row == 1 ? 16 + column : 0;
+        }
+        return Vector512.Create<int>(idx);
+    }
+
+    private static Vector512<int> Indices2(int k)
+    {
+        Span<int> idx = stackalloc int[16];
+        for (int p = 0; p < 16; p++)
+        {
+            int q = 16 * k + p;
+            idx[p] = q % 3 == 2 ? 16 + q / 3 : p;
+        }
+        return Vector512.Create<int>(idx);
     }
 
     /// <summary>Any collapsed permutation: odometer over y; rows are copied whole when the last axis stays last.</summary>

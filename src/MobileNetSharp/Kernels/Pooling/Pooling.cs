@@ -47,18 +47,124 @@ public static unsafe class Pooling
         if (batch < 1 || spatial < 1 || channels < 1) throw new ArgumentException($"Global pooling needs positive sizes, got {batch}x{spatial}x{channels}.");
         if (input.Length < (long)batch * spatial * channels || output.Length < (long)batch * channels)
             throw new ArgumentException("Global pooling buffers are too small.");
-        for (int n = 0; n < batch; n++)
+        fixed (float* x = input, y = output)
         {
-            ReadOnlySpan<float> image = input.Slice(n * spatial * channels, spatial * channels);
-            Span<float> y = output.Slice(n * channels, channels);
-            image[..channels].CopyTo(y);
-            for (int s = 1; s < spatial; s++)
+            var body = new GlobalBody { Input = x, Output = y, Batch = batch, Spatial = spatial, Channels = channels, Max = max };
+            KernelDispatch.Run(Isa.Best, ref body);
+        }
+    }
+
+    /// <summary>
+    /// Global sum/max over NHWC without a call per pixel. When the channel count divides the vector width the
+    /// image is one contiguous run whose lane i always holds channel i % C: it is reduced with whole vectors
+    /// (four independent accumulators) and the lanes folded at the end. Otherwise channel blocks of up to
+    /// four vectors stay in registers while the pixels stream past.
+    /// </summary>
+    private struct GlobalBody : IWidthBody
+    {
+        public float* Input, Output;
+        public int Batch, Spatial, Channels;
+        public bool Max;
+
+        public readonly void Invoke<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged
+        {
+            if (Max) Reduce<TS, TV, MaxReduce>();
+            else Reduce<TS, TV, SumReduce>();
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private readonly void Reduce<TS, TV, TR>() where TS : unmanaged, ISimd<TV> where TV : unmanaged where TR : unmanaged, IReduceOp
+        {
+            int w = TS.Count, c = Channels, s = Spatial;
+            long plane = (long)s * c;
+            float* lanes = stackalloc float[64];
+            for (int n = 0; n < Batch; n++)
             {
-                ReadOnlySpan<float> row = image.Slice(s * channels, channels);
-                if (max) TensorPrimitives.Max(y, row, y);
-                else TensorPrimitives.Add(y, row, y);
+                float* x = Input + n * plane;
+                float* y = Output + (long)n * c;
+                if (w % c == 0 && plane >= w)
+                {
+                    // Contiguous: every vector covers w / c whole pixels.
+                    TV a0 = TS.Load(x), a1 = TR.Identity<TS, TV>(), a2 = a1, a3 = a1;
+                    long i = w, full = plane - plane % w;
+                    for (; i + 4 * w <= full; i += 4 * w)
+                    {
+                        a0 = TR.Apply<TS, TV>(a0, TS.Load(x + i));
+                        a1 = TR.Apply<TS, TV>(a1, TS.Load(x + i + w));
+                        a2 = TR.Apply<TS, TV>(a2, TS.Load(x + i + 2 * w));
+                        a3 = TR.Apply<TS, TV>(a3, TS.Load(x + i + 3 * w));
+                    }
+                    for (; i < full; i += w) a0 = TR.Apply<TS, TV>(a0, TS.Load(x + i));
+                    a0 = TR.Apply<TS, TV>(TR.Apply<TS, TV>(a0, a1), TR.Apply<TS, TV>(a2, a3));
+                    TS.Store(lanes, a0);
+                    for (int ch = 0; ch < c; ch++)
+                    {
+                        float v = lanes[ch];
+                        for (int l = ch + c; l < w; l += c) v = TR.Apply(v, lanes[l]);
+                        for (long t = full + ch; t < plane; t += c) v = TR.Apply(v, x[t]); // leftover pixels
+                        y[ch] = v;
+                    }
+                    continue;
+                }
+                int cc = 0;
+                for (; cc + 4 * w <= c; cc += 4 * w)
+                {
+                    float* p = x + cc;
+                    TV a0 = TS.Load(p), a1 = TS.Load(p + w), a2 = TS.Load(p + 2 * w), a3 = TS.Load(p + 3 * w);
+                    for (int i = 1; i < s; i++)
+                    {
+                        p += c;
+                        a0 = TR.Apply<TS, TV>(a0, TS.Load(p));
+                        a1 = TR.Apply<TS, TV>(a1, TS.Load(p + w));
+                        a2 = TR.Apply<TS, TV>(a2, TS.Load(p + 2 * w));
+                        a3 = TR.Apply<TS, TV>(a3, TS.Load(p + 3 * w));
+                    }
+                    TS.Store(y + cc, a0); TS.Store(y + cc + w, a1); TS.Store(y + cc + 2 * w, a2); TS.Store(y + cc + 3 * w, a3);
+                }
+                for (; cc < c; cc += w)
+                {
+                    int count = Math.Min(w, c - cc);
+                    float* p = x + cc;
+                    // Two accumulators over alternate pixels.
+                    TV a0 = TS.LoadPartial(p, count), a1 = TR.Identity<TS, TV>();
+                    int i = 1;
+                    for (; i + 2 <= s; i += 2, p += 2 * c)
+                    {
+                        a0 = TR.Apply<TS, TV>(a0, TS.LoadPartial(p + c, count));
+                        a1 = TR.Apply<TS, TV>(a1, TS.LoadPartial(p + 2 * c, count));
+                    }
+                    if (i < s) a0 = TR.Apply<TS, TV>(a0, TS.LoadPartial(p + c, count));
+                    TS.StorePartial(y + cc, TR.Apply<TS, TV>(a0, a1), count);
+                }
             }
         }
+    }
+
+    private interface IReduceOp
+    {
+        static abstract TV Apply<TS, TV>(TV a, TV b) where TS : unmanaged, ISimd<TV> where TV : unmanaged;
+        static abstract float Apply(float a, float b);
+        static abstract TV Identity<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged;
+    }
+
+    private readonly struct SumReduce : IReduceOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TV Apply<TS, TV>(TV a, TV b) where TS : unmanaged, ISimd<TV> where TV : unmanaged => TS.Add(a, b);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Apply(float a, float b) => a + b;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TV Identity<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged => TS.Zero;
+    }
+
+    private readonly struct MaxReduce : IReduceOp
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TV Apply<TS, TV>(TV a, TV b) where TS : unmanaged, ISimd<TV> where TV : unmanaged => TS.Max(a, b);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Apply(float a, float b) => MathF.Max(a, b);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static TV Identity<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged => TS.Splat(float.NegativeInfinity);
     }
 
     private struct Args
