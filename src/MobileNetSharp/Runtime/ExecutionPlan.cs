@@ -16,12 +16,12 @@ internal sealed class ExecutionPlan
     public int[][] InputShapes { get; }
     public Slot[] Outputs { get; }
     public int[][] OutputShapes { get; }
-    public long ArenaBytes => _ctx.Arena.LongLength * sizeof(float);
+    public long ArenaBytes => _ctx.ArenaBytes;
 
     public ExecutionPlan(Step[] steps, Slot[] inputs, int[][] inputShapes, Slot[] outputs, int[][] outputShapes, int arenaLength, Kernels.Workers workers)
     {
         (Steps, Inputs, InputShapes, Outputs, OutputShapes) = (steps, inputs, inputShapes, outputs, outputShapes);
-        _ctx = new ExecutionContext(GC.AllocateUninitializedArray<float>(arenaLength, pinned: true), workers);
+        _ctx = new ExecutionContext(arenaLength, workers);
     }
 
     public void Run(ReadOnlySpan<Tensor> inputs, Span<Tensor> outputs, long[]? stepTicks = null)
