@@ -9,7 +9,7 @@ namespace MobileNetSharp.Runtime;
 /// </summary>
 internal sealed class ExecutionPlan
 {
-    private readonly ExecutionContext _ctx;
+    private readonly RunContext _ctx;
 
     public Step[] Steps { get; }
     public Slot[] Inputs { get; }
@@ -21,7 +21,7 @@ internal sealed class ExecutionPlan
     public ExecutionPlan(Step[] steps, Slot[] inputs, int[][] inputShapes, Slot[] outputs, int[][] outputShapes, int arenaLength, Kernels.Workers workers)
     {
         (Steps, Inputs, InputShapes, Outputs, OutputShapes) = (steps, inputs, inputShapes, outputs, outputShapes);
-        _ctx = new ExecutionContext(arenaLength, workers);
+        _ctx = new RunContext(arenaLength, workers);
     }
 
     public void Run(ReadOnlySpan<Tensor> inputs, Span<Tensor> outputs, long[]? stepTicks = null)

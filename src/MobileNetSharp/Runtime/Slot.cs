@@ -36,13 +36,13 @@ internal sealed class Slot
 /// The arena is pinned and starts at a 64-byte boundary (slot offsets are multiples of 16 floats), so a
 /// full Vector512 load never straddles two cache lines: depthwise kernels measured ~30% faster aligned.
 /// </remarks>
-internal sealed unsafe class ExecutionContext
+internal sealed unsafe class RunContext
 {
     private const int AlignFloats = 16;
     private readonly float[] _arena;
     private readonly int _base;
 
-    public ExecutionContext(int arenaLength, Kernels.Workers workers)
+    public RunContext(int arenaLength, Kernels.Workers workers)
     {
         _arena = GC.AllocateUninitializedArray<float>(arenaLength + AlignFloats, pinned: true);
         fixed (float* p = _arena) _base = (int)((64 - (nint)p % 64) % 64 / sizeof(float));
@@ -66,5 +66,5 @@ internal abstract class Step(string name, Slot[] reads, Slot[] writes)
     public Slot[] Writes { get; } = writes;
     /// <summary>Which kernel this step runs, for profiles and summaries.</summary>
     public virtual string Kernel => GetType().Name.Replace("Step", "");
-    public abstract void Execute(ExecutionContext ctx);
+    public abstract void Execute(RunContext ctx);
 }

@@ -9,7 +9,7 @@ public class ArenaTests
     {
         for (int trial = 0; trial < 20; trial++) // several allocations: the GC's placement varies
         {
-            var ctx = new ExecutionContext(1024, Kernels.Workers.Single);
+            var ctx = new RunContext(1024, MobileNetSharp.Kernels.Workers.Single);
             foreach (int offset in new[] { 0, 16, 512 })
             {
                 var slot = new Slot("s", [100]) { Offset = offset };

@@ -8,7 +8,7 @@ internal sealed class ConvStep(string name, Conv2dOperator op, int batch, Slot i
 {
     public override string Kernel => op.KernelName;
 
-    public override void Execute(ExecutionContext ctx) =>
+    public override void Execute(RunContext ctx) =>
         op.Run(batch, ctx.Read(input), ctx.Write(output), ctx.ReadOptional(residual),
             scratch is null ? default : ctx.Write(scratch), ctx.Workers);
 }

@@ -5,14 +5,14 @@ namespace MobileNetSharp.Runtime;
 /// <summary>Copies a buffer as is (reshape into a graph output that must not alias its input).</summary>
 internal sealed class CopyStep(string name, Slot x, Slot y) : Step(name, [x], [y])
 {
-    public override void Execute(ExecutionContext ctx) => ctx.Read(x).CopyTo(ctx.Write(y));
+    public override void Execute(RunContext ctx) => ctx.Read(x).CopyTo(ctx.Write(y));
 }
 
 /// <summary>Permutes axes; also converts layouts (NCHW &lt;-&gt; NHWC).</summary>
 internal sealed class TransposeStep(string name, int[] shape, int[] perm, Slot x, Slot y) : Step(name, [x], [y])
 {
     public override string Kernel => perm.SequenceEqual([0, 2, 3, 1]) ? "ToNhwc" : perm.SequenceEqual([0, 3, 1, 2]) ? "ToNchw" : "Transpose";
-    public override void Execute(ExecutionContext ctx) => Layout.Transpose(ctx.Read(x), shape, perm, ctx.Write(y));
+    public override void Execute(RunContext ctx) => Layout.Transpose(ctx.Read(x), shape, perm, ctx.Write(y));
 }
 
 /// <summary>Concatenation along one physical axis: each input is `outer` blocks copied side by side.</summary>
@@ -40,7 +40,7 @@ internal sealed class ConcatStep : Step
         }
     }
 
-    public override void Execute(ExecutionContext ctx)
+    public override void Execute(RunContext ctx)
     {
         var y = ctx.Write(_y);
         foreach (var (slot, block, offset) in _parts)
@@ -75,7 +75,7 @@ internal sealed class SliceStep : Step
 
     public override string Kernel => "Slice";
 
-    public override void Execute(ExecutionContext ctx)
+    public override void Execute(RunContext ctx)
     {
         var input = ctx.Read(_x);
         var output = ctx.Write(_y);
@@ -103,5 +103,5 @@ internal sealed class SliceStep : Step
 internal sealed class PadStep(string name, int[] shape, int[] pads, PadMode mode, float value, Slot x, Slot y) : Step(name, [x], [y])
 {
     public override string Kernel => $"Pad({mode})";
-    public override void Execute(ExecutionContext ctx) => Layout.Pad(ctx.Read(x), shape, pads, mode, value, ctx.Write(y));
+    public override void Execute(RunContext ctx) => Layout.Pad(ctx.Read(x), shape, pads, mode, value, ctx.Write(y));
 }

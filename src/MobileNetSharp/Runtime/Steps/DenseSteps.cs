@@ -7,7 +7,7 @@ internal sealed class FullyConnectedStep(string name, FullyConnectedOperator op,
     : Step(name, [input], [output])
 {
     public override string Kernel => "fc";
-    public override void Execute(ExecutionContext ctx) => op.Run(rows, ctx.Read(input), ctx.Write(output), ctx.Workers);
+    public override void Execute(RunContext ctx) => op.Run(rows, ctx.Read(input), ctx.Write(output), ctx.Workers);
 }
 
 /// <summary>
@@ -55,7 +55,7 @@ internal sealed class MatMulStep : Step
         return offsets;
     }
 
-    public override void Execute(ExecutionContext ctx)
+    public override void Execute(RunContext ctx)
     {
         var a = ctx.Read(_a);
         var b = ctx.Read(_b);
@@ -86,7 +86,7 @@ internal sealed class GemmStep : Step
 
     public static int ScratchLength(int[] a, int[] b) => a[0] * a[1] + b[0] * b[1];
 
-    public override void Execute(ExecutionContext ctx)
+    public override void Execute(RunContext ctx)
     {
         var scratch = ctx.Write(_scratch);
         ReadOnlySpan<float> a = ctx.Read(_a), b = ctx.Read(_b);

@@ -5,7 +5,7 @@ namespace MobileNetSharp.Runtime;
 internal sealed class ActivationStep(string name, Activation act, Slot x, Slot y) : Step(name, [x], [y])
 {
     public override string Kernel => act.ToString();
-    public override void Execute(ExecutionContext ctx) => Elementwise.Apply(act, ctx.Read(x), ctx.Write(y));
+    public override void Execute(RunContext ctx) => Elementwise.Apply(act, ctx.Read(x), ctx.Write(y));
 }
 
 /// <summary>Broadcasting binary op on physical shapes (both operands already in the output's layout).</summary>
@@ -14,7 +14,7 @@ internal sealed class BinaryStep(string name, BinaryKind kind, Activation act, S
 {
     public override string Kernel => act.IsNone ? kind.ToString() : $"{kind}+{act}";
 
-    public override void Execute(ExecutionContext ctx)
+    public override void Execute(RunContext ctx)
     {
         var output = ctx.Write(y);
         Elementwise.Binary(kind, ctx.Read(a), aShape, ctx.Read(b), bShape, output, y.Shape);
@@ -28,7 +28,7 @@ internal sealed class BinaryStep(string name, BinaryKind kind, Activation act, S
 /// </summary>
 internal sealed class BatchNormStep(string name, float[] scale, float[] shift, int inner, Slot x, Slot y) : Step(name, [x], [y])
 {
-    public override void Execute(ExecutionContext ctx)
+    public override void Execute(RunContext ctx)
     {
         var input = ctx.Read(x);
         var output = ctx.Write(y);
@@ -54,7 +54,7 @@ internal sealed class SoftmaxStep(string name, bool log, int rows, int cols, Slo
 {
     public override string Kernel => log ? "LogSoftmax" : "Softmax";
 
-    public override void Execute(ExecutionContext ctx)
+    public override void Execute(RunContext ctx)
     {
         if (log) Elementwise.LogSoftmax(ctx.Read(x), ctx.Write(y), rows, cols);
         else Elementwise.Softmax(ctx.Read(x), ctx.Write(y), rows, cols);

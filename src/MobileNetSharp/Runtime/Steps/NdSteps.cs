@@ -8,7 +8,7 @@ internal sealed class ConvNdStep(string name, NdGeometry g, float[] weights, flo
 {
     public override string Kernel => act.IsNone ? "ConvNd" : $"ConvNd+{act}";
 
-    public override void Execute(ExecutionContext ctx) => NdConvolution.Run(g, ctx.Read(x), weights, bias, act, ctx.Write(y), ctx.Workers);
+    public override void Execute(RunContext ctx) => NdConvolution.Run(g, ctx.Read(x), weights, bias, act, ctx.Write(y), ctx.Workers);
 }
 
 /// <summary>Max or average pooling over other than two spatial axes, on plain slots.</summary>
@@ -16,7 +16,7 @@ internal sealed class PoolNdStep(string name, Graph.PoolNd op, NdGeometry g, Slo
 {
     public override string Kernel => op.Type + "Nd";
 
-    public override void Execute(ExecutionContext ctx)
+    public override void Execute(RunContext ctx)
     {
         if (op.Kind == Graph.PoolKind.Max) NdPooling.Max(g, ctx.Read(x), ctx.Write(y), ctx.Workers);
         else NdPooling.Average(g, op.CountIncludePad, ctx.Read(x), ctx.Write(y), ctx.Workers);

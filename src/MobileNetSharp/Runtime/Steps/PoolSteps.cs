@@ -8,7 +8,7 @@ internal sealed class PoolStep(string name, Graph.Pool op, Conv2dGeometry g, (in
 {
     public override string Kernel => op.Type;
 
-    public override void Execute(ExecutionContext ctx)
+    public override void Execute(RunContext ctx)
     {
         if (op.Kind == Graph.PoolKind.Max) Pooling.MaxPool2d(g, g.Batch, ctx.Read(x), ctx.Write(y), ctx.Workers);
         else Pooling.AveragePool2d(g, op.CountIncludePad, g.Batch, ctx.Read(x), ctx.Write(y), ctx.Workers, ceilExtra.Bottom, ceilExtra.Right);
@@ -21,7 +21,7 @@ internal sealed class GlobalPoolStep(string name, Graph.PoolKind kind, int batch
 {
     public override string Kernel => kind == Graph.PoolKind.Max ? "GlobalMaxPool" : "GlobalAveragePool";
 
-    public override void Execute(ExecutionContext ctx)
+    public override void Execute(RunContext ctx)
     {
         if (kind == Graph.PoolKind.Max) Pooling.GlobalMaxPool(batch, spatial, channels, ctx.Read(x), ctx.Write(y));
         else Pooling.GlobalAveragePool(batch, spatial, channels, ctx.Read(x), ctx.Write(y));
@@ -56,7 +56,7 @@ internal sealed class ReduceStep : Step
 
     public override string Kernel => "Reduce" + _kind;
 
-    public override void Execute(ExecutionContext ctx)
+    public override void Execute(RunContext ctx)
     {
         var input = ctx.Read(_x);
         var output = ctx.Write(_y);
