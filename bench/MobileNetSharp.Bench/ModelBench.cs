@@ -25,6 +25,7 @@ public static class ModelBench
         int runs = 50, batch = 1;
         var threads = new List<int>();
         float width = 1f;
+        bool ortSpin = true;
         int? res = null;
         for (int i = 0; i < args.Length; i++)
         {
@@ -37,6 +38,7 @@ public static class ModelBench
                 case "--batch": batch = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--width": width = float.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--resolution": res = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--ort-no-spin": ortSpin = false; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
@@ -47,19 +49,22 @@ public static class ModelBench
         double peak = PeakProbe.SingleCoreGflops();
         Console.WriteLine($"# MobileNetSharp vs ONNX Runtime {typeof(Ort.InferenceSession).Assembly.GetName().Version}");
         Console.WriteLine($"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}, ISA {MobileNetSharp.Kernels.Isa.Best}, " +
-            $"measured fp32 FMA peak {peak:F0} GFLOP/s per core; batch {batch}, {runs} timed runs each, A/B alternated after warm-up.");
+            $"measured fp32 FMA peak {peak:F0} GFLOP/s per core; batch {batch}, {runs} timed runs each, alternated in blocks of {Block} with 20 ms pauses after warm-up; " +
+            $"ORT worker spinning {(ortSpin ? "on (its default)" : "off")}.");
         Console.WriteLine();
         Console.WriteLine("| model | threads | ours median | ours p90 | ours min | ORT median | ORT p90 | ORT min | ours/ORT | ours GFLOP/s | % peak | load ours/ORT | first run ours/ORT | alloc/run | max rel diff |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var arch in archs)
             foreach (int t in threads)
-                Console.WriteLine(Measure(arch, width, res, batch, t, runs, peak));
+                Console.WriteLine(Measure(arch, width, res, batch, t, runs, peak, ortSpin));
         Console.WriteLine();
         Console.WriteLine($"Process peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)} MiB.");
         return 0;
     }
 
-    private static string Measure(string arch, float width, int? res, int batch, int threads, int runs, double peak)
+    private const int Block = 10;
+
+    private static string Measure(string arch, float width, int? res, int batch, int threads, int runs, double peak, bool ortSpin)
     {
         var graph = ModelZoo.Create(arch, new ModelOptions(width, res, Batch: batch));
         long macs = CostModel.Analyze(graph).Macs;
@@ -84,6 +89,7 @@ public static class ModelBench
             GraphOptimizationLevel = Ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
             ExecutionMode = Ort.ExecutionMode.ORT_SEQUENTIAL,
         };
+        if (!ortSpin) options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         sw.Restart();
         using var ort = new Ort.InferenceSession(onnx, options);
         double ortLoad = sw.Elapsed.TotalMilliseconds;
@@ -101,16 +107,24 @@ public static class ModelBench
         var a = new List<double>(runs);
         var b = new List<double>(runs);
         long allocated = 0;
-        for (int i = 0; i < runs; i++)
+        while (a.Count < runs)
         {
-            long bytes = GC.GetAllocatedBytesForCurrentThread();
-            long t0 = Stopwatch.GetTimestamp();
-            ours.Run(oursIn, oursOut);
-            a.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
-            allocated += GC.GetAllocatedBytesForCurrentThread() - bytes;
-            t0 = Stopwatch.GetTimestamp();
-            ort.Run(runOptions, inNames, ortIns, outNames, ortOuts);
-            b.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            Thread.Sleep(20);
+            for (int i = 0; i < Block && a.Count < runs; i++)
+            {
+                long bytes = GC.GetAllocatedBytesForCurrentThread();
+                long t0 = Stopwatch.GetTimestamp();
+                ours.Run(oursIn, oursOut);
+                a.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                allocated += GC.GetAllocatedBytesForCurrentThread() - bytes;
+            }
+            Thread.Sleep(20);
+            for (int i = 0; i < Block && b.Count < runs; i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                ort.Run(runOptions, inNames, ortIns, outNames, ortOuts);
+                b.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
         }
         var sa = LatencyStats.From(a);
         var sb = LatencyStats.From(b);
