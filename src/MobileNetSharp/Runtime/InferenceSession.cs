@@ -7,8 +7,9 @@ namespace MobileNetSharp.Runtime;
 /// <summary>
 /// Runs a graph: optimizes a copy of it (the caller's graph is never changed), compiles a plan for its
 /// input shapes and executes it on demand. A batch size other than the graph's gets its own plan, built
-/// on first use and kept; packed weights are shared between plans. Not thread-safe: one Run at a time
-/// (the plan's arena is reused by every run); create one session per concurrent caller.
+/// on first use from the same optimized graph, so the packed weights are shared; the most recently used
+/// <see cref="MaxPlans"/> plans are kept. Not thread-safe: one Run at a time (the plan's arena is reused
+/// by every run); create one session per concurrent caller.
 /// </summary>
 public sealed class InferenceSession : IDisposable
 {
@@ -17,8 +18,13 @@ public sealed class InferenceSession : IDisposable
     private readonly Kernels.Workers _workers;
     private readonly OperatorCache _cache = new();
     private readonly Dictionary<int, ExecutionPlan> _plans = [];
+    private readonly LinkedList<int> _recent = new(); // batch sizes of the extra plans, most recent first
     private readonly ExecutionPlan _plan;
+    private readonly int _batch;
     private readonly string? _fixedBatch;
+
+    /// <summary>Plans kept for batch sizes other than the graph's own (each holds an arena).</summary>
+    public const int MaxPlans = 4;
 
     /// <summary>The optimized graph the default plan was compiled from.</summary>
     public ModelGraph OptimizedGraph { get; }
@@ -30,7 +36,9 @@ public sealed class InferenceSession : IDisposable
     public InferenceSession(ModelGraph graph, SessionOptions? options = null)
     {
         _options = options ?? new SessionOptions();
-        if (_options.Threads < 1 || _options.Threads > 256) throw new ArgumentException($"Threads must be between 1 and 256, got {_options.Threads}.");
+        if (_options.Threads < 1 || _options.Threads > SessionOptions.MaxThreads)
+            throw new ArgumentException($"Threads must be between 1 and {SessionOptions.MaxThreads}, got {_options.Threads}.");
+        if (_options.MaxArenaBytes < 1) throw new ArgumentException($"MaxArenaBytes must be positive, got {_options.MaxArenaBytes}.");
         _source = graph.Clone();
         _source.InferShapes();
         if (_source.Inputs.Count == 0) throw new GraphException($"Graph '{graph.Name}' has no inputs.");
@@ -39,19 +47,17 @@ public sealed class InferenceSession : IDisposable
         Outputs = _source.Outputs.Select(v => new TensorInfo(v.Name, (int[])v.Shape.Clone())).ToArray();
         _fixedBatch = FixedBatchReason(_source);
         _workers = _options.Threads == 1 ? Kernels.Workers.Single : new Kernels.Workers(_options.Threads);
-        (OptimizedGraph, Optimizations, _plan) = Build(_source);
-        _plans[BatchOf(_source)] = _plan;
+        OptimizedGraph = _source.Clone();
+        Optimizations = _options.Optimize ? Optimizer.Run(OptimizedGraph) : null;
+        OptimizedGraph.InferShapes();
+        _plan = Compile(OptimizedGraph);
+        _batch = _source.Inputs[0].Rank > 0 ? _source.Inputs[0].Shape[0] : 1;
     }
 
-    private (ModelGraph, OptimizationReport?, ExecutionPlan) Build(ModelGraph source)
-    {
-        var g = source.Clone();
-        var report = _options.Optimize ? Optimizer.Run(g) : null;
-        g.InferShapes();
-        return (g, report, new PlanCompiler(g, _options.Isa, _cache, _workers).Compile());
-    }
+    private ExecutionPlan Compile(ModelGraph g) => new PlanCompiler(g, _options.Isa, _cache, _workers, _options.MaxArenaBytes).Compile();
 
-    private static int BatchOf(ModelGraph g) => g.Inputs[0].Shape.Length > 0 ? g.Inputs[0].Shape[0] : 1;
+    /// <summary>Packed-weight operators built so far (shared by the plans of every batch size).</summary>
+    internal int CachedOperators => _cache.Count;
 
     /// <summary>Bytes of the activation arena of the default plan (weights excluded).</summary>
     public long ArenaBytes => _plan.ArenaBytes;
@@ -85,7 +91,8 @@ public sealed class InferenceSession : IDisposable
         var plan = PlanFor(inputs);
         if (outputs.Length != plan.Outputs.Length) throw new ArgumentException($"Expected {plan.Outputs.Length} output tensors, got {outputs.Length}.");
         for (int i = 0; i < outputs.Length; i++)
-            if (outputs[i].DataType != DataType.Float32 || !Shape.Equal(outputs[i].Shape, plan.OutputShapes[i]))
+            if (outputs[i] is null) throw new ArgumentNullException(nameof(outputs), $"Output tensor #{i} is null.");
+            else if (outputs[i].DataType != DataType.Float32 || !Shape.Equal(outputs[i].Shape, plan.OutputShapes[i]))
                 throw new ArgumentException($"Output #{i} must be float32 {Shape.Format(plan.OutputShapes[i])}, got {outputs[i]}.");
         plan.Run(inputs, outputs);
     }
@@ -125,33 +132,56 @@ public sealed class InferenceSession : IDisposable
                 : SameButBatch(t, want, t.Rank > 0 ? t.Shape[0] : -1) ? $"; the batch size is fixed: {_fixedBatch}" : "";
             throw new ArgumentException($"Input '{Inputs[i].Name}' expects shape {Shape.Format(want)}, got {Shape.Format(t.Shape)}{hint}");
         }
-        if (_plans.TryGetValue(batch, out var plan)) return plan;
+        if (_plans.TryGetValue(batch, out var plan))
+        {
+            _recent.Remove(batch);
+            _recent.AddFirst(batch);
+            return plan;
+        }
         if (batch < 1) throw new ArgumentException("Batch size must be at least 1.");
-        var g = _source.Clone();
+        plan = Compile(AtBatch(batch));
+        _plans[batch] = plan;
+        _recent.AddFirst(batch);
+        if (_recent.Count > MaxPlans)
+        {
+            _plans.Remove(_recent.Last!.Value);
+            _recent.RemoveLast();
+        }
+        return plan;
+    }
+
+    /// <summary>
+    /// The optimized graph at another batch size, sharing its constants (hence the packed weights). Every
+    /// value must keep its shape except a leading batch dimension; anything else means the graph mixes
+    /// images across the batch (e.g. Reshape to [-1] or Flatten(0)) and is refused rather than run wrong.
+    /// </summary>
+    private ModelGraph AtBatch(int batch)
+    {
+        var g = OptimizedGraph.Clone();
         foreach (var v in g.Inputs) v.Shape[0] = batch;
         try { g.InferShapes(); }
         catch (GraphException e) { throw new ArgumentException($"The model cannot run with batch {batch}: {e.Message}", e); }
-        plan = Build(g).Item3;
-        _plans[batch] = plan;
-        return plan;
+        for (int i = 0; i < g.Nodes.Count; i++)
+            for (int j = 0; j < g.Nodes[i].Outputs.Length; j++)
+            {
+                int[] was = OptimizedGraph.Nodes[i].Outputs[j].Shape, now = g.Nodes[i].Outputs[j].Shape;
+                bool scaled = was.Length == now.Length && was.Length > 0 && was[0] == _batch && now[0] == batch
+                    && was.AsSpan(1).SequenceEqual(now.AsSpan(1));
+                if (!scaled && !Shape.Equal(was, now))
+                    throw new ArgumentException($"The model cannot run with batch {batch}: '{g.Nodes[i].Outputs[j].Name}' would be " +
+                        $"{Shape.Format(now)} instead of {Shape.Format(was)} with its batch dimension scaled, so images would mix; " +
+                        "run it at its own batch size or re-import it for this one.");
+            }
+        return g;
     }
 
     private static bool SameButBatch(Tensor t, int[] want, int batch) =>
         t.Rank == want.Length && t.Rank > 0 && t.Shape[0] == batch && t.Shape.AsSpan(1).SequenceEqual(want.AsSpan(1));
 
-    /// <summary>
-    /// Why the batch size cannot change, or null when it can: every input must lead with the same batch
-    /// dimension, and no Reshape may carry a fixed leading size (importers fold `x.view(x.size(0), -1)` to
-    /// [1, -1]; running that at batch 3 would silently mix images).
-    /// </summary>
-    private static string? FixedBatchReason(ModelGraph g)
-    {
-        if (g.Inputs.Any(v => v.Rank == 0) || g.Inputs.Select(v => v.Shape[0]).Distinct().Count() > 1)
-            return "the inputs do not share a leading batch dimension.";
-        var reshape = g.Nodes.FirstOrDefault(n => n.Op is Reshape { Target.Length: > 0 } r && r.Target[0] > 0);
-        return reshape is null ? null
-            : $"Reshape '{reshape.Name}' has the constant leading size {((Reshape)reshape.Op).Target[0]}; re-import the model for this batch size (e.g. OnnxImportOptions.InputShapes).";
-    }
+    /// <summary>Why the batch size cannot change at all, or null (then <see cref="AtBatch"/> checks each new size).</summary>
+    private static string? FixedBatchReason(ModelGraph g) =>
+        g.Inputs.Any(v => v.Rank == 0) || g.Inputs.Select(v => v.Shape[0]).Distinct().Count() > 1
+            ? "the inputs do not share a leading batch dimension." : null;
 
     public void Dispose()
     {

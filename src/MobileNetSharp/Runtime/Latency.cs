@@ -10,7 +10,8 @@ public sealed record LatencyStats(double Median, double P90, double Min, double 
     {
         if (samples.Count == 0) throw new ArgumentException("No samples.");
         var s = samples.Order().ToArray();
-        double Quantile(double q) => s[Math.Min(s.Length - 1, (int)Math.Ceiling(q * s.Length) - 1 < 0 ? 0 : (int)Math.Ceiling(q * s.Length) - 1)];
+        // Nearest-rank quantile: the smallest sample with at least q of the samples at or below it.
+        double Quantile(double q) => s[Math.Clamp((int)Math.Ceiling(q * s.Length) - 1, 0, s.Length - 1)];
         double median = s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2;
         return new LatencyStats(median, Quantile(0.9), s[0], s.Average(), s.Length);
     }

@@ -11,9 +11,10 @@ internal static class MemoryPlanner
     private const int Align = 16;
 
     /// <summary>Computes lifetimes from the steps, assigns offsets and returns the arena length in floats.</summary>
+    /// <remarks>Lengths are summed in long: the caller rejects an arena too large to allocate.</remarks>
     /// <param name="inputs">Written before the first step.</param>
     /// <param name="outputs">Read after the last step.</param>
-    public static int Plan(IReadOnlyList<Step> steps, IEnumerable<Slot> inputs, IEnumerable<Slot> outputs)
+    public static long Plan(IReadOnlyList<Step> steps, IEnumerable<Slot> inputs, IEnumerable<Slot> outputs)
     {
         var slots = new HashSet<Slot>();
         void Use(Slot s, int time)
@@ -39,11 +40,11 @@ internal static class MemoryPlanner
                 if (offset + s.Length <= p.Offset) break;
                 offset = Math.Max(offset, RoundUp(p.Offset + (long)p.Length));
             }
-            s.Offset = checked((int)offset);
+            s.Offset = offset <= int.MaxValue ? (int)offset : -1; // -1: the arena will be refused as too large
             arena = Math.Max(arena, offset + s.Length);
             placed.Add(s);
         }
-        return checked((int)RoundUp(arena));
+        return RoundUp(arena);
     }
 
     private static long RoundUp(long n) => (n + Align - 1) / Align * Align;

@@ -4,24 +4,25 @@ namespace MobileNetSharp.Runtime;
 
 /// <summary>
 /// Operators own packed weights, which are costly to build; plans for other batch sizes of the same
-/// session reuse them. Keyed by node name, geometry (without batch) and the identity of the weights.
+/// session reuse them. Keys hold the source constant arrays by reference (plans for new batch sizes are
+/// compiled from the same optimized graph, so they see the same arrays) plus everything else the packed
+/// form depends on, so two nodes get one operator only when it computes exactly what each needs.
 /// </summary>
 internal sealed class OperatorCache
 {
-    private readonly Dictionary<(string, Conv2dGeometry, float[], Activation), Conv2dOperator> _conv = [];
-    private readonly Dictionary<(string, int, int, float[], Activation), FullyConnectedOperator> _fc = [];
+    private readonly Dictionary<object, object> _operators = [];
 
-    public Conv2dOperator Conv(string node, Conv2dGeometry g, float[] weights, float[] bias, Activation act, IsaLevel? isa)
-    {
-        var key = (node, g with { Batch = 1 }, weights, act);
-        if (!_conv.TryGetValue(key, out var op)) _conv[key] = op = new Conv2dOperator(g, weights, bias, act, isa);
-        return op;
-    }
+    public int Count => _operators.Count;
 
-    public FullyConnectedOperator FullyConnected(string node, int inF, int outF, float[] weights, float[] bias, Activation act, IsaLevel? isa)
+    public Conv2dOperator Conv(Conv2dGeometry g, float[] weights, float[] bias, Activation act, IsaLevel? isa) =>
+        GetOrAdd((g with { Batch = 1 }, weights, bias, act, isa), () => new Conv2dOperator(g, weights, bias, act, isa));
+
+    /// <summary>A fully connected operator built from source constants by <paramref name="create"/> on a miss.</summary>
+    public FullyConnectedOperator FullyConnected(object key, Func<FullyConnectedOperator> create) => GetOrAdd(key, create);
+
+    private T GetOrAdd<T>(object key, Func<T> create) where T : class
     {
-        var key = (node, inF, outF, weights, act);
-        if (!_fc.TryGetValue(key, out var op)) _fc[key] = op = new FullyConnectedOperator(inF, outF, weights, bias, act, isa);
-        return op;
+        if (!_operators.TryGetValue(key, out var op)) _operators[key] = op = create();
+        return (T)op;
     }
 }

@@ -16,14 +16,15 @@ internal sealed class PlanCompiler
     private readonly IsaLevel? _isa;
     private readonly OperatorCache _cache;
     private readonly Kernels.Workers _workers;
+    private readonly long _maxArenaBytes;
     private readonly List<Step> _steps = [];
     private readonly Dictionary<Value, (Slot Slot, MemoryLayout Layout)> _native = [];
     private readonly Dictionary<(Value, MemoryLayout), Slot> _views = [];
 
     private static readonly int[] ToNhwc = [0, 2, 3, 1], ToNchw = [0, 3, 1, 2];
 
-    public PlanCompiler(ModelGraph g, IsaLevel? isa, OperatorCache cache, Kernels.Workers workers) =>
-        (_g, _isa, _cache, _workers) = (g, isa, cache, workers);
+    public PlanCompiler(ModelGraph g, IsaLevel? isa, OperatorCache cache, Kernels.Workers workers, long maxArenaBytes) =>
+        (_g, _isa, _cache, _workers, _maxArenaBytes) = (g, isa, cache, workers, maxArenaBytes);
 
     public ExecutionPlan Compile()
     {
@@ -50,9 +51,12 @@ internal sealed class PlanCompiler
             }
             outputs[i] = s;
         }
-        int arena = MemoryPlanner.Plan(_steps, inputs, outputs);
+        long arena = MemoryPlanner.Plan(_steps, inputs, outputs);
+        if (arena * sizeof(float) > _maxArenaBytes || arena > Array.MaxLength - 64)
+            throw new GraphException($"Graph '{_g.Name}' needs a {arena * sizeof(float) / (1 << 20):N0} MiB activation arena, " +
+                $"more than the {_maxArenaBytes / (1 << 20):N0} MiB allowed (SessionOptions.MaxArenaBytes).");
         return new ExecutionPlan(_steps.ToArray(), inputs, _g.Inputs.Select(v => v.Shape).ToArray(),
-            outputs, _g.Outputs.Select(v => v.Shape).ToArray(), arena, _workers);
+            outputs, _g.Outputs.Select(v => v.Shape).ToArray(), (int)arena, _workers);
     }
 
     // ---- layouts -------------------------------------------------------------------------------
@@ -183,7 +187,7 @@ internal sealed class PlanCompiler
         var x = n.Input(0);
         var w = n.Input(1);
         var g = c.Geometry(x.Shape, w.Shape[0]);
-        var op = _cache.Conv(n.Name, g, Floats(n, 1, "Conv weight"), Floats(n, 2, "Conv bias"), c.Activation, _isa);
+        var op = _cache.Conv(g, Floats(n, 1, "Conv weight"), Floats(n, 2, "Conv bias"), c.Activation, _isa);
         var residual = n.OptionalInput(3) is { } r ? Get(r, MemoryLayout.Nhwc) : null;
         long scratchLength = op.ScratchLength(g.Batch);
         var scratch = scratchLength > 0 ? new Slot(n.Name + ".scratch", [checked((int)scratchLength)]) : null;
@@ -218,18 +222,18 @@ internal sealed class PlanCompiler
         if (b.IsConstant && !op.TransA && biasLike)
         {
             var bw = Floats(n, 1, "Gemm B");
-            // The FC kernel takes weights as [out, in]: that is B itself under transB, else B transposed.
-            var weights = new float[bw.Length];
-            if (op.TransB) bw.CopyTo(weights, 0);
-            else Kernels.Layout.Transpose<float>(bw, b.Shape, [1, 0], weights);
-            if (op.Alpha != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(weights, op.Alpha, weights);
-            var bias = new float[c is null ? 0 : outF];
-            if (c is not null)
+            var cv = c is null ? null : Floats(n, 2, "Gemm C");
+            var fc = _cache.FullyConnected((bw, cv, op, k, outF, _isa), () =>
             {
-                var cv = Floats(n, 2, "Gemm C");
-                for (int i = 0; i < outF; i++) bias[i] = op.Beta * cv[cv.Length == 1 ? 0 : i];
-            }
-            var fc = _cache.FullyConnected(n.Name, k, outF, weights, bias, op.Activation, _isa);
+                // The FC kernel takes weights as [out, in]: that is B itself under transB, else B transposed.
+                var weights = new float[bw.Length];
+                if (op.TransB) bw.CopyTo(weights, 0);
+                else Kernels.Layout.Transpose<float>(bw, b.Shape, [1, 0], weights);
+                if (op.Alpha != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(weights, op.Alpha, weights);
+                var bias = new float[cv is null ? 0 : outF];
+                for (int i = 0; i < bias.Length; i++) bias[i] = op.Beta * cv![cv.Length == 1 ? 0 : i];
+                return new FullyConnectedOperator(k, outF, weights, bias, op.Activation, _isa);
+            });
             _steps.Add(new FullyConnectedStep(n.Name, fc, n.Output.Shape[0], Get(a, MemoryLayout.Plain), Produce(n.Output, MemoryLayout.Plain)));
             return;
         }
@@ -246,9 +250,13 @@ internal sealed class PlanCompiler
         if (b.IsConstant && b.Rank == 2)
         {
             // x @ W with constant W is a fully connected layer over all leading rows.
-            var weights = new float[b.Length];
-            Kernels.Layout.Transpose<float>(Floats(n, 1, "MatMul B"), b.Shape, [1, 0], weights);
-            var fc = _cache.FullyConnected(n.Name, b.Shape[0], b.Shape[1], weights, [], Activation.None, _isa);
+            var bw = Floats(n, 1, "MatMul B");
+            var fc = _cache.FullyConnected((bw, b.Shape[0], b.Shape[1], _isa), () =>
+            {
+                var weights = new float[bw.Length];
+                Kernels.Layout.Transpose<float>(bw, b.Shape, [1, 0], weights);
+                return new FullyConnectedOperator(b.Shape[0], b.Shape[1], weights, [], Activation.None, _isa);
+            });
             int rows = (int)(a.Length / b.Shape[0]);
             _steps.Add(new FullyConnectedStep(n.Name, fc, rows, Get(a, MemoryLayout.Plain), Produce(n.Output, MemoryLayout.Plain)));
             return;
@@ -278,6 +286,11 @@ internal sealed class PlanCompiler
             int cols = shape.Length == 0 ? 1 : (int)Shape.Size(shape.AsSpan(axis));
             int rows = (int)(x.Length / Math.Max(1, cols));
             _steps.Add(new SoftmaxStep(n.Name, s.Log, rows, cols, Get(x, MemoryLayout.Plain), Produce(n.Output, MemoryLayout.Plain)));
+            return;
+        }
+        if (x.Length == 0)
+        {
+            _steps.Add(new CopyStep(n.Name, Get(x, MemoryLayout.Plain), Produce(n.Output, MemoryLayout.Plain))); // nothing to normalize
             return;
         }
         // Move the axis last, normalize rows, move it back.

@@ -5,8 +5,16 @@ namespace MobileNetSharp.Runtime;
 /// <summary>How a session compiles and runs a graph.</summary>
 public sealed record SessionOptions
 {
+    public const int MaxThreads = 256;
+
     /// <summary>Worker threads for the kernels (the calling thread is one of them).</summary>
-    public int Threads { get; init; } = Environment.ProcessorCount;
+    public int Threads { get; init; } = Math.Min(Environment.ProcessorCount, MaxThreads);
+
+    /// <summary>
+    /// Largest activation arena a plan may allocate (default 4 GiB). A tiny hostile model can declare
+    /// enormous activations; this turns that into a clear error instead of an out-of-memory crash.
+    /// </summary>
+    public long MaxArenaBytes { get; init; } = 4L << 30;
     /// <summary>Fold batch norms and fuse activations and residual adds before compiling.</summary>
     public bool Optimize { get; init; } = true;
     /// <summary>Cap the SIMD level (null: the best the CPU has). For tests and comparisons.</summary>
