@@ -53,16 +53,7 @@ public sealed class GraphBuilder
     public void Output(Value v) => Graph.Outputs.Add(v);
 
     /// <summary>Adds a node and infers its output shape immediately.</summary>
-    public Value Add(Op op, string kind, params Value?[] inputs)
-    {
-        string name = Name(kind);
-        var output = new Value(name, DataType.Float32, []);
-        var node = new Node(name, op, inputs, [output]);
-        var shapes = op.InferShapes(node);
-        output.Shape = shapes[0];
-        Graph.Nodes.Add(node);
-        return output;
-    }
+    public Value Add(Op op, string kind, params Value?[] inputs) => AddNamed(op, Name(kind), inputs);
 
     public Value Constant(string kind, Tensor t) => Value.FromConstant(Name(kind), t);
 

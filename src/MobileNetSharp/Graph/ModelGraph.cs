@@ -86,6 +86,8 @@ public sealed class ModelGraph
         }
         foreach (var o in Outputs)
             if (!o.IsConstant && !available.Contains(o)) throw new GraphException($"Graph output '{o.Name}' is never computed.");
+        if (Outputs.Select(o => o.Name).Distinct().Count() != Outputs.Count)
+            throw new GraphException($"Graph '{Name}' lists an output name twice: {string.Join(", ", Outputs.Select(o => o.Name))}.");
         Nodes.Clear();
         Nodes.AddRange(ordered);
     }
@@ -98,6 +100,8 @@ public sealed class ModelGraph
         {
             var shapes = n.Op.InferShapes(n);
             var types = n.Op.InferTypes(n);
+            if (shapes.Length != n.Outputs.Length || types.Length == 0)
+                throw new GraphException($"Node '{n.Name}' ({n.Op.Type}) has {n.Outputs.Length} outputs; the op produces {shapes.Length}.");
             for (int i = 0; i < n.Outputs.Length; i++)
             {
                 Shape.Size(shapes[i]); // rejects absurd sizes early, with the shape in the message

@@ -13,8 +13,19 @@ public readonly record struct Conv2dGeometry(
     int PadTop = 0, int PadLeft = 0, int PadBottom = 0, int PadRight = 0,
     int Groups = 1)
 {
-    public int OutH => (InH + PadTop + PadBottom - DilationH * (KernelH - 1) - 1) / StrideH + 1;
-    public int OutW => (InW + PadLeft + PadRight - DilationW * (KernelW - 1) - 1) / StrideW + 1;
+    /// <summary>Output height; 0 when the window does not fit (or the geometry is invalid, see <see cref="Validate"/>).</summary>
+    public int OutH => OutSize(InH, PadTop, PadBottom, KernelH, DilationH, StrideH);
+    public int OutW => OutSize(InW, PadLeft, PadRight, KernelW, DilationW, StrideW);
+
+    /// <summary>In long arithmetic: sizes from model files may be huge, and an int overflow would yield a plausible wrong size.</summary>
+    private static int OutSize(int size, int padBegin, int padEnd, int kernel, int dilation, int stride)
+    {
+        if (stride < 1 || kernel < 1 || dilation < 1) return 0;
+        long span = (long)size + padBegin + padEnd - (long)dilation * (kernel - 1) - 1;
+        if (span < 0) return 0;
+        long o = span / stride + 1;
+        return o > int.MaxValue ? 0 : (int)o;
+    }
     public int InCPerGroup => InC / Groups;
     public int OutCPerGroup => OutC / Groups;
     public bool IsDepthwise => Groups == InC && Groups > 1 && OutC % Groups == 0;
@@ -28,9 +39,12 @@ public readonly record struct Conv2dGeometry(
     /// <summary>Throws ArgumentException with a readable message when the geometry is impossible.</summary>
     public void Validate()
     {
-        if (Batch < 1 || InH < 1 || InW < 1 || InC < 1 || OutC < 1) throw new ArgumentException($"Convolution dimensions must be positive: {this}.");
-        if (KernelH < 1 || KernelW < 1 || StrideH < 1 || StrideW < 1 || DilationH < 1 || DilationW < 1) throw new ArgumentException($"Kernel, stride and dilation must be positive: {this}.");
-        if (PadTop < 0 || PadLeft < 0 || PadBottom < 0 || PadRight < 0) throw new ArgumentException($"Padding must be non-negative: {this}.");
+        if (Batch < 1 || InH < 1 || InW < 1 || InC < 1 || OutC < 1)
+            throw new ArgumentException($"Convolution dimensions must be positive: batch {Batch}, input {InH}x{InW}x{InC}, {OutC} output channels.");
+        if (KernelH < 1 || KernelW < 1 || StrideH < 1 || StrideW < 1 || DilationH < 1 || DilationW < 1)
+            throw new ArgumentException($"Kernel, stride and dilation must be positive: kernel {KernelH}x{KernelW}, stride {StrideH}x{StrideW}, dilation {DilationH}x{DilationW}.");
+        if (PadTop < 0 || PadLeft < 0 || PadBottom < 0 || PadRight < 0)
+            throw new ArgumentException($"Padding must be non-negative: {PadTop},{PadLeft},{PadBottom},{PadRight}.");
         if (Groups < 1 || InC % Groups != 0 || OutC % Groups != 0) throw new ArgumentException($"Groups ({Groups}) must divide input ({InC}) and output ({OutC}) channels.");
         if (OutH < 1 || OutW < 1) throw new ArgumentException($"The input {InH}x{InW} is too small for a {KernelH}x{KernelW} kernel with stride {StrideH}x{StrideW} and this padding.");
     }

@@ -39,3 +39,50 @@ public class GraphValidationTests
         Assert.Contains("reads 'ghost'", Assert.Throws<GraphException>(h.Validate).Message);
     }
 }
+
+/// <summary>Impossible op attributes give GraphException with the node named, never an arithmetic exception or a wrong shape.</summary>
+public class ImpossibleAttributeTests
+{
+    private static GraphException Build(Op op, params int[] shape)
+    {
+        var b = new GraphBuilder("bad", 1);
+        var x = b.Input("x", shape);
+        var w = b.Constant("w", Tensor.Random(1, [2, shape[1], 3, 3]));
+        return Assert.Throws<GraphException>(() => op is Conv ? b.Add(op, "conv", x, w) : b.Add(op, "op", x));
+    }
+
+    [Fact]
+    public void OverflowingDilationIsTooSmallNotAWrongShape() =>
+        Assert.Contains("too small", Build(new Conv(3, 3, DilationH: int.MaxValue), 1, 2, 8, 8).Message);
+
+    [Fact]
+    public void ZeroStridesAreNamed()
+    {
+        Assert.Contains("stride", Build(new Conv(3, 3, StrideH: 0), 1, 2, 8, 8).Message);
+        Assert.Contains("stride", Build(new Conv(3, 3, StrideH: 0, AutoPad: AutoPad.SameUpper), 1, 2, 8, 8).Message);
+        Assert.Contains("stride", Build(new Pool(PoolKind.Max, 2, 2, 0, 1), 1, 2, 8, 8).Message);
+    }
+
+    [Fact]
+    public void PadsBeyondIntAreRefused() =>
+        Assert.Contains("out of range", Build(new Pad(PadMode.Constant, [0, 0, 0, -(1L << 40), 0, 0, 0, 1L << 40]), 1, 2, 8, 8).Message);
+
+    [Fact]
+    public void WrongOutputCountsAndRepeatedOutputsAreRefused()
+    {
+        var g = new ModelGraph("outs");
+        var x = new Value("x", DataType.Float32, [1, 4]);
+        g.Inputs.Add(x);
+        var (a, b) = (new Value("a", DataType.Float32, []), new Value("b", DataType.Float32, []));
+        g.Nodes.Add(new Node("relu", new ActivationOp(Activation.Relu), [x], [a, b]));
+        g.Outputs.Add(a);
+        Assert.Contains("has 2 outputs", Assert.Throws<GraphException>(g.InferShapes).Message);
+
+        var h = new ModelGraph("twice");
+        var y = new Value("y", DataType.Float32, []);
+        h.Inputs.Add(x);
+        h.Nodes.Add(new Node("relu", new ActivationOp(Activation.Relu), [x], [y]));
+        h.Outputs.AddRange([y, y]);
+        Assert.Contains("output name twice", Assert.Throws<GraphException>(h.InferShapes).Message);
+    }
+}

@@ -31,11 +31,14 @@ public sealed record Conv(
         return (t, l, b, r);
     }
 
+    /// <summary>ONNX SAME padding; in long arithmetic, and all-zero for invalid (non-positive) windows, which Validate then names.</summary>
     internal static (int Begin, int End) SamePads(int size, int kernel, int stride, int dilation, AutoPad mode)
     {
-        int outSize = (size + stride - 1) / stride;
-        int total = Math.Max(0, (outSize - 1) * stride + (kernel - 1) * dilation + 1 - size);
-        int small = total / 2, large = total - small;
+        if (stride < 1 || kernel < 1 || dilation < 1) return (0, 0);
+        long outSize = ((long)size + stride - 1) / stride;
+        long total = Math.Max(0, (outSize - 1) * stride + (long)(kernel - 1) * dilation + 1 - size);
+        if (total > int.MaxValue) return (0, 0); // the window cannot fit; shape inference reports it
+        int small = (int)(total / 2), large = (int)(total - small);
         return mode == AutoPad.SameLower ? (large, small) : (small, large);
     }
 

@@ -28,9 +28,9 @@ public sealed record Pool(
         var (t, l, b, r) = DeclaredPads(x[2], x[3]);
         int oh = OutSize(x[2], KernelH, StrideH, DilationH, t, b);
         int ow = OutSize(x[3], KernelW, StrideW, DilationW, l, r);
-        // Enlarge the end pads so that the plain floor formula gives the ceil-mode size.
-        int extraB = Math.Max(0, (oh - 1) * StrideH + DilationH * (KernelH - 1) + 1 - (x[2] + t + b));
-        int extraR = Math.Max(0, (ow - 1) * StrideW + DilationW * (KernelW - 1) + 1 - (x[3] + l + r));
+        // Enlarge the end pads so that the plain floor formula gives the ceil-mode size (at most stride - 1 cells).
+        int extraB = oh < 1 ? 0 : (int)Math.Max(0, (oh - 1L) * StrideH + (long)DilationH * (KernelH - 1) + 1 - ((long)x[2] + t + b));
+        int extraR = ow < 1 ? 0 : (int)Math.Max(0, (ow - 1L) * StrideW + (long)DilationW * (KernelW - 1) + 1 - ((long)x[3] + l + r));
         return new Conv2dGeometry(x[0], x[2], x[3], x[1], x[1], KernelH, KernelW, StrideH, StrideW,
             DilationH, DilationW, t, l, b + extraB, r + extraR, 1);
     }
@@ -54,12 +54,12 @@ public sealed record Pool(
 
     private int OutSize(int size, int k, int s, int d, int padBegin, int padEnd)
     {
-        int span = size + padBegin + padEnd - d * (k - 1) - 1;
+        if (k < 1 || s < 1 || d < 1) return 0; // Validate names the bad window
+        long span = (long)size + padBegin + padEnd - (long)d * (k - 1) - 1;
         if (span < 0) return 0;
-        if (!CeilMode) return span / s + 1;
-        int o = (span + s - 1) / s + 1;
-        if ((o - 1) * s >= size + padBegin) o--; // the last window must start inside input + left pad
-        return o;
+        long o = CeilMode ? (span + s - 1) / s + 1 : span / s + 1;
+        if (CeilMode && (o - 1) * s >= (long)size + padBegin) o--; // the last window must start inside input + left pad
+        return o > int.MaxValue ? 0 : (int)o;
     }
 
     public override int[][] InferShapes(Node node)

@@ -160,6 +160,7 @@ public sealed record Pad(PadMode Mode, long[] Pads, float Value = 0f) : Op
     {
         var x = node.Input(0).Shape;
         if (Pads.Length != 2 * x.Length) throw Error(node, $"expects {2 * x.Length} pads for rank {x.Length}, got {Pads.Length}.");
+        if (Pads.Any(p => p < int.MinValue / 2 || p > int.MaxValue / 2)) throw Error(node, $"pad values [{string.Join(",", Pads)}] are out of range.");
         var y = new int[x.Length];
         for (int i = 0; i < x.Length; i++)
         {
