@@ -13,7 +13,7 @@ internal static class Cli
     public static Option<float> Width() => new("--width", "-w") { Description = "Width multiplier alpha (scales channels), e.g. 0.25, 0.5, 0.75, 1.0, 1.4", DefaultValueFactory = _ => 1f };
     public static Option<int?> Resolution() => new("--resolution", "-r") { Description = "Square input size in pixels (default: the architecture's own, 224 for most)" };
     public static Option<int> Classes() => new("--classes") { Description = "Number of output classes", DefaultValueFactory = _ => 1000 };
-    public static Option<int> Threads() => new("--threads", "-t") { Description = "Worker threads", DefaultValueFactory = _ => Environment.ProcessorCount };
+    public static Option<int> Threads() => new("--threads", "-t") { Description = "Worker threads", DefaultValueFactory = _ => Math.Min(Environment.ProcessorCount, MobileNetSharp.Runtime.SessionOptions.MaxThreads) };
     public static Option<bool> Json() => new("--json") { Description = "Print one JSON object instead of tables" };
 
     public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };

@@ -54,6 +54,6 @@ public static class EfficientNetLite
             x = b.Linear(x, o.Classes);
         }
         b.Output(x);
-        return MobileNetV1.Describe(b.Graph, o, res);
+        return o.Describe(b.Graph, res);
     }
 }

@@ -50,16 +50,6 @@ public static class MobileNetV1
             x = b.Linear(x, o.Classes);
         }
         b.Output(x);
-        return Describe(b.Graph, o, res);
-    }
-
-    internal static ModelGraph Describe(ModelGraph g, ModelOptions o, int res)
-    {
-        g.Metadata["architecture"] = g.Name;
-        g.Metadata["width"] = o.Width.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        g.Metadata["resolution"] = res.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        g.Metadata["classes"] = o.Classes.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        g.Metadata["seed"] = o.Seed.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return g;
+        return o.Describe(b.Graph, res);
     }
 }

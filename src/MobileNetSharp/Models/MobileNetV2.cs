@@ -39,7 +39,7 @@ public static class MobileNetV2
             x = b.Linear(x, o.Classes);
         }
         b.Output(x);
-        return MobileNetV1.Describe(b.Graph, o, res);
+        return o.Describe(b.Graph, res);
     }
 
     /// <summary>

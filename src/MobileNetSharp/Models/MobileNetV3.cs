@@ -57,6 +57,6 @@ public static class MobileNetV3
             x = b.Linear(x, o.Classes, kind: "classifier");
         }
         b.Output(x);
-        return MobileNetV1.Describe(b.Graph, o, res);
+        return o.Describe(b.Graph, res);
     }
 }

@@ -21,4 +21,16 @@ public sealed record ModelOptions(float Width = 1f, int? Resolution = null, int 
         if (Batch < 1 || Batch > 65536) throw new ArgumentException($"{arch}: batch must be between 1 and 65536, got {Batch}.");
         return r;
     }
+
+    /// <summary>Records the architecture and these options in the graph's metadata (kept by ONNX export).</summary>
+    internal Graph.ModelGraph Describe(Graph.ModelGraph g, int resolution)
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        g.Metadata["architecture"] = g.Name;
+        g.Metadata["width"] = Width.ToString(inv);
+        g.Metadata["resolution"] = resolution.ToString(inv);
+        g.Metadata["classes"] = Classes.ToString(inv);
+        g.Metadata["seed"] = Seed.ToString(inv);
+        return g;
+    }
 }

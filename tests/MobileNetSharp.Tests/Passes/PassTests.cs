@@ -92,3 +92,50 @@ public class PassTests
         Assert.Equal("dropout", b.Graph.Outputs[0].Name);
     }
 }
+
+/// <summary>Rewrites that must not fire, checked for both what they leave and what the graph computes.</summary>
+public class PassRefusalTests
+{
+    private static void Unchanged(GraphBuilder b, Func<OptimizationReport, int> counter)
+    {
+        var g = b.Graph;
+        var inputs = g.Inputs.Select((v, i) => Tensor.Random(i + 1, v.Shape)).ToArray();
+        var expected = ReferenceInterpreter.Run(g, inputs);
+        var report = Optimizer.Run(g);
+        Assert.Equal(0, counter(report));
+        var actual = ReferenceInterpreter.Run(g, inputs);
+        for (int i = 0; i < expected.Length; i++) Compare.Close(expected[i], actual[i], 1e-6);
+    }
+
+    [Fact]
+    public void BatchNormIsNotFoldedIntoAConvWhoseOutputHasOtherReaders()
+    {
+        var b = new GraphBuilder("bn2", 1);
+        var conv = b.Conv(b.Input("x", 1, 3, 6, 6), 4, 3);
+        b.Output(b.BatchNorm(conv));
+        b.Output(b.Activate(conv, Activation.Sigmoid)); // also reads the pre-BN value
+        Unchanged(b, r => r.BatchNormsFolded);
+    }
+
+    [Fact]
+    public void BatchNormIsNotFoldedIntoAConvThatIsAGraphOutput()
+    {
+        var b = new GraphBuilder("bnout", 1);
+        var conv = b.Conv(b.Input("x", 1, 3, 6, 6), 4, 3);
+        b.Output(conv);
+        b.Output(b.BatchNorm(conv));
+        Unchanged(b, r => r.BatchNormsFolded);
+    }
+
+    [Fact]
+    public void BroadcastingOrConstantAddsAreNotFusedAsResiduals()
+    {
+        var b = new GraphBuilder("bcast", 1);
+        var x = b.Input("x", 1, 3, 6, 6);
+        var conv = b.Conv(x, 4, 3);
+        var pooled = b.GlobalAveragePool(b.Conv(x, 4, 3)); // [1,4,1,1]: broadcasts, so not a residual
+        var y = b.Binary(BinaryKind.Add, conv, pooled);
+        b.Output(b.Binary(BinaryKind.Add, b.Conv(y, 4, 1), b.Constant("c", Tensor.Random(3, [1, 4, 6, 6]))));
+        Unchanged(b, r => r.ResidualsFused);
+    }
+}
