@@ -33,6 +33,12 @@ internal static class Cli
             Console.Error.WriteLine($"mnet: error: {e.Message}");
             return 1;
         }
+        catch (Exception e)
+        {
+            // A bug of ours, not the user's: still one line and a distinct exit code, with what to report.
+            Console.Error.WriteLine($"mnet: internal error ({e.GetType().Name}): {e.Message}. Please report it with the command line.");
+            return 70;
+        }
     }
 
     /// <summary>

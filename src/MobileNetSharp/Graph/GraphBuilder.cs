@@ -123,6 +123,8 @@ public sealed class GraphBuilder
         var output = new Value(name, DataType.Float32, []);
         var node = new Node(name, op, inputs, [output]);
         output.Shape = op.InferShapes(node)[0];
+        try { Shape.Size(output.Shape); }
+        catch (ArgumentException e) { throw new GraphException($"Node '{name}' ({op.Type}): {e.Message}", e); }
         Graph.Nodes.Add(node);
         return output;
     }

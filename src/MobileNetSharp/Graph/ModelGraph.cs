@@ -104,7 +104,8 @@ public sealed class ModelGraph
                 throw new GraphException($"Node '{n.Name}' ({n.Op.Type}) has {n.Outputs.Length} outputs; the op produces {shapes.Length}.");
             for (int i = 0; i < n.Outputs.Length; i++)
             {
-                Shape.Size(shapes[i]); // rejects absurd sizes early, with the shape in the message
+                try { Shape.Size(shapes[i]); } // rejects absurd sizes and ranks early, with the node named
+                catch (ArgumentException e) { throw new GraphException($"Node '{n.Name}' ({n.Op.Type}): {e.Message}", e); }
                 n.Outputs[i].Shape = shapes[i];
                 n.Outputs[i].DataType = types[Math.Min(i, types.Length - 1)];
             }

@@ -190,7 +190,9 @@ internal sealed class PlanCompiler
         var op = _cache.Conv(g, Floats(n, 1, "Conv weight"), Floats(n, 2, "Conv bias"), c.Activation, _isa);
         var residual = n.OptionalInput(3) is { } r ? Get(r, MemoryLayout.Nhwc) : null;
         long scratchLength = op.ScratchLength(g.Batch);
-        var scratch = scratchLength > 0 ? new Slot(n.Name + ".scratch", [checked((int)scratchLength)]) : null;
+        if (scratchLength > Shape.MaxElements)
+            throw new GraphException($"Node '{n.Name}' (Conv) needs {scratchLength:N0} floats of scratch for im2col, more than a buffer may hold.");
+        var scratch = scratchLength > 0 ? new Slot(n.Name + ".scratch", [(int)scratchLength]) : null;
         _steps.Add(new ConvStep(n.Name, op, g.Batch, Get(x, MemoryLayout.Nhwc), Produce(n.Output, MemoryLayout.Nhwc), residual, scratch));
     }
 

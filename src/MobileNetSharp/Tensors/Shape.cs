@@ -6,8 +6,16 @@ public static class Shape
     /// <summary>Largest element count any tensor may have; keeps every index in an int and every allocation sane.</summary>
     public const long MaxElements = int.MaxValue / 2;
 
+    /// <summary>
+    /// Largest rank any tensor may have. The kernels' index loops are sized for it (on the stack), and no
+    /// real model comes near it; a file declaring more is hostile, not ambitious.
+    /// </summary>
+    public const int MaxRank = 8;
+
+    /// <summary>Element count; throws ArgumentException for negative dimensions, too many elements or rank above <see cref="MaxRank"/>.</summary>
     public static long Size(ReadOnlySpan<int> shape)
     {
+        if (shape.Length > MaxRank) throw new ArgumentException($"Rank {shape.Length} exceeds the supported maximum of {MaxRank}.");
         long n = 1;
         foreach (int d in shape)
         {

@@ -86,3 +86,37 @@ public class ImpossibleAttributeTests
         Assert.Contains("output name twice", Assert.Throws<GraphException>(h.InferShapes).Message);
     }
 }
+
+public class HostileShapeTests
+{
+    [Fact]
+    public void RanksAboveTheMaximumAreRefusedWithTheNodeNamed()
+    {
+        var b = new GraphBuilder("rank", 1);
+        var x = b.Input("x", 2, 3);
+        var e = Assert.Throws<GraphException>(() => b.Add(new Unsqueeze([2, 3, 4, 5, 6, 7, 8]), "unsqueeze", x));
+        Assert.Contains("Rank 9 exceeds", e.Message);
+        Assert.Throws<ArgumentException>(() => Tensor.Zeros(1, 1, 1, 1, 1, 1, 1, 1, 1));
+    }
+
+    [Fact]
+    public void SlicingAnEmptyAxisBackwardsGivesAnEmptyTensor()
+    {
+        var b = new GraphBuilder("empty", 1);
+        var x = b.Input("x", 2, 0);
+        var y = b.Add(new Slice([-1], [long.MinValue], [1], [-1]), "slice", x);
+        Assert.Equal([2, 0], y.Shape);
+    }
+
+    [Fact]
+    public void AnIm2colScratchBeyondAnyBufferIsRefused()
+    {
+        // 64 channels, a 64x64 kernel over a 256x256 map: 257*257 rows of 262,144 taps = 1.7e10 floats.
+        var b = new GraphBuilder("scratch", 1);
+        var x = b.Input("x", 1, 64, 256, 256);
+        var w = b.Constant("w", Tensor.Zeros(1, 64, 64, 64));
+        b.Output(b.Add(new Conv(64, 64, PadTop: 32, PadLeft: 32, PadBottom: 32, PadRight: 32), "conv", x, w));
+        var e = Assert.Throws<GraphException>(() => new MobileNetSharp.Runtime.InferenceSession(b.Graph, new() { Threads = 1 }));
+        Assert.Contains("scratch", e.Message);
+    }
+}

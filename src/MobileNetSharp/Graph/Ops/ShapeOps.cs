@@ -206,12 +206,17 @@ public sealed record Slice(long[] Starts, long[] Ends, int[] Axes, long[] Steps)
             int a = Shape.Axis(Axes[i], x.Length);
             long dim = x[a], step = Steps[i];
             if (step == 0) throw new ArgumentException("Slice step cannot be 0.");
+            if (dim == 0)
+            {
+                r[a] = (0, (int)Math.Clamp(step, int.MinValue, int.MaxValue), 0); // nothing to take from an empty axis
+                continue;
+            }
             long s = Starts[i] < 0 ? Starts[i] + dim : Starts[i];
             long e = Ends[i] < 0 ? Ends[i] + dim : Ends[i];
             if (step > 0) { s = Math.Clamp(s, 0, dim); e = Math.Clamp(e, 0, dim); }
             else { s = Math.Clamp(s, 0, dim - 1); e = Math.Clamp(e, -1, dim - 1); }
             long count = step > 0 ? Math.Max(0, (e - s + step - 1) / step) : Math.Max(0, (s - e + (-step) - 1) / (-step));
-            r[a] = ((int)s, (int)step, (int)count);
+            r[a] = ((int)s, (int)Math.Clamp(step, -int.MaxValue, int.MaxValue), (int)count); // a step beyond int takes at most one element
         }
         return r;
     }
