@@ -9,6 +9,8 @@ internal static class ModelSource
     {
         if (model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase))
         {
+            if (width != 1f || resolution is not null || classes != 1000)
+                throw new ArgumentException("--width, --resolution and --classes apply to architectures; an .onnx model has its own.");
             if (!File.Exists(model)) throw new FileNotFoundException($"No such model file: {model}");
             return Onnx.OnnxImporter.Load(model, new Onnx.OnnxImportOptions { DefaultBatch = batch });
         }

@@ -32,9 +32,12 @@ public static class RunCommand
             var feeds = Bind(graph, given);
             string dir = r.GetValue(outputDir)!;
             Directory.CreateDirectory(dir);
+            var written = new HashSet<string>(StringComparer.Ordinal);
             foreach (var (name, tensor) in Execute(graph, feeds, r.GetValue(threads)))
             {
-                string file = Path.Combine(dir, FileName(name) + ".npy");
+                // Two output names may sanitize to one file name; number the later ones instead of overwriting.
+                string stem = FileName(name), file = Path.Combine(dir, stem + ".npy");
+                for (int k = 2; !written.Add(file); k++) file = Path.Combine(dir, $"{stem}_{k}.npy");
                 Npy.Write(file, tensor);
                 Console.Out.WriteLine($"{name}: {Shape.Format(tensor.Shape)} -> {file}");
             }

@@ -102,6 +102,9 @@ public class CliTests
             var fromBuilder = JsonDocument.Parse(CliRunner.Run("summary", "mobilenet_v3_large", "--width", "0.5", "--resolution", "160", "--json").Out).RootElement;
             Assert.Equal(fromBuilder.GetProperty("params").GetInt64(), fromFile.GetProperty("params").GetInt64());
             Assert.Equal(fromBuilder.GetProperty("macs").GetInt64(), fromFile.GetProperty("macs").GetInt64());
+            var (bad, _, msg) = CliRunner.Run("summary", path, "--width", "0.5");
+            Assert.Equal(1, bad);
+            Assert.Contains("apply to architectures", msg);
         }
         finally { Directory.Delete(dir, recursive: true); }
     }
@@ -130,5 +133,36 @@ public class CliTests
         var (code, _, stderr) = CliRunner.Run("summary", "mobilenet_v1", "--width", "abc");
         Assert.NotEqual(0, code);
         Assert.DoesNotContain("   at ", stderr);
+    }
+}
+
+[Collection("Console")]
+public class RunOutputNameTests
+{
+    [Fact]
+    public void OutputsWhoseNamesSanitizeAlikeGetDistinctFiles()
+    {
+        string dir = Directory.CreateTempSubdirectory("mnet-run").FullName;
+        try
+        {
+            var b = new MobileNetSharp.Graph.GraphBuilder("two", 1);
+            var x = b.Input("x", 1, 4);
+            var relu = b.Activate(x, MobileNetSharp.Kernels.Activation.Relu);
+            var sig = b.Activate(x, MobileNetSharp.Kernels.Activation.Sigmoid);
+            relu.Name = "out/1";
+            sig.Name = "out:1";
+            b.Output(relu);
+            b.Output(sig);
+            string model = Path.Combine(dir, "two.onnx"), input = Path.Combine(dir, "x.npy");
+            MobileNetSharp.Onnx.OnnxExporter.Save(b.Graph, model);
+            MobileNetSharp.Tensors.Npy.Write(input, MobileNetSharp.Tensors.Tensor.Random(1, [1, 4]));
+            var (code, _, err) = CliRunner.Run("run", model, "--input", $"x={input}", "--output", dir);
+            Assert.True(code == 0, err);
+            var relu1 = MobileNetSharp.Tensors.Npy.Read(Path.Combine(dir, "out_1.npy")).Floats;
+            var sig1 = MobileNetSharp.Tensors.Npy.Read(Path.Combine(dir, "out_1_2.npy")).Floats;
+            Assert.True(relu1.All(v => v >= 0) && sig1.All(v => v > 0 && v < 1));
+            Assert.NotEqual(relu1, sig1);
+        }
+        finally { Directory.Delete(dir, recursive: true); }
     }
 }
