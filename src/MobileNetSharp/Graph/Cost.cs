@@ -50,6 +50,9 @@ public static class CostModel
                     Shape.Size(y) * (g.TransA ? n.Input(0).Shape[0] : n.Input(0).Shape[1]),
                     LayerKind.FullyConnected),
                 MatMul => (Param(0) + Param(1), Shape.Size(y) * MatMulInner(n), LayerKind.FullyConnected),
+                // tf2onnx writes a dense layer as MatMul + Add(constant bias): the bias is a trainable parameter.
+                BinaryOp { Kind: Kernels.BinaryKind.Add } when n.Inputs.Any(i => i?.Producer?.Op is MatMul) =>
+                    (Param(0) + Param(1), 0L, LayerKind.FullyConnected),
                 _ => (0L, 0L, LayerKind.Other),
             };
             layers.Add(new LayerCost(n.Name, n.Op.Describe(), y, p, m, kind));

@@ -14,18 +14,8 @@ public readonly record struct Conv2dGeometry(
     int Groups = 1)
 {
     /// <summary>Output height; 0 when the window does not fit (or the geometry is invalid, see <see cref="Validate"/>).</summary>
-    public int OutH => OutSize(InH, PadTop, PadBottom, KernelH, DilationH, StrideH);
-    public int OutW => OutSize(InW, PadLeft, PadRight, KernelW, DilationW, StrideW);
-
-    /// <summary>In long arithmetic: sizes from model files may be huge, and an int overflow would yield a plausible wrong size.</summary>
-    private static int OutSize(int size, int padBegin, int padEnd, int kernel, int dilation, int stride)
-    {
-        if (stride < 1 || kernel < 1 || dilation < 1) return 0;
-        long span = (long)size + padBegin + padEnd - (long)dilation * (kernel - 1) - 1;
-        if (span < 0) return 0;
-        long o = span / stride + 1;
-        return o > int.MaxValue ? 0 : (int)o;
-    }
+    public int OutH => Window.OutputSize(InH, PadTop, PadBottom, KernelH, StrideH, DilationH);
+    public int OutW => Window.OutputSize(InW, PadLeft, PadRight, KernelW, StrideW, DilationW);
     public int InCPerGroup => InC / Groups;
     public int OutCPerGroup => OutC / Groups;
     public bool IsDepthwise => Groups == InC && Groups > 1 && OutC % Groups == 0;

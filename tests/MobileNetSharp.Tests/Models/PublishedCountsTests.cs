@@ -1,5 +1,6 @@
 using MobileNetSharp.Graph;
 using MobileNetSharp.Models;
+using MobileNetSharp.Tensors;
 
 namespace MobileNetSharp.Tests.Models;
 
@@ -103,5 +104,20 @@ public class PublishedCountsTests
     {
         double ratio = (double)Cost("conv_mobilenet_v1").Macs / Cost("mobilenet_v1").Macs;
         Assert.InRange(ratio, 8.0, 9.0); // 4867.3M / 568.7M = 8.56
+    }
+}
+
+public class CostConventionTests
+{
+    [Fact]
+    public void ADenseLayerWrittenAsMatMulPlusAddCountsItsBias()
+    {
+        var b = new GraphBuilder("dense", 1);
+        var x = b.Input("x", 1, 8);
+        var y = b.Add(new MatMul(), "matmul", x, b.Constant("w", Tensor.Zeros(8, 4)));
+        b.Output(b.Binary(MobileNetSharp.Kernels.BinaryKind.Add, y, b.Constant("bias", Tensor.Zeros(4))));
+        var c = CostModel.Analyze(b.Graph);
+        Assert.Equal(8 * 4 + 4, c.Params);
+        Assert.Equal(8 * 4, c.Macs);
     }
 }

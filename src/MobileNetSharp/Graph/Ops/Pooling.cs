@@ -26,8 +26,8 @@ public sealed record Pool(
     public Conv2dGeometry Geometry(int[] x)
     {
         var (t, l, b, r) = DeclaredPads(x[2], x[3]);
-        int oh = OutSize(x[2], KernelH, StrideH, DilationH, t, b);
-        int ow = OutSize(x[3], KernelW, StrideW, DilationW, l, r);
+        int oh = Window.OutputSize(x[2], t, b, KernelH, StrideH, DilationH, CeilMode);
+        int ow = Window.OutputSize(x[3], l, r, KernelW, StrideW, DilationW, CeilMode);
         // Enlarge the end pads so that the plain floor formula gives the ceil-mode size (at most stride - 1 cells).
         int extraB = oh < 1 ? 0 : (int)Math.Max(0, (oh - 1L) * StrideH + (long)DilationH * (KernelH - 1) + 1 - ((long)x[2] + t + b));
         int extraR = ow < 1 ? 0 : (int)Math.Max(0, (ow - 1L) * StrideW + (long)DilationW * (KernelW - 1) + 1 - ((long)x[3] + l + r));
@@ -50,16 +50,6 @@ public sealed record Pool(
         var (t, b) = Conv.SamePads(inH, KernelH, StrideH, DilationH, AutoPad);
         var (l, r) = Conv.SamePads(inW, KernelW, StrideW, DilationW, AutoPad);
         return (t, l, b, r);
-    }
-
-    private int OutSize(int size, int k, int s, int d, int padBegin, int padEnd)
-    {
-        if (k < 1 || s < 1 || d < 1) return 0; // Validate names the bad window
-        long span = (long)size + padBegin + padEnd - (long)d * (k - 1) - 1;
-        if (span < 0) return 0;
-        long o = CeilMode ? (span + s - 1) / s + 1 : span / s + 1;
-        if (CeilMode && (o - 1) * s >= (long)size + padBegin) o--; // the last window must start inside input + left pad
-        return o > int.MaxValue ? 0 : (int)o;
     }
 
     public override int[][] InferShapes(Node node)

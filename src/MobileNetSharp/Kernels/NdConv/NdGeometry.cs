@@ -143,14 +143,8 @@ public sealed class NdGeometry
     /// <summary>Input index of tap <paramref name="k"/> of output coordinate <paramref name="o"/> on axis <paramref name="d"/> (may be in the padding).</summary>
     internal int InputIndex(int d, int o, int k) => o * Strides[d] - Pads[d] + k * Dilations[d];
 
-    private int OutputSize(int d)
-    {
-        long span = (long)InSize[d] + Pads[d] + Pads[Rank + d] - (long)Dilations[d] * (Kernel[d] - 1) - 1;
-        if (span < 0) return 0;
-        long o = CeilMode ? (span + Strides[d] - 1) / Strides[d] + 1 : span / Strides[d] + 1;
-        if (CeilMode && (o - 1) * Strides[d] >= (long)InSize[d] + Pads[d]) o--; // the last window must start inside
-        return (int)Math.Min(o, int.MaxValue);
-    }
+    private int OutputSize(int d) =>
+        Window.OutputSize(InSize[d], Pads[d], Pads[Rank + d], Kernel[d], Strides[d], Dilations[d], CeilMode);
 
     private void TabulateTaps(int d)
     {
