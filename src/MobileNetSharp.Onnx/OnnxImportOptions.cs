@@ -26,6 +26,15 @@ public sealed class OnnxImportOptions
     /// <summary>Folder that external-data paths are relative to; defaults to the model file's folder.</summary>
     public string? ExternalDataDirectory { get; init; }
 
-    /// <summary>Upper bound on the elements of any tensor the importer computes at load time.</summary>
+    /// <summary>
+    /// Upper bound on the elements the importer computes at load time (constant folding, ConstantOfShape,
+    /// Range, ...), summed over the whole model: many small folded tensors count like one large one.
+    /// </summary>
     public long MaxFoldedElements { get; init; } = 1L << 26;
+
+    /// <summary>
+    /// Upper bound on the bytes read from external-data files, summed over the whole model (tensors that name
+    /// the same bytes are read once and count once). Default 4 GiB.
+    /// </summary>
+    public long MaxExternalBytes { get; init; } = 4L << 30;
 }

@@ -13,6 +13,9 @@ internal static class ConstantEvaluator
     public static bool CanEvaluate(Op op) => op is Identity or Reshape or Flatten or Squeeze or Unsqueeze
         or Transpose or Slice or Concat or Split or BinaryOp { Activation.IsNone: true };
 
+    /// <summary>Ops whose folded result is a view of the input's data (no new elements).</summary>
+    public static bool SharesData(Op op) => op is Identity or Reshape or Flatten or Squeeze or Unsqueeze;
+
     public static Tensor[] Evaluate(Node node)
     {
         var x = node.Input(0).Constant!;

@@ -19,6 +19,8 @@ internal static class ConvPoolConverters
         var x = n.Input(0);
         var w = n.Input(1);
         var bias = n.OptionalInput(2);
+        foreach (var (v, role) in new[] { (x, "X"), (w, "W"), (bias, "B") })
+            if (v is not null && v.DataType != Tensors.DataType.Float32) throw n.Error($"{role} '{v.Name}' is {v.DataType}; only FLOAT is supported.");
         int spatial = SpatialRank(n, x);
         if (w.Rank != x.Rank) throw n.Error($"weight rank {w.Rank} differs from input rank {x.Rank}.");
         var weightKernel = w.Shape[2..];

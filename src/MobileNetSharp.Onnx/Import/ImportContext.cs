@@ -9,22 +9,37 @@ namespace MobileNetSharp.Onnx.Import;
 /// nodes and values the importer adds, and node emission with immediate shape inference and load-time
 /// evaluation of nodes whose inputs are all constant.
 /// </summary>
+/// <remarks>
+/// Everything a file can make the importer do is bounded for the whole model, not per node: the elements
+/// computed at load time (<see cref="OnnxImportOptions.MaxFoldedElements"/>), the graph nodes emitted
+/// (a few per node of the file), the slices that runtime Gathers expand into, and every tensor's rank.
+/// </remarks>
 internal sealed class ImportContext
 {
+    /// <summary>Slice nodes all Gathers on runtime tensors may expand into, together.</summary>
+    public const int MaxGatherSlices = 4096;
+
+    /// <summary>Graph nodes the importer may emit: a few per node of the file, plus slack for Gather expansion.</summary>
+    public static long MaxEmittedNodes(int fileNodes) => 4L * fileNodes + 10_000;
+
     private readonly Dictionary<string, Value> _values = [];
     private readonly Dictionary<string, TensorProto> _initializers;
     private readonly ExternalDataSource? _external;
     private readonly HashSet<string> _takenValueNames;
     private readonly HashSet<string> _takenNodeNames = [];
     private readonly HashSet<string> _consumed;
+    private readonly long _maxNodes;
+    private long _foldedElements;
+    private int _gatherSlices;
 
     public ModelGraph Graph { get; }
     public OnnxImportOptions Options { get; }
     public int Opset { get; }
 
     public ImportContext(ModelGraph graph, OnnxImportOptions options, int opset, Dictionary<string, TensorProto> initializers,
-        ExternalDataSource? external, HashSet<string> allValueNames, HashSet<string> consumed)
+        ExternalDataSource? external, HashSet<string> allValueNames, HashSet<string> consumed, int fileNodes)
     {
+        _maxNodes = MaxEmittedNodes(fileNodes);
         Graph = graph;
         Options = options;
         Opset = opset;
@@ -45,7 +60,35 @@ internal sealed class ImportContext
 
     public Tensor ReadTensor(TensorProto proto, string what) => TensorReader.Read(proto, _external, what);
 
+    /// <summary>Whether a node that leads to a graph output reads <paramref name="name"/> (or it is a graph output).</summary>
     public bool IsConsumed(string name) => _consumed.Contains(name);
+
+    /// <summary>Counts <paramref name="elements"/> against the load-time budget of the whole model, before they are allocated.</summary>
+    public void ChargeFolded(long elements, Func<string, ModelFormatException> error)
+    {
+        long max = Options.MaxFoldedElements;
+        if (elements > max - _foldedElements)
+            throw error(_foldedElements == 0
+                ? $"computing it at load time would create {elements} elements (limit {max}, OnnxImportOptions.MaxFoldedElements)."
+                : $"computing it at load time would create {elements} elements; with the {_foldedElements} computed before it, "
+                  + $"that exceeds the limit of {max} for the whole model (OnnxImportOptions.MaxFoldedElements).");
+        _foldedElements += elements;
+    }
+
+    /// <summary>Counts the slices a Gather on a runtime tensor expands into, against the model's total.</summary>
+    public void ChargeGatherSlices(int count, Func<string, ModelFormatException> error)
+    {
+        if (count > MaxGatherSlices - _gatherSlices)
+            throw error($"{count} indices on a runtime tensor would make {count} slices; with the {_gatherSlices} made for earlier Gathers "
+                + $"that exceeds the limit of {MaxGatherSlices} per model.");
+        _gatherSlices += count;
+    }
+
+    /// <summary>Refuses ranks the kernels cannot handle (<see cref="Shape.MaxRank"/>) before anything of that rank is built.</summary>
+    public static void CheckRank(long rank, string what, Func<string, ModelFormatException> error)
+    {
+        if (rank > Shape.MaxRank) throw error($"{what} would have rank {rank}; at most {Shape.MaxRank} is supported.");
+    }
 
     public void Define(string name, Value value)
     {
@@ -73,6 +116,7 @@ internal sealed class ImportContext
     /// </summary>
     public Value[] AddNode(string nodeName, Op op, Value?[] inputs, string[] outputNames, Func<string, ModelFormatException> error)
     {
+        foreach (var i in inputs) if (i is not null) CheckRank(i.Rank, $"input '{i.Name}'", error);
         var outputs = outputNames.Select(n => new Value(n, DataType.Float32, [])).ToArray();
         var node = new Node(nodeName, op, inputs, outputs);
         int[][] shapes;
@@ -81,7 +125,11 @@ internal sealed class ImportContext
         {
             shapes = op.InferShapes(node);
             types = op.InferTypes(node);
-            foreach (var s in shapes) Shape.Size(s);
+            for (int i = 0; i < shapes.Length; i++)
+            {
+                CheckRank(shapes[i].Length, $"output #{i}", error);
+                Shape.Size(shapes[i]);
+            }
         }
         catch (Exception e) when (e is GraphException or ArgumentException)
         {
@@ -96,14 +144,15 @@ internal sealed class ImportContext
 
         if (inputs.All(i => i is null || i.IsConstant) && ConstantEvaluator.CanEvaluate(op))
         {
-            long total = shapes.Sum(s => Shape.Size(s));
-            if (total > Options.MaxFoldedElements)
-                throw error($"computing it at load time would create {total} elements (limit {Options.MaxFoldedElements}).");
+            // Views (Reshape and friends) share their input's data; everything else allocates its outputs.
+            if (!ConstantEvaluator.SharesData(op)) ChargeFolded(shapes.Sum(s => Shape.Size(s)), error);
             Tensor[] results;
             try { results = ConstantEvaluator.Evaluate(node); }
             catch (ArgumentException e) { throw error(e.Message); }
             return outputs.Select((o, i) => Value.FromConstant(o.Name, results[i])).ToArray();
         }
+        if (Graph.Nodes.Count >= _maxNodes)
+            throw error($"the model would need more than {_maxNodes} graph nodes (4 per node of the file, plus 10000).");
         Graph.Nodes.Add(node);
         return outputs;
     }

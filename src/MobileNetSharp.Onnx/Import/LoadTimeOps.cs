@@ -15,7 +15,7 @@ internal static class LoadTimeOps
         ["Shape"] = n => [ShapeOf(n)],
         ["Size"] = n => [new Tensor([n.Input(0).Length], [])],
         ["Gather"] = n => [Gather(n)],
-        ["Cast"] = n => [TensorArithmetic.Cast(n.Input(0).Constant!, OnnxDataTypes.ToDataType(n.Attr.Int32("to", 0), $"Node '{n.DisplayName}' (Cast) target"))],
+        ["Cast"] = n => [Cast(n)],
         ["ConstantOfShape"] = n => [ConstantOfShape(n)],
         ["Range"] = n => [Range(n)],
         ["Equal"] = n => [Sized(n, TensorArithmetic.Equal, n.Input(0).Constant!, n.Input(1).Constant!)],
@@ -49,6 +49,14 @@ internal static class LoadTimeOps
         if (n.Attr.Has("value_int")) return new Tensor([n.Attr.Int("value_int", 0)], []);
         if (n.Attr.Ints("value_ints") is { } ls) return new Tensor(ls, ls.Length);
         throw n.Error("has no supported value attribute (value, value_float(s), value_int(s)); sparse and string constants are not supported.");
+    }
+
+    private static Tensor Cast(NodeContext n)
+    {
+        var x = n.Input(0).Constant!;
+        var to = OnnxDataTypes.ToDataType(n.Attr.Int32("to", 0), $"Node '{n.DisplayName}' (Cast) target");
+        if (to != x.DataType) CheckSize(n, x.Length);
+        return TensorArithmetic.Cast(x, to);
     }
 
     private static Tensor ShapeOf(NodeContext n)
@@ -88,12 +96,37 @@ internal static class LoadTimeOps
     private static Tensor ConstantOfShape(NodeContext n)
     {
         var dims = n.OptionalInts(0, "shape") ?? throw n.Error("requires a shape input.");
+        ImportContext.CheckRank(dims.Length, "the output", n.Error);
         if (dims.Any(d => d < 0 || d > int.MaxValue)) throw n.Error($"shape [{string.Join(",", dims)}] has an invalid dimension.");
         var shape = dims.Select(d => (int)d).ToArray();
         CheckSize(n, Shape.Size(shape));
         var value = n.Attr.Tensor("value") is { } v ? n.Import.ReadTensor(v, $"Node '{n.DisplayName}' (ConstantOfShape) value") : new Tensor([0f], 1);
         if (value.Length != 1) throw n.Error($"value must hold one element, got shape {Shape.Format(value.Shape)}.");
-        return TensorIndexing.Take(value, shape, new int[Shape.Size(shape)]);
+        return Filled(value, shape);
+    }
+
+    /// <summary>A tensor of <paramref name="shape"/> holding the one element of <paramref name="value"/> everywhere (no index map).</summary>
+    private static Tensor Filled(Tensor value, int[] shape)
+    {
+        int size = (int)Shape.Size(shape);
+        Array data = value.DataType switch
+        {
+            DataType.Float32 => Fill(((float[])value.Data)[0], size),
+            DataType.Int64 => Fill(((long[])value.Data)[0], size),
+            DataType.Int32 => Fill(((int[])value.Data)[0], size),
+            DataType.Int8 => Fill(((sbyte[])value.Data)[0], size),
+            DataType.UInt8 => Fill(((byte[])value.Data)[0], size),
+            DataType.Bool => Fill(((bool[])value.Data)[0], size),
+            _ => throw new ArgumentException($"ConstantOfShape of {value.DataType} is not supported."),
+        };
+        return new Tensor(value.DataType, shape, data);
+    }
+
+    private static T[] Fill<T>(T v, int size)
+    {
+        var a = new T[size];
+        if (!EqualityComparer<T>.Default.Equals(v, default)) Array.Fill(a, v);
+        return a;
     }
 
     private static Tensor Range(NodeContext n)
@@ -139,6 +172,7 @@ internal static class LoadTimeOps
     {
         var x = n.Input(0).Constant!;
         var dims = n.OptionalInts(1, "shape") ?? throw n.Error("requires a shape input.");
+        ImportContext.CheckRank(dims.Length, "the expanded tensor", n.Error);
         if (dims.Any(d => d < 0 || d > int.MaxValue)) throw n.Error($"shape [{string.Join(",", dims)}] has an invalid dimension.");
         var shape = Shape.Broadcast(x.Shape, dims.Select(d => (int)d).ToArray());
         CheckSize(n, Shape.Size(shape));
@@ -151,9 +185,6 @@ internal static class LoadTimeOps
         return f(a, b);
     }
 
-    private static void CheckSize(NodeContext n, long elements)
-    {
-        if (elements > n.Import.Options.MaxFoldedElements)
-            throw n.Error($"computing it at load time would create {elements} elements (limit {n.Import.Options.MaxFoldedElements}).");
-    }
+    /// <summary>Counts the elements about to be computed against the model's load-time budget.</summary>
+    private static void CheckSize(NodeContext n, long elements) => n.Import.ChargeFolded(elements, n.Error);
 }

@@ -112,6 +112,7 @@ internal sealed class NodeContext
     /// <summary>Binds output <paramref name="i"/> to a value computed at load time.</summary>
     public void BindConstant(int i, Tensor t)
     {
+        ImportContext.CheckRank(t.Rank, $"output #{i}", Error);
         if (i < Proto.Output.Count && Proto.Output[i].Length > 0) Import.Define(Proto.Output[i], Value.FromConstant(Proto.Output[i], t));
     }
 }

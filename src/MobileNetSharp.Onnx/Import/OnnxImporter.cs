@@ -53,13 +53,19 @@ public static class OnnxImporter
             if (!initializers.TryAdd(t.Name, t)) throw new ModelFormatException($"Initializer '{t.Name}' is given twice.");
         var allNames = new HashSet<string>(g.Input.Select(v => v.Name).Concat(g.Output.Select(v => v.Name)).Concat(initializers.Keys)
             .Concat(g.Node.SelectMany(n => n.Output)));
-        var consumed = new HashSet<string>(g.Node.SelectMany(n => n.Input).Concat(g.Output.Select(v => v.Name)));
-        var external = externalDirectory is null ? null : new ExternalDataSource(externalDirectory);
-        var ctx = new ImportContext(graph, options, opset, initializers, external, allNames, consumed);
+        var consumed = LiveValues(g);
+        var external = externalDirectory is null ? null : new ExternalDataSource(externalDirectory, options.MaxExternalBytes);
+        var ctx = new ImportContext(graph, options, opset, initializers, external, allNames, consumed, g.Node.Count);
 
         var available = new HashSet<string>(initializers.Keys);
         DefineInputs(g, ctx, initializers, available);
-        foreach (var (index, node) in GraphOrder.Sort(g, available)) Convert(node, index, ctx);
+        foreach (var (index, node) in GraphOrder.Sort(g, available))
+        {
+            // Nodes no graph output depends on are checked for support but not converted: computing them
+            // (a dead ConstantOfShape, a dead Gather expansion) could only cost time and memory.
+            if (node.Output.Any(consumed.Contains)) Convert(node, index, ctx);
+            else CheckSupported(node, index, ctx.Opset);
+        }
 
         foreach (var o in g.Output)
         {
@@ -122,7 +128,7 @@ public static class OnnxImporter
             throw new ModelFormatException($"{what} is a {vi.Type?.ValueCase.ToString() ?? "value without a type"}; only tensors are supported.");
         var type = OnnxDataTypes.ToDataType(tp.TensorType.ElemType, what);
         var dims = tp.TensorType.Shape?.Dim ?? throw new ModelFormatException($"{what} has no shape; its rank must be known.");
-        if (dims.Count > 64) throw new ModelFormatException($"{what} has rank {dims.Count}; at most 64 is supported.");
+        if (dims.Count > Shape.MaxRank) throw new ModelFormatException($"{what} has rank {dims.Count}; at most {Shape.MaxRank} is supported.");
         if (options.InputShapes.TryGetValue(vi.Name, out var given)) return (type, GivenShape(vi.Name, dims, given));
         var shape = new int[dims.Count];
         for (int i = 0; i < shape.Length; i++)
@@ -152,10 +158,47 @@ public static class OnnxImporter
         return (int[])given.Clone();
     }
 
-    private static void Convert(NodeProto node, int index, ImportContext ctx)
+    /// <summary>
+    /// The names read by nodes that some graph output depends on, plus the graph outputs: found backwards
+    /// from the outputs, so a chain of nodes that ends nowhere is dead as a whole.
+    /// </summary>
+    private static HashSet<string> LiveValues(GraphProto g)
+    {
+        var producers = new Dictionary<string, List<NodeProto>>();
+        foreach (var node in g.Node)
+            foreach (var o in node.Output)
+                if (o.Length > 0)
+                {
+                    if (!producers.TryGetValue(o, out var list)) producers[o] = list = [];
+                    list.Add(node);
+                }
+        var live = new HashSet<string>(g.Output.Select(v => v.Name));
+        var visited = new HashSet<NodeProto>(ReferenceEqualityComparer.Instance);
+        var pending = new Stack<string>(live);
+        while (pending.Count > 0)
+        {
+            if (!producers.TryGetValue(pending.Pop(), out var list)) continue;
+            foreach (var node in list)
+            {
+                if (!visited.Add(node)) continue;
+                foreach (var i in node.Input)
+                    if (i.Length > 0 && live.Add(i)) pending.Push(i);
+            }
+        }
+        return live;
+    }
+
+    private static void CheckSupported(NodeProto node, int index, int opset)
     {
         if (node.Domain is not ("" or "ai.onnx"))
-            throw new ModelFormatException($"Unsupported ONNX operator '{node.Domain}.{node.OpType}' in node '{Name(node, index)}' (opset {ctx.Opset} of the default domain; other domains are not supported).");
+            throw new ModelFormatException($"Unsupported ONNX operator '{node.Domain}.{node.OpType}' in node '{Name(node, index)}' (opset {opset} of the default domain; other domains are not supported).");
+        if (!LoadTimeOps.Handles(node.OpType) && !OpConverters.TryGet(node.OpType, out _))
+            throw new ModelFormatException($"Unsupported ONNX operator '{node.OpType}' in node '{Name(node, index)}' (opset {opset}).");
+    }
+
+    private static void Convert(NodeProto node, int index, ImportContext ctx)
+    {
+        CheckSupported(node, index, ctx.Opset);
         var n = new NodeContext(node, index, ctx);
         bool loadTime = LoadTimeOps.Handles(node.OpType);
         if (loadTime && LoadTimeOps.TryEvaluate(n)) { }
@@ -165,7 +208,7 @@ public static class OnnxImporter
             var runtime = Enumerable.Range(0, n.InputCount).Select(n.OptionalInput).First(v => v is { IsConstant: false })!;
             throw n.NeedsConstant(runtime, "operand");
         }
-        else throw new ModelFormatException($"Unsupported ONNX operator '{node.OpType}' in node '{Name(node, index)}' (opset {ctx.Opset}).");
+        else throw new InvalidOperationException($"'{node.OpType}' passed the support check but has no converter.");
 
         for (int i = 0; i < node.Output.Count; i++)
             if (n.OutputUsed(i) && ctx.Find(node.Output[i]) is null)

@@ -22,6 +22,7 @@ internal static class ShapeOpConverters
     {
         var target = n.Opset < 5 ? n.Attr.Ints("shape") : n.OptionalInts(1, "shape");
         if (target is null) throw n.Error("the target shape is missing.");
+        ImportContext.CheckRank(target.Length, "the reshaped tensor", n.Error);
         n.Emit(new Graph.Reshape(target, n.Opset >= 14 && n.Attr.Int("allowzero", 0) != 0), n.Input(0));
     }
 
@@ -36,6 +37,7 @@ internal static class ShapeOpConverters
     {
         var x = n.Input(0);
         var axes = (n.Opset < 13 ? n.Attr.Ints("axes") : n.OptionalInts(1, "axes")) ?? throw n.Error("axes are required.");
+        ImportContext.CheckRank((long)x.Rank + axes.Length, "the unsqueezed tensor", n.Error);
         int rank = x.Rank + axes.Length;
         n.Emit(new Graph.Unsqueeze(axes.Select(a => n.Axis(a, rank)).ToArray()), x);
     }
@@ -154,7 +156,8 @@ internal static class ShapeOpConverters
         if (x.Rank == 0) throw n.Error("data must have rank >= 1.");
         int axis = n.Axis(n.Attr.Int("axis", 0), x.Rank);
         var (indices, indexShape) = LoadTimeOps.GatherIndices(n, x.Shape[axis]);
-        if (indices.Length == 0 || indices.Length > 4096) throw n.Error($"{indices.Length} indices on a runtime tensor are not supported (1 to 4096).");
+        if (indices.Length == 0) throw n.Error("0 indices on a runtime tensor are not supported.");
+        n.Import.ChargeGatherSlices(indices.Length, n.Error);
         var slices = indices.Select((k, i) => n.EmitHelper(new Graph.Slice([k], [k + 1L], [axis], [1]), $"take{i}", x)).ToArray();
         var joined = slices.Length == 1 ? slices[0] : n.EmitHelper(new Graph.Concat(axis), "concat", slices);
         var shape = x.Shape[..axis].Concat(indexShape).Concat(x.Shape[(axis + 1)..]).Select(d => (long)d).ToArray();

@@ -27,9 +27,25 @@ internal static class TensorArithmetic
         var shape = Shape.Broadcast(a.Shape, b.Shape);
         var ma = TensorIndexing.BroadcastMap(a.Shape, shape);
         var mb = TensorIndexing.BroadcastMap(b.Shape, shape);
-        var r = new bool[ma.Length];
-        for (int i = 0; i < r.Length; i++) r[i] = Equals(a.Data.GetValue(ma[i]), b.Data.GetValue(mb[i]));
+        // Typed comparisons: IEEE semantics for floats (NaN differs from everything, -0 equals +0), no boxing.
+        var r = (a.Data, b.Data) switch
+        {
+            (float[] x, float[] y) => Compare(x, y, ma, mb, static (p, q) => p == q),
+            (long[] x, long[] y) => Compare(x, y, ma, mb, static (p, q) => p == q),
+            (int[] x, int[] y) => Compare(x, y, ma, mb, static (p, q) => p == q),
+            (bool[] x, bool[] y) => Compare(x, y, ma, mb, static (p, q) => p == q),
+            _ when a.DataType == DataType.Int8 => Compare((sbyte[])a.Data, (sbyte[])b.Data, ma, mb, static (p, q) => p == q),
+            _ when a.DataType == DataType.UInt8 => Compare((byte[])a.Data, (byte[])b.Data, ma, mb, static (p, q) => p == q),
+            _ => throw new ArgumentException($"Equal on {a.DataType} is not supported at load time."),
+        };
         return new Tensor(DataType.Bool, shape, r);
+    }
+
+    private static bool[] Compare<T>(T[] x, T[] y, int[] mx, int[] my, Func<T, T, bool> equal)
+    {
+        var r = new bool[mx.Length];
+        for (int i = 0; i < r.Length; i++) r[i] = equal(x[mx[i]], y[my[i]]);
+        return r;
     }
 
     public static Tensor Where(Tensor cond, Tensor x, Tensor y)

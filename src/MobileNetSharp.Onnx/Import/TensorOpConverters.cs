@@ -16,7 +16,11 @@ internal static class TensorOpConverters
             throw n.Error("spatial=0 with per-activation parameters is not supported.");
         for (int i = 1; i < n.OutputCount; i++)
             if (n.OutputUsed(i)) throw n.Error($"output #{i} ('{n.Proto.Output[i]}', a training statistic) is not supported.");
-        n.Emit(new BatchNorm(n.Attr.Float("epsilon", 1e-5f)), n.Input(0), n.Input(1), n.Input(2), n.Input(3), n.Input(4));
+        var inputs = Enumerable.Range(0, 5).Select(n.Input).ToArray();
+        string[] roles = ["X", "scale", "B", "input_mean", "input_var"];
+        for (int i = 0; i < inputs.Length; i++)
+            if (inputs[i].DataType != DataType.Float32) throw n.Error($"{roles[i]} '{inputs[i].Name}' is {inputs[i].DataType}; only FLOAT is supported.");
+        n.Emit(new BatchNorm(n.Attr.Float("epsilon", 1e-5f)), inputs);
     }
 
     public static void Gemm(NodeContext n) =>
@@ -64,7 +68,7 @@ internal static class TensorOpConverters
         n.Emit(new Identity(), x);
         if (n.OutputUsed(1))
         {
-            if (x.Length > n.Import.Options.MaxFoldedElements) throw n.Error($"its mask would need {x.Length} elements at load time.");
+            n.Import.ChargeFolded(x.Length, n.Error);
             var type = n.Opset >= 10 ? DataType.Bool : x.DataType;
             var mask = TensorArithmetic.Cast(new Tensor(DataType.Bool, x.Shape, Enumerable.Repeat(true, (int)x.Length).ToArray()), type);
             n.BindConstant(1, mask);

@@ -23,7 +23,7 @@ internal static class TensorReader
         {
             if (external is null)
                 throw new ModelFormatException($"{what} is stored in an external file; load the model from its path or set OnnxImportOptions.ExternalDataDirectory.");
-            return FromBytes(type, shape, external.Read(t, bytes, what));
+            return new Tensor(type, shape, external.Read(t, type, count, what));
         }
         if (!t.RawData.IsEmpty)
         {
@@ -46,7 +46,7 @@ internal static class TensorReader
     /// <summary>Validated dimensions: each in [0, int.MaxValue], product within <see cref="Shape.MaxElements"/>.</summary>
     public static int[] Dims(IList<long> dims, string what)
     {
-        if (dims.Count > 64) throw new ModelFormatException($"{what} has rank {dims.Count}; at most 64 is supported.");
+        if (dims.Count > Shape.MaxRank) throw new ModelFormatException($"{what} has rank {dims.Count}; at most {Shape.MaxRank} is supported.");
         var shape = new int[dims.Count];
         for (int i = 0; i < shape.Length; i++)
         {

@@ -10,13 +10,15 @@ using Xunit.Abstractions;
 namespace MobileNetSharp.Tests.Onnx;
 
 /// <summary>
-/// Seeded mutation fuzzing of the importer over several small valid models: byte-level mutations (bit flips,
-/// truncation, splices) and structural ones (absurd dims, attribute values, renamed values, swapped ops). Each
-/// mutant must load or throw ModelFormatException; anything else is a bug.
+/// Seeded mutation fuzzing of the importer and the runtime over several small valid models: byte-level
+/// mutations (bit flips, truncation, splices) and structural ones (absurd dims, attribute values, renamed
+/// values, swapped ops, rank growth, extreme kernel/dilation/stride/pad windows). Each mutant goes through
+/// what `mnet run` does (<see cref="ModelExercise"/>): load, compile, run once on zeros. The only allowed
+/// refusals are ModelFormatException, GraphException and ArgumentException; anything else is a bug.
 /// </summary>
 public class FuzzTests(ITestOutputHelper output)
 {
-    private const int MutantsPerSeed = 3000;
+    private const int MutantsPerSeed = 8000;
 
     public static TheoryData<string> Seeds() => new(SeedModels.Keys);
 
@@ -46,9 +48,10 @@ public class FuzzTests(ITestOutputHelper output)
     {
         var original = SeedModels[seed]();
         OnnxImporter.Load(original); // the seed itself is valid
-        var rng = new Random(seed.GetHashCode(StringComparison.Ordinal) ^ 20240917);
+        var rng = new Random(StableHash(seed) ^ 20240917);
         var failures = new List<string>();
-        int loaded = 0;
+        var outcomes = new Dictionary<ModelExercise.Outcome, int>();
+        int windowsRan = 0, rankGrowthRan = 0;
         var clock = Stopwatch.StartNew();
         for (int i = 0; i < MutantsPerSeed; i++)
         {
@@ -59,12 +62,26 @@ public class FuzzTests(ITestOutputHelper output)
                 var (next, more) = MutateStructure(mutant, rng);
                 (mutant, how) = (next, $"{how}; {more}");
             }
-            try { OnnxImporter.Load(mutant); loaded++; }
-            catch (ModelFormatException) { }
-            catch (Exception e) { failures.Add($"#{i} {how}: {e.GetType().Name}: {e.Message}\n{e.StackTrace?.Split('\n').FirstOrDefault()}"); }
+            try
+            {
+                var (outcome, _) = ModelExercise.Run(mutant);
+                outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
+                if (outcome == ModelExercise.Outcome.Ran && how.Contains(" window ")) windowsRan++;
+                if (outcome == ModelExercise.Outcome.Ran && (how.Contains("unsqueeze of") || how.Contains(" rank "))) rankGrowthRan++;
+            }
+            catch (Exception e) { failures.Add($"#{i} {how}: {e.GetType().Name}: {e.Message}\n{string.Join("\n", e.StackTrace?.Split('\n').Take(4) ?? [])}"); }
         }
-        output.WriteLine($"{seed}: {MutantsPerSeed} mutants, {loaded} loaded, {failures.Count} unexpected exceptions, {clock.ElapsedMilliseconds} ms");
+        output.WriteLine($"{seed}: {MutantsPerSeed} mutants ({string.Join(", ", outcomes.OrderBy(o => o.Key).Select(o => $"{o.Value} {o.Key}"))}), "
+            + $"{windowsRan} with extreme windows and {rankGrowthRan} with grown ranks ran, {failures.Count} unexpected exceptions, {clock.ElapsedMilliseconds} ms");
         Assert.True(failures.Count == 0, string.Join("\n", failures.Take(10)));
+    }
+
+    /// <summary>string.GetHashCode is randomized per process; the mutants must be the same on every run.</summary>
+    private static int StableHash(string s)
+    {
+        int h = 17;
+        foreach (char c in s) h = unchecked(h * 31 + c);
+        return h;
     }
 
     private static (byte[], string) MutateBytes(byte[] source, Random rng)
@@ -106,7 +123,7 @@ public class FuzzTests(ITestOutputHelper output)
         var g = m.Graph;
         long Extreme() => Extremes[rng.Next(Extremes.Length)];
         string how;
-        switch (rng.Next(10))
+        switch (rng.Next(12))
         {
             case 0 when g.Initializer.Count > 0:
             {
@@ -177,6 +194,12 @@ public class FuzzTests(ITestOutputHelper output)
                 how = $"node '{n.Name}' input list changed";
                 break;
             }
+            case 10 when g.Node.Count > 0:
+                how = GrowRank(m, rng);
+                break;
+            case 11 when g.Node.Any(n => n.OpType is "Conv" or "MaxPool" or "AveragePool"):
+                how = ExtremeWindow(g, rng);
+                break;
             default:
                 if (m.OpsetImport.Count == 0) m.OpsetImport.Add(new OperatorSetIdProto());
                 m.OpsetImport[0].Version = rng.Next(0, 25);
@@ -184,6 +207,82 @@ public class FuzzTests(ITestOutputHelper output)
                 break;
         }
         return (m.ToByteArray(), how);
+    }
+
+    private static readonly long[] WindowExtremes = [1, 2, 3, 7, 255, 4096, 65535, 65536, 65537, 1 << 20, int.MaxValue];
+
+    /// <summary>
+    /// Rank growth: size-1 axes added to a graph input or an initializer, or an Unsqueeze of up to 12 axes
+    /// spliced after a node (its readers now read the unsqueezed value).
+    /// </summary>
+    private static string GrowRank(ModelProto m, Random rng)
+    {
+        var g = m.Graph;
+        int extra = rng.Next(1, 13);
+        switch (rng.Next(3))
+        {
+            case 0 when g.Input.Count > 0 && g.Input[0].Type?.TensorType?.Shape is { } shape:
+                for (int k = 0; k < extra; k++) shape.Dim.Insert(rng.Next(shape.Dim.Count + 1), new TensorShapeProto.Types.Dimension { DimValue = 1 });
+                return $"input '{g.Input[0].Name}' rank {shape.Dim.Count}";
+            case 1 when g.Initializer.Count > 0:
+            {
+                var t = g.Initializer[rng.Next(g.Initializer.Count)];
+                for (int k = 0; k < extra; k++) t.Dims.Insert(rng.Next(t.Dims.Count + 1), 1);
+                return $"initializer '{t.Name}' rank {t.Dims.Count}";
+            }
+            default:
+            {
+                var withOutputs = g.Node.Where(n => n.Output.Count > 0 && n.Output[0].Length > 0).ToArray();
+                if (withOutputs.Length == 0) return "no rank growth";
+                var n = withOutputs[rng.Next(withOutputs.Length)];
+                string from = n.Output[0], to = from + "_unsq";
+                foreach (var reader in g.Node)
+                    for (int i = 0; i < reader.Input.Count; i++)
+                        if (reader.Input[i] == from) reader.Input[i] = to;
+                foreach (var o in g.Output) if (o.Name == from) o.Name = to;
+                var axes = Enumerable.Range(0, extra).Select(a => (long)a).ToArray();
+                int opset = (int)m.OpsetImport.FirstOrDefault(o => o.Domain is "" or "ai.onnx")?.Version!;
+                var unsqueeze = new NodeProto { OpType = "Unsqueeze", Name = $"grow_{from}", Input = { from }, Output = { to } };
+                if (opset < 13) unsqueeze.Attribute.Add(OnnxModelBuilder.Attribute("axes", axes));
+                else
+                {
+                    string axesName = $"grow_axes_{from}";
+                    g.Initializer.Add(MobileNetSharp.Onnx.Export.TensorWriter.Write(new Tensor(axes, axes.Length), axesName));
+                    unsqueeze.Input.Add(axesName);
+                }
+                g.Node.Insert(g.Node.IndexOf(n) + 1, unsqueeze);
+                return $"unsqueeze of {extra} axes after '{from}'";
+            }
+        }
+    }
+
+    /// <summary>Kernel, dilation, stride and pad attributes of a Conv or pool set to extremes, alone or together.</summary>
+    private static string ExtremeWindow(GraphProto g, Random rng)
+    {
+        var windows = g.Node.Where(n => n.OpType is "Conv" or "MaxPool" or "AveragePool").ToArray();
+        var n = windows[rng.Next(windows.Length)];
+        int spatial = n.Attribute.FirstOrDefault(a => a.Name == "kernel_shape")?.Ints.Count ?? 2;
+        long Pick() => WindowExtremes[rng.Next(WindowExtremes.Length)];
+        var changed = new List<string>();
+        foreach (var name in new[] { "kernel_shape", "dilations", "strides", "pads" })
+        {
+            if (rng.Next(2) == 0) continue;
+            // A Conv's kernel must match its weight; change the weight too when it is an initializer.
+            var values = Enumerable.Range(0, name == "pads" ? 2 * spatial : spatial).Select(_ => rng.Next(3) == 0 ? 1 : Pick()).ToArray();
+            if (n.Attribute.FirstOrDefault(a => a.Name == name) is { } old) n.Attribute.Remove(old);
+            n.Attribute.Add(OnnxModelBuilder.Attribute(name, values));
+            changed.Add($"{name}=[{string.Join(",", values)}]");
+            if (name == "kernel_shape" && n.OpType == "Conv" && n.Input.Count > 1
+                && g.Initializer.FirstOrDefault(t => t.Name == n.Input[1]) is { Dims.Count: > 2 } w)
+            {
+                for (int d = 0; d < spatial && d + 2 < w.Dims.Count; d++) w.Dims[d + 2] = values[d];
+                // Zero weights of the new size when that stays small (so the runtime sees the window); else no data.
+                long elements = w.Dims.Aggregate(1L, (a, d) => d is >= 0 and <= int.MaxValue && a <= (1L << 40) ? a * d : long.MaxValue);
+                w.FloatData.Clear();
+                w.RawData = elements <= 1 << 20 && w.DataType == 1 ? ByteString.CopyFrom(new byte[elements * 4]) : ByteString.Empty;
+            }
+        }
+        return $"node '{n.Name}' window {string.Join(" ", changed)}";
     }
 
     /// <summary>A small graph of the blocks our builders use, exported: conv/BN/HardSwish, squeeze-excite, residual, classifier.</summary>

@@ -174,6 +174,108 @@ public class HostileInputTests
     }
 
     [Fact]
+    public void LoadTimeBudgetIsForTheWholeModel()
+    {
+        // Five ConstantOfShape([1000]) each within a 4000-element limit, together beyond it.
+        var options = new OnnxImportOptions { MaxFoldedElements = 4000 };
+        var m = new OnnxModelBuilder().Input("x", 1).Initializer("shape", new Tensor([1000L], 1))
+            .Initializer("zero", new Tensor([0L], 1)).Initializer("one", new Tensor([1L], 1));
+        string acc = "x";
+        for (int i = 0; i < 5; i++)
+        {
+            m.Node("ConstantOfShape", ["shape"], [$"c{i}"], $"cos{i}");
+            m.Node("Slice", [$"c{i}", "zero", "one", "zero"], [$"s{i}"], $"slice{i}");
+            m.Node("Add", [acc, $"s{i}"], [$"a{i}"], $"add{i}");
+            acc = $"a{i}";
+        }
+        var bytes = m.Node("Relu", [acc], ["y"]).Output("y").ToBytes();
+        var e = Assert.ThrowsAny<ModelFormatException>(() => OnnxImporter.Load(bytes, options));
+        Assert.Contains("'cos3'", e.Message);
+        Assert.Contains("for the whole model", e.Message);
+        OnnxImporter.Load(bytes, new OnnxImportOptions { MaxFoldedElements = 5005 }); // 5 x 1000 plus the 5 one-element slices
+
+        // Casts and folded arithmetic count too: each Cast of a 3000-element constant copies it.
+        var casts = new OnnxModelBuilder().Input("x", 1).Initializer("c", new Tensor(new long[3000], 3000))
+            .Initializer("zero", new Tensor([0L], 1)).Initializer("one", new Tensor([1L], 1))
+            .Node("Cast", ["c"], ["f1"], "cast1", ("to", 1)).Node("Cast", ["c"], ["i1"], "cast2", ("to", 6))
+            .Node("Cast", ["i1"], ["f2"], "cast3", ("to", 1)).Node("Add", ["f1", "f2"], ["f"], "sum")
+            .Node("Slice", ["f", "zero", "one", "zero"], ["s"]).Node("Add", ["x", "s"], ["y"]).Output("y").ToBytes();
+        Assert.Contains("'cast2'", Assert.ThrowsAny<ModelFormatException>(() => OnnxImporter.Load(casts, new OnnxImportOptions { MaxFoldedElements = 5000 })).Message);
+    }
+
+    [Fact]
+    public void NodesNoOutputDependsOnAreNotComputed()
+    {
+        // Twelve ConstantOfShape([2^26]) whose results nobody reads: within the default budget only if skipped.
+        var g = OnnxImporter.Load(HostileCorpusTests.Amplifier(12, 26, live: false));
+        Assert.Single(g.Nodes);
+        // A thousand unused Gathers of 4096 indices on a runtime tensor: no expansion at all.
+        Assert.Single(OnnxImporter.Load(HostileCorpusTests.Gathers(1000, live: false)).Nodes);
+        // Dead nodes are still checked for support.
+        var unsupported = new OnnxModelBuilder().Input("x", 1).Node("FancyOp", ["x"], ["dead"], "fancy").Node("Relu", ["x"], ["y"]).Output("y").ToBytes();
+        Refused(unsupported, "FancyOp", "'fancy'");
+    }
+
+    [Fact]
+    public void EmittedNodesAreBoundedPerModel()
+    {
+        // Gathers on runtime data expand into one Slice per index: 4096 for the whole model.
+        Refused(HostileCorpusTests.Gathers(2, live: true), "'g1'", "4096 indices", "limit of 4096 per model");
+        var one = OnnxImporter.Load(HostileCorpusTests.Gathers(1, live: true));
+        Assert.Equal([4096], one.Outputs[0].Shape);
+
+        // Max over 20001 inputs becomes 20000 binary nodes: more than 4 per file node plus 10000.
+        var inputs = Enumerable.Repeat("x", 20_001).ToArray();
+        Refused(new OnnxModelBuilder().Input("x", 1).Node("Max", inputs, ["y"], "max").Output("y").ToBytes(), "'max'", "graph nodes");
+        Assert.Equal(999, OnnxImporter.Load(new OnnxModelBuilder().Input("x", 1).Node("Max", inputs[..1000], ["y"], "max").Output("y").ToBytes()).Nodes.Count);
+    }
+
+    [Fact]
+    public void RanksAboveTheKernelsMaximumAreRefused()
+    {
+        var i64 = (long[] v) => new Tensor(v, v.Length);
+        // Unsqueeze by 3,000,000 axes (from a folded Range): refused before any rank-sized array is built.
+        var bomb = new OnnxModelBuilder().Input("x", 2)
+            .Initializer("s", new Tensor([1L], [])).Initializer("l", new Tensor([3_000_001L], [])).Initializer("d", new Tensor([1L], []))
+            .Node("Range", ["s", "l", "d"], ["axes"], "range").Node("Unsqueeze", ["x", "axes"], ["y"], "unsq").Output("y").ToBytes();
+        Refused(bomb, "'unsq'", "rank 3000001", $"at most {Shape.MaxRank}");
+
+        Refused(new OnnxModelBuilder().Input("x", 2).Initializer("t", i64([1, 1, 1, 1, 1, 1, 1, 1, 2]))
+            .Node("Reshape", ["x", "t"], ["y"], "reshape").Output("y").ToBytes(), "'reshape'", "rank 9");
+        Refused(new OnnxModelBuilder().Input("x", 2).Initializer("c", new Tensor([1f], 1)).Initializer("t", i64([1, 1, 1, 1, 1, 1, 1, 1, 2]))
+            .Node("Expand", ["c", "t"], ["e"], "expand").Node("Add", ["x", "e"], ["y"]).Output("y").ToBytes(), "'expand'", "rank 9");
+        Refused(new OnnxModelBuilder().Input("x", 2).Initializer("t", i64([1, 1, 1, 1, 1, 1, 1, 1, 2]))
+            .Node("ConstantOfShape", ["t"], ["e"], "cos").Node("Add", ["x", "e"], ["y"]).Output("y").ToBytes(), "'cos'", "rank 9");
+        Refused(new OnnxModelBuilder().Input("x", 1, 1, 1, 1, 1, 1, 1, 1, 2).Node("Relu", ["x"], ["y"]).Output("y").ToBytes(), "Graph input 'x'", "rank 9");
+        var rank9 = MobileNetSharp.Onnx.Export.TensorWriter.Write(Tensor.Zeros(2), "c");
+        rank9.Dims.Clear();
+        rank9.Dims.AddRange([1, 1, 1, 1, 1, 1, 1, 1, 2]);
+        Refused(new OnnxModelBuilder().Input("x", 2).Initializer(rank9).Node("Add", ["x", "c"], ["y"]).Output("y").ToBytes(), "Initializer 'c'", "rank 9");
+        // Rank 8 itself is fine.
+        Assert.Equal(8, OnnxImporter.Load(new OnnxModelBuilder().Input("x", 2).Initializer("axes", i64([0, 1, 2, 3, 4, 5, 6]))
+            .Node("Unsqueeze", ["x", "axes"], ["y"]).Output("y").ToBytes()).Outputs[0].Rank);
+    }
+
+    [Fact]
+    public void LoadTimeEqualFollowsIeee()
+    {
+        // Where(Equal(NaN, NaN), 1, 2) + x: NaN equals nothing, so 2.
+        using var session = new MobileNetSharp.Runtime.InferenceSession(OnnxImporter.Load(HostileCorpusTests.EqualNaN().ToBytes()));
+        Assert.Equal([2f], session.Run(new Tensor([0f], 1))[0].Floats);
+
+        // +0 equals -0; integers compare by value with broadcasting.
+        var g = OnnxImporter.Load(new OnnxModelBuilder().Input("x", 3)
+            .Initializer("a", new Tensor([0f, -0f, 1f], 3)).Initializer("b", new Tensor([-0f], 1))
+            .Initializer("i", new Tensor([1L, 2L, 3L], 3)).Initializer("j", new Tensor([2L], []))
+            .Initializer("one", new Tensor([1f], 1)).Initializer("zero", new Tensor([0f], 1))
+            .Node("Equal", ["a", "b"], ["e1"]).Node("Where", ["e1", "one", "zero"], ["w1"])
+            .Node("Equal", ["i", "j"], ["e2"]).Node("Where", ["e2", "one", "zero"], ["w2"])
+            .Node("Mul", ["w1", "one"], ["m1"]).Node("Add", ["x", "m1"], ["y1"]).Node("Add", ["y1", "w2"], ["y"]).Output("y").ToBytes());
+        using var s2 = new MobileNetSharp.Runtime.InferenceSession(g);
+        Assert.Equal([1f, 2f, 0f], s2.Run(new Tensor(new float[3], 3))[0].Floats);
+    }
+
+    [Fact]
     public void ShapeInputThatDependsOnRuntimeData()
     {
         var bytes = new OnnxModelBuilder().Input("x", 1, 4).TypedInput("shape", 7, 2)
