@@ -21,6 +21,9 @@ public static class FoldBatchNorm
             if (!GraphRewriter.HasSingleInternalUse(g, consumers, convNode.Output)) continue;
             if (!convNode.Input(1).IsConstant || convNode.OptionalInput(2) is { IsConstant: false }) continue;
             if (!Enumerable.Range(1, 4).All(i => bn.Input(i).IsConstant)) continue;
+            // Only float constants fold; anything else is left for the compiler to refuse with the node named.
+            Value?[] parameters = [convNode.Input(1), convNode.OptionalInput(2), bn.Input(1), bn.Input(2), bn.Input(3), bn.Input(4)];
+            if (parameters.Any(v => v is { DataType: not DataType.Float32 })) continue;
 
             var w = convNode.Input(1).Constant!.Floats;
             var bias = convNode.OptionalInput(2)?.Constant!.Floats;

@@ -139,3 +139,18 @@ public class PassRefusalTests
         Unchanged(b, r => r.ResidualsFused);
     }
 }
+
+public class NonFloatParameterTests
+{
+    [Fact]
+    public void IntegerBatchNormStatisticsAreRefusedWithTheNodeNamedNotCrashed()
+    {
+        var b = new GraphBuilder("intbn", 1);
+        var conv = b.Conv(b.Input("x", 1, 2, 4, 4), 2, 3);
+        var stats = Value.FromConstant("mean", new Tensor(DataType.Int32, [2], new int[2]));
+        var one = Value.FromConstant("one", new Tensor([1f, 1f], 2));
+        b.Output(b.Add(new BatchNorm(), "bn", conv, one, one, stats, one));
+        var e = Assert.Throws<GraphException>(() => new MobileNetSharp.Runtime.InferenceSession(b.Graph, new() { Threads = 1 }));
+        Assert.Contains("'bn'", e.Message);
+    }
+}
