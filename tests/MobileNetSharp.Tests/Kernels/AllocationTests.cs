@@ -33,12 +33,21 @@ public class AllocationTests
         }
     }
 
-    private static void AssertNoAllocation(Action run, string what)
+    /// <summary>
+    /// A per-run allocation shows in every window of 20 runs; the JIT tiering a method up (or replacing it on
+    /// the stack) can touch one window on a busy machine. So: three windows, and one must be clean.
+    /// </summary>
+    internal static void AssertNoAllocation(Action run, string what)
     {
         for (int i = 0; i < 5; i++) run();
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 20; i++) run();
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-        Assert.True(allocated == 0, $"{what}: {allocated} bytes allocated over 20 steady-state runs");
+        var windows = new List<long>();
+        for (int w = 0; w < 3; w++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 20; i++) run();
+            windows.Add(GC.GetAllocatedBytesForCurrentThread() - before);
+            if (windows[^1] == 0) return;
+        }
+        Assert.Fail($"{what}: allocated {string.Join(", ", windows)} bytes in three windows of 20 steady-state runs");
     }
 }

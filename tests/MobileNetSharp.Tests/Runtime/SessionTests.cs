@@ -74,10 +74,7 @@ public class SessionTests
             using var s = new InferenceSession(g, new SessionOptions { Threads = threads });
             Tensor[] inputs = [Tensor.Random(1, s.Inputs[0].Shape)];
             Tensor[] outputs = [Tensor.Zeros(s.Outputs[0].Shape)];
-            for (int i = 0; i < 5; i++) s.Run(inputs, outputs);
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 10; i++) s.Run(inputs, outputs);
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            MobileNetSharp.Tests.Kernels.AllocationTests.AssertNoAllocation(() => s.Run(inputs, outputs), $"mobilenet_v2 t{threads}");
         }
     }
 

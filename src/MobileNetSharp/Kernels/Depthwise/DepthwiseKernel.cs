@@ -266,6 +266,7 @@ internal static unsafe class DepthwiseKernel
     }
 
     /// <summary>Channel multiplier &gt; 1: output channel oc reads input channel oc / multiplier. Scalar.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void MultiplierRows(DepthwiseArgs* g, int row0, int row1)
     {
         Activation act = g->Activation;
