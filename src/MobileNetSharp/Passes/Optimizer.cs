@@ -3,7 +3,7 @@ using MobileNetSharp.Graph;
 namespace MobileNetSharp.Passes;
 
 /// <summary>What the optimizer changed, for summaries and tests.</summary>
-public sealed record OptimizationReport(int IdentitiesRemoved, int BatchNormsFolded, int ActivationsFused, int ResidualsFused);
+public sealed record OptimizationReport(int IdentitiesRemoved, int BatchNormsFolded, int SwishesFused, int ActivationsFused, int ResidualsFused);
 
 /// <summary>The standard pass pipeline, in the order that lets each pass see the previous one's result.</summary>
 public static class Optimizer
@@ -13,10 +13,11 @@ public static class Optimizer
     {
         int ids = RemoveIdentity.Run(g);
         int bn = FoldBatchNorm.Run(g);
+        int swish = FuseSwish.Run(g); // before activation fusion: the merged activation then folds into the conv
         // Activations first: Add+Relu becomes one node, which then folds into the conv before it.
         int acts = FuseActivation.Run(g);
         int res = FuseResidualAdd.Run(g);
         g.InferShapes();
-        return new OptimizationReport(ids, bn, acts, res);
+        return new OptimizationReport(ids, bn, swish, acts, res);
     }
 }

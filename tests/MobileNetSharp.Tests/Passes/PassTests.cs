@@ -154,3 +154,40 @@ public class NonFloatParameterTests
         Assert.Contains("'bn'", e.Message);
     }
 }
+
+public class SwishFusionTests
+{
+    [Theory]
+    [InlineData("hardswish")]
+    [InlineData("silu")]
+    public void ExportedSwishSpelledOutBecomesOneActivationInTheConv(string kind)
+    {
+        // What PyTorch writes at opset 13: conv -> HardSigmoid(1/6, 0.5) -> Mul with the conv output (or Sigmoid for SiLU).
+        var b = new GraphBuilder("swish", 1);
+        var conv = b.Conv(b.Input("x", 1, 3, 6, 6), 4, 3, bias: true);
+        var gate = b.Activate(conv, kind == "silu" ? Activation.Sigmoid : Activation.HardSigmoid(1f / 6f, 0.5f));
+        b.Output(b.Binary(BinaryKind.Mul, gate, conv));
+        var g = b.Graph;
+        var x = Tensor.Random(1, [1, 3, 6, 6]);
+        var expected = ReferenceInterpreter.Run(g, x)[0];
+        var report = Optimizer.Run(g);
+        Assert.Equal(1, report.SwishesFused);
+        var node = Assert.Single(g.Nodes);
+        Assert.Equal(kind == "silu" ? ActivationKind.Silu : ActivationKind.HardSwish, ((Conv)node.Op).Activation.Kind);
+        Compare.Close(expected, ReferenceInterpreter.Run(g, x)[0], 1e-6);
+    }
+
+    [Fact]
+    public void AGateWithOtherReadersOrAnotherInputIsLeftAlone()
+    {
+        var b = new GraphBuilder("notswish", 1);
+        var x = b.Input("x", 1, 4);
+        var y = b.Input("y", 1, 4);
+        var gate = b.Activate(x, Activation.Sigmoid);
+        b.Output(b.Binary(BinaryKind.Mul, gate, y));      // gates another tensor: squeeze-excite style, not swish
+        var gate2 = b.Activate(y, Activation.Sigmoid);
+        b.Output(b.Binary(BinaryKind.Mul, gate2, y));
+        b.Output(gate2);                                  // the gate itself is needed
+        Assert.Equal(0, Optimizer.Run(b.Graph).SwishesFused);
+    }
+}
