@@ -19,7 +19,10 @@ namespace MobileNetSharp.Kernels;
 /// migrated between cores each call and large layers ran slower on two threads than on one.
 /// </para>
 /// <para>
-/// Idle workers spin for ~50 µs (layers of a model arrive back to back) and then block on a monitor.
+/// Idle workers spin for ~50 µs (layers of a model arrive back to back) and then block on a monitor;
+/// inside a <see cref="Burst"/> (a whole model run) they keep spinning, because the sequential steps
+/// between two parallel layers can outlast 50 µs and a wake-up per layer costs more than the layer.
+/// When the burst ends they block again, so an idle session costs no CPU.
 /// The caller never waits for a worker to wake up: once it has run out of indices it withdraws the offer
 /// from every worker that has not started, and waits only for those still running an index. So a sleeping
 /// or preempted worker (a loaded machine, another runtime's spinning threads) costs at most the
@@ -42,6 +45,7 @@ public sealed unsafe class Workers : IDisposable
     private int _generation;
     private int _busy;
     private int _callerWaiting;
+    private int _bursts; // open Burst scopes: while > 0, idle workers spin instead of blocking
 
     // The current job; written by the caller before the claims are offered (a full fence).
     private delegate*<void*, int, void> _body;
@@ -69,6 +73,25 @@ public sealed unsafe class Workers : IDisposable
 
     /// <summary>Threads taking part in a loop, the caller included.</summary>
     public int Count { get; }
+
+    /// <summary>
+    /// Keeps idle workers spinning until the returned scope is disposed: wrap a sequence of loops that
+    /// follow each other closely (one inference). Scopes may nest and overlap; a pool of one ignores them.
+    /// </summary>
+    public BurstScope Burst()
+    {
+        if (Count > 1) Interlocked.Increment(ref _bursts);
+        return new BurstScope(this);
+    }
+
+    /// <summary>Ends a <see cref="Burst"/>; a struct so opening one allocates nothing.</summary>
+    public readonly struct BurstScope(Workers pool) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (pool.Count > 1) Interlocked.Decrement(ref pool._bursts);
+        }
+    }
 
     /// <summary>Runs <c>body(context, i)</c> for i in [0, count) across the pool and returns when all are done.</summary>
     public void For(int count, delegate*<void*, int, void> body, void* context)
@@ -160,7 +183,8 @@ public sealed unsafe class Workers : IDisposable
         {
             int generation;
             long deadline = Stopwatch.GetTimestamp() + SpinTicks;
-            while ((generation = Volatile.Read(ref _generation)) == seen && !_disposed && Stopwatch.GetTimestamp() < deadline)
+            while ((generation = Volatile.Read(ref _generation)) == seen && !_disposed
+                   && (Volatile.Read(ref _bursts) > 0 || Stopwatch.GetTimestamp() < deadline))
                 Thread.SpinWait(8);
             if (generation == seen)
             {

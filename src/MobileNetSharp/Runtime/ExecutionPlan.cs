@@ -26,6 +26,7 @@ internal sealed class ExecutionPlan
 
     public void Run(ReadOnlySpan<Tensor> inputs, Span<Tensor> outputs, long[]? stepTicks = null)
     {
+        using var burst = _ctx.Workers.Burst(); // workers stay hot between the layers of this run
         for (int i = 0; i < Inputs.Length; i++) inputs[i].Floats.AsSpan().CopyTo(_ctx.Write(Inputs[i]));
         for (int s = 0; s < Steps.Length; s++)
         {
