@@ -22,12 +22,17 @@ public sealed record Conv(
     public override string Type => "Conv";
 
     /// <summary>Padding for a given input size, resolving auto_pad like ONNX (SAME_UPPER puts the odd pixel at the end).</summary>
-    public (int Top, int Left, int Bottom, int Right) ResolvePads(int inH, int inW)
+    public (int Top, int Left, int Bottom, int Right) ResolvePads(int inH, int inW) =>
+        ResolvePads2D(AutoPad, (PadTop, PadLeft, PadBottom, PadRight), inH, inW, KernelH, KernelW, StrideH, StrideW, DilationH, DilationW);
+
+    /// <summary>The auto_pad rule for any 2-D window (convolution or pooling).</summary>
+    internal static (int Top, int Left, int Bottom, int Right) ResolvePads2D(AutoPad mode, (int, int, int, int) explicitPads,
+        int inH, int inW, int kh, int kw, int sh, int sw, int dh, int dw)
     {
-        if (AutoPad is AutoPad.NotSet) return (PadTop, PadLeft, PadBottom, PadRight);
-        if (AutoPad is AutoPad.Valid) return (0, 0, 0, 0);
-        var (t, b) = SamePads(inH, KernelH, StrideH, DilationH, AutoPad);
-        var (l, r) = SamePads(inW, KernelW, StrideW, DilationW, AutoPad);
+        if (mode is AutoPad.NotSet) return explicitPads;
+        if (mode is AutoPad.Valid) return (0, 0, 0, 0);
+        var (t, b) = SamePads(inH, kh, sh, dh, mode);
+        var (l, r) = SamePads(inW, kw, sw, dw, mode);
         return (t, l, b, r);
     }
 

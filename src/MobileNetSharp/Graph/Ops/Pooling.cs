@@ -43,14 +43,8 @@ public sealed record Pool(
         return (g.PadBottom - b, g.PadRight - r);
     }
 
-    public (int Top, int Left, int Bottom, int Right) DeclaredPads(int inH, int inW)
-    {
-        if (AutoPad is AutoPad.NotSet) return (PadTop, PadLeft, PadBottom, PadRight);
-        if (AutoPad is AutoPad.Valid) return (0, 0, 0, 0);
-        var (t, b) = Conv.SamePads(inH, KernelH, StrideH, DilationH, AutoPad);
-        var (l, r) = Conv.SamePads(inW, KernelW, StrideW, DilationW, AutoPad);
-        return (t, l, b, r);
-    }
+    public (int Top, int Left, int Bottom, int Right) DeclaredPads(int inH, int inW) =>
+        Conv.ResolvePads2D(AutoPad, (PadTop, PadLeft, PadBottom, PadRight), inH, inW, KernelH, KernelW, StrideH, StrideW, DilationH, DilationW);
 
     public override int[][] InferShapes(Node node)
     {
