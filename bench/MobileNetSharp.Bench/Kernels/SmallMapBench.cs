@@ -1,3 +1,4 @@
+using MobileNetSharp.Graph;
 using BenchmarkDotNet.Attributes;
 using MobileNetSharp.Kernels;
 

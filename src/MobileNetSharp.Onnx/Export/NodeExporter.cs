@@ -123,7 +123,7 @@ internal sealed class NodeExporter(GraphWriter w)
             }
             case ActivationKind.HardSigmoid: w.Node("HardSigmoid", name, [x], [y], Attr("alpha", a.Alpha), Attr("beta", a.Beta)); break;
             // ONNX HardSwish fixes alpha = 1/6, beta = 1/2; other parameters are spelled out.
-            case ActivationKind.HardSwish when a == Kernels.Activation.HardSwish: w.Node("HardSwish", name, [x], [y]); break;
+            case ActivationKind.HardSwish when a == Graph.Activation.HardSwish: w.Node("HardSwish", name, [x], [y]); break;
             case ActivationKind.HardSwish:
             {
                 string gate = w.Fresh(y + "/gate");

@@ -9,7 +9,7 @@ internal static class ElementwiseConverters
     public static void Activation(NodeContext n, Activation a) => n.Emit(new ActivationOp(a), n.Input(0));
 
     public static void HardSigmoid(NodeContext n) =>
-        Activation(n, Kernels.Activation.HardSigmoid(n.Attr.Float("alpha", 0.2f), n.Attr.Float("beta", 0.5f)));
+        Activation(n, Graph.Activation.HardSigmoid(n.Attr.Float("alpha", 0.2f), n.Attr.Float("beta", 0.5f)));
 
     /// <summary>Clip: bounds are attributes before opset 11 and optional constant inputs from then on.</summary>
     public static void Clip(NodeContext n)
@@ -25,7 +25,7 @@ internal static class ElementwiseConverters
             min = n.OptionalScalar(1, "min") ?? float.MinValue;
             max = n.OptionalScalar(2, "max") ?? float.MaxValue;
         }
-        Activation(n, Kernels.Activation.Clip(min, max));
+        Activation(n, Graph.Activation.Clip(min, max));
     }
 
     public static void Binary(NodeContext n, BinaryKind kind)

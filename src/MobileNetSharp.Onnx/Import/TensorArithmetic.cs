@@ -1,3 +1,4 @@
+using MobileNetSharp.Graph;
 using MobileNetSharp.Kernels;
 using MobileNetSharp.Tensors;
 

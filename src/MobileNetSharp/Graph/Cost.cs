@@ -51,7 +51,7 @@ public static class CostModel
                     LayerKind.FullyConnected),
                 MatMul => (Param(0) + Param(1), Shape.Size(y) * MatMulInner(n), LayerKind.FullyConnected),
                 // tf2onnx writes a dense layer as MatMul + Add(constant bias): the bias is a trainable parameter.
-                BinaryOp { Kind: Kernels.BinaryKind.Add } when n.Inputs.Any(i => i?.Producer?.Op is MatMul) =>
+                BinaryOp { Kind: BinaryKind.Add } when n.Inputs.Any(i => i?.Producer?.Op is MatMul) =>
                     (Param(0) + Param(1), 0L, LayerKind.FullyConnected),
                 _ => (0L, 0L, LayerKind.Other),
             };

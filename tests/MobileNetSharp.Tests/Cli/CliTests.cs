@@ -147,8 +147,8 @@ public class RunOutputNameTests
         {
             var b = new MobileNetSharp.Graph.GraphBuilder("two", 1);
             var x = b.Input("x", 1, 4);
-            var relu = b.Activate(x, MobileNetSharp.Kernels.Activation.Relu);
-            var sig = b.Activate(x, MobileNetSharp.Kernels.Activation.Sigmoid);
+            var relu = b.Activate(x, MobileNetSharp.Graph.Activation.Relu);
+            var sig = b.Activate(x, MobileNetSharp.Graph.Activation.Sigmoid);
             relu.Name = "out/1";
             sig.Name = "out:1";
             b.Output(relu);

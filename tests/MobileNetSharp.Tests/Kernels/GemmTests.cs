@@ -1,3 +1,4 @@
+using MobileNetSharp.Graph;
 using MobileNetSharp.Kernels;
 
 namespace MobileNetSharp.Tests.Kernels;
@@ -42,7 +43,7 @@ public class GemmTests
         {
             var c = new float[m * n + 5];
             c.AsSpan(m * n).Fill(-7f);
-            MatMul.Run(a, b, c, m, k, n, workers, isa);
+            MobileNetSharp.Kernels.MatMul.Run(a, b, c, m, k, n, workers, isa);
             TestData.AssertClose(expected, c, k, $"MatMul {m}x{k}x{n} {isa} t{workers.Count}");
             Assert.All(c[(m * n)..], v => Assert.Equal(-7f, v));
         }
@@ -53,7 +54,7 @@ public class GemmTests
     {
         var c = new float[6];
         c.AsSpan().Fill(3f);
-        MatMul.Run([], [], c, 2, 0, 3, Workers.Single);
+        MobileNetSharp.Kernels.MatMul.Run([], [], c, 2, 0, 3, Workers.Single);
         Assert.All(c, v => Assert.Equal(0f, v));
     }
 }

@@ -1,3 +1,4 @@
+using MobileNetSharp.Graph;
 using MobileNetSharp.Kernels;
 
 namespace MobileNetSharp.Tests.Kernels;

@@ -115,7 +115,7 @@ public class CostConventionTests
         var b = new GraphBuilder("dense", 1);
         var x = b.Input("x", 1, 8);
         var y = b.Add(new MatMul(), "matmul", x, b.Constant("w", Tensor.Zeros(8, 4)));
-        b.Output(b.Binary(MobileNetSharp.Kernels.BinaryKind.Add, y, b.Constant("bias", Tensor.Zeros(4))));
+        b.Output(b.Binary(MobileNetSharp.Graph.BinaryKind.Add, y, b.Constant("bias", Tensor.Zeros(4))));
         var c = CostModel.Analyze(b.Graph);
         Assert.Equal(8 * 4 + 4, c.Params);
         Assert.Equal(8 * 4, c.Macs);

@@ -51,7 +51,7 @@ public class ImporterTests
         // The bias broadcast on axis 1 is reshaped to [2,1,1] at load time; clip bounds come from attributes.
         Assert.Equal(["BatchNormalization", "Add", "Pad", "Clip", "GlobalAveragePool", "Squeeze", "Softmax"], g.Nodes.Select(n => n.Op.Type));
         Assert.Equal([2, 1, 1], g.Nodes[1].Input(1).Shape);
-        Assert.Contains(g.Nodes, n => n.Op is ActivationOp { Activation: { Kind: MobileNetSharp.Kernels.ActivationKind.Clip, Alpha: 0f, Beta: 6f } });
+        Assert.Contains(g.Nodes, n => n.Op is ActivationOp { Activation: { Kind: MobileNetSharp.Graph.ActivationKind.Clip, Alpha: 0f, Beta: 6f } });
         var x = Tensor.Random(3, [1, 2, 5, 5], -3f, 3f);
         using var session = new InferenceSession(g, new SessionOptions { Threads = 1 });
         var y = session.Run(x)[0].Floats;

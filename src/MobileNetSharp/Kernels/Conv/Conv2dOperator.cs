@@ -1,3 +1,4 @@
+using MobileNetSharp.Graph;
 using MobileNetSharp.Kernels.Conv;
 using MobileNetSharp.Kernels.Depthwise;
 using MobileNetSharp.Kernels.Gemm;

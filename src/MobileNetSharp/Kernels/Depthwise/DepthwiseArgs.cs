@@ -1,3 +1,4 @@
+using MobileNetSharp.Graph;
 namespace MobileNetSharp.Kernels.Depthwise;
 
 /// <summary>One depthwise Run's pointers and sizes, on the caller's stack, shared with workers by pointer.</summary>

@@ -1,3 +1,4 @@
+using MobileNetSharp.Graph;
 namespace MobileNetSharp.Kernels.Depthwise;
 
 /// <summary>

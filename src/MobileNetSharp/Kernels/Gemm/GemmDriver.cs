@@ -1,3 +1,4 @@
+using MobileNetSharp.Graph;
 using System.Runtime.CompilerServices;
 using MobileNetSharp.Kernels.Simd;
 

@@ -1,3 +1,4 @@
+using MobileNetSharp.Graph;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 

@@ -1,3 +1,4 @@
+using MobileNetSharp.Graph;
 using System.Runtime.Intrinsics;
 
 namespace MobileNetSharp.Kernels.Simd;

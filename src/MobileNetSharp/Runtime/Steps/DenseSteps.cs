@@ -1,3 +1,4 @@
+using MobileNetSharp.Graph;
 using MobileNetSharp.Kernels;
 
 namespace MobileNetSharp.Runtime;
@@ -61,7 +62,7 @@ internal sealed class MatMulStep : Step
         var b = ctx.Read(_b);
         var y = ctx.Write(_y);
         for (int i = 0; i < _aBatchOffsets.Length; i++)
-            MatMul.Run(a.Slice(_aBatchOffsets[i], _m * _k), b.Slice(_bBatchOffsets[i], _k * _n),
+            Kernels.MatMul.Run(a.Slice(_aBatchOffsets[i], _m * _k), b.Slice(_bBatchOffsets[i], _k * _n),
                 y.Slice(i * _m * _n, _m * _n), _m, _k, _n, ctx.Workers);
     }
 }
@@ -95,7 +96,7 @@ internal sealed class GemmStep : Step
         if (_op.TransB) { Layout.Transpose(b, _bShape, [1, 0], scratch.Slice(la, b.Length)); b = scratch.Slice(la, b.Length); }
         int m = _yShape[0], n = _yShape[1], k = _op.TransA ? _aShape[0] : _aShape[1];
         var y = ctx.Write(_y);
-        MatMul.Run(a, b, y, m, k, n, ctx.Workers);
+        Kernels.MatMul.Run(a, b, y, m, k, n, ctx.Workers);
         if (_op.Alpha != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(y, _op.Alpha, y);
         if (_c is not null && _op.Beta != 0f)
         {

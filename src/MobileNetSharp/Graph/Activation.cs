@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 
-namespace MobileNetSharp.Kernels;
+namespace MobileNetSharp.Graph;
 
 /// <summary>Point-wise activations the kernels can apply in their epilogue.</summary>
 public enum ActivationKind
