@@ -10,7 +10,7 @@ namespace MobileNetSharp.Onnx.Export;
 /// Builds one GraphProto: unique names for values, constants written once as initializers, node and
 /// attribute construction.
 /// </summary>
-internal sealed class GraphWriter
+internal sealed class GraphWriter : IOnnxWriter
 {
     private readonly HashSet<string> _taken;
     private readonly HashSet<string> _nodeNames = [];
@@ -81,7 +81,28 @@ internal sealed class GraphWriter
         _ => throw new ArgumentException($"Clip on {type} tensors cannot be exported."),
     };
 
-    public void Node(string opType, string name, string[] inputs, string[] outputs, params AttributeProto[] attributes)
+    public void Node(string opType, string name, string[] inputs, string[] outputs, params OnnxAttribute[] attributes) =>
+        Append(opType, name, inputs, outputs, attributes.Select(Convert).ToArray());
+
+    private static AttributeProto Convert(OnnxAttribute a) => a.Value switch
+    {
+        long v => Attr(a.Name, v),
+        int v => Attr(a.Name, (long)v),
+        float v => Attr(a.Name, v),
+        string v => Attr(a.Name, v),
+        long[] v => Attr(a.Name, v),
+        float[] v => Floats(a.Name, v),
+        _ => throw new ArgumentException($"Attribute '{a.Name}' holds a {a.Value.GetType().Name}, which ONNX attributes cannot."),
+    };
+
+    public static AttributeProto Floats(string name, IEnumerable<float> values)
+    {
+        var a = new AttributeProto { Name = name, Type = AttrType.Floats };
+        a.Floats.AddRange(values);
+        return a;
+    }
+
+    private void Append(string opType, string name, string[] inputs, string[] outputs, AttributeProto[] attributes)
     {
         var node = new NodeProto { OpType = opType, Name = FreshNode(name) };
         node.Input.AddRange(inputs);

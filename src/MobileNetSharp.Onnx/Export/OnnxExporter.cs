@@ -33,8 +33,7 @@ public static class OnnxExporter
         int opset = RequiredOpset(graph);
         var writer = new GraphWriter(graph, opset);
         foreach (var v in graph.Inputs) writer.Proto.Input.Add(GraphWriter.Info(v.Name, v.DataType, v.Shape));
-        var nodes = new NodeExporter(writer);
-        foreach (var n in graph.Nodes) nodes.Export(n);
+        foreach (var n in graph.Nodes) n.Op.ExportOnnx(n, writer);
         foreach (var v in graph.Outputs)
         {
             // A constant output still has to be produced by a node under its own name.
@@ -54,8 +53,5 @@ public static class OnnxExporter
         return model;
     }
 
-    private static int RequiredOpset(ModelGraph graph) =>
-        graph.Nodes.Any(n => n.Op is Pool { Kind: PoolKind.Average } p && (p.DilationH != 1 || p.DilationW != 1)
-            || n.Op is PoolNd { Kind: PoolKind.Average } q && q.Dilations.Any(d => d != 1) || n.Op is Pad { Mode: PadMode.Wrap })
-            ? 19 : DefaultOpset;
+    private static int RequiredOpset(ModelGraph graph) => Math.Max(DefaultOpset, graph.Nodes.Select(n => n.Op.OnnxOpset(n)).DefaultIfEmpty(1).Max());
 }

@@ -142,14 +142,14 @@ internal sealed class ImportContext
             outputs[i].DataType = types[Math.Min(i, types.Length - 1)];
         }
 
-        if (inputs.All(i => i is null || i.IsConstant) && ConstantEvaluator.CanEvaluate(op))
+        if (inputs.All(i => i is null || i.IsConstant))
         {
             // Views (Reshape and friends) share their input's data; everything else allocates its outputs.
-            if (!ConstantEvaluator.SharesData(op)) ChargeFolded(shapes.Sum(s => Shape.Size(s)), error);
-            Tensor[] results;
-            try { results = ConstantEvaluator.Evaluate(node); }
+            if (!op.FoldSharesData) ChargeFolded(shapes.Sum(s => Shape.Size(s)), error);
+            Tensor[]? results;
+            try { results = op.Fold(node); }
             catch (ArgumentException e) { throw error(e.Message); }
-            return outputs.Select((o, i) => Value.FromConstant(o.Name, results[i])).ToArray();
+            if (results is not null) return outputs.Select((o, i) => Value.FromConstant(o.Name, results[i])).ToArray();
         }
         if (Graph.Nodes.Count >= _maxNodes)
             throw error($"the model would need more than {_maxNodes} graph nodes (4 per node of the file, plus 10000).");

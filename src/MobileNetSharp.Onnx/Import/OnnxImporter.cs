@@ -18,6 +18,9 @@ public static class OnnxImporter
     /// <summary>The op_types the importer accepts (default domain).</summary>
     public static IReadOnlyCollection<string> SupportedOperators => OpConverters.Supported;
 
+    /// <summary>Loads a model file with default options (what <c>new InferenceSession(path)</c> calls).</summary>
+    public static ModelGraph Load(string path) => Load(path, null);
+
     /// <summary>Loads a model file; external-data tensors are read from its folder (or <see cref="OnnxImportOptions.ExternalDataDirectory"/>).</summary>
     public static ModelGraph Load(string path, OnnxImportOptions? options = null)
     {

@@ -2,7 +2,7 @@ using System.Runtime.CompilerServices;
 
 namespace MobileNetSharp.Graph;
 
-/// <summary>Point-wise activations the kernels can apply in their epilogue.</summary>
+/// <summary>Point-wise activations the kernels can apply in their epilogue (names and parameters as in ONNX).</summary>
 public enum ActivationKind
 {
     None,
@@ -16,6 +16,10 @@ public enum ActivationKind
     Sigmoid,
     /// <summary>x * sigmoid(x), a.k.a. swish.</summary>
     Silu,
+    /// <summary>Hyperbolic tangent.</summary>
+    Tanh,
+    /// <summary>x for x &gt;= 0, Alpha * x below (ONNX LeakyRelu, default alpha 0.01).</summary>
+    LeakyRelu,
 }
 
 /// <summary>An activation with its parameters. A value type so epilogues carry it without allocation.</summary>
@@ -29,6 +33,8 @@ public readonly record struct Activation(ActivationKind Kind, float Alpha = 0f, 
     public static Activation HardSigmoid(float alpha = 0.2f, float beta = 0.5f) => new(ActivationKind.HardSigmoid, alpha, beta);
     public static Activation Sigmoid => new(ActivationKind.Sigmoid);
     public static Activation Silu => new(ActivationKind.Silu);
+    public static Activation Tanh => new(ActivationKind.Tanh);
+    public static Activation LeakyRelu(float alpha = 0.01f) => new(ActivationKind.LeakyRelu, alpha);
 
     public bool IsNone => Kind == ActivationKind.None;
 
@@ -43,6 +49,8 @@ public readonly record struct Activation(ActivationKind Kind, float Alpha = 0f, 
         ActivationKind.HardSigmoid => MathF.Min(MathF.Max(Alpha * x + Beta, 0f), 1f),
         ActivationKind.Sigmoid => 1f / (1f + MathF.Exp(-x)),
         ActivationKind.Silu => x / (1f + MathF.Exp(-x)),
+        ActivationKind.Tanh => MathF.Tanh(x),
+        ActivationKind.LeakyRelu => x >= 0f ? x : Alpha * x,
         _ => throw new InvalidOperationException($"Unknown activation {Kind}."),
     };
 
@@ -50,6 +58,7 @@ public readonly record struct Activation(ActivationKind Kind, float Alpha = 0f, 
     {
         ActivationKind.Clip when Alpha == 0f && Beta == 6f => "Relu6",
         ActivationKind.Clip => $"Clip({Alpha},{Beta})",
+        ActivationKind.LeakyRelu => $"LeakyRelu({Alpha})",
         _ => Kind.ToString(),
     };
 }

@@ -35,35 +35,18 @@ public static class CostModel
         var layers = new List<LayerCost>(graph.Nodes.Count);
         foreach (var n in graph.Nodes)
         {
-            long Param(int i) => n.OptionalInput(i) is { IsConstant: true } v && seen.Add(v) ? v.Length : 0;
-            var y = n.Output.Shape;
-            (long p, long m, LayerKind kind) = n.Op switch
-            {
-                Conv c => (Param(1) + Param(2),
-                    Shape.Size(y) * c.KernelH * c.KernelW * n.Input(0).Shape[1] / c.Groups,
-                    ConvKind(c.Groups, n.Input(0).Shape[1], c.KernelH == 1 && c.KernelW == 1)),
-                ConvNd c => (Param(1) + Param(2),
-                    Shape.Size(y) * c.Kernel.Aggregate(1L, (a, k) => a * k) * n.Input(0).Shape[1] / c.Groups,
-                    ConvKind(c.Groups, n.Input(0).Shape[1], c.Kernel.All(k => k == 1))),
-                BatchNorm => (Param(1) + Param(2), 0L, LayerKind.Other),
-                Gemm g => (Param(1) + Param(2),
-                    Shape.Size(y) * (g.TransA ? n.Input(0).Shape[0] : n.Input(0).Shape[1]),
-                    LayerKind.FullyConnected),
-                MatMul => (Param(0) + Param(1), Shape.Size(y) * MatMulInner(n), LayerKind.FullyConnected),
-                // tf2onnx writes a dense layer as MatMul + Add(constant bias): the bias is a trainable parameter.
-                BinaryOp { Kind: BinaryKind.Add } when n.Inputs.Any(i => i?.Producer?.Op is MatMul) =>
-                    (Param(0) + Param(1), 0L, LayerKind.FullyConnected),
-                _ => (0L, 0L, LayerKind.Other),
-            };
-            layers.Add(new LayerCost(n.Name, n.Op.Describe(), y, p, m, kind));
+            var cost = n.Op.Cost(n);
+            long p = 0;
+            foreach (int i in cost.ParameterInputs)
+                if (n.OptionalInput(i) is { IsConstant: true } v && seen.Add(v)) p += v.Length;
+            layers.Add(new LayerCost(n.Name, n.Op.Describe(), n.Output.Shape, p, cost.Macs, cost.Kind));
         }
         return new GraphCost(layers);
     }
 
-    private static LayerKind ConvKind(int groups, int inChannels, bool unitKernel) =>
+    /// <summary>The family of a convolution: depthwise when every input channel is its own group, pointwise for an ungrouped 1x1.</summary>
+    public static LayerKind ConvKind(int groups, int inChannels, bool unitKernel) =>
         groups > 1 && groups == inChannels ? LayerKind.Depthwise
         : unitKernel && groups == 1 ? LayerKind.Pointwise
         : LayerKind.StandardConv;
-
-    private static long MatMulInner(Node n) => n.Input(0).Shape[^1];
 }

@@ -27,7 +27,15 @@ public sealed class Node
 }
 
 /// <summary>A graph is malformed (cycle, dangling value, impossible shape, ...). The message says where.</summary>
-public class GraphException(string message, Exception? inner = null) : Exception(message, inner);
+public class GraphException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>The node the message is about, when there is one (its context is then already in the message).</summary>
+    public string? NodeName { get; init; }
+
+    /// <summary>An error about <paramref name="node"/>, prefixed once with its name and op type.</summary>
+    public static GraphException At(Node node, string message, Exception? inner = null) =>
+        new($"Node '{node.Name}' ({node.Op.Type}): {message}", inner) { NodeName = node.Name };
+}
 
 /// <summary>
 /// A model file is unreadable: truncated, corrupt, hostile, or using something we do not support.

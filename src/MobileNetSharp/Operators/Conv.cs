@@ -1,4 +1,6 @@
 using MobileNetSharp.Kernels;
+using MobileNetSharp.Runtime;
+using MobileNetSharp.Tensors;
 
 namespace MobileNetSharp.Graph;
 
@@ -8,7 +10,9 @@ public enum AutoPad { NotSet, SameUpper, SameLower, Valid }
 /// <summary>
 /// 2-D convolution (ONNX Conv, NCHW). Inputs: X [N,C,H,W], W [M, C/groups, KH, KW], optional bias B [M],
 /// optional Residual [N,M,OH,OW] added before the fused <see cref="Activation"/> (set by the fusion passes).
-/// Pads are (top, left, bottom, right), ONNX's begin-then-end order.
+/// Pads are (top, left, bottom, right), ONNX's begin-then-end order. Runs channels-last through
+/// <see cref="Conv2dOperator"/> (packed weights, fused epilogue); weights that are graph inputs rather than
+/// constants are packed on every run.
 /// </summary>
 public sealed record Conv(
     int KernelH, int KernelW,
@@ -17,7 +21,7 @@ public sealed record Conv(
     int DilationH = 1, int DilationW = 1,
     int Groups = 1,
     AutoPad AutoPad = AutoPad.NotSet,
-    Activation Activation = default) : Op
+    Activation Activation = default) : Op, IRunnable
 {
     public override string Type => "Conv";
 
@@ -81,5 +85,72 @@ public sealed record Conv(
         if (Groups > 1) s += $" g{Groups}";
         if (!Activation.IsNone) s += $" +{Activation}";
         return s;
+    }
+
+    public override OpCost Cost(Node node)
+    {
+        int inC = node.Input(0).Shape[1];
+        long macs = Tensors.Shape.Size(node.Output.Shape) * KernelH * KernelW * inC / Groups;
+        return new OpCost(macs, CostModel.ConvKind(Groups, inC, KernelH == 1 && KernelW == 1), [1, 2]);
+    }
+
+    public override Op? WithActivation(Activation activation) => Activation.IsNone ? this with { Activation = activation } : null;
+
+    public override void ExportOnnx(Node node, IOnnxWriter w) =>
+        OnnxForms.Conv(w, node, [KernelH, KernelW], [StrideH, StrideW], [PadTop, PadLeft, PadBottom, PadRight],
+            [DilationH, DilationW], Groups, AutoPad, Activation);
+
+    void IRunnable.Lower(Node n, PlanCompiler plan)
+    {
+        var x = n.Input(0);
+        var w = n.Input(1);
+        for (int i = 0; i < 4; i++) PlanCompiler.Require(n, i, DataType.Float32, i switch { 0 => "Conv input", 1 => "Conv weight", 2 => "Conv bias", _ => "Residual" });
+        var g = Geometry(x.Shape, w.Shape[0]);
+        var residual = n.OptionalInput(3) is { } r ? plan.Get(r, MemoryLayout.Nhwc) : null;
+        var input = plan.Get(x, MemoryLayout.Nhwc);
+        var output = plan.Produce(n.Output, MemoryLayout.Nhwc);
+        if (w.IsConstant && n.OptionalInput(2) is null or { IsConstant: true })
+        {
+            var op = plan.Cache.Conv(g, PlanCompiler.ConstantFloats(n, 1, "Conv weight"), PlanCompiler.ConstantFloats(n, 2, "Conv bias"), Activation, plan.Isa);
+            plan.Add(new ConvStep(n.Name, op, g.Batch, input, output, residual, Scratch(n, op.ScratchLength(g.Batch))));
+            return;
+        }
+        // Weights computed at run time (a graph input, or a node's output): pack them on every run.
+        var probe = new Conv2dOperator(g with { Batch = 1 }, new float[g.WeightLength], [], Activation, plan.Isa);
+        var weights = plan.Get(w, MemoryLayout.Plain);
+        var bias = n.OptionalInput(2) is { } b ? plan.Get(b, MemoryLayout.Plain) : null;
+        plan.Add(new RuntimeWeightConvStep(n.Name, g, Activation, plan.Isa, input, weights, bias, output, residual, Scratch(n, probe.ScratchLength(g.Batch))));
+    }
+
+    private static Slot? Scratch(Node n, long length)
+    {
+        if (length > Tensors.Shape.MaxElements)
+            throw new ArgumentException($"needs {length:N0} floats of scratch for im2col, more than a buffer may hold.");
+        return length > 0 ? PlanCompiler.Buffer(n.Name + ".scratch", [(int)length]) : null;
+    }
+}
+
+/// <summary>A convolution (any kind) on NHWC slots, with bias, residual and activation fused.</summary>
+internal sealed class ConvStep(string name, Conv2dOperator op, int batch, Slot input, Slot output, Slot? residual, Slot? scratch)
+    : Step(name, residual is null ? [input] : [input, residual], scratch is null ? [output] : [output, scratch])
+{
+    public override string Kernel => op.KernelName;
+
+    public override void Execute(RunContext ctx) =>
+        op.Run(batch, ctx.Read(input), ctx.Write(output), ctx.ReadOptional(residual),
+            scratch is null ? default : ctx.Write(scratch), ctx.Workers);
+}
+
+/// <summary>A convolution whose weights (and bias) are read from slots and packed on every run.</summary>
+internal sealed class RuntimeWeightConvStep(string name, Conv2dGeometry g, Activation act, IsaLevel? isa,
+    Slot input, Slot weights, Slot? bias, Slot output, Slot? residual, Slot? scratch)
+    : Step(name, new[] { input, weights, bias, residual }.OfType<Slot>().ToArray(), scratch is null ? [output] : [output, scratch])
+{
+    public override string Kernel => "conv(runtime weights)";
+
+    public override void Execute(RunContext ctx)
+    {
+        var op = new Conv2dOperator(g with { Batch = 1 }, ctx.Read(weights), ctx.ReadOptional(bias), act, isa);
+        op.Run(g.Batch, ctx.Read(input), ctx.Write(output), ctx.ReadOptional(residual), scratch is null ? default : ctx.Write(scratch), ctx.Workers);
     }
 }

@@ -1,4 +1,5 @@
 using MobileNetSharp.Kernels;
+using MobileNetSharp.Runtime;
 using MobileNetSharp.Tensors;
 
 namespace MobileNetSharp.Graph;
@@ -13,7 +14,7 @@ public sealed record ConvNd(
     int[] Kernel, int[] Strides, int[] Pads, int[] Dilations,
     int Groups = 1,
     AutoPad AutoPad = AutoPad.NotSet,
-    Activation Activation = default) : Op
+    Activation Activation = default) : Op, IRunnable
 {
     public override string Type => "Conv";
 
@@ -43,13 +44,42 @@ public sealed record ConvNd(
         if (!Activation.IsNone) s += $" +{Activation}";
         return s;
     }
+
+    public override OpCost Cost(Node node)
+    {
+        int inC = node.Input(0).Shape[1];
+        long macs = Shape.Size(node.Output.Shape) * Kernel.Aggregate(1L, (a, k) => a * k) * inC / Groups;
+        return new OpCost(macs, CostModel.ConvKind(Groups, inC, Kernel.All(k => k == 1)), [1, 2]);
+    }
+
+    public override Op? WithActivation(Activation activation) => Activation.IsNone ? this with { Activation = activation } : null;
+
+    public override void ExportOnnx(Node node, IOnnxWriter w) => OnnxForms.Conv(w, node, Kernel, Strides, Pads, Dilations, Groups, AutoPad, Activation);
+
+    // Off the MobileNet path: the plain layout, and ONNX's weight order as it is.
+    void IRunnable.Lower(Node n, PlanCompiler plan) =>
+        plan.Add(new ConvNdStep(n.Name, Geometry(n.Input(0).Shape, n.Input(1).Shape[0]), PlanCompiler.ConstantFloats(n, 1, "Conv weight"),
+            PlanCompiler.ConstantFloats(n, 2, "Conv bias"), Activation, plan.Get(n.Input(0), MemoryLayout.Plain), plan.Produce(n.Output, MemoryLayout.Plain)));
+
+    public bool Equals(ConvNd? other) => other is not null && Kernel.SequenceEqual(other.Kernel) && Strides.SequenceEqual(other.Strides)
+        && Pads.SequenceEqual(other.Pads) && Dilations.SequenceEqual(other.Dilations) && Groups == other.Groups && AutoPad == other.AutoPad && Activation == other.Activation;
+    public override int GetHashCode() => HashCode.Combine(Kernel.Length, Groups, AutoPad, Activation);
+}
+
+/// <summary>A convolution over other than two spatial axes, on plain N, C, spatial... slots, bias and activation fused.</summary>
+internal sealed class ConvNdStep(string name, NdGeometry g, float[] weights, float[] bias, Activation act, Slot x, Slot y)
+    : Step(name, [x], [y])
+{
+    public override string Kernel => act.IsNone ? "ConvNd" : $"ConvNd+{act}";
+
+    public override void Execute(RunContext ctx) => NdConvolution.Run(g, ctx.Read(x), weights, bias, act, ctx.Write(y), ctx.Workers);
 }
 
 /// <summary>Max or average pooling over a number of spatial axes other than two; 2-D is <see cref="Pool"/>. Pads as in <see cref="ConvNd"/>.</summary>
 public sealed record PoolNd(
     PoolKind Kind, int[] Kernel, int[] Strides, int[] Pads, int[] Dilations,
     bool CeilMode = false, bool CountIncludePad = false,
-    AutoPad AutoPad = AutoPad.NotSet) : Op
+    AutoPad AutoPad = AutoPad.NotSet) : Op, IRunnable
 {
     public override string Type => Kind == PoolKind.Max ? "MaxPool" : "AveragePool";
 
@@ -66,6 +96,31 @@ public sealed record PoolNd(
     }
 
     public override string Describe() => $"{Type} {string.Join("x", Kernel)}/s{Strides[0]}";
+
+    public override int OnnxOpset(Node node) => Kind == PoolKind.Average && Dilations.Any(d => d != 1) ? 19 : 1;
+
+    public override void ExportOnnx(Node node, IOnnxWriter w) =>
+        Pool.ExportWindow(w, node, Type, Kind, Kernel, Strides, Pads, Dilations, CeilMode, CountIncludePad, AutoPad);
+
+    void IRunnable.Lower(Node n, PlanCompiler plan) =>
+        plan.Add(new PoolNdStep(n.Name, this, Geometry(n.Input(0).Shape), plan.Get(n.Input(0), MemoryLayout.Plain), plan.Produce(n.Output, MemoryLayout.Plain)));
+
+    public bool Equals(PoolNd? other) => other is not null && Kind == other.Kind && Kernel.SequenceEqual(other.Kernel) && Strides.SequenceEqual(other.Strides)
+        && Pads.SequenceEqual(other.Pads) && Dilations.SequenceEqual(other.Dilations) && CeilMode == other.CeilMode
+        && CountIncludePad == other.CountIncludePad && AutoPad == other.AutoPad;
+    public override int GetHashCode() => HashCode.Combine(Kind, Kernel.Length, CeilMode, AutoPad);
+}
+
+/// <summary>Max or average pooling over other than two spatial axes, on plain slots.</summary>
+internal sealed class PoolNdStep(string name, PoolNd op, NdGeometry g, Slot x, Slot y) : Step(name, [x], [y])
+{
+    public override string Kernel => op.Type + "Nd";
+
+    public override void Execute(RunContext ctx)
+    {
+        if (op.Kind == PoolKind.Max) NdPooling.Max(g, ctx.Read(x), ctx.Write(y), ctx.Workers);
+        else NdPooling.Average(g, op.CountIncludePad, ctx.Read(x), ctx.Write(y), ctx.Workers);
+    }
 }
 
 /// <summary>Window arithmetic shared by the convolution and pooling ops of every spatial rank.</summary>

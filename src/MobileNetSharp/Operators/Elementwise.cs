@@ -1,10 +1,16 @@
 using MobileNetSharp.Kernels;
+using MobileNetSharp.Runtime;
 using MobileNetSharp.Tensors;
 
 namespace MobileNetSharp.Graph;
 
-/// <summary>A point-wise activation (Relu, Clip, HardSwish, HardSigmoid, Sigmoid, SiLU).</summary>
-public sealed record ActivationOp(Activation Activation) : Op
+/// <summary>
+/// A point-wise activation (ONNX Relu, Clip, HardSwish, HardSigmoid, Sigmoid, Tanh, LeakyRelu; Silu is x*Sigmoid(x)).
+/// Input 0 is X. A Clip whose bounds arrive at run time (ONNX Clip-11 min/max inputs that are not constants)
+/// has them as inputs 1 and 2 (scalars; either may be omitted), and <see cref="Activation"/> then holds the
+/// unbounded Clip(-inf, inf).
+/// </summary>
+public sealed record ActivationOp(Activation Activation) : Op, IRunnable
 {
     public override string Type => Activation.Kind switch
     {
@@ -14,44 +20,213 @@ public sealed record ActivationOp(Activation Activation) : Op
         ActivationKind.HardSigmoid => "HardSigmoid",
         ActivationKind.Sigmoid => "Sigmoid",
         ActivationKind.Silu => "Silu",
+        ActivationKind.Tanh => "Tanh",
+        ActivationKind.LeakyRelu => "LeakyRelu",
         _ => "Identity",
     };
 
-    public override int[][] InferShapes(Node node) => [node.Input(0).Shape];
+    /// <summary>True for a Clip whose bounds are inputs rather than constants folded into <see cref="Activation"/>.</summary>
+    public static bool HasRuntimeBounds(Node n) => n.Inputs.Length > 1 && n.Inputs.Skip(1).Any(v => v is not null);
+
+    public override int[][] InferShapes(Node node)
+    {
+        if (HasRuntimeBounds(node))
+        {
+            if (Activation.Kind != ActivationKind.Clip) throw Error(node, "only Clip takes bounds as inputs.");
+            foreach (var b in node.Inputs.Skip(1).OfType<Value>())
+                if (b.Length != 1) throw Error(node, $"Clip bound '{b.Name}' must be a scalar, got {Tensors.Shape.Format(b.Shape)}.");
+        }
+        return [node.Input(0).Shape];
+    }
+
     public override string Describe() => Activation.ToString();
+
+    public override void ExportOnnx(Node n, IOnnxWriter w)
+    {
+        if (!HasRuntimeBounds(n))
+        {
+            OnnxForms.Activation(w, n.Name, Activation, w.Name(n.Input(0)), n.Output.Name, n.Input(0).DataType);
+            return;
+        }
+        w.Node("Clip", n.Name, [w.Name(n.Input(0)), n.OptionalInput(1) is { } lo ? w.Name(lo) : "", n.OptionalInput(2) is { } hi ? w.Name(hi) : ""], [n.Output.Name]);
+    }
+
+    void IRunnable.Lower(Node n, PlanCompiler plan)
+    {
+        PlanCompiler.Require(n, 0, DataType.Float32, $"{Type} input");
+        var layout = plan.NativeLayout(n.Input(0));
+        var x = plan.Get(n.Input(0), layout);
+        var y = plan.Produce(n.Output, layout);
+        if (!HasRuntimeBounds(n))
+        {
+            plan.Add(new ActivationStep(n.Name, Activation, x, y));
+            return;
+        }
+        PlanCompiler.Require(n, 1, DataType.Float32, "Clip min");
+        PlanCompiler.Require(n, 2, DataType.Float32, "Clip max");
+        plan.Add(new RuntimeClipStep(n.Name, x, n.OptionalInput(1) is { } lo ? plan.Get(lo, MemoryLayout.Plain) : null,
+            n.OptionalInput(2) is { } hi ? plan.Get(hi, MemoryLayout.Plain) : null, y));
+    }
 }
 
-/// <summary>Element-wise binary op with NumPy broadcasting, optionally followed by a fused activation.</summary>
-public sealed record BinaryOp(BinaryKind Kind, Activation Activation = default) : Op
+internal sealed class ActivationStep(string name, Activation act, Slot x, Slot y) : Step(name, [x], [y])
+{
+    public override string Kernel => act.ToString();
+    public override void Execute(RunContext ctx) => Elementwise.Apply(act, ctx.Read(x), ctx.Write(y));
+}
+
+/// <summary>Clip with bounds read from scalar slots on every run (absent bounds are unbounded).</summary>
+internal sealed class RuntimeClipStep(string name, Slot x, Slot? min, Slot? max, Slot y)
+    : Step(name, new[] { x, min, max }.OfType<Slot>().ToArray(), [y])
+{
+    public override string Kernel => "Clip(runtime bounds)";
+
+    public override void Execute(RunContext ctx)
+    {
+        float lo = min is null ? float.NegativeInfinity : ctx.Read(min)[0];
+        float hi = max is null ? float.PositiveInfinity : ctx.Read(max)[0];
+        Elementwise.Apply(Activation.Clip(lo, hi), ctx.Read(x), ctx.Write(y));
+    }
+}
+
+/// <summary>Element-wise binary op with NumPy broadcasting (ONNX Add, Sub, Mul, Div, Max, Min, Pow), optionally followed by a fused activation.</summary>
+public sealed record BinaryOp(BinaryKind Kind, Activation Activation = default) : Op, IRunnable
 {
     public override string Type => Kind.ToString();
 
     public override int[][] InferShapes(Node node)
     {
-        try { return [Shape.Broadcast(node.Input(0).Shape, node.Input(1).Shape)]; }
+        if (Kind != BinaryKind.Pow && node.Input(0).DataType != node.Input(1).DataType) // Pow's exponent may have its own type
+            throw Error(node, $"operands are {node.Input(0).DataType} and {node.Input(1).DataType}; {Kind} needs one element type.");
+        try { return [Tensors.Shape.Broadcast(node.Input(0).Shape, node.Input(1).Shape)]; }
         catch (ArgumentException e) { throw Error(node, e.Message); }
     }
 
     public override string Describe() => Activation.IsNone ? Kind.ToString() : $"{Kind} +{Activation}";
+
+    /// <summary>tf2onnx writes a dense layer as MatMul + Add(constant bias): that bias is a trainable parameter.</summary>
+    public override OpCost Cost(Node node) =>
+        Kind == BinaryKind.Add && node.Inputs.Any(i => i?.Producer?.Op is MatMul) ? new(0, LayerKind.FullyConnected, [0, 1]) : OpCost.None;
+
+    public override Op? WithActivation(Activation activation) => Activation.IsNone ? this with { Activation = activation } : null;
+
+    public override Tensor[]? Fold(Node node) =>
+        Activation.IsNone ? [TensorArithmetic.Binary(Kind, node.Input(0).Constant!, node.Input(1).Constant!)] : null;
+
+    public override void ExportOnnx(Node n, IOnnxWriter w)
+    {
+        string raw = OnnxForms.Raw(w, n, !Activation.IsNone, Kind.ToString().ToLowerInvariant());
+        w.Node(Kind.ToString(), n.Name, [w.Name(n.Input(0)), w.Name(n.Input(1))], [raw]);
+        OnnxForms.Activation(w, n.Name, Activation, raw, n.Output.Name);
+    }
+
+    void IRunnable.Lower(Node n, PlanCompiler plan)
+    {
+        PlanCompiler.Require(n, 0, DataType.Float32, $"{Kind} operand");
+        PlanCompiler.Require(n, 1, DataType.Float32, $"{Kind} operand");
+        var x = n.Input(0);
+        var y = n.Input(1);
+        var layout = plan.FollowAny(n.Output, [x, y]);
+        plan.Add(new BinaryStep(n.Name, Kind, Activation, plan.Get(x, layout), PlanCompiler.Physical(x.Shape, layout),
+            plan.Get(y, layout), PlanCompiler.Physical(y.Shape, layout), plan.Produce(n.Output, layout)));
+    }
+}
+
+/// <summary>Broadcasting binary op on physical shapes (both operands already in the output's layout).</summary>
+internal sealed class BinaryStep(string name, BinaryKind kind, Activation act, Slot a, int[] aShape, Slot b, int[] bShape, Slot y)
+    : Step(name, [a, b], [y])
+{
+    public override string Kernel => act.IsNone ? kind.ToString() : $"{kind}+{act}";
+
+    public override void Execute(RunContext ctx)
+    {
+        var output = ctx.Write(y);
+        Elementwise.Binary(kind, ctx.Read(a), aShape, ctx.Read(b), bShape, output, y.Shape);
+        if (!act.IsNone) Elementwise.Apply(act, output, output);
+    }
 }
 
 /// <summary>Softmax (or log-softmax) along an axis. Legacy2D: opset &lt; 13 semantics that flatten at the axis.</summary>
-public sealed record Softmax(int Axis = -1, bool Log = false, bool Legacy2D = false) : Op
+public sealed record Softmax(int Axis = -1, bool Log = false, bool Legacy2D = false) : Op, IRunnable
 {
     public override string Type => Log ? "LogSoftmax" : "Softmax";
 
     public override int[][] InferShapes(Node node)
     {
         var x = node.Input(0).Shape;
-        try { Shape.Axis(Axis, Math.Max(1, x.Length)); }
+        try { Tensors.Shape.Axis(Axis, Math.Max(1, x.Length)); }
         catch (ArgumentException e) { throw Error(node, e.Message); }
         return [x];
     }
+
+    /// <summary>The pre-opset-13 form flattens at the axis; spelled out as Flatten, Softmax over the last axis, Reshape back.</summary>
+    public override void ExportOnnx(Node n, IOnnxWriter w)
+    {
+        string y = n.Output.Name;
+        var x = n.Input(0);
+        if (!Legacy2D)
+        {
+            w.Node(Type, n.Name, [w.Name(x)], [y], OnnxAttribute.Of("axis", (long)Axis));
+            return;
+        }
+        string flat = w.Fresh(y + "/flat"), soft = w.Fresh(y + "/2d");
+        w.Node("Flatten", n.Name + "/flatten", [w.Name(x)], [flat], OnnxAttribute.Of("axis", (long)(Axis < 0 ? Axis + x.Rank : Axis)));
+        w.Node(Type, n.Name, [flat], [soft], OnnxAttribute.Of("axis", 1L));
+        w.Node("Reshape", n.Name + "/reshape", [soft, w.Ints(y + "/shape", x.Shape.Select(d => (long)d))], [y]);
+    }
+
+    void IRunnable.Lower(Node n, PlanCompiler plan)
+    {
+        PlanCompiler.Require(n, 0, DataType.Float32, $"{Type} input");
+        var x = n.Input(0);
+        var shape = x.Shape;
+        int rank = Math.Max(1, shape.Length);
+        int axis = Tensors.Shape.Axis(Axis, rank);
+        if (Legacy2D || axis == rank - 1 || shape.Length == 0)
+        {
+            // Legacy semantics flatten to [prod(before axis), prod(from axis)]; the modern last-axis case is the same view.
+            int cols = shape.Length == 0 ? 1 : (int)Tensors.Shape.Size(shape.AsSpan(axis));
+            int rows = (int)(x.Length / Math.Max(1, cols));
+            plan.Add(new SoftmaxStep(n.Name, Log, rows, cols, plan.Get(x, MemoryLayout.Plain), plan.Produce(n.Output, MemoryLayout.Plain)));
+            return;
+        }
+        if (x.Length == 0)
+        {
+            plan.Add(DataMovement.Copy(n.Name, plan.Get(x, MemoryLayout.Plain), plan.Produce(n.Output, MemoryLayout.Plain))); // nothing to normalize
+            return;
+        }
+        // Move the axis last, normalize rows, move it back.
+        var perm = Enumerable.Range(0, rank).Where(d => d != axis).Append(axis).ToArray();
+        var inverse = new int[rank];
+        for (int i = 0; i < rank; i++) inverse[perm[i]] = i;
+        var moved = perm.Select(d => shape[d]).ToArray();
+        var t1 = PlanCompiler.Buffer(n.Name + ".t", moved);
+        var t2 = PlanCompiler.Buffer(n.Name + ".s", moved);
+        plan.Add(DataMovement.Transpose(t1.Name, shape, perm, plan.Get(x, MemoryLayout.Plain), t1));
+        plan.Add(new SoftmaxStep(n.Name, Log, (int)(x.Length / shape[axis]), shape[axis], t1, t2));
+        plan.Add(DataMovement.Transpose(n.Name + ".back", moved, inverse, t2, plan.Produce(n.Output, MemoryLayout.Plain)));
+    }
 }
 
-/// <summary>Passes its input through (ONNX Identity, Dropout at inference).</summary>
-public sealed record Identity : Op
+/// <summary>Softmax over the last axis of a [rows, cols] view (the compiler transposes other axes last).</summary>
+internal sealed class SoftmaxStep(string name, bool log, int rows, int cols, Slot x, Slot y) : Step(name, [x], [y])
+{
+    public override string Kernel => log ? "LogSoftmax" : "Softmax";
+
+    public override void Execute(RunContext ctx)
+    {
+        if (log) Elementwise.LogSoftmax(ctx.Read(x), ctx.Write(y), rows, cols);
+        else Elementwise.Softmax(ctx.Read(x), ctx.Write(y), rows, cols);
+    }
+}
+
+/// <summary>Passes its input through (ONNX Identity, Dropout at inference). Any element type.</summary>
+public sealed record Identity : Op, IRunnable
 {
     public override string Type => "Identity";
     public override int[][] InferShapes(Node node) => [node.Input(0).Shape];
+    public override Tensor[]? Fold(Node node) => [node.Input(0).Constant!];
+    public override bool FoldSharesData => true;
+    public override void ExportOnnx(Node n, IOnnxWriter w) => w.Node("Identity", n.Name, [w.Name(n.Input(0))], [n.Output.Name]);
+    void IRunnable.Lower(Node n, PlanCompiler plan) => plan.Alias(n.Output, n.Input(0));
 }

@@ -1,4 +1,5 @@
 using MobileNetSharp.Kernels;
+using MobileNetSharp.Runtime;
 using MobileNetSharp.Tensors;
 
 namespace MobileNetSharp.Graph;
@@ -15,7 +16,7 @@ public sealed record Pool(
     int PadTop = 0, int PadLeft = 0, int PadBottom = 0, int PadRight = 0,
     int DilationH = 1, int DilationW = 1,
     bool CeilMode = false, bool CountIncludePad = false,
-    AutoPad AutoPad = AutoPad.NotSet) : Op
+    AutoPad AutoPad = AutoPad.NotSet) : Op, IRunnable
 {
     public override string Type => Kind == PoolKind.Max ? "MaxPool" : "AveragePool";
 
@@ -57,10 +58,39 @@ public sealed record Pool(
     }
 
     public override string Describe() => $"{Type} {KernelH}x{KernelW}/s{StrideH}";
+
+    public override int OnnxOpset(Node node) => Kind == PoolKind.Average && (DilationH != 1 || DilationW != 1) ? 19 : 1;
+
+    public override void ExportOnnx(Node node, IOnnxWriter w) =>
+        ExportWindow(w, node, Type, Kind, [KernelH, KernelW], [StrideH, StrideW], [PadTop, PadLeft, PadBottom, PadRight],
+            [DilationH, DilationW], CeilMode, CountIncludePad, AutoPad);
+
+    /// <summary>MaxPool/AveragePool over any number of spatial axes. Dilations only when used: AveragePool takes them from opset 19 on.</summary>
+    internal static void ExportWindow(IOnnxWriter w, Node n, string type, PoolKind kind, int[] kernel, int[] strides, int[] pads, int[] dilations,
+        bool ceilMode, bool countIncludePad, AutoPad autoPad)
+    {
+        var attrs = new List<OnnxAttribute>
+        {
+            OnnxAttribute.Of("kernel_shape", kernel),
+            OnnxAttribute.Of("strides", strides),
+            OnnxAttribute.Of("ceil_mode", ceilMode ? 1L : 0L),
+            OnnxForms.PadAttribute(n, autoPad, pads, kernel, strides, dilations),
+        };
+        if (dilations.Any(d => d != 1)) attrs.Add(OnnxAttribute.Of("dilations", dilations));
+        if (kind == PoolKind.Average) attrs.Add(OnnxAttribute.Of("count_include_pad", countIncludePad ? 1L : 0L));
+        w.Node(type, n.Name, [w.Name(n.Input(0))], [n.Output.Name], [.. attrs]);
+    }
+
+    void IRunnable.Lower(Node n, PlanCompiler plan)
+    {
+        PlanCompiler.Require(n, 0, DataType.Float32, "Pooling input");
+        var x = n.Input(0).Shape;
+        plan.Add(new PoolStep(n.Name, this, Geometry(x), CeilExtra(x), plan.Get(n.Input(0), MemoryLayout.Nhwc), plan.Produce(n.Output, MemoryLayout.Nhwc)));
+    }
 }
 
 /// <summary>Global max or average pooling over all spatial axes: [N,C,...] -> [N,C,1,...].</summary>
-public sealed record GlobalPool(PoolKind Kind) : Op
+public sealed record GlobalPool(PoolKind Kind) : Op, IRunnable
 {
     public override string Type => Kind == PoolKind.Max ? "GlobalMaxPool" : "GlobalAveragePool";
 
@@ -72,12 +102,17 @@ public sealed record GlobalPool(PoolKind Kind) : Op
         for (int i = 2; i < y.Length; i++) y[i] = 1;
         return [y];
     }
+
+    public override void ExportOnnx(Node node, IOnnxWriter w) => w.Node(Type, node.Name, [w.Name(node.Input(0))], [node.Output.Name]);
+
+    void IRunnable.Lower(Node n, PlanCompiler plan) =>
+        Reduce.LowerReduction(n, plan, Kind == PoolKind.Max ? ReduceKind.Max : ReduceKind.Mean, Enumerable.Range(2, n.Input(0).Rank - 2).ToArray());
 }
 
 public enum ReduceKind { Mean, Sum, Max, Min }
 
 /// <summary>Reduction over axes (null = all axes), keeping reduced axes as 1 when KeepDims.</summary>
-public sealed record Reduce(ReduceKind Kind, int[]? Axes, bool KeepDims = true) : Op
+public sealed record Reduce(ReduceKind Kind, int[]? Axes, bool KeepDims = true) : Op, IRunnable
 {
     public override string Type => "Reduce" + Kind;
 
@@ -101,5 +136,131 @@ public sealed record Reduce(ReduceKind Kind, int[]? Axes, bool KeepDims = true) 
             else if (KeepDims) y.Add(1);
         }
         return [y.ToArray()];
+    }
+
+    /// <summary>Axes are an attribute until opset 18 (ReduceSum: 13), an input after.</summary>
+    public override void ExportOnnx(Node n, IOnnxWriter w)
+    {
+        string y = n.Output.Name;
+        int axesInputSince = Kind == ReduceKind.Sum ? 13 : 18;
+        var inputs = new List<string> { w.Name(n.Input(0)) };
+        var attrs = new List<OnnxAttribute> { OnnxAttribute.Of("keepdims", KeepDims ? 1L : 0L) };
+        if (Axes is { Length: > 0 } axes)
+        {
+            if (w.Opset >= axesInputSince) inputs.Add(w.Ints(y + "/axes", axes.Select(a => (long)a)));
+            else attrs.Add(OnnxAttribute.Of("axes", axes));
+        }
+        w.Node(Type, n.Name, [.. inputs], [y], [.. attrs]);
+    }
+
+    void IRunnable.Lower(Node n, PlanCompiler plan) => LowerReduction(n, plan, Kind, NormalizedAxes(n.Input(0).Rank));
+
+    /// <summary>Global pooling, and reductions over exactly H and W of a rank-4 tensor, run channels-last.</summary>
+    internal static void LowerReduction(Node n, PlanCompiler plan, ReduceKind kind, int[] axes)
+    {
+        PlanCompiler.Require(n, 0, DataType.Float32, "Reduction input");
+        var x = n.Input(0);
+        if (x.Rank == 4 && axes.SequenceEqual([2, 3]) && kind is ReduceKind.Mean or ReduceKind.Max)
+        {
+            // [N, C, 1, 1] (or [N, C]) is the same memory in every layout.
+            var output = plan.Produce(n.Output, MemoryLayout.Plain);
+            plan.Add(new GlobalPoolStep(n.Name, kind == ReduceKind.Max ? PoolKind.Max : PoolKind.Average,
+                x.Shape[0], x.Shape[2] * x.Shape[3], x.Shape[1], plan.Get(x, MemoryLayout.Nhwc), output));
+            return;
+        }
+        plan.Add(new ReduceStep(n.Name, kind, x.Shape, axes, plan.Get(x, MemoryLayout.Plain), plan.Produce(n.Output, MemoryLayout.Plain)));
+    }
+
+    public bool Equals(Reduce? other) => other is not null && Kind == other.Kind && KeepDims == other.KeepDims
+        && (Axes ?? []).SequenceEqual(other.Axes ?? []) && (Axes is null) == (other.Axes is null);
+    public override int GetHashCode() => HashCode.Combine(Kind, KeepDims, Axes?.Length);
+}
+
+/// <summary>Max or average pooling on NHWC; ceil-mode cells past the declared pads never count in an average.</summary>
+internal sealed class PoolStep(string name, Pool op, Conv2dGeometry g, (int Bottom, int Right) ceilExtra, Slot x, Slot y)
+    : Step(name, [x], [y])
+{
+    public override string Kernel => op.Type;
+
+    public override void Execute(RunContext ctx)
+    {
+        if (op.Kind == PoolKind.Max) Pooling.MaxPool2d(g, g.Batch, ctx.Read(x), ctx.Write(y), ctx.Workers);
+        else Pooling.AveragePool2d(g, op.CountIncludePad, g.Batch, ctx.Read(x), ctx.Write(y), ctx.Workers, ceilExtra.Bottom, ceilExtra.Right);
+    }
+}
+
+/// <summary>Global pooling of a channels-last tensor: [N, spatial, C] -> [N, C].</summary>
+internal sealed class GlobalPoolStep(string name, PoolKind kind, int batch, int spatial, int channels, Slot x, Slot y)
+    : Step(name, [x], [y])
+{
+    public override string Kernel => kind == PoolKind.Max ? "GlobalMaxPool" : "GlobalAveragePool";
+
+    public override void Execute(RunContext ctx)
+    {
+        if (kind == PoolKind.Max) Pooling.GlobalMaxPool(batch, spatial, channels, ctx.Read(x), ctx.Write(y));
+        else Pooling.GlobalAveragePool(batch, spatial, channels, ctx.Read(x), ctx.Write(y));
+    }
+}
+
+/// <summary>
+/// Reduction over arbitrary axes of a plain tensor. Off the hot path (global pooling covers MobileNets),
+/// so one generic pass: each input element is folded into the output element its kept indices name.
+/// </summary>
+internal sealed class ReduceStep : Step
+{
+    private readonly ReduceKind _kind;
+    private readonly Slot _x, _y;
+    private readonly int[] _shape;
+    private readonly int[] _outStrides; // per input axis; 0 on reduced axes
+    private readonly int _count;        // elements folded into each output
+
+    public ReduceStep(string name, ReduceKind kind, int[] shape, int[] axes, Slot x, Slot y) : base(name, [x], [y])
+    {
+        (_kind, _shape, _x, _y) = (kind, shape, x, y);
+        _outStrides = new int[shape.Length];
+        int stride = 1;
+        _count = 1;
+        for (int d = shape.Length - 1; d >= 0; d--)
+        {
+            if (axes.Contains(d)) { _count *= shape[d]; continue; }
+            _outStrides[d] = stride;
+            stride *= shape[d];
+        }
+    }
+
+    public override string Kernel => "Reduce" + _kind;
+
+    public override void Execute(RunContext ctx)
+    {
+        var input = ctx.Read(_x);
+        var output = ctx.Write(_y);
+        output.Fill(_kind switch
+        {
+            ReduceKind.Max => float.NegativeInfinity,
+            ReduceKind.Min => float.PositiveInfinity,
+            _ => 0f,
+        });
+        Span<int> index = stackalloc int[_shape.Length];
+        int o = 0;
+        for (int i = 0; i < input.Length; i++)
+        {
+            float v = input[i];
+            output[o] = _kind switch
+            {
+                ReduceKind.Max => MathF.Max(output[o], v),
+                ReduceKind.Min => MathF.Min(output[o], v),
+                _ => output[o] + v,
+            };
+            // Advance the multi-index (row-major) and keep the output offset in step.
+            for (int d = _shape.Length - 1; d >= 0; d--)
+            {
+                o += _outStrides[d];
+                if (++index[d] < _shape[d]) break;
+                o -= _outStrides[d] * _shape[d];
+                index[d] = 0;
+            }
+        }
+        if (_kind == ReduceKind.Mean && _count > 0)
+            System.Numerics.Tensors.TensorPrimitives.Multiply(output, 1f / _count, output);
     }
 }

@@ -1,10 +1,11 @@
 using MobileNetSharp.Kernels;
+using MobileNetSharp.Runtime;
 using MobileNetSharp.Tensors;
 
 namespace MobileNetSharp.Graph;
 
 /// <summary>Flattens to 2-D at Axis: [prod(d[..axis]), prod(d[axis..])].</summary>
-public sealed record Flatten(int Axis = 1) : Op
+public sealed record Flatten(int Axis = 1) : Op, IRunnable
 {
     public override string Type => "Flatten";
 
@@ -18,10 +19,17 @@ public sealed record Flatten(int Axis = 1) : Op
         for (int i = a; i < x.Length; i++) inner *= x[i];
         return [[(int)outer, (int)inner]];
     }
+
+    public override Tensor[]? Fold(Node node) => [new Tensor(node.Input(0).Constant!.DataType, node.Output.Shape, node.Input(0).Constant!.Data)];
+    public override bool FoldSharesData => true;
+    // Same elements in the same (plain) order: the output shares the input's buffer.
+    void IRunnable.Lower(Node n, PlanCompiler plan) => plan.Alias(n.Output, n.Input(0));
+
+    public override void ExportOnnx(Node n, IOnnxWriter w) => w.Node("Flatten", n.Name, [w.Name(n.Input(0))], [n.Output.Name], OnnxAttribute.Of("axis", (long)Axis));
 }
 
 /// <summary>ONNX Reshape with a constant target: 0 copies the input dimension (unless AllowZero), -1 is inferred.</summary>
-public sealed record Reshape(long[] Target, bool AllowZero = false) : Op
+public sealed record Reshape(long[] Target, bool AllowZero = false) : Op, IRunnable
 {
     public override string Type => "Reshape";
 
@@ -60,10 +68,21 @@ public sealed record Reshape(long[] Target, bool AllowZero = false) : Op
     }
 
     public override string Describe() => $"Reshape [{string.Join(",", Target)}]";
+
+    public override Tensor[]? Fold(Node node) => [new Tensor(node.Input(0).Constant!.DataType, node.Output.Shape, node.Input(0).Constant!.Data)];
+    public override bool FoldSharesData => true;
+    // Same elements in the same (plain) order: the output shares the input's buffer.
+    void IRunnable.Lower(Node n, PlanCompiler plan) => plan.Alias(n.Output, n.Input(0));
+
+    public override void ExportOnnx(Node n, IOnnxWriter w) =>
+        w.Node("Reshape", n.Name, [w.Name(n.Input(0)), w.Ints(n.Output.Name + "/shape", Target)], [n.Output.Name], AllowZero ? [OnnxAttribute.Of("allowzero", 1L)] : []);
+
+    public bool Equals(Reshape? other) => other is not null && AllowZero == other.AllowZero && Target.SequenceEqual(other.Target);
+    public override int GetHashCode() => HashCode.Combine(AllowZero, Target.Length);
 }
 
 /// <summary>Removes size-1 axes (all of them when Axes is null).</summary>
-public sealed record Squeeze(int[]? Axes) : Op
+public sealed record Squeeze(int[]? Axes) : Op, IRunnable
 {
     public override string Type => "Squeeze";
 
@@ -82,10 +101,21 @@ public sealed record Squeeze(int[]? Axes) : Op
         }
         return [x.Where((_, i) => !axes.Contains(i)).ToArray()];
     }
+
+    public override Tensor[]? Fold(Node node) => [new Tensor(node.Input(0).Constant!.DataType, node.Output.Shape, node.Input(0).Constant!.Data)];
+    public override bool FoldSharesData => true;
+    // Same elements in the same (plain) order: the output shares the input's buffer.
+    void IRunnable.Lower(Node n, PlanCompiler plan) => plan.Alias(n.Output, n.Input(0));
+
+    public override void ExportOnnx(Node n, IOnnxWriter w) =>
+        w.Node("Squeeze", n.Name, Axes is { Length: > 0 } sq ? [w.Name(n.Input(0)), w.Ints(n.Output.Name + "/axes", sq.Select(v => (long)v))] : [w.Name(n.Input(0))], [n.Output.Name]);
+
+    public bool Equals(Squeeze? other) => other is not null && (Axes ?? []).SequenceEqual(other.Axes ?? []);
+    public override int GetHashCode() => Axes?.Length ?? 0;
 }
 
 /// <summary>Inserts size-1 axes at the given positions of the output.</summary>
-public sealed record Unsqueeze(int[] Axes) : Op
+public sealed record Unsqueeze(int[] Axes) : Op, IRunnable
 {
     public override string Type => "Unsqueeze";
 
@@ -106,10 +136,21 @@ public sealed record Unsqueeze(int[] Axes) : Op
         for (int i = 0, j = 0; i < rank; i++) y[i] = axes.Contains(i) ? 1 : x[j++];
         return [y];
     }
+
+    public override Tensor[]? Fold(Node node) => [new Tensor(node.Input(0).Constant!.DataType, node.Output.Shape, node.Input(0).Constant!.Data)];
+    public override bool FoldSharesData => true;
+    // Same elements in the same (plain) order: the output shares the input's buffer.
+    void IRunnable.Lower(Node n, PlanCompiler plan) => plan.Alias(n.Output, n.Input(0));
+
+    public override void ExportOnnx(Node n, IOnnxWriter w) =>
+        w.Node("Unsqueeze", n.Name, [w.Name(n.Input(0)), w.Ints(n.Output.Name + "/axes", Axes.Select(v => (long)v))], [n.Output.Name]);
+
+    public bool Equals(Unsqueeze? other) => other is not null && Axes.SequenceEqual(other.Axes);
+    public override int GetHashCode() => Axes.Length;
 }
 
 /// <summary>Permutes axes (reverses them when Perm is null).</summary>
-public sealed record Transpose(int[]? Perm) : Op
+public sealed record Transpose(int[]? Perm) : Op, IRunnable
 {
     public override string Type => "Transpose";
 
@@ -123,10 +164,31 @@ public sealed record Transpose(int[]? Perm) : Op
             throw Error(node, $"perm [{string.Join(",", p)}] is not a permutation of rank {x.Length}.");
         return [p.Select(i => x[i]).ToArray()];
     }
+
+    public override Tensor[]? Fold(Node node) => [TensorIndexing.Transpose(node.Input(0).Constant!, Permutation(node.Input(0).Rank))];
+
+    public override void ExportOnnx(Node n, IOnnxWriter w) =>
+        w.Node("Transpose", n.Name, [w.Name(n.Input(0))], [n.Output.Name], Perm is null ? [] : [OnnxAttribute.Of("perm", Perm)]);
+
+    void IRunnable.Lower(Node n, PlanCompiler plan)
+    {
+        var x = n.Input(0);
+        var perm = Permutation(x.Rank);
+        // NCHW -> NHWC of a channels-last value is its buffer as it already is (TensorFlow-born models).
+        if (x.Rank == 4 && !x.IsConstant && plan.NativeLayout(x) == MemoryLayout.Nhwc && perm.SequenceEqual(PlanCompiler.ToNhwc))
+        {
+            plan.Alias(n.Output, plan.NativeSlot(x), MemoryLayout.Plain);
+            return;
+        }
+        plan.Add(DataMovement.Transpose(n.Name, x.Shape, perm, plan.Get(x, MemoryLayout.Plain), plan.Produce(n.Output, MemoryLayout.Plain)));
+    }
+
+    public bool Equals(Transpose? other) => other is not null && (Perm ?? []).SequenceEqual(other.Perm ?? []) && (Perm is null) == (other.Perm is null);
+    public override int GetHashCode() => Perm?.Length ?? -1;
 }
 
 /// <summary>Concatenates inputs along Axis.</summary>
-public sealed record Concat(int Axis) : Op
+public sealed record Concat(int Axis) : Op, IRunnable
 {
     public override string Type => "Concat";
 
@@ -140,6 +202,8 @@ public sealed record Concat(int Axis) : Op
         for (int i = 1; i < node.Inputs.Length; i++)
         {
             var s = node.Input(i).Shape;
+            if (node.Input(i).DataType != node.Input(0).DataType)
+                throw Error(node, $"input #{i} is {node.Input(i).DataType}, input #0 {node.Input(0).DataType}; Concat needs one element type.");
             if (s.Length != first.Length) throw Error(node, $"input #{i} has rank {s.Length}, expected {first.Length}.");
             for (int d = 0; d < s.Length; d++)
             {
@@ -149,10 +213,30 @@ public sealed record Concat(int Axis) : Op
         }
         return [y];
     }
+
+    public override Tensor[]? Fold(Node node)
+    {
+        var parts = node.Inputs.Select(i => i!.Constant!).ToArray();
+        if (parts.Any(p => p.DataType != parts[0].DataType)) throw new ArgumentException("Concat inputs have different element types.");
+        return [TensorIndexing.Concat(parts, Shape.Axis(Axis, parts[0].Rank), node.Output.Shape)];
+    }
+
+    public override void ExportOnnx(Node n, IOnnxWriter w) =>
+        w.Node("Concat", n.Name, n.Inputs.Select(i => w.Name(i!)).ToArray(), [n.Output.Name], OnnxAttribute.Of("axis", (long)Axis));
+
+    /// <summary>Keeps channels-last inputs channels-last, remapping the axis.</summary>
+    void IRunnable.Lower(Node n, PlanCompiler plan)
+    {
+        var inputs = n.Inputs.Select((_, i) => n.Input(i)).ToArray();
+        int axis = Shape.Axis(Axis, n.Output.Rank);
+        var layout = plan.FollowAny(n.Output, inputs);
+        plan.Add(DataMovement.Concat(n.Name, inputs.Select(v => plan.Get(v, layout)).ToArray(),
+            inputs.Select(v => PlanCompiler.Physical(v.Shape, layout)).ToArray(), PlanCompiler.PhysicalAxis(axis, layout), plan.Produce(n.Output, layout)));
+    }
 }
 
 /// <summary>Pads with a constant, reflection, edge or wrap. Pads: all begins, then all ends (ONNX order).</summary>
-public sealed record Pad(PadMode Mode, long[] Pads, float Value = 0f) : Op
+public sealed record Pad(PadMode Mode, long[] Pads, float Value = 0f) : Op, IRunnable
 {
     public override string Type => "Pad";
 
@@ -170,10 +254,35 @@ public sealed record Pad(PadMode Mode, long[] Pads, float Value = 0f) : Op
         }
         return [y];
     }
+
+    public override int OnnxOpset(Node node) => Mode == PadMode.Wrap ? 19 : 1;
+
+    public override void ExportOnnx(Node n, IOnnxWriter w)
+    {
+        string y = n.Output.Name;
+        var inputs = new List<string> { w.Name(n.Input(0)), w.Ints(y + "/pads", Pads) };
+        if (Mode == PadMode.Constant) inputs.Add(w.Scalar(y + "/value", Value));
+        w.Node("Pad", n.Name, [.. inputs], [y], OnnxAttribute.Of("mode", Mode.ToString().ToLowerInvariant()));
+    }
+
+    void IRunnable.Lower(Node n, PlanCompiler plan)
+    {
+        PlanCompiler.Require(n, 0, DataType.Float32, "Pad input");
+        var x = n.Input(0);
+        var layout = plan.FollowInput(x);
+        int rank = x.Rank;
+        var pads = Pads.Select(v => checked((int)v)).ToArray();
+        if (layout == MemoryLayout.Nhwc)
+            pads = PlanCompiler.ToNhwc.Select(d => pads[d]).Concat(PlanCompiler.ToNhwc.Select(d => pads[rank + d])).ToArray();
+        plan.Add(new PadStep(n.Name, PlanCompiler.Physical(x.Shape, layout), pads, Mode, Value, plan.Get(x, layout), plan.Produce(n.Output, layout)));
+    }
+
+    public bool Equals(Pad? other) => other is not null && Mode == other.Mode && Value.Equals(other.Value) && Pads.SequenceEqual(other.Pads);
+    public override int GetHashCode() => HashCode.Combine(Mode, Value, Pads.Length);
 }
 
 /// <summary>Splits along Axis into pieces of the given sizes (one output per size).</summary>
-public sealed record Split(int Axis, int[] Sizes) : Op
+public sealed record Split(int Axis, int[] Sizes) : Op, IRunnable
 {
     public override string Type => "Split";
 
@@ -190,10 +299,50 @@ public sealed record Split(int Axis, int[] Sizes) : Op
     }
 
     public override DataType[] InferTypes(Node node) => Enumerable.Repeat(node.Input(0).DataType, Sizes.Length).ToArray();
+
+    public override Tensor[]? Fold(Node node)
+    {
+        var x = node.Input(0).Constant!;
+        int axis = Shape.Axis(Axis, x.Rank);
+        var parts = new Tensor[Sizes.Length];
+        int start = 0;
+        for (int i = 0; i < Sizes.Length; i++)
+        {
+            var axes = x.Shape.Select(d => (0, 1, d)).ToArray();
+            axes[axis] = (start, 1, Sizes[i]);
+            parts[i] = TensorIndexing.Slice(x, axes);
+            start += Sizes[i];
+        }
+        return parts;
+    }
+
+    public override void ExportOnnx(Node n, IOnnxWriter w) =>
+        w.Node("Split", n.Name, [w.Name(n.Input(0)), w.Ints(n.Output.Name + "/split", Sizes.Select(v => (long)v))], n.Outputs.Select(o => o.Name).ToArray(),
+            OnnxAttribute.Of("axis", (long)Axis));
+
+    void IRunnable.Lower(Node n, PlanCompiler plan)
+    {
+        var x = n.Input(0);
+        var layout = plan.FollowInput(x);
+        int axis = PlanCompiler.PhysicalAxis(Shape.Axis(Axis, x.Rank), layout);
+        var shape = PlanCompiler.Physical(x.Shape, layout);
+        var src = plan.Get(x, layout);
+        int start = 0;
+        for (int i = 0; i < n.Outputs.Length; i++)
+        {
+            var ranges = shape.Select(d => (0, 1, d)).ToArray();
+            ranges[axis] = (start, 1, Sizes[i]);
+            start += Sizes[i];
+            plan.Add(DataMovement.Slice(n.Outputs[i].Name, shape, ranges, src, plan.Produce(n.Outputs[i], layout)));
+        }
+    }
+
+    public bool Equals(Split? other) => other is not null && Axis == other.Axis && Sizes.SequenceEqual(other.Sizes);
+    public override int GetHashCode() => HashCode.Combine(Axis, Sizes.Length);
 }
 
 /// <summary>ONNX Slice with constant starts/ends/axes/steps, clamped the ONNX way.</summary>
-public sealed record Slice(long[] Starts, long[] Ends, int[] Axes, long[] Steps) : Op
+public sealed record Slice(long[] Starts, long[] Ends, int[] Axes, long[] Steps) : Op, IRunnable
 {
     public override string Type => "Slice";
 
@@ -228,4 +377,32 @@ public sealed record Slice(long[] Starts, long[] Ends, int[] Axes, long[] Steps)
         try { return [Resolve(node.Input(0).Shape).Select(t => t.Count).ToArray()]; }
         catch (ArgumentException e) { throw Error(node, e.Message); }
     }
+
+    public override Tensor[]? Fold(Node node) => [TensorIndexing.Slice(node.Input(0).Constant!, Resolve(node.Input(0).Shape))];
+
+    public override void ExportOnnx(Node n, IOnnxWriter w)
+    {
+        string y = n.Output.Name;
+        w.Node("Slice", n.Name, [w.Name(n.Input(0)), w.Ints(y + "/starts", Starts), w.Ints(y + "/ends", Ends),
+            w.Ints(y + "/axes", Axes.Select(v => (long)v)), w.Ints(y + "/steps", Steps)], [y]);
+    }
+
+    void IRunnable.Lower(Node n, PlanCompiler plan)
+    {
+        var x = n.Input(0);
+        var layout = plan.FollowInput(x);
+        var ranges = Resolve(x.Shape);
+        if (layout == MemoryLayout.Nhwc) ranges = PlanCompiler.ToNhwc.Select(d => ranges[d]).ToArray();
+        plan.Add(DataMovement.Slice(n.Name, PlanCompiler.Physical(x.Shape, layout), ranges, plan.Get(x, layout), plan.Produce(n.Output, layout)));
+    }
+
+    public bool Equals(Slice? other) => other is not null && Starts.SequenceEqual(other.Starts) && Ends.SequenceEqual(other.Ends)
+        && Axes.SequenceEqual(other.Axes) && Steps.SequenceEqual(other.Steps);
+    public override int GetHashCode() => Axes.Length;
+}
+
+internal sealed class PadStep(string name, int[] shape, int[] pads, PadMode mode, float value, Slot x, Slot y) : Step(name, [x], [y])
+{
+    public override string Kernel => $"Pad({mode})";
+    public override void Execute(RunContext ctx) => Layout.Pad(ctx.Read(x), shape, pads, mode, value, ctx.Write(y));
 }

@@ -3,7 +3,8 @@ using MobileNetSharp.Graph;
 namespace MobileNetSharp.Passes;
 
 /// <summary>
-/// Moves an activation into the epilogue of the Conv, Gemm or binary op that produces its input, so the
+/// Moves an activation into the epilogue of the op that produces its input (any op whose
+/// <see cref="Op.WithActivation"/> accepts it: Conv, Gemm, binary ops), so the
 /// values are transformed while still in registers instead of in another pass over memory.
 /// </summary>
 public static class FuseActivation
@@ -16,15 +17,8 @@ public static class FuseActivation
         {
             if (act.Op is not ActivationOp a || act.Input(0).Producer is not { } producer) continue;
             if (!GraphRewriter.HasSingleInternalUse(g, consumers, producer.Output) || producer.Outputs.Length != 1) continue;
-            Op? merged = producer.Op switch
-            {
-                Conv c when c.Activation.IsNone => c with { Activation = a.Activation },
-                ConvNd c when c.Activation.IsNone => c with { Activation = a.Activation },
-                Gemm m when m.Activation.IsNone => m with { Activation = a.Activation },
-                BinaryOp b when b.Activation.IsNone => b with { Activation = a.Activation },
-                _ => null,
-            };
-            if (merged is null) continue;
+            if (ActivationOp.HasRuntimeBounds(act)) continue;
+            if (producer.Op.WithActivation(a.Activation) is not { } merged) continue;
             GraphRewriter.Rebuild(g, producer, merged, producer.Inputs, act.Output);
             g.Nodes.Remove(act);
             consumers = g.Consumers();

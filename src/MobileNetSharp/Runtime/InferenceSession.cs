@@ -6,33 +6,48 @@ namespace MobileNetSharp.Runtime;
 
 /// <summary>
 /// Runs a graph: optimizes a copy of it (the caller's graph is never changed), compiles a plan for its
-/// input shapes and executes it on demand. A batch size other than the graph's gets its own plan, built
-/// on first use from the same optimized graph, so the packed weights are shared; the most recently used
-/// <see cref="MaxPlans"/> plans are kept. Not thread-safe: one Run at a time (the plan's arena is reused
-/// by every run); create one session per concurrent caller.
+/// input shapes and executes it on demand.
 /// </summary>
+/// <remarks>
+/// <para><b>Input shapes.</b> Inputs may come at other shapes than the graph declares, as long as each keeps
+/// its rank and element type: another batch size, or another H x W for a fully convolutional model. A plan
+/// for a new set of input shapes is compiled on first use from the same optimized graph, so the packed weights
+/// are shared; the <see cref="MaxPlans"/> most recently used extra plans are kept. A shape the graph cannot
+/// take (a Reshape or Gemm baked for the declared size) is refused with the node that fails. A graph that
+/// merges the batch into another axis (e.g. <c>x.view(1, -1)</c>) refuses other batch sizes rather than mixing images.</para>
+/// <para><b>Threads.</b> <see cref="Run(Tensor[])"/> and its overloads are thread-safe, as in ONNX Runtime: any
+/// number of threads may call them at once on one session, and each call gets exactly the outputs a serial
+/// call would. Each run uses an arena of its own from a small pool (memory grows with the peak number of
+/// concurrent calls, not with the number of calls); the session's worker threads serve one run at a time and
+/// a concurrent run computes on its caller's thread meanwhile. <see cref="Dispose"/> must not race with runs.</para>
+/// </remarks>
 public sealed class InferenceSession : IDisposable
 {
     private readonly ModelGraph _source;
     private readonly SessionOptions _options;
     private readonly Kernels.Workers _workers;
     private readonly OperatorCache _cache = new();
-    private readonly Dictionary<int, ExecutionPlan> _plans = [];
-    private readonly LinkedList<int> _recent = new(); // batch sizes of the extra plans, most recent first
+    private readonly Dictionary<string, ExecutionPlan> _plans = [];
+    private readonly LinkedList<string> _recent = new(); // keys of the extra plans, most recent first
+    private readonly object _compileLock = new();
     private readonly ExecutionPlan _plan;
-    private readonly int _batch;
-    private readonly string? _fixedBatch;
+    private readonly bool _sharedBatch;
 
-    /// <summary>Plans kept for batch sizes other than the graph's own (each holds an arena).</summary>
-    public const int MaxPlans = 4;
+    /// <summary>Plans kept for input shapes other than the graph's own (each holds its arenas).</summary>
+    public const int MaxPlans = 8;
 
     /// <summary>The optimized graph the default plan was compiled from.</summary>
     public ModelGraph OptimizedGraph { get; }
     public OptimizationReport? Optimizations { get; }
+    /// <summary>Names, declared shapes (logical order, NCHW for images) and element types of the inputs.</summary>
     public IReadOnlyList<TensorInfo> Inputs { get; }
+    /// <summary>Names, shapes at the declared input shapes, and element types of the outputs.</summary>
     public IReadOnlyList<TensorInfo> Outputs { get; }
     public SessionOptions Options => _options;
 
+    /// <summary>Compiles <paramref name="graph"/> for its declared input shapes.</summary>
+    /// <exception cref="ArgumentException">Invalid options.</exception>
+    /// <exception cref="GraphException">The graph is malformed or uses an operator the runtime cannot run (named with its node).</exception>
     public InferenceSession(ModelGraph graph, SessionOptions? options = null)
     {
         _options = options ?? new SessionOptions();
@@ -43,34 +58,39 @@ public sealed class InferenceSession : IDisposable
         _source.InferShapes();
         if (_source.Inputs.Count == 0) throw new GraphException($"Graph '{graph.Name}' has no inputs.");
         if (_source.Outputs.Count == 0) throw new GraphException($"Graph '{graph.Name}' has no outputs.");
-        Inputs = _source.Inputs.Select(v => new TensorInfo(v.Name, (int[])v.Shape.Clone())).ToArray();
-        Outputs = _source.Outputs.Select(v => new TensorInfo(v.Name, (int[])v.Shape.Clone())).ToArray();
-        _fixedBatch = FixedBatchReason(_source);
-        _workers = _options.Threads == 1 ? Kernels.Workers.Single : new Kernels.Workers(_options.Threads);
+        Inputs = _source.Inputs.Select(v => new TensorInfo(v.Name, (int[])v.Shape.Clone(), v.DataType)).ToArray();
+        Outputs = _source.Outputs.Select(v => new TensorInfo(v.Name, (int[])v.Shape.Clone(), v.DataType)).ToArray();
+        _sharedBatch = _source.Inputs.All(v => v.Rank > 0) && _source.Inputs.Select(v => v.Shape[0]).Distinct().Count() == 1;
         OptimizedGraph = _source.Clone();
         Optimizations = _options.Optimize ? Optimizer.Run(OptimizedGraph) : null;
         OptimizedGraph.InferShapes();
         _plan = Compile(OptimizedGraph);
-        _batch = _source.Inputs[0].Rank > 0 ? _source.Inputs[0].Shape[0] : 1;
+        _workers = _options.Threads == 1 ? Kernels.Workers.Single : new Kernels.Workers(_options.Threads);
     }
 
-    private ExecutionPlan Compile(ModelGraph g) => new PlanCompiler(g, _options.Isa, _cache, _workers, _options.MaxArenaBytes).Compile();
+    /// <summary>Loads a model file with the loader registered for its format (see <see cref="ModelLoaders"/>), then compiles it.</summary>
+    /// <exception cref="ModelFormatException">The file is unreadable, or no loader knows its format.</exception>
+    public InferenceSession(string modelPath, SessionOptions? options = null) : this(ModelLoaders.Load(modelPath), options) { }
 
-    /// <summary>Packed-weight operators built so far (shared by the plans of every batch size).</summary>
+    private ExecutionPlan Compile(ModelGraph g) => new PlanCompiler(g, _options.Isa, _cache, _options.MaxArenaBytes).Compile();
+
+    /// <summary>Packed-weight operators built so far (shared by the plans of every input shape).</summary>
     internal int CachedOperators => _cache.Count;
 
-    /// <summary>Bytes of the activation arena of the default plan (weights excluded).</summary>
+    /// <summary>Bytes of one activation arena of the default plan (weights excluded).</summary>
     public long ArenaBytes => _plan.ArenaBytes;
 
     /// <summary>The kernels the default plan runs, in order.</summary>
     public IReadOnlyList<(string Name, string Kernel)> Steps => _plan.Steps.Select(s => (s.Name, s.Kernel)).ToArray();
 
     /// <summary>Runs on inputs in graph-input order; returns new output tensors in graph-output order.</summary>
+    /// <exception cref="ArgumentException">Wrong number, type or shape of inputs (the message names the input and what it expects).</exception>
     public Tensor[] Run(params Tensor[] inputs)
     {
         var plan = PlanFor(inputs);
-        var outputs = plan.OutputShapes.Select(s => Tensor.Zeros(s)).ToArray();
-        plan.Run(inputs, outputs);
+        var outputs = new Tensor[plan.Outputs.Length];
+        for (int i = 0; i < outputs.Length; i++) outputs[i] = Tensor.Create(plan.Outputs[i].DataType, plan.OutputShapes[i]);
+        plan.Run(inputs, outputs, _workers);
         return outputs;
     }
 
@@ -85,26 +105,36 @@ public sealed class InferenceSession : IDisposable
         return Outputs.Select((o, i) => (o.Name, outputs[i])).ToDictionary(p => p.Name, p => p.Item2);
     }
 
-    /// <summary>Runs into caller-owned outputs of the right shapes: the allocation-free path for serving loops.</summary>
+    /// <summary>
+    /// Runs into caller-owned outputs of the right shapes and types: the allocation-free path for serving
+    /// loops. The output shapes for given input shapes are those <see cref="OutputShapes"/> returns.
+    /// </summary>
     public void Run(ReadOnlySpan<Tensor> inputs, Span<Tensor> outputs)
     {
         var plan = PlanFor(inputs);
         if (outputs.Length != plan.Outputs.Length) throw new ArgumentException($"Expected {plan.Outputs.Length} output tensors, got {outputs.Length}.");
         for (int i = 0; i < outputs.Length; i++)
             if (outputs[i] is null) throw new ArgumentNullException(nameof(outputs), $"Output tensor #{i} is null.");
-            else if (outputs[i].DataType != DataType.Float32 || !Shape.Equal(outputs[i].Shape, plan.OutputShapes[i]))
-                throw new ArgumentException($"Output #{i} must be float32 {Shape.Format(plan.OutputShapes[i])}, got {outputs[i]}.");
-        plan.Run(inputs, outputs);
+            else if (outputs[i].DataType != plan.Outputs[i].DataType || !Shape.Equal(outputs[i].Shape, plan.OutputShapes[i]))
+                throw new ArgumentException($"Output #{i} must be {plan.Outputs[i].DataType} {Shape.Format(plan.OutputShapes[i])}, got {outputs[i]}.");
+        plan.Run(inputs, outputs, _workers);
+    }
+
+    /// <summary>The output shapes for inputs of the given shapes (compiling that plan if needed).</summary>
+    public int[][] OutputShapes(params int[][] inputShapes)
+    {
+        if (inputShapes.Length != Inputs.Count) throw new ArgumentException($"The model takes {Inputs.Count} input(s), got {inputShapes.Length} shapes.");
+        return PlanFor(inputShapes.Select((s, i) => Tensor.Create(Inputs[i].DataType, s)).ToArray()).OutputShapes;
     }
 
     /// <summary>Times each step over <paramref name="runs"/> runs (after one warm-up) and returns the mean per step.</summary>
     public IReadOnlyList<StepProfile> Profile(Tensor[] inputs, int runs = 10)
     {
         var plan = PlanFor(inputs);
-        var outputs = plan.OutputShapes.Select(s => Tensor.Zeros(s)).ToArray();
-        plan.Run(inputs, outputs);
+        var outputs = plan.Outputs.Select((s, i) => Tensor.Create(s.DataType, plan.OutputShapes[i])).ToArray();
+        plan.Run(inputs, outputs, _workers);
         var ticks = new long[plan.Steps.Length];
-        for (int r = 0; r < runs; r++) plan.Run(inputs, outputs, ticks);
+        for (int r = 0; r < runs; r++) plan.Run(inputs, outputs, _workers, ticks);
         double perTick = 1000.0 / System.Diagnostics.Stopwatch.Frequency / Math.Max(1, runs);
         return plan.Steps.Select((s, i) => new StepProfile(s.Name, s.Kernel, ticks[i] * perTick)).ToArray();
     }
@@ -117,55 +147,68 @@ public sealed class InferenceSession : IDisposable
         for (int i = 0; i < inputs.Length; i++)
         {
             var t = inputs[i] ?? throw new ArgumentNullException(nameof(inputs), $"Input '{Inputs[i].Name}' is null.");
-            if (t.DataType != DataType.Float32) throw new ArgumentException($"Input '{Inputs[i].Name}' must be float32, got {t.DataType}.");
+            if (t.DataType != Inputs[i].DataType) throw new ArgumentException($"Input '{Inputs[i].Name}' must be {Inputs[i].DataType}, got {t.DataType}.");
+            if (t.Rank != Inputs[i].Shape.Length)
+                throw new ArgumentException($"Input '{Inputs[i].Name}' expects rank {Inputs[i].Shape.Length} like {Shape.Format(Inputs[i].Shape)}, got {Shape.Format(t.Shape)}.");
             exact &= Shape.Equal(t.Shape, Inputs[i].Shape);
         }
         if (exact) return _plan;
 
-        // Another batch size: every input may differ from its declared shape in dimension 0 only, all by the same batch.
-        int batch = inputs[0].Rank > 0 ? inputs[0].Shape[0] : -1;
-        for (int i = 0; i < inputs.Length; i++)
+        var shapes = new int[inputs.Length][];
+        for (int i = 0; i < shapes.Length; i++) shapes[i] = inputs[i].Shape;
+        string key = string.Join(";", shapes.Select(s => Shape.Format(s)));
+        lock (_plans)
+            if (_plans.TryGetValue(key, out var found))
+            {
+                _recent.Remove(key);
+                _recent.AddFirst(key);
+                return found;
+            }
+        lock (_compileLock)
         {
-            var (t, want) = (inputs[i], Inputs[i].Shape);
-            if (_fixedBatch is null ? SameButBatch(t, want, batch) : Shape.Equal(t.Shape, want)) continue;
-            string hint = _fixedBatch is null ? " (the batch dimension may differ, the same for all inputs)"
-                : SameButBatch(t, want, t.Rank > 0 ? t.Shape[0] : -1) ? $"; the batch size is fixed: {_fixedBatch}" : "";
-            throw new ArgumentException($"Input '{Inputs[i].Name}' expects shape {Shape.Format(want)}, got {Shape.Format(t.Shape)}{hint}");
-        }
-        if (_plans.TryGetValue(batch, out var plan))
-        {
-            _recent.Remove(batch);
-            _recent.AddFirst(batch);
+            lock (_plans)
+                if (_plans.TryGetValue(key, out var found)) return found; // another caller compiled it meanwhile
+            var plan = Compile(AtShapes(shapes));
+            lock (_plans)
+            {
+                _plans[key] = plan;
+                _recent.AddFirst(key);
+                if (_recent.Count > MaxPlans)
+                {
+                    _plans.Remove(_recent.Last!.Value);
+                    _recent.RemoveLast();
+                }
+            }
             return plan;
         }
-        if (batch < 1) throw new ArgumentException("Batch size must be at least 1.");
-        plan = Compile(AtBatch(batch));
-        _plans[batch] = plan;
-        _recent.AddFirst(batch);
-        if (_recent.Count > MaxPlans)
-        {
-            _plans.Remove(_recent.Last!.Value);
-            _recent.RemoveLast();
-        }
-        return plan;
     }
 
     /// <summary>
-    /// The optimized graph at another batch size, sharing its constants (hence the packed weights). Every
-    /// value must keep its shape except a leading batch dimension; anything else means the graph mixes
-    /// images across the batch (e.g. Reshape to [-1] or Flatten(0)) and is refused rather than run wrong.
+    /// The optimized graph at other input shapes, sharing its constants (hence the packed weights). When the
+    /// batch changes, every value must keep its shape apart from a batch dimension scaled alike (compared with
+    /// the same graph at the declared batch); anything else means the graph mixes images across the batch
+    /// (e.g. Reshape to [-1] or Flatten(0)) and is refused rather than run wrong.
     /// </summary>
-    private ModelGraph AtBatch(int batch)
+    private ModelGraph AtShapes(int[][] shapes)
     {
-        var g = OptimizedGraph.Clone();
-        foreach (var v in g.Inputs) v.Shape[0] = batch;
-        try { g.InferShapes(); }
-        catch (GraphException e) { throw new ArgumentException($"The model cannot run with batch {batch}: {e.Message}", e); }
+        string Described() => string.Join(", ", Inputs.Select((v, i) => $"{v.Name} {Shape.Format(shapes[i])}"));
+        foreach (var s in shapes)
+            if (s.Any(d => d < 1)) throw new ArgumentException($"Input dimensions must be at least 1, got {Described()}.");
+        int declaredBatch = Inputs[0].Shape.Length > 0 ? Inputs[0].Shape[0] : 1;
+        int batch = shapes[0].Length > 0 ? shapes[0][0] : 1;
+        // Only a batch dimension that all inputs share can be checked for mixing; without one, shapes just have to infer.
+        bool batchChanged = _sharedBatch && batch != declaredBatch;
+        if (_sharedBatch && shapes.Any(s => s[0] != batch))
+            throw new ArgumentException($"The inputs {Described()} must share one batch size (dimension 0), as the model declares.");
+
+        var g = Reshaped(shapes, Described);
+        if (!batchChanged) return g;
+        var reference = Reshaped(shapes.Select(s => (int[])[declaredBatch, .. s[1..]]).ToArray(), Described);
         for (int i = 0; i < g.Nodes.Count; i++)
             for (int j = 0; j < g.Nodes[i].Outputs.Length; j++)
             {
-                int[] was = OptimizedGraph.Nodes[i].Outputs[j].Shape, now = g.Nodes[i].Outputs[j].Shape;
-                bool scaled = was.Length == now.Length && was.Length > 0 && was[0] == _batch && now[0] == batch
+                int[] was = reference.Nodes[i].Outputs[j].Shape, now = g.Nodes[i].Outputs[j].Shape;
+                bool scaled = was.Length == now.Length && was.Length > 0 && was[0] == declaredBatch && now[0] == batch
                     && was.AsSpan(1).SequenceEqual(now.AsSpan(1));
                 if (!scaled && !Shape.Equal(was, now))
                     throw new ArgumentException($"The model cannot run with batch {batch}: '{g.Nodes[i].Outputs[j].Name}' would be " +
@@ -175,13 +218,18 @@ public sealed class InferenceSession : IDisposable
         return g;
     }
 
-    private static bool SameButBatch(Tensor t, int[] want, int batch) =>
-        t.Rank == want.Length && t.Rank > 0 && t.Shape[0] == batch && t.Shape.AsSpan(1).SequenceEqual(want.AsSpan(1));
-
-    /// <summary>Why the batch size cannot change at all, or null (then <see cref="AtBatch"/> checks each new size).</summary>
-    private static string? FixedBatchReason(ModelGraph g) =>
-        g.Inputs.Any(v => v.Rank == 0) || g.Inputs.Select(v => v.Shape[0]).Distinct().Count() > 1
-            ? "the inputs do not share a leading batch dimension." : null;
+    private ModelGraph Reshaped(int[][] shapes, Func<string> described)
+    {
+        var g = OptimizedGraph.Clone();
+        for (int i = 0; i < shapes.Length; i++) g.Inputs[i].Shape = (int[])shapes[i].Clone();
+        try { g.InferShapes(); }
+        catch (GraphException e)
+        {
+            throw new ArgumentException($"The model cannot run with inputs {described()}: {e.Message} " +
+                "(a shape baked into the model at import cannot follow; re-import it at this size, e.g. mnet --shape/--dim).", e);
+        }
+        return g;
+    }
 
     public void Dispose()
     {

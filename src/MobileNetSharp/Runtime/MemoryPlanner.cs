@@ -10,7 +10,7 @@ internal static class MemoryPlanner
     /// <summary>Floats per alignment unit: 64 bytes, one cache line and one Vector512.</summary>
     private const int Align = 16;
 
-    /// <summary>Computes lifetimes from the steps, assigns offsets and returns the arena length in floats.</summary>
+    /// <summary>Computes lifetimes from the steps, assigns offsets and returns the arena length in 4-byte units.</summary>
     /// <remarks>Lengths are summed in long: the caller rejects an arena too large to allocate.</remarks>
     /// <param name="inputs">Written before the first step.</param>
     /// <param name="outputs">Read after the last step.</param>
@@ -31,17 +31,17 @@ internal static class MemoryPlanner
 
         var placed = new List<Slot>();
         long arena = 0;
-        foreach (var s in slots.OrderByDescending(s => s.Length).ThenBy(s => s.FirstUse))
+        foreach (var s in slots.OrderByDescending(s => s.ArenaLength).ThenBy(s => s.FirstUse))
         {
             long offset = 0;
             // Walk the live conflicting buffers by offset and take the first gap that fits.
             foreach (var p in placed.Where(p => p.FirstUse <= s.LastUse && s.FirstUse <= p.LastUse).OrderBy(p => p.Offset))
             {
-                if (offset + s.Length <= p.Offset) break;
-                offset = Math.Max(offset, RoundUp(p.Offset + (long)p.Length));
+                if (offset + s.ArenaLength <= p.Offset) break;
+                offset = Math.Max(offset, RoundUp(p.Offset + (long)p.ArenaLength));
             }
             s.Offset = offset <= int.MaxValue ? (int)offset : -1; // -1: the arena will be refused as too large
-            arena = Math.Max(arena, offset + s.Length);
+            arena = Math.Max(arena, offset + s.ArenaLength);
             placed.Add(s);
         }
         return RoundUp(arena);

@@ -21,8 +21,11 @@ public sealed record SessionOptions
     public IsaLevel? Isa { get; init; }
 }
 
-/// <summary>Name and logical (NCHW) shape of a session input or output.</summary>
-public sealed record TensorInfo(string Name, int[] Shape);
+/// <summary>Name, logical shape (NCHW for images, as declared) and element type of a session input or output.</summary>
+public sealed record TensorInfo(string Name, int[] Shape, Tensors.DataType DataType = Tensors.DataType.Float32)
+{
+    public override string ToString() => $"{Name}: {DataType} {Tensors.Shape.Format(Shape)}";
+}
 
 /// <summary>Time spent in one step of a plan, from <see cref="InferenceSession.Profile"/>.</summary>
 public sealed record StepProfile(string Name, string Kernel, double Milliseconds);

@@ -28,6 +28,7 @@ public static unsafe partial class Elementwise
                 case ActivationKind.Relu: TensorPrimitives.Max(x, 0f, y); return;
                 case ActivationKind.Clip: TensorPrimitives.Clamp(x, act.Alpha, act.Beta, y); return;
                 case ActivationKind.Sigmoid: TensorPrimitives.Sigmoid(x, y); return;
+                case ActivationKind.Tanh: TensorPrimitives.Tanh(x, y); return;
             }
         }
         fixed (float* px = x, py = y)

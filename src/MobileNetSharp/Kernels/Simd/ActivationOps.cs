@@ -60,3 +60,22 @@ internal readonly struct SiluOp : IActivationOp
     public static TV Apply<TS, TV>(TV x, TV alpha, TV beta) where TS : unmanaged, ISimd<TV> where TV : unmanaged =>
         TS.Div(x, TS.Add(TS.Splat(1f), TS.Exp(TS.Sub(TS.Zero, x))));
 }
+
+internal readonly struct TanhOp : IActivationOp
+{
+    /// <summary>tanh(x) = 1 - 2 / (exp(2x) + 1): saturates cleanly to +-1 when exp over- or underflows.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Apply<TS, TV>(TV x, TV alpha, TV beta) where TS : unmanaged, ISimd<TV> where TV : unmanaged
+    {
+        TV one = TS.Splat(1f);
+        return TS.Sub(one, TS.Div(TS.Splat(2f), TS.Add(TS.Exp(TS.Add(x, x)), one)));
+    }
+}
+
+internal readonly struct LeakyReluOp : IActivationOp
+{
+    /// <summary>max(x, 0) + alpha * min(x, 0), exact for any alpha.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static TV Apply<TS, TV>(TV x, TV alpha, TV beta) where TS : unmanaged, ISimd<TV> where TV : unmanaged =>
+        TS.Fma(alpha, TS.Min(x, TS.Zero), TS.Max(x, TS.Zero));
+}

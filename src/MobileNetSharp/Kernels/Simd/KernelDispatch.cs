@@ -56,6 +56,8 @@ internal static class KernelDispatch
             case ActivationKind.HardSwish: body.Invoke<TS, TV, HardSwishOp>(); break;
             case ActivationKind.Sigmoid: body.Invoke<TS, TV, SigmoidOp>(); break;
             case ActivationKind.Silu: body.Invoke<TS, TV, SiluOp>(); break;
+            case ActivationKind.Tanh: body.Invoke<TS, TV, TanhOp>(); break;
+            case ActivationKind.LeakyRelu: body.Invoke<TS, TV, LeakyReluOp>(); break;
             default: throw new ArgumentOutOfRangeException(nameof(activation), activation, "Unknown activation.");
         }
     }

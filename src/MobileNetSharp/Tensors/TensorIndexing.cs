@@ -1,6 +1,6 @@
 using MobileNetSharp.Tensors;
 
-namespace MobileNetSharp.Onnx.Import;
+namespace MobileNetSharp.Tensors;
 
 /// <summary>
 /// Data movement on constant tensors for load-time evaluation. Every operation is expressed as an index

@@ -2,7 +2,7 @@ using MobileNetSharp.Graph;
 using MobileNetSharp.Kernels;
 using MobileNetSharp.Tensors;
 
-namespace MobileNetSharp.Onnx.Import;
+namespace MobileNetSharp.Tensors;
 
 /// <summary>Element-wise arithmetic on constant tensors (NumPy broadcasting), for load-time evaluation.</summary>
 internal static class TensorArithmetic
