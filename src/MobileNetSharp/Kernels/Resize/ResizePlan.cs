@@ -105,7 +105,7 @@ public sealed unsafe class ResizePlan
     /// Builds the tables from ONNX Resize inputs. <paramref name="scales"/> are the model's scales (one per axis) or
     /// empty when it gives sizes; <paramref name="outputShape"/> is the output shape either way (from sizes, or
     /// floor(in · scale), see <see cref="ResizeAxis.OutputSize"/>). <paramref name="roi"/> is [starts..., ends...]
-    /// (tf_crop_and_resize only; empty = whole input). Axes whose mapping is the identity are copied.
+    /// (tf_crop_and_resize only; empty = whole input). Axes whose table is the identity are copied.
     /// </summary>
     public static ResizePlan Create(ReadOnlySpan<int> inputShape, ReadOnlySpan<int> outputShape, ReadOnlySpan<double> scales,
         ResizeMode mode, CoordinateTransform transform, NearestRounding rounding = NearestRounding.RoundPreferFloor,
@@ -125,10 +125,10 @@ public sealed unsafe class ResizePlan
         for (int d = 0; d < rank; d++)
         {
             double? scale = scales.IsEmpty ? null : scales[d];
-            axes[d] = inputShape[d] == outputShape[d] && (scale is null || scale == 1) && transform != CoordinateTransform.TfCropAndResize
-                ? ResizeAxis.Identity(inputShape[d])
-                : ResizeAxis.Create(inputShape[d], outputShape[d], scale, mode, transform, rounding, cubicCoeffA, excludeOutside,
-                    roi.IsEmpty ? 0 : roi[d], roi.IsEmpty ? 1 : roi[rank + d]);
+            // No shortcut for unscaled axes: their table is detected as the identity when it is one (every transform but
+            // tf_half_pixel_for_nn with ceil rounding, which the ONNX reference shifts by one).
+            axes[d] = ResizeAxis.Create(inputShape[d], outputShape[d], scale, mode, transform, rounding, cubicCoeffA, excludeOutside,
+                roi.IsEmpty ? 0 : roi[d], roi.IsEmpty ? 1 : roi[rank + d]);
         }
         return new ResizePlan(inputShape, axes, extrapolationValue);
     }
