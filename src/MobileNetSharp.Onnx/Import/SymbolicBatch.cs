@@ -22,8 +22,9 @@ internal static class SymbolicBatch
         var indices = defaulted.Select(d => graph.Inputs.IndexOf(d.Input)).ToArray();
         var copy = graph.Clone();
         foreach (int i in indices) copy.Inputs[i].Shape[0] = probe;
+        // Any failure at the other batch only means the batch stays fixed, as it was before this check.
         try { copy.InferShapes(); }
-        catch (Exception e) when (e is GraphException or ArgumentException or OverflowException) { return; }
+        catch (Exception e) when (e is not OutOfMemoryException) { return; }
 
         bool Scaled(int[] was, int[] now) => was.Length == now.Length && was.Length > 0 && was[0] == batch && now[0] == probe
             && was.AsSpan(1).SequenceEqual(now.AsSpan(1));
