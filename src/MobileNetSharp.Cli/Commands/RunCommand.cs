@@ -7,7 +7,7 @@ using MobileNetSharp.Tensors;
 namespace MobileNetSharp.Cli.Commands;
 
 /// <summary>
-/// `mnet run MODEL.onnx --input NAME=FILE.npy [--input ...] [--output DIR] [--threads T]`: runs an ONNX model
+/// `mnet run MODEL.onnx --input NAME=FILE.npy [--input ...] [--output DIR] [--threads T] [--dim NAME=VALUE] [--shape INPUT=DxD..]`: runs an ONNX model
 /// on tensors from .npy (or ONNX TensorProto .pb) files and writes each output as DIR/&lt;output name&gt;.npy.
 /// </summary>
 public static class RunCommand
@@ -22,13 +22,17 @@ public static class RunCommand
         };
         var outputDir = new Option<string>("--output", "-o") { Description = "Folder for the outputs, one <output name>.npy each", DefaultValueFactory = _ => "." };
         var threads = Cli.Threads();
-        var cmd = new Command("run", "Run an ONNX model on .npy/.pb inputs and save its outputs as .npy") { model, inputs, outputDir, threads };
+        var cmd = new Command("run", "Run an ONNX model on .npy/.pb inputs and save its outputs as .npy. The inputs' shapes fill the "
+            + "model's symbolic dimensions; --dim and --shape, when given, take precedence.") { model, inputs, outputDir, threads };
+        var shapes = new ShapeOptions();
+        shapes.AddTo(cmd);
         cmd.SetAction(r => Cli.Guard(() =>
         {
             string path = r.GetValue(model)!;
             if (!File.Exists(path)) throw new FileNotFoundException($"No such model file: {path}");
+            var (dims, shapeOverrides) = shapes.Parse(r);
             var given = ParseInputs(r.GetValue(inputs) ?? []);
-            var graph = Load(path, given);
+            var graph = Load(path, given, dims, shapeOverrides);
             var feeds = Bind(graph, given);
             string dir = r.GetValue(outputDir)!;
             Directory.CreateDirectory(dir);
@@ -48,16 +52,30 @@ public static class RunCommand
 
     /// <summary>
     /// Imports with the files' shapes, which fill in symbolic dimensions (batch, height, ...) the way any ONNX
-    /// runtime does; shape computations in the model are then folded for exactly those shapes. A bare FILE
-    /// needs the input's name, known only after a first load.
+    /// runtime does; shape computations in the model are then folded for exactly those shapes. --shape replaces
+    /// a file's shape and --dim the sizes of the axes it names, so the model is imported as asked (and a file
+    /// that does not fit is then reported by the session). A bare FILE feeds the one input the model has.
     /// </summary>
-    private static ModelGraph Load(string path, Dictionary<string, Tensor> given)
+    private static ModelGraph Load(string path, Dictionary<string, Tensor> given, Dictionary<string, int> dims, Dictionary<string, int[]> overrides)
     {
-        var shapes = given.Where(kv => kv.Key.Length > 0).ToDictionary(kv => kv.Key, kv => kv.Value.Shape);
-        var graph = OnnxImporter.Load(path, new OnnxImportOptions { InputShapes = shapes });
-        if (given.TryGetValue("", out var unnamed) && graph.Inputs.Count == 1 && !Shape.Equal(graph.Inputs[0].Shape, unnamed.Shape))
-            graph = OnnxImporter.Load(path, new OnnxImportOptions { InputShapes = { [graph.Inputs[0].Name] = unnamed.Shape } });
-        return graph;
+        var declared = OnnxImporter.ReadInputs(path);
+        if (given.Remove("", out var unnamed))
+        {
+            if (declared.Count != 1 || given.Count > 0)
+                throw new ArgumentException($"The model has inputs {string.Join(", ", declared)}; give each as --input NAME=FILE.");
+            given[declared[0].Name] = unnamed;
+        }
+        var inputShapes = new Dictionary<string, int[]>(overrides);
+        foreach (var (name, tensor) in given)
+        {
+            if (inputShapes.ContainsKey(name)) continue;
+            var shape = (int[])tensor.Shape.Clone();
+            if (declared.FirstOrDefault(d => d.Name == name)?.Dims is { } declaredDims && declaredDims.Count == shape.Length)
+                for (int i = 0; i < shape.Length; i++)
+                    if (declaredDims[i].Param is { } p && dims.TryGetValue(p, out int size)) shape[i] = size;
+            inputShapes[name] = shape;
+        }
+        return OnnxImporter.Load(path, new OnnxImportOptions { Dimensions = dims, InputShapes = inputShapes });
     }
 
     /// <summary>NAME=FILE pairs (a bare FILE gets the empty name), each file read as a float32 tensor.</summary>
@@ -87,16 +105,10 @@ public static class RunCommand
         return t.DataType == DataType.Float32 ? t : throw new ArgumentException($"Input file '{file}' holds {t.DataType}; the engine runs float32.");
     }
 
-    /// <summary>The given tensors in graph-input order; a single unnamed file feeds a single-input model.</summary>
+    /// <summary>The given tensors, one for each graph input.</summary>
     private static Dictionary<string, Tensor> Bind(ModelGraph graph, Dictionary<string, Tensor> given)
     {
         string known = string.Join(", ", graph.Inputs.Select(i => $"{i.Name} {Shape.Format(i.Shape)}"));
-        if (given.Remove("", out var unnamed))
-        {
-            if (graph.Inputs.Count != 1 || given.Count > 0)
-                throw new ArgumentException($"The model has inputs {known}; give each as --input NAME=FILE.");
-            given[graph.Inputs[0].Name] = unnamed;
-        }
         foreach (var name in given.Keys)
             if (!graph.Inputs.Any(i => i.Name == name)) throw new ArgumentException($"The model has no input '{name}'. Inputs: {known}.");
         foreach (var i in graph.Inputs)

@@ -131,10 +131,21 @@ internal sealed class GraphWriter : IOnnxWriter
 
     public static AttributeProto Attr(string name, IEnumerable<int> values) => Attr(name, values.Select(v => (long)v));
 
-    public static ValueInfoProto Info(string name, DataType type, int[] shape)
+    public static ValueInfoProto Info(string name, DataType type, int[] shape, string?[]? dimParams = null)
     {
         var tensor = new TypeProto.Types.Tensor { ElemType = (int)type, Shape = new TensorShapeProto() };
-        foreach (var d in shape) tensor.Shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
+        // Names only when they describe this shape; a graph whose rank changed since import writes sizes.
+        if (dimParams?.Length != shape.Length) dimParams = null;
+        for (int i = 0; i < shape.Length; i++)
+            tensor.Shape.Dim.Add(dimParams?[i] switch
+            {
+                null => new TensorShapeProto.Types.Dimension { DimValue = shape[i] },
+                "" => new TensorShapeProto.Types.Dimension(), // symbolic without a name
+                var param => new TensorShapeProto.Types.Dimension { DimParam = param },
+            });
         return new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = tensor } };
     }
+
+    /// <summary>A graph input or output: the dimensions named in <see cref="Value.DimParams"/> stay symbolic (dim_param).</summary>
+    public static ValueInfoProto Info(Value v) => Info(v.Name, v.DataType, v.Shape, v.DimParams);
 }

@@ -32,13 +32,13 @@ public static class OnnxExporter
 
         int opset = RequiredOpset(graph);
         var writer = new GraphWriter(graph, opset);
-        foreach (var v in graph.Inputs) writer.Proto.Input.Add(GraphWriter.Info(v.Name, v.DataType, v.Shape));
+        foreach (var v in graph.Inputs) writer.Proto.Input.Add(GraphWriter.Info(v));
         foreach (var n in graph.Nodes) n.Op.ExportOnnx(n, writer);
         foreach (var v in graph.Outputs)
         {
             // A constant output still has to be produced by a node under its own name.
             if (v.IsConstant) writer.Node("Identity", v.Name + "/output", [writer.Name(v)], [v.Name]);
-            writer.Proto.Output.Add(GraphWriter.Info(v.Name, v.DataType, v.Shape));
+            writer.Proto.Output.Add(GraphWriter.Info(v));
         }
 
         var model = new ModelProto

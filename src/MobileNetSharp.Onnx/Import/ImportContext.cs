@@ -36,6 +36,18 @@ internal sealed class ImportContext
     public OnnxImportOptions Options { get; }
     public int Opset { get; }
 
+    /// <summary>
+    /// Whether a Shape or Size node folded at load time read the leading dimension of a runtime value: the
+    /// batch size is then baked into constants, and the graph works at that batch only.
+    /// </summary>
+    public bool FoldedRuntimeBatch { get; private set; }
+
+    /// <summary>Notes that load-time folding read <paramref name="value"/>'s shape, including its leading dimension or not.</summary>
+    public void NoteShapeRead(Value value, bool leadingAxis)
+    {
+        if (!value.IsConstant && leadingAxis && value.Rank > 0) FoldedRuntimeBatch = true;
+    }
+
     public ImportContext(ModelGraph graph, OnnxImportOptions options, int opset, Dictionary<string, TensorProto> initializers,
         ExternalDataSource? external, HashSet<string> allValueNames, HashSet<string> consumed, int fileNodes)
     {

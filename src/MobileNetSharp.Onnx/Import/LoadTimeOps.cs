@@ -13,7 +13,7 @@ internal static class LoadTimeOps
     {
         ["Constant"] = n => [Constant(n)],
         ["Shape"] = n => [ShapeOf(n)],
-        ["Size"] = n => [new Tensor([n.Input(0).Length], [])],
+        ["Size"] = n => [SizeOf(n)],
         ["Gather"] = n => [Gather(n)],
         ["Cast"] = n => [Cast(n)],
         ["ConstantOfShape"] = n => [ConstantOfShape(n)],
@@ -66,7 +66,14 @@ internal static class LoadTimeOps
         int Clamp(long v) => (int)Math.Clamp(v < 0 ? v + rank : v, 0, rank);
         int start = Clamp(n.Attr.Int("start", 0)), end = Clamp(n.Attr.Int("end", rank));
         var dims = shape[start..Math.Max(start, end)].Select(d => (long)d).ToArray();
+        n.Import.NoteShapeRead(n.Input(0), leadingAxis: start == 0 && end > 0);
         return new Tensor(dims, dims.Length);
+    }
+
+    private static Tensor SizeOf(NodeContext n)
+    {
+        n.Import.NoteShapeRead(n.Input(0), leadingAxis: true);
+        return new Tensor([n.Input(0).Length], []);
     }
 
     private static Tensor Gather(NodeContext n)

@@ -24,10 +24,7 @@ public static class OnnxImporter
     /// <summary>Loads a model file; external-data tensors are read from its folder (or <see cref="OnnxImportOptions.ExternalDataDirectory"/>).</summary>
     public static ModelGraph Load(string path, OnnxImportOptions? options = null)
     {
-        var info = new FileInfo(path);
-        if (info.Exists && info.Length > int.MaxValue)
-            throw new ModelFormatException($"'{path}' is larger than 2 GiB, the protobuf limit; store weights as external data.");
-        var bytes = File.ReadAllBytes(path);
+        var bytes = ReadFile(path);
         string directory = options?.ExternalDataDirectory ?? Path.GetDirectoryName(Path.GetFullPath(path))!;
         return Build(Parse(bytes), options ?? new(), directory, Path.GetFileNameWithoutExtension(path));
     }
@@ -37,6 +34,14 @@ public static class OnnxImporter
     /// <summary>Loads a model from memory; external data needs <see cref="OnnxImportOptions.ExternalDataDirectory"/>.</summary>
     public static ModelGraph Load(ReadOnlySpan<byte> bytes, OnnxImportOptions? options = null) =>
         Build(Parse(bytes), options ?? new(), options?.ExternalDataDirectory, "onnx_model");
+
+    private static byte[] ReadFile(string path)
+    {
+        var info = new FileInfo(path);
+        if (info.Exists && info.Length > int.MaxValue)
+            throw new ModelFormatException($"'{path}' is larger than 2 GiB, the protobuf limit; store weights as external data.");
+        return File.ReadAllBytes(path);
+    }
 
     internal static ModelProto Parse(ReadOnlySpan<byte> bytes)
     {
@@ -61,7 +66,7 @@ public static class OnnxImporter
         var ctx = new ImportContext(graph, options, opset, initializers, external, allNames, consumed, g.Node.Count);
 
         var available = new HashSet<string>(initializers.Keys);
-        DefineInputs(g, ctx, initializers, available);
+        var defaultedBatch = DefineInputs(g, ctx, initializers, available);
         foreach (var (index, node) in GraphOrder.Sort(g, available))
         {
             // Nodes no graph output depends on are checked for support but not converted: computing them
@@ -83,6 +88,7 @@ public static class OnnxImporter
         {
             throw new ModelFormatException($"The imported graph is inconsistent: {e.Message}", e);
         }
+        SymbolicBatch.Mark(graph, defaultedBatch, options.DefaultBatch, ctx.FoldedRuntimeBatch);
         return graph;
     }
 
@@ -100,63 +106,173 @@ public static class OnnxImporter
         return (int)version;
     }
 
-    /// <summary>Graph inputs with static shapes; inputs that have an initializer, or are bound in the options, become constants.</summary>
-    private static void DefineInputs(GraphProto g, ImportContext ctx, Dictionary<string, TensorProto> initializers, HashSet<string> available)
+    /// <summary>
+    /// Graph inputs with static shapes; inputs that have an initializer, or are bound in the options, become
+    /// constants. Returns the inputs whose leading dimension took <see cref="OnnxImportOptions.DefaultBatch"/>,
+    /// with the file's name for it.
+    /// </summary>
+    private static List<(Value Input, string Param)> DefineInputs(GraphProto g, ImportContext ctx, Dictionary<string, TensorProto> initializers, HashSet<string> available)
     {
+        var declared = g.Input.Where(v => !initializers.ContainsKey(v.Name)).ToList();
+        CheckOptions(declared, ctx.Options);
+        var defaulted = new List<(Value, string)>();
         foreach (var vi in g.Input)
         {
             if (initializers.ContainsKey(vi.Name)) continue; // an initializer's default value: a constant
             if (!available.Add(vi.Name)) throw new ModelFormatException($"Graph input '{vi.Name}' is declared twice.");
             if (ctx.Options.Constants.TryGetValue(vi.Name, out var t))
             {
-                var (declared, _) = InputType(vi, new OnnxImportOptions { InputShapes = { [vi.Name] = t.Shape } });
-                if (t.DataType != declared) throw new ArgumentException($"The constant for input '{vi.Name}' is {t.DataType}, but the model declares {declared}.");
+                var (declaredType, _, _) = InputType(vi, new OnnxImportOptions { InputShapes = { [vi.Name] = t.Shape } });
+                if (t.DataType != declaredType) throw new ArgumentException($"The constant for input '{vi.Name}' is {t.DataType}, but the model declares {declaredType}.");
                 ctx.Define(vi.Name, Value.FromConstant(vi.Name, t));
                 continue;
             }
-            var (type, shape) = InputType(vi, ctx.Options);
+            var (type, shape, batchParam) = InputType(vi, ctx.Options);
             var v = new Value(vi.Name, type, shape);
             ctx.Define(vi.Name, v);
             ctx.Graph.Inputs.Add(v);
+            if (batchParam is not null) defaulted.Add((v, batchParam));
         }
-        var names = g.Input.Where(v => !initializers.ContainsKey(v.Name)).Select(v => v.Name).ToList();
-        foreach (var name in ctx.Options.Constants.Keys.Concat(ctx.Options.InputShapes.Keys))
-            if (!names.Contains(name)) throw new ArgumentException($"The model has no input named '{name}'. Inputs: {string.Join(", ", names)}.");
+        return defaulted;
     }
 
-    private static (DataType Type, int[] Shape) InputType(ValueInfoProto vi, OnnxImportOptions options)
+    /// <summary>The inputs a caller feeds (those without an initializer), as the file declares them, before anything is bound.</summary>
+    public static IReadOnlyList<OnnxInputInfo> ReadInputs(string path) => ReadInputs(ReadFile(path));
+
+    /// <inheritdoc cref="ReadInputs(string)"/>
+    public static IReadOnlyList<OnnxInputInfo> ReadInputs(ReadOnlySpan<byte> bytes)
+    {
+        var g = Parse(bytes).Graph ?? throw new ModelFormatException("The file has no graph; it is not an ONNX model.");
+        var initializers = g.Initializer.Select(t => t.Name).ToHashSet();
+        return g.Input.Where(v => !initializers.Contains(v.Name)).Select(Declared).ToList();
+    }
+
+    private static OnnxInputInfo Declared(ValueInfoProto vi) =>
+        new(vi.Name, vi.Type?.TensorType?.Shape?.Dim.Select(d => d.ValueCase switch
+        {
+            TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue => new OnnxDimension(d.DimValue, null),
+            TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam => new OnnxDimension(null, d.DimParam),
+            _ => new OnnxDimension(null, null),
+        }).ToArray());
+
+    /// <summary>The declared inputs for a message: the first few, with their dimensions.</summary>
+    private static string Listing(IReadOnlyList<ValueInfoProto> declared)
+    {
+        const int Shown = 10;
+        var text = string.Join(", ", declared.Take(Shown).Select(v => Declared(v).ToString()));
+        return declared.Count > Shown ? $"{text} and {declared.Count - Shown} more" : declared.Count == 0 ? "none" : text;
+    }
+
+    /// <summary>
+    /// What the caller binds must fit the file: inputs and dimension names that exist, sizes that are not
+    /// negative, shapes of the declared rank that keep the file's fixed sizes and agree with the named sizes.
+    /// Checked before anything is read, so a typo costs nothing and is reported as such.
+    /// </summary>
+    private static void CheckOptions(IReadOnlyList<ValueInfoProto> declared, OnnxImportOptions options)
+    {
+        var byName = new Dictionary<string, ValueInfoProto>();
+        foreach (var vi in declared) byName.TryAdd(vi.Name, vi);
+        foreach (var name in options.Constants.Keys.Concat(options.InputShapes.Keys))
+            if (!byName.ContainsKey(name)) throw new ArgumentException($"The model has no input named '{name}'. Inputs: {Listing(declared)}.");
+        if (options.DefaultBatch < 0) throw new ArgumentException($"DefaultBatch is {options.DefaultBatch}; sizes cannot be negative.");
+        var symbolic = declared.SelectMany(v => v.Type?.TensorType?.Shape?.Dim ?? [])
+            .Where(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam).Select(d => d.DimParam).ToHashSet();
+        foreach (var (name, size) in options.Dimensions)
+        {
+            if (size < 0) throw new ArgumentException($"Dimension '{name}' is given as {size}; sizes cannot be negative.");
+            if (!symbolic.Contains(name))
+                throw new ArgumentException($"The model's inputs have no symbolic dimension '{name}'. Inputs: {Listing(declared)}.");
+        }
+        foreach (var (name, shape) in options.InputShapes)
+        {
+            if (options.Constants.ContainsKey(name)) continue; // the constant's own shape is what counts
+            var dims = byName[name].Type?.TensorType?.Shape?.Dim;
+            if (dims is null || dims.Count > Shape.MaxRank) continue; // reported with the input itself
+            GivenShape(name, dims, shape);
+            for (int i = 0; i < dims.Count; i++)
+                if (dims[i].ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam
+                    && options.Dimensions.TryGetValue(dims[i].DimParam, out int size) && size != shape[i])
+                    throw new ArgumentException($"Input '{name}' is given shape {Shape.Format(shape)}, but its axis {i} is '{dims[i].DimParam}', "
+                        + $"given as {size}.");
+        }
+    }
+
+    /// <summary>
+    /// An input's type and static shape. Symbolic dimensions take the given shape or the named sizes, and an
+    /// unbound leading dimension takes the default batch: then its name ("" when unnamed) is returned too.
+    /// </summary>
+    private static (DataType Type, int[] Shape, string? BatchParam) InputType(ValueInfoProto vi, OnnxImportOptions options)
     {
         string what = $"Graph input '{vi.Name}'";
         if (vi.Type is not { ValueCase: TypeProto.ValueOneofCase.TensorType } tp)
             throw new ModelFormatException($"{what} is a {vi.Type?.ValueCase.ToString() ?? "value without a type"}; only tensors are supported.");
         var type = OnnxDataTypes.ToDataType(tp.TensorType.ElemType, what);
-        var dims = tp.TensorType.Shape?.Dim ?? throw new ModelFormatException($"{what} has no shape; its rank must be known.");
+        options.InputShapes.TryGetValue(vi.Name, out var given);
+        var dims = tp.TensorType.Shape?.Dim;
+        if (dims is null)
+        {
+            if (given is null)
+                throw new ModelFormatException($"{what} has no shape in the file; give it on the command line with --shape {vi.Name}=1x3x224x224 "
+                    + "(for example; in C#, OnnxImportOptions.InputShapes).");
+            if (given.Length > Shape.MaxRank) throw new ArgumentException($"The shape given for input '{vi.Name}' has rank {given.Length}; at most {Shape.MaxRank} is supported.");
+            if (given.Any(d => d < 0)) throw new ArgumentException($"The shape given for input '{vi.Name}', {Shape.Format(given)}, has a negative size.");
+            Shape.Size(given);
+            return (type, (int[])given.Clone(), null);
+        }
         if (dims.Count > Shape.MaxRank) throw new ModelFormatException($"{what} has rank {dims.Count}; at most {Shape.MaxRank} is supported.");
-        if (options.InputShapes.TryGetValue(vi.Name, out var given)) return (type, GivenShape(vi.Name, dims, given));
+        if (given is not null) return (type, GivenShape(vi.Name, dims, given), null);
         var shape = new int[dims.Count];
+        var missing = new List<int>();
+        string? batchParam = null;
         for (int i = 0; i < shape.Length; i++)
         {
             var d = dims[i];
-            long size = d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue
-                : d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam && options.Dimensions.TryGetValue(d.DimParam, out int s) ? s
-                : i == 0 ? options.DefaultBatch
-                : throw new ModelFormatException($"{what} has an unknown dimension{(d.DimParam.Length > 0 ? $" '{d.DimParam}'" : "")} at axis {i}; "
-                    + $"give it with OnnxImportOptions.Dimensions[\"{(d.DimParam.Length > 0 ? d.DimParam : "name")}\"].");
+            long size;
+            if (d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue) size = d.DimValue;
+            else if (d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimParam && options.Dimensions.TryGetValue(d.DimParam, out int s)) size = s;
+            else if (i == 0) (size, batchParam) = (options.DefaultBatch, d.DimParam);
+            else { missing.Add(i); continue; }
             if (size < 0 || size > int.MaxValue) throw new ModelFormatException($"{what} has invalid dimension {size} at axis {i}.");
             shape[i] = (int)size;
         }
+        if (missing.Count > 0) throw new ModelFormatException(MissingDimensions(vi, dims, missing, options));
         try { Shape.Size(shape); }
         catch (ArgumentException e) { throw new ModelFormatException($"{what}: {e.Message}", e); }
-        return (type, shape);
+        return (type, shape, batchParam);
+    }
+
+    /// <summary>
+    /// Says which dimensions of an input have no size and how to give them, on the command line
+    /// (--dim, --shape) and in C#, with an example shape that keeps the sizes already known.
+    /// </summary>
+    private static string MissingDimensions(ValueInfoProto vi, IList<TensorShapeProto.Types.Dimension> dims, List<int> missing, OnnxImportOptions options)
+    {
+        var named = missing.Where(i => dims[i].DimParam.Length > 0).Select(i => dims[i].DimParam).Distinct().ToList();
+        var parts = missing.Select(i => dims[i].DimParam.Length > 0 ? $"'{dims[i].DimParam}' (axis {i})" : $"an unnamed one (axis {i})").ToList();
+        string list = (parts.Count == 1 ? "symbolic dimension " + parts[0] : "symbolic dimensions " + string.Join(", ", parts.Take(parts.Count - 1)) + " and " + parts[^1])
+            + " with no size";
+        string example = string.Join("x", dims.Select((d, i) =>
+            d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue
+            : d.DimParam.Length > 0 && options.Dimensions.TryGetValue(d.DimParam, out int s) ? s
+            : i == 0 ? options.DefaultBatch : 224L));
+        string shapeHint = $"--shape {vi.Name}={example}";
+        string how = named.Count == 0
+            ? $"give the whole shape, e.g. with {shapeHint} on the command line (OnnxImportOptions.InputShapes in C#)."
+            : $"give {(named.Count == 1 && missing.Count == 1 ? "it" : "them")} with {string.Join(" ", named.Select(n => $"--dim {n}=VALUE"))} "
+              + $"or the whole shape, e.g. {shapeHint}, on the command line (OnnxImportOptions.Dimensions or InputShapes in C#).";
+        return $"Graph input '{vi.Name}' {Declared(vi).DimsText} has {list}; {how}";
     }
 
     private static int[] GivenShape(string name, IList<TensorShapeProto.Types.Dimension> dims, int[] given)
     {
         string declared = "[" + string.Join(",", dims.Select(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue ? d.DimValue.ToString()
             : d.DimParam.Length > 0 ? d.DimParam : "?")) + "]";
-        bool fits = given.Length == dims.Count && given.All(d => d >= 0) && dims.Select((d, i) =>
-            d.ValueCase != TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue || d.DimValue == given[i]).All(ok => ok);
-        if (!fits) throw new ArgumentException($"Input '{name}' is declared {declared} and cannot take shape {Shape.Format(given)}.");
+        string? why = given.Length != dims.Count ? $"its rank is {given.Length}, the input's {dims.Count}"
+            : given.Any(d => d < 0) ? "sizes cannot be negative"
+            : Enumerable.Range(0, given.Length).FirstOrDefault(i => dims[i].ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue
+                && dims[i].DimValue != given[i], -1) is int axis and >= 0 ? $"axis {axis} is fixed at {dims[axis].DimValue} in the file"
+            : null;
+        if (why is not null) throw new ArgumentException($"Input '{name}' is declared {declared} and cannot take shape {Shape.Format(given)}: {why}.");
         Shape.Size(given);
         return (int[])given.Clone();
     }

@@ -135,7 +135,7 @@ public sealed class ModelGraph
         Value Map(Value v)
         {
             if (!map.TryGetValue(v, out var c))
-                map[v] = c = new Value(v.Name, v.DataType, (int[])v.Shape.Clone(), v.Constant);
+                map[v] = c = new Value(v.Name, v.DataType, (int[])v.Shape.Clone(), v.Constant) { DimParams = (string?[]?)v.DimParams?.Clone() };
             return c;
         }
         foreach (var i in Inputs) g.Inputs.Add(Map(i));

@@ -15,6 +15,12 @@ public sealed class Value
     public Tensor? Constant { get; set; }
     /// <summary>The node that computes this value; null for inputs and constants.</summary>
     public Node? Producer { get; internal set; }
+    /// <summary>
+    /// For a graph input or output: the name of each dimension that is symbolic in the model it came from
+    /// (ONNX dim_param), null for a fixed one; null when all are fixed. <see cref="Shape"/> still holds the
+    /// size used now; exporters write these names instead of the sizes.
+    /// </summary>
+    public string?[]? DimParams { get; set; }
 
     public Value(string name, DataType type, int[] shape, Tensor? constant = null)
     {

@@ -119,6 +119,9 @@ public class CliTests
     [InlineData("Unknown architecture", "compare", "--arch", "nope")]
     [InlineData("--kernel in 1..31", "layer", "--kernel", "0")]
     [InlineData("No such model file", "summary", "missing.onnx")]
+    [InlineData("--dim and --shape apply to .onnx models", "summary", "mobilenet_v1", "--dim", "H=160")]
+    [InlineData("--dim and --shape apply to .onnx models", "profile", "mobilenet_v1", "--shape", "x=1x3x64x64")]
+    [InlineData("'abc' is not a size", "convert", "mobilenet_v1", "--shape", "x=1x3xabc", "--to", "never.onnx")]
     public void BadArgumentsGiveAClearMessageAndExitCodeOne(string message, params string[] args)
     {
         var (code, _, stderr) = CliRunner.Run(args);

@@ -38,8 +38,10 @@ public class ImporterTests
     {
         var m = new OnnxModelBuilder().Input("x", "n", 3, "height", "width").Node("Relu", ["x"], ["y"]).Output("y");
         var e = Assert.ThrowsAny<ModelFormatException>(() => OnnxImporter.Load(m.ToBytes()));
-        Assert.Contains("'height' at axis 2", e.Message);
-        Assert.Contains("Dimensions[\"height\"]", e.Message);
+        Assert.Contains("'height' (axis 2) and 'width' (axis 3)", e.Message);
+        Assert.Contains("--dim height=VALUE --dim width=VALUE", e.Message); // the command line's options
+        Assert.Contains("--shape x=1x3x224x224", e.Message);
+        Assert.Contains("OnnxImportOptions.Dimensions", e.Message); // and the C# ones
         var g = OnnxImporter.Load(m.ToBytes(), new OnnxImportOptions { Dimensions = { ["height"] = 8, ["width"] = 6 }, DefaultBatch = 2 });
         Assert.Equal([2, 3, 8, 6], g.Inputs[0].Shape);
     }
