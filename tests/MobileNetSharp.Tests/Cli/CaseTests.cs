@@ -94,7 +94,7 @@ public sealed class CaseTests : IDisposable
         AssertMatches(Npy.Read(Path.Combine(c.Dir, "expected_1.npy")), Npy.Read(Path.Combine(_dir, "logits.npy")), "logits");
         // --dim wins over the file: the model is imported for batch 1, and its folded shape chain cannot take batch 2.
         (code, _, stderr) = CliRunner.Run("run", c.Model, "--input", x, "--dim", "N=1", "--output", _dir);
-        AssertOneLineError(code, stderr, "cannot run with batch 2");
+        AssertOneLineError(code, stderr, "cannot run with inputs x [2,3,13,9]");
         (code, _, stderr) = CliRunner.Run("run", c.Model, "--input", x, "--shape", "x=2x3x15x9", "--output", _dir);
         Assert.Equal(1, code);
         Assert.Contains("[2,3,15,9]", stderr);
