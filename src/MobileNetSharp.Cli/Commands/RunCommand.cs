@@ -18,7 +18,6 @@ public static class RunCommand
         var inputs = new Option<string[]>("--input", "-i")
         {
             Description = "NAME=FILE for each model input (.npy, or .pb TensorProto); a single-input model also takes just FILE",
-            Required = true,
         };
         var outputDir = new Option<string>("--output", "-o") { Description = "Folder for the outputs, one <output name>.npy each", DefaultValueFactory = _ => "." };
         var threads = Cli.Threads();
@@ -75,10 +74,31 @@ public static class RunCommand
                     if (declaredDims[i].Param is { } p && dims.TryGetValue(p, out int size)) shape[i] = size;
             inputShapes[name] = shape;
         }
-        return OnnxImporter.Load(path, new OnnxImportOptions { Dimensions = dims, InputShapes = inputShapes });
+        // An input that decides a shape, axes or indices (a Reshape's target fed as an input, say) must be known
+        // at load time; the file gives its value, so it is bound as a constant and the rest stay runtime inputs.
+        var constants = new Dictionary<string, Tensor>();
+        while (true)
+        {
+            try
+            {
+                var graph = OnnxImporter.Load(path, new OnnxImportOptions { Dimensions = dims, InputShapes = inputShapes, Constants = constants });
+                foreach (var name in constants.Keys) given.Remove(name);
+                if (constants.Count > 0)
+                    Console.Error.WriteLine($"mnet: note: input(s) {string.Join(", ", constants.Keys.Select(k => $"'{k}'"))} must be known at load time (they decide shapes, axes or indices, or feed an operator computed only at load time); their files' values are bound.");
+                return graph;
+            }
+            catch (ConstantInputRequiredException e) when (e.RuntimeInputs.Count > 0 && e.RuntimeInputs.All(i => given.ContainsKey(i) && !constants.ContainsKey(i)))
+            {
+                foreach (var name in e.RuntimeInputs)
+                {
+                    constants[name] = given[name];
+                    inputShapes.Remove(name);
+                }
+            }
+        }
     }
 
-    /// <summary>NAME=FILE pairs (a bare FILE gets the empty name), each file read as a float32 tensor.</summary>
+    /// <summary>NAME=FILE pairs (a bare FILE gets the empty name), each file read with its own element type.</summary>
     private static Dictionary<string, Tensor> ParseInputs(string[] specs)
     {
         var result = new Dictionary<string, Tensor>();
@@ -102,7 +122,7 @@ public static class RunCommand
             ".pb" => TensorProtoFile.Read(file),
             _ => throw new ArgumentException($"Input file '{file}' must be .npy or .pb (ONNX TensorProto)."),
         };
-        return t.DataType == DataType.Float32 ? t : throw new ArgumentException($"Input file '{file}' holds {t.DataType}; the engine runs float32.");
+        return t;
     }
 
     /// <summary>The given tensors, one for each graph input.</summary>

@@ -11,21 +11,24 @@ internal static class ElementwiseConverters
     public static void HardSigmoid(NodeContext n) =>
         Activation(n, Graph.Activation.HardSigmoid(n.Attr.Float("alpha", 0.2f), n.Attr.Float("beta", 0.5f)));
 
-    /// <summary>Clip: bounds are attributes before opset 11 and optional constant inputs from then on.</summary>
+    /// <summary>
+    /// Clip: bounds are attributes before opset 11 and optional inputs from then on. Constant bounds fold into
+    /// the activation (and from there into a conv epilogue); bounds computed at run time stay inputs of the node.
+    /// </summary>
     public static void Clip(NodeContext n)
     {
-        float min, max;
         if (n.Opset < 11)
         {
-            min = n.Attr.Float("min", float.MinValue);
-            max = n.Attr.Float("max", float.MaxValue);
+            Activation(n, Graph.Activation.Clip(n.Attr.Float("min", float.MinValue), n.Attr.Float("max", float.MaxValue)));
+            return;
         }
-        else
+        var (lo, hi) = (n.OptionalInput(1), n.OptionalInput(2));
+        if (lo is null or { IsConstant: true } && hi is null or { IsConstant: true })
         {
-            min = n.OptionalScalar(1, "min") ?? float.MinValue;
-            max = n.OptionalScalar(2, "max") ?? float.MaxValue;
+            Activation(n, Graph.Activation.Clip(n.OptionalScalar(1, "min") ?? float.MinValue, n.OptionalScalar(2, "max") ?? float.MaxValue));
+            return;
         }
-        Activation(n, Graph.Activation.Clip(min, max));
+        n.Emit(new ActivationOp(Graph.Activation.Clip(float.NegativeInfinity, float.PositiveInfinity)), n.Input(0), lo, hi);
     }
 
     public static void Binary(NodeContext n, BinaryKind kind)
