@@ -27,6 +27,8 @@ internal sealed class ExecutionPlan
     public int[][] InputShapes { get; }
     public int[][] OutputShapes { get; }
     public long ArenaBytes => (long)_arenaLength * sizeof(float);
+    /// <summary>Arenas waiting for the next run.</summary>
+    public int IdleContexts { get { lock (_idle) return _idle.Count; } }
 
     /// <param name="outputShapes">Logical shapes of the outputs (a slot may hold an output under another physical shape, e.g. before a reshape).</param>
     public ExecutionPlan(Step[] steps, Slot[] inputs, Slot[] outputs, int[][] outputShapes, int arenaLength)

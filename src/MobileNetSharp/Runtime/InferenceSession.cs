@@ -77,6 +77,12 @@ public sealed class InferenceSession : IDisposable
     /// <summary>Packed-weight operators built so far (shared by the plans of every input shape).</summary>
     internal int CachedOperators => _cache.Count;
 
+    /// <summary>Plans compiled for input shapes other than the declared ones and still cached.</summary>
+    internal int CachedPlans { get { lock (_plans) return _plans.Count; } }
+
+    /// <summary>Idle arenas held by all plans (bounded by the pool size per plan, whatever the number of runs).</summary>
+    internal int PooledArenas { get { lock (_plans) return _plan.IdleContexts + _plans.Values.Sum(p => p.IdleContexts); } }
+
     /// <summary>Bytes of one activation arena of the default plan (weights excluded).</summary>
     public long ArenaBytes => _plan.ArenaBytes;
 

@@ -15,8 +15,17 @@ internal sealed class OperatorCache
 
     public int Count => _operators.Count;
 
-    public Conv2dOperator Conv(Conv2dGeometry g, float[] weights, float[] bias, Activation act, IsaLevel? isa) =>
-        GetOrAdd((g with { Batch = 1 }, weights, bias, act, isa), () => new Conv2dOperator(g, weights, bias, act, isa));
+    /// <summary>
+    /// The convolution for one geometry. The weights are packed once per (weights, kernel geometry) and shared
+    /// by the operators of every input size: a plan for another H x W gets a resized view, not a re-pack.
+    /// </summary>
+    public Conv2dOperator Conv(Conv2dGeometry g, float[] weights, float[] bias, Activation act, IsaLevel? isa)
+    {
+        var exact = g with { Batch = 1 };
+        var packed = GetOrAdd((exact with { InH = 0, InW = 0 }, weights, bias, act, isa), () => new Conv2dOperator(g, weights, bias, act, isa));
+        // The view is cheap (a few size-dependent tables) and not cached: the plans that use it own it.
+        return packed.Geometry == exact ? packed : packed.Resized(exact);
+    }
 
     /// <summary>A fully connected operator built from source constants by <paramref name="create"/> on a miss.</summary>
     public FullyConnectedOperator FullyConnected(object key, Func<FullyConnectedOperator> create) => GetOrAdd(key, create);

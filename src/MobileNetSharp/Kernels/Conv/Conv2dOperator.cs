@@ -61,6 +61,28 @@ public sealed unsafe class Conv2dOperator
         }
     }
 
+    /// <summary>The same packed weights at another input size (plans for other H x W share them).</summary>
+    private Conv2dOperator(Conv2dOperator source, Conv2dGeometry geometry)
+    {
+        Geometry = geometry with { Batch = 1 };
+        Geometry.Validate();
+        (_isa, _activation, _groups, KernelName) = (source._isa, source._activation, source._groups, source.KernelName);
+        _depthwise = source._depthwise?.Resized(Geometry);
+        _stem = source._stem?.Resized(Geometry);
+    }
+
+    /// <summary>
+    /// This convolution for another input height and width (everything else equal), sharing the packed weights:
+    /// the packing depends on kernel, channels and groups only, and the kernel path is chosen from those too.
+    /// </summary>
+    /// <exception cref="ArgumentException">The geometry differs in more than the input size, or is invalid.</exception>
+    public Conv2dOperator Resized(Conv2dGeometry geometry)
+    {
+        if ((geometry with { Batch = 1, InH = Geometry.InH, InW = Geometry.InW }) != Geometry)
+            throw new ArgumentException($"Resized may change only the input size: {geometry} vs {Geometry}.");
+        return new Conv2dOperator(this, geometry);
+    }
+
     /// <summary>The geometry this operator was built for, with Batch normalised to 1 (batch is a Run argument).</summary>
     public Conv2dGeometry Geometry { get; }
 

@@ -31,17 +31,34 @@ internal sealed unsafe class StemConvolution
         int taps = 9 * g.InC;
         _packed = new AlignedFloats((taps + 1) * _cPad);
         Span<float> packed = _packed.Span;
-        _offsets = GC.AllocateArray<int>(taps, pinned: true);
+        _offsets = Offsets(g);
         for (int ky = 0; ky < 3; ky++)
             for (int kx = 0; kx < 3; kx++)
                 for (int ic = 0; ic < g.InC; ic++)
                 {
                     int t = (ky * 3 + kx) * g.InC + ic;
-                    _offsets[t] = (ky * g.InW + kx) * g.InC + ic;
                     for (int oc = 0; oc < g.OutC; oc++)
                         packed[t * _cPad + oc] = weightsOihw[((oc * g.InC + ic) * 3 + ky) * 3 + kx];
                 }
         for (int oc = 0; oc < bias.Length; oc++) packed[taps * _cPad + oc] = bias[oc];
+    }
+
+    /// <summary>The same packed weights for another input size (plans for other H x W share them).</summary>
+    private StemConvolution(StemConvolution source, in Conv2dGeometry g) =>
+        (_g, _isa, _cPad, _packed, _offsets) = (g, source._isa, source._cPad, source._packed, Offsets(g));
+
+    /// <summary>This convolution at another input size (same kernel, strides, pads and channels), sharing the packed weights.</summary>
+    public StemConvolution Resized(in Conv2dGeometry g) => new(this, g);
+
+    /// <summary>Input offset of each (tap, ic) relative to the window origin: depends on the input width.</summary>
+    private static int[] Offsets(in Conv2dGeometry g)
+    {
+        var offsets = GC.AllocateArray<int>(9 * g.InC, pinned: true);
+        for (int ky = 0; ky < 3; ky++)
+            for (int kx = 0; kx < 3; kx++)
+                for (int ic = 0; ic < g.InC; ic++)
+                    offsets[(ky * 3 + kx) * g.InC + ic] = (ky * g.InW + kx) * g.InC + ic;
+        return offsets;
     }
 
     private struct Args

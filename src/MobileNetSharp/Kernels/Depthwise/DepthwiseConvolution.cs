@@ -36,6 +36,18 @@ internal sealed unsafe class DepthwiseConvolution
         _padded = _shape != DepthwiseShape.Multiplier && PaddingPays(g);
     }
 
+    /// <summary>The same packed weights for another input size (plans for other H x W share them).</summary>
+    private DepthwiseConvolution(DepthwiseConvolution source, in Conv2dGeometry g)
+    {
+        (_g, _isa, _cPad, _packed, _shape) = (g, source._isa, source._cPad, source._packed, source._shape);
+        _padH = (g.OutH - 1) * g.StrideH + (g.KernelH - 1) * g.DilationH + 1;
+        _padW = (g.OutW - 1) * g.StrideW + (g.KernelW - 1) * g.DilationW + 1;
+        _padded = _shape != DepthwiseShape.Multiplier && PaddingPays(g);
+    }
+
+    /// <summary>This convolution at another input size (same kernel, strides, pads and channels), sharing the packed weights.</summary>
+    public DepthwiseConvolution Resized(in Conv2dGeometry g) => new(this, g);
+
     /// <summary>
     /// Whether the zero-padded copy pays: when half or more of the output columns would otherwise take the
     /// per-pixel border path (7x7 with a 5x5 kernel: all of them). Measured: at a quarter (14x14, 5x5: 4 of 14)
