@@ -231,7 +231,7 @@ public sealed class InferenceSession : IDisposable
         try { g.InferShapes(); }
         catch (GraphException e)
         {
-            throw new ArgumentException($"The model cannot run with inputs {described()}: {e.Message} " +
+            throw new ArgumentException($"The model, declared for {string.Join(", ", Inputs.Select(v => $"{v.Name} {Shape.Format(v.Shape)}"))}, cannot run with inputs {described()}: {e.Message} " +
                 "(a shape baked into the model at import cannot follow; re-import it at this size, e.g. mnet --shape/--dim).", e);
         }
         return g;
