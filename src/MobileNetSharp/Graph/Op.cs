@@ -21,6 +21,5 @@ public abstract record Op
     /// <summary>A short human description, e.g. "Conv 3x3/s2 g32 +Relu6".</summary>
     public virtual string Describe() => Type;
 
-    protected static GraphException Error(Node node, string message) =>
-        new($"Node '{node.Name}' ({node.Op.Type}): {message}");
+    protected static GraphException Error(Node node, string message) => new(node, message);
 }

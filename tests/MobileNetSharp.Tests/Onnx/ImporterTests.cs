@@ -158,6 +158,21 @@ public class ImporterTests
         Assert.True(g.Outputs[1].Constant!.Data is bool[] mask && mask.All(b => b));
     }
 
+    /// <summary>The op's own shape error names the node; the importer adds the ONNX context (opset) instead of repeating it.</summary>
+    [Fact]
+    public void AShapeErrorNamesItsNodeOnce()
+    {
+        var m = new OnnxModelBuilder(11).Input("x", 2, 5)
+            .Initializer("w", Tensor.Random(1, [4, 3]))
+            .Node("Gemm", ["x", "w"], ["y"], "fc")
+            .Output("y");
+        var e = Assert.ThrowsAny<ModelFormatException>(() => OnnxImporter.Load(m.ToBytes()));
+        Assert.StartsWith("Node 'fc' (Gemm, opset 11): ", e.Message);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(e.Message, "'fc'"));
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(e.Message, "Gemm"));
+        Assert.Contains("inner dimensions differ", e.Message);
+    }
+
     [Fact]
     public void MetadataAndNamesSurvive()
     {
