@@ -171,12 +171,19 @@ internal static class LoadTimeOps
     private static Tensor Expand(NodeContext n)
     {
         var x = n.Input(0).Constant!;
+        var shape = ExpandedShape(n, x.Shape);
+        CheckSize(n, Shape.Size(shape));
+        return TensorIndexing.Broadcast(x, shape);
+    }
+
+    /// <summary>Expand's output shape: its input broadcast with the shape input, which must be known at load time.</summary>
+    internal static int[] ExpandedShape(NodeContext n, int[] input)
+    {
         var dims = n.OptionalInts(1, "shape") ?? throw n.Error("requires a shape input.");
         ImportContext.CheckRank(dims.Length, "the expanded tensor", n.Error);
         if (dims.Any(d => d < 0 || d > int.MaxValue)) throw n.Error($"shape [{string.Join(",", dims)}] has an invalid dimension.");
-        var shape = Shape.Broadcast(x.Shape, dims.Select(d => (int)d).ToArray());
-        CheckSize(n, Shape.Size(shape));
-        return TensorIndexing.Broadcast(x, shape);
+        try { return Shape.Broadcast(input, dims.Select(d => (int)d).ToArray()); }
+        catch (ArgumentException e) { throw n.Error(e.Message); }
     }
 
     private static Tensor Sized(NodeContext n, Func<Tensor, Tensor, Tensor> f, Tensor a, Tensor b)
