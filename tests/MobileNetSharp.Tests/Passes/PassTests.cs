@@ -67,6 +67,33 @@ public class PassTests
     }
 
     [Fact]
+    public void AnActivationAfterAMatMulByConstantWeightsMakesItAGemm()
+    {
+        // A bias-free nn.Linear exports as MatMul: as a Gemm its activation runs in the FC epilogue.
+        var b = new GraphBuilder("linear", 1);
+        var x = b.Input("x", 3, 8);
+        var y = b.Add(new MobileNetSharp.Graph.MatMul(), "matmul", x, b.Constant("w", Tensor.Random(2, [8, 5])));
+        b.Output(b.Activate(y, Activation.HardSigmoid(1f / 6f, 0.5f)));
+        var g = b.Graph;
+        var input = Tensor.Random(1, [3, 8], -4f, 4f);
+        var expected = ReferenceInterpreter.Run(g, input)[0];
+        Assert.Equal(1, Optimizer.Run(g).ActivationsFused);
+        var node = Assert.Single(g.Nodes);
+        Assert.Equal(new Gemm(Activation: Activation.HardSigmoid(1f / 6f, 0.5f)), node.Op);
+        Compare.Close(expected, ReferenceInterpreter.Run(g, input)[0], 1e-6);
+        using var session = new MobileNetSharp.Runtime.InferenceSession(g, new() { Threads = 1 });
+        Compare.Close(expected, session.Run(input)[0], 1e-5);
+
+        // Batched (3-D) or by a computed matrix, it stays a MatMul.
+        var b2 = new GraphBuilder("batched", 1);
+        var x2 = b2.Input("x", 2, 3, 8);
+        b2.Output(b2.Activate(b2.Add(new MobileNetSharp.Graph.MatMul(), "matmul", x2, b2.Constant("w", Tensor.Random(2, [8, 5]))), Activation.Relu));
+        var x3 = b2.Input("y", 3, 8);
+        b2.Output(b2.Activate(b2.Add(new MobileNetSharp.Graph.MatMul(), "matmul", x3, b2.Activate(b2.Input("w2", 8, 5), Activation.Sigmoid)), Activation.Relu));
+        Assert.Equal(0, Optimizer.Run(b2.Graph).ActivationsFused);
+    }
+
+    [Fact]
     public void ValuesWithSeveralReadersOrGraphOutputsAreNotFused()
     {
         var b = new GraphBuilder("fanout", 1);
