@@ -92,5 +92,11 @@ public class CaseTests
         Assert.Equal(reference.Steps, session.Steps);
         Assert.DoesNotContain(session.Steps, s => s.Kernel is "Copy" or "Transpose" or "ToNchw");
         foreach (var mul in seMuls) Assert.Contains(session.Steps, s => s.Name == mul.Name);
+
+        // The hard-swishes and hard-sigmoids, written out as Add/Relu/Clip/Mul/Div, fold into the convs and FC layers:
+        // the only element-wise steps left are the three SE Muls (one carrying the hard-swish that follows it).
+        string[] elementwise = ["Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Silu"];
+        var left = session.Steps.Where(s => elementwise.Any(k => s.Kernel.StartsWith(k, StringComparison.Ordinal))).Select(s => s.Name);
+        Assert.Equal(seMuls.Select(m => m.Name).Order(), left.Order());
     }
 }
