@@ -6,7 +6,8 @@ namespace MobileNetSharp.Onnx.Import;
 /// <summary>
 /// Expand of a tensor computed at run time, as PyTorch exports <c>x * s.expand_as(x)</c>: Expand(s, Shape(x))
 /// feeding a Mul with x. The Mul broadcasts s by itself, so the Expand is redundant there and is dropped:
-/// the Mul reads s directly, and nothing the size of x is materialized.
+/// the Mul reads s directly, and nothing the size of x is materialized. A Tile that repeats only axes of size 1
+/// (<c>s.repeat(1, 1, h, w)</c>) is the same broadcast and is handled the same way.
 /// </summary>
 /// <remarks>
 /// Whether that is exact depends on every reader of the Expand, and readers are converted after it. So the
@@ -20,9 +21,10 @@ namespace MobileNetSharp.Onnx.Import;
 internal static class BroadcastExpand
 {
     /// <summary>The importer's stand-in for an Expand of a runtime tensor; it never reaches a finished graph.</summary>
-    internal sealed record PendingExpand(int[] Target, string Context) : Op
+    /// <param name="OpType">The ONNX op it stands for: Expand, or Tile of size-1 axes.</param>
+    internal sealed record PendingExpand(int[] Target, string Context, string OpType) : Op
     {
-        public override string Type => "Expand";
+        public override string Type => OpType;
 
         public override int[][] InferShapes(Node node)
         {
@@ -37,7 +39,24 @@ internal static class BroadcastExpand
         var x = n.Input(0);
         var shape = LoadTimeOps.ExpandedShape(n, x.Shape);
         if (Shape.Equal(shape, x.Shape)) n.Emit(new Identity(), x); // expanding to its own shape (or a broadcastable smaller one)
-        else n.Emit(new PendingExpand(shape, n.Context), x);
+        else n.Emit(new PendingExpand(shape, n.Context, n.OpType), x);
+    }
+
+    /// <summary>Tile's converter; reached only when the data input is not a load-time constant.</summary>
+    public static void Tile(NodeContext n)
+    {
+        var x = n.Input(0);
+        var (shape, repeats) = LoadTimeOps.TiledShape(n, x.Shape);
+        if (repeats.All(r => r == 1)) n.Emit(new Identity(), x);
+        else if (repeats.Select((r, d) => r == 1 || x.Shape[d] == 1).All(b => b)) n.Emit(new PendingExpand(shape, n.Context, n.OpType), x);
+        else
+        {
+            throw new ConstantInputRequiredException(
+                $"{n.Context}: Tile of a computed tensor is supported when it repeats only axes of size 1 (a broadcast, like Expand) "
+                + $"and feeds broadcasting element-wise ops (Add, Sub, Mul, Div, Pow, Max, Min); here '{x.Name}' {Shape.Format(x.Shape)} "
+                + $"is repeated [{string.Join(",", repeats)}] times, along an axis longer than 1. Repeating data at run time is not supported yet.",
+                n.Import.RuntimeInputsOf(x));
+        }
     }
 
     /// <summary>
@@ -66,9 +85,9 @@ internal static class BroadcastExpand
             {
                 var inputs = ctx.RuntimeInputsOf(source);
                 throw new ConstantInputRequiredException(
-                    $"{op.Context}: Expand of a computed tensor is supported when it feeds broadcasting element-wise ops "
+                    $"{op.Context}: {op.OpType} of a computed tensor is supported when it feeds broadcasting element-wise ops "
                     + "(Add, Sub, Mul, Div, Pow, Max, Min) that give the same result without it; "
-                    + $"here '{source.Name}' {Shape.Format(source.Shape)} is expanded to {Shape.Format(expanded.Shape)} and {problem}. "
+                    + $"here '{source.Name}' {Shape.Format(source.Shape)} is {(op.OpType == "Tile" ? "tiled" : "expanded")} to {Shape.Format(expanded.Shape)} and {problem}. "
                     + "Materializing a broadcast at run time is not supported yet.", inputs);
             }
             foreach (var reader in readers)

@@ -221,6 +221,50 @@ public class ImporterTests
         Assert.Equal(["x"], e.RuntimeInputs);
     }
 
+    /// <summary>Tile of constants is computed at load time; of a computed tensor, along size-1 axes only, it is an Expand.</summary>
+    [Fact]
+    public void TileOfConstantsFoldsAndOfSizeOneAxesIsABroadcast()
+    {
+        var m = new OnnxModelBuilder(13).Input("x", 2, 3, 4, 5)
+            .Initializer("c", Tensor.Random(4, [1, 3, 2, 1]))
+            .Initializer("reps_c", new Tensor([2L, 1L, 2L, 5L], 4))
+            .Initializer("reps_s", new Tensor([1L, 1L, 4L, 5L], 4))
+            .Node("Tile", ["c", "reps_c"], ["ct"], "tile_const")
+            .Node("GlobalAveragePool", ["x"], ["s"], "pool")
+            .Node("Tile", ["s", "reps_s"], ["st"], "tile_se")
+            .Node("Mul", ["st", "x"], ["y"], "scale")
+            .Node("Add", ["y", "ct"], ["z"], "add")
+            .Output("z");
+        var g = OnnxImporter.Load(m.ToBytes());
+        Assert.DoesNotContain(g.Nodes, n => n.Op.Type == "Tile");
+        Assert.Equal([2, 3, 4, 5], g.Nodes.Single(n => n.Name == "add").Input(1).Shape);
+        AssertMatchesOrt(m);
+    }
+
+    [Fact]
+    public void TileOfAComputedTensorThatRepeatsDataIsRefusedClearly()
+    {
+        var m = new OnnxModelBuilder(13).Input("x", 2, 3)
+            .Initializer("reps", new Tensor([1L, 2L], 2))
+            .Node("Relu", ["x"], ["r"], "relu")
+            .Node("Tile", ["r", "reps"], ["y"], "tile")
+            .Output("y");
+        var e = Assert.Throws<ConstantInputRequiredException>(() => OnnxImporter.Load(m.ToBytes()));
+        Assert.StartsWith("Node 'tile' (Tile, opset 13): Tile of a computed tensor is supported when it repeats only axes of size 1", e.Message);
+        Assert.Contains("'r' [2,3] is repeated [1,2] times", e.Message);
+        Assert.DoesNotContain("OnnxImportOptions", e.Message);
+
+        var broadcastIntoRelu = new OnnxModelBuilder(13).Input("x", 2, 3, 4, 5)
+            .Initializer("reps", new Tensor([1L, 1L, 4L, 5L], 4))
+            .Node("GlobalAveragePool", ["x"], ["s"], "pool")
+            .Node("Tile", ["s", "reps"], ["t"], "tile")
+            .Node("Relu", ["t"], ["y"], "relu")
+            .Output("y");
+        e = Assert.Throws<ConstantInputRequiredException>(() => OnnxImporter.Load(broadcastIntoRelu.ToBytes()));
+        Assert.StartsWith("Node 'tile' (Tile, opset 13): Tile of a computed tensor is supported when it feeds broadcasting", e.Message);
+        Assert.Contains("'s' [2,3,1,1] is tiled to [2,3,4,5] and node 'relu' (Relu) reads it", e.Message);
+    }
+
     /// <summary>The op's own shape error names the node; the importer adds the ONNX context (opset) instead of repeating it.</summary>
     [Fact]
     public void AShapeErrorNamesItsNodeOnce()
