@@ -18,7 +18,7 @@ public class PyTorchFixtureTests(ITestOutputHelper output)
     /// <summary>tests/fixtures/torchvision (tools/fixtures/gen_torchvision.py): opset 13, static batch 2.</summary>
     private static string Canonical => Path.GetFullPath(Path.Combine(Here(), "..", "..", "fixtures", "torchvision"));
 
-    /// <summary>Onnx/Fixtures (make_fixtures.py): other opsets and exporter settings, symbolic batch.</summary>
+    /// <summary>Onnx/Fixtures (make_fixtures.py; tools/fixtures/gen_hard_activations.py): other opsets and exporter settings, symbolic batch.</summary>
     private static string Variants => Path.Combine(Here(), "Fixtures");
 
     public static TheoryData<string> CanonicalModels() =>
