@@ -98,13 +98,14 @@ public static class FuseHardActivation
             current = stage.Input;
             if (!GraphRewriter.HasSingleInternalUse(g, consumers, current)) return null;
         }
-        if (nodes.Count == 0 || current.Producer is not { Op: BinaryOp { Kind: BinaryKind.Add } add } addNode) return null;
+        if (current.Producer is not { Op: BinaryOp { Kind: BinaryKind.Add } add } addNode) return null;
         // An Add that already carries a Relu or Clip (from an earlier fusion) is one more clamp stage.
         if (!add.Activation.IsNone)
         {
             if (ActivationRange(add.Activation) is not { } range) return null;
             (lo, hi) = (Math.Max(lo, range.Lo), Math.Min(hi, range.Hi));
         }
+        else if (nodes.Count == 0) return null; // no clamp at all
         if (lo != 0 || !Is(hi, 6.0)) return null;
         for (int side = 0; side < 2; side++)
         {

@@ -312,6 +312,17 @@ public class HardActivationFusionTests
             Activation.HardSigmoid(1f / 6f, 0.5f));
 
     [Fact]
+    public void AnAddThatAlreadyCarriesTheClampIsOneToo()
+    {
+        // Add+Relu6 (as activation fusion leaves it) then / 6, and Add+Relu then Clip(0, 6) then * x / 6.
+        FusesIntoTheConv(Build((b, x) => Sixth(b, b.Add(new BinaryOp(BinaryKind.Add, Activation.Relu6), "add", x, Scalar(b, 3f)), "div")),
+            Activation.HardSigmoid(1f / 6f, 0.5f));
+        FusesIntoTheConv(Build((b, x) => Sixth(b, b.Binary(BinaryKind.Mul, x,
+            b.Activate(b.Add(new BinaryOp(BinaryKind.Add, Activation.Relu), "add", x, Scalar(b, 3f)), Activation.Relu6)), "mul")),
+            Activation.HardSwish);
+    }
+
+    [Fact]
     public void ConstantsWithinOneMillionthMatch() =>
         FusesIntoTheConv(Build((b, x) => b.Binary(BinaryKind.Mul, Scalar(b, 0.16666667f),
             b.Binary(BinaryKind.Mul, x, b.Activate(b.Binary(BinaryKind.Add, x, Scalar(b, 3.000002f)), Activation.Clip(0f, 5.999995f))))),
