@@ -143,7 +143,12 @@ internal sealed class ImportContext
                 Shape.Size(shapes[i]);
             }
         }
-        catch (Exception e) when (e is GraphException or ArgumentException)
+        catch (GraphException e)
+        {
+            // The op names the node it is about; this node's context (ONNX name, op type, opset) replaces that, not repeats it.
+            throw error(e.NodeName == nodeName ? e.Detail : e.Message);
+        }
+        catch (ArgumentException e)
         {
             throw error(e.Message);
         }

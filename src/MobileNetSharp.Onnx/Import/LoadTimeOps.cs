@@ -21,6 +21,7 @@ internal static class LoadTimeOps
         ["Equal"] = n => [Sized(n, TensorArithmetic.Equal, n.Input(0).Constant!, n.Input(1).Constant!)],
         ["Where"] = n => [Where(n)],
         ["Expand"] = n => [Expand(n)],
+        ["Tile"] = n => [Tile(n)],
     };
 
     public static IEnumerable<string> Names => Ops.Keys;
@@ -178,12 +179,45 @@ internal static class LoadTimeOps
     private static Tensor Expand(NodeContext n)
     {
         var x = n.Input(0).Constant!;
+        var shape = ExpandedShape(n, x.Shape);
+        CheckSize(n, Shape.Size(shape));
+        return TensorIndexing.Broadcast(x, shape);
+    }
+
+    /// <summary>Expand's output shape: its input broadcast with the shape input, which must be known at load time.</summary>
+    internal static int[] ExpandedShape(NodeContext n, int[] input)
+    {
         var dims = n.OptionalInts(1, "shape") ?? throw n.Error("requires a shape input.");
         ImportContext.CheckRank(dims.Length, "the expanded tensor", n.Error);
         if (dims.Any(d => d < 0 || d > int.MaxValue)) throw n.Error($"shape [{string.Join(",", dims)}] has an invalid dimension.");
-        var shape = Shape.Broadcast(x.Shape, dims.Select(d => (int)d).ToArray());
+        try { return Shape.Broadcast(input, dims.Select(d => (int)d).ToArray()); }
+        catch (ArgumentException e) { throw n.Error(e.Message); }
+    }
+
+    private static Tensor Tile(NodeContext n)
+    {
+        var x = n.Input(0).Constant!;
+        var (shape, repeats) = TiledShape(n, x.Shape);
         CheckSize(n, Shape.Size(shape));
-        return TensorIndexing.Broadcast(x, shape);
+        return TensorIndexing.Tile(x, repeats);
+    }
+
+    /// <summary>Tile's output shape and repeats; the repeats input must be known at load time.</summary>
+    internal static (int[] Shape, int[] Repeats) TiledShape(NodeContext n, int[] input)
+    {
+        if (n.Opset < 6) throw n.Error("the opset 1 form (tiles and axis inputs) is not supported.");
+        var repeats = n.OptionalInts(1, "repeats") ?? throw n.Error("requires a repeats input.");
+        if (repeats.Length != input.Length) throw n.Error($"repeats must have one entry per axis of the input ({input.Length}), got {repeats.Length}.");
+        if (repeats.Any(r => r < 0 || r > int.MaxValue)) throw n.Error($"repeats [{string.Join(",", repeats)}] has an invalid entry.");
+        var shape = new int[input.Length];
+        for (int d = 0; d < shape.Length; d++)
+        {
+            long size = input[d] * repeats[d];
+            shape[d] = size <= int.MaxValue ? (int)size : throw n.Error($"axis {d} would have {size} elements.");
+        }
+        try { Shape.Size(shape); }
+        catch (ArgumentException e) { throw n.Error(e.Message); }
+        return (shape, repeats.Select(r => (int)r).ToArray());
     }
 
     private static Tensor Sized(NodeContext n, Func<Tensor, Tensor, Tensor> f, Tensor a, Tensor b)

@@ -26,8 +26,10 @@ internal sealed class NodeContext
         Attr = new NodeAttributes(this);
     }
 
-    public ModelFormatException Error(string message) =>
-        new($"Node '{DisplayName}' ({OpType}, opset {Opset}): {message}");
+    /// <summary>How messages name this node: "Node 'name' (OpType, opset N)".</summary>
+    public string Context => $"Node '{DisplayName}' ({OpType}, opset {Opset})";
+
+    public ModelFormatException Error(string message) => new($"{Context}: {message}");
 
     public int InputCount => Proto.Input.Count;
 
@@ -69,7 +71,7 @@ internal sealed class NodeContext
     {
         var inputs = Import.RuntimeInputsOf(v);
         return new ConstantInputRequiredException(
-            $"Node '{DisplayName}' ({OpType}, opset {Opset}): {role} '{v.Name}' must be known at load time, but it depends on runtime input(s) "
+            $"{Context}: {role} '{v.Name}' must be known at load time, but it depends on runtime input(s) "
             + $"{string.Join(", ", inputs.Select(n => $"'{n}'"))}; bind them with OnnxImportOptions.Constants.", inputs);
     }
 

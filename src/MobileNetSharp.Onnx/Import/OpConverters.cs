@@ -48,6 +48,8 @@ internal static class OpConverters
         ["Pad"] = ShapeOpConverters.Pad,
         ["Gather"] = ShapeOpConverters.Gather,
         ["Cast"] = ShapeOpConverters.Cast,
+        ["Expand"] = BroadcastExpand.Expand, // of a runtime tensor; constant ones are computed at load time
+        ["Tile"] = BroadcastExpand.Tile,
     };
 
     /// <summary>Every op_type the importer accepts: graph ops plus those evaluated at load time.</summary>

@@ -124,7 +124,7 @@ public sealed class GraphBuilder
         var node = new Node(name, op, inputs, [output]);
         output.Shape = op.InferShapes(node)[0];
         try { Shape.Size(output.Shape); }
-        catch (ArgumentException e) { throw new GraphException($"Node '{name}' ({op.Type}): {e.Message}", e); }
+        catch (ArgumentException e) { throw new GraphException(node, e.Message, e); }
         Graph.Nodes.Add(node);
         return output;
     }

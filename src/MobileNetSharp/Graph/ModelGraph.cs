@@ -105,7 +105,7 @@ public sealed class ModelGraph
             for (int i = 0; i < n.Outputs.Length; i++)
             {
                 try { Shape.Size(shapes[i]); } // rejects absurd sizes and ranks early, with the node named
-                catch (ArgumentException e) { throw new GraphException($"Node '{n.Name}' ({n.Op.Type}): {e.Message}", e); }
+                catch (ArgumentException e) { throw new GraphException(n, e.Message, e); }
                 n.Outputs[i].Shape = shapes[i];
                 n.Outputs[i].DataType = types[Math.Min(i, types.Length - 1)];
             }

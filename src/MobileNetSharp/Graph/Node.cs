@@ -27,14 +27,25 @@ public sealed class Node
 }
 
 /// <summary>A graph is malformed (cycle, dangling value, impossible shape, ...). The message says where.</summary>
-public class GraphException(string message, Exception? inner = null) : Exception(message, inner)
+public class GraphException : Exception
 {
-    /// <summary>The node the message is about, when there is one (its context is then already in the message).</summary>
-    public string? NodeName { get; init; }
+    public GraphException(string message, Exception? inner = null) : base(message, inner) => Detail = message;
+
+    /// <summary>A problem with one node: the message is "Node 'name' (Type): detail".</summary>
+    public GraphException(Node node, string detail, Exception? inner = null) : base($"Node '{node.Name}' ({node.Op.Type}): {detail}", inner)
+    {
+        NodeName = node.Name;
+        Detail = detail;
+    }
+
+    /// <summary>The node the message is about, when it is about one; its name and op type then lead the message.</summary>
+    public string? NodeName { get; }
+
+    /// <summary>The message without the node context, for callers that give the context themselves (the ONNX importer).</summary>
+    public string Detail { get; }
 
     /// <summary>An error about <paramref name="node"/>, prefixed once with its name and op type.</summary>
-    public static GraphException At(Node node, string message, Exception? inner = null) =>
-        new($"Node '{node.Name}' ({node.Op.Type}): {message}", inner) { NodeName = node.Name };
+    public static GraphException At(Node node, string message, Exception? inner = null) => new(node, message, inner);
 }
 
 /// <summary>

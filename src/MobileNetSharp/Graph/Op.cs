@@ -42,6 +42,9 @@ public abstract record Op
     /// <summary>This op with <paramref name="activation"/> applied in its epilogue, or null when it cannot take one.</summary>
     public virtual Op? WithActivation(Activation activation) => null;
 
+    /// <summary>As <see cref="WithActivation(Activation)"/>, for ops whose answer depends on the node's inputs.</summary>
+    public virtual Op? WithActivation(Node node, Activation activation) => WithActivation(activation);
+
     /// <summary>
     /// The outputs computed at load time when every input is a constant (shapes already inferred on the
     /// node), or null when this op is left for the runtime. Throws ArgumentException for impossible inputs.
@@ -61,7 +64,7 @@ public abstract record Op
     public virtual void ExportOnnx(Node node, IOnnxWriter writer) =>
         throw new ArgumentException($"Cannot export node '{node.Name}': {Type} has no standard ONNX form.");
 
-    protected static GraphException Error(Node node, string message) => GraphException.At(node, message);
+    protected static GraphException Error(Node node, string message) => new(node, message);
 }
 
 /// <summary>What one node costs: MACs, the MobileNet paper's layer family, and which inputs are parameters.</summary>

@@ -105,6 +105,10 @@ public sealed record MatMul : Op, IRunnable
 
     public override OpCost Cost(Node node) => new(Tensors.Shape.Size(node.Output.Shape) * node.Input(0).Shape[^1], LayerKind.FullyConnected, [0, 1]);
 
+    /// <summary>A 2-D MatMul by constant weights (a bias-free Linear, e.g. in squeeze-excite) is a Gemm, which has an epilogue.</summary>
+    public override Op? WithActivation(Node node, Activation activation) =>
+        node.Input(0).Rank == 2 && node.Input(1) is { IsConstant: true, Rank: 2 } ? new Gemm(Activation: activation) : null;
+
     public override void ExportOnnx(Node n, IOnnxWriter w) => w.Node("MatMul", n.Name, [w.Name(n.Input(0)), w.Name(n.Input(1))], [n.Output.Name]);
 
     void IRunnable.Lower(Node n, PlanCompiler plan)

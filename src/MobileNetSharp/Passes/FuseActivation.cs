@@ -4,7 +4,7 @@ namespace MobileNetSharp.Passes;
 
 /// <summary>
 /// Moves an activation into the epilogue of the op that produces its input (any op whose
-/// <see cref="Op.WithActivation"/> accepts it: Conv, Gemm, binary ops), so the
+/// <see cref="Op.WithActivation(Node, Activation)"/> accepts it: Conv, Gemm, a 2-D MatMul by constant weights, binary ops), so the
 /// values are transformed while still in registers instead of in another pass over memory.
 /// </summary>
 public static class FuseActivation
@@ -18,7 +18,7 @@ public static class FuseActivation
             if (act.Op is not ActivationOp a || act.Input(0).Producer is not { } producer) continue;
             if (!GraphRewriter.HasSingleInternalUse(g, consumers, producer.Output) || producer.Outputs.Length != 1) continue;
             if (ActivationOp.HasRuntimeBounds(act)) continue;
-            if (producer.Op.WithActivation(a.Activation) is not { } merged) continue;
+            if (producer.Op.WithActivation(producer, a.Activation) is not { } merged) continue;
             GraphRewriter.Rebuild(g, producer, merged, producer.Inputs, act.Output);
             g.Nodes.Remove(act);
             consumers = g.Consumers();

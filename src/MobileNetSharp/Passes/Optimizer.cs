@@ -3,7 +3,9 @@ using MobileNetSharp.Graph;
 namespace MobileNetSharp.Passes;
 
 /// <summary>What the optimizer changed, for summaries and tests.</summary>
-public sealed record OptimizationReport(int IdentitiesRemoved, int BatchNormsFolded, int SwishesFused, int ActivationsFused, int ResidualsFused);
+/// <param name="HardActivationsRecognized">Hard-sigmoids and hard-swishes written out in arithmetic, now one activation each.</param>
+public sealed record OptimizationReport(int IdentitiesRemoved, int BatchNormsFolded, int SwishesFused, int ActivationsFused, int ResidualsFused,
+    int HardActivationsRecognized = 0);
 
 /// <summary>The standard pass pipeline, in the order that lets each pass see the previous one's result.</summary>
 public static class Optimizer
@@ -13,11 +15,13 @@ public static class Optimizer
     {
         int ids = RemoveIdentity.Run(g);
         int bn = FoldBatchNorm.Run(g);
+        // Spelled-out hard-sigmoid/hard-swish first: x * (clip / 6) becomes x * HardSigmoid(x), which FuseSwish completes.
+        int hard = FuseHardActivation.Run(g);
         int swish = FuseSwish.Run(g); // before activation fusion: the merged activation then folds into the conv
         // Activations first: Add+Relu becomes one node, which then folds into the conv before it.
         int acts = FuseActivation.Run(g);
         int res = FuseResidualAdd.Run(g);
         g.InferShapes();
-        return new OptimizationReport(ids, bn, swish, acts, res);
+        return new OptimizationReport(ids, bn, swish, acts, res, hard);
     }
 }

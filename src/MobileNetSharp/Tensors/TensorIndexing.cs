@@ -92,6 +92,23 @@ internal static class TensorIndexing
         return StridedMap(outShape, strides);
     }
 
+    /// <summary>ONNX Tile: the tensor repeated <paramref name="repeats"/>[d] times along each axis d.</summary>
+    public static Tensor Tile(Tensor t, int[] repeats)
+    {
+        // As a view of shape [r0, d0, r1, d1, ...] that reads the source with stride 0 along each r axis:
+        // its row-major order is the tiled tensor's.
+        var src = Strides(t.Shape);
+        var interleaved = new int[2 * t.Rank];
+        var strides = new int[2 * t.Rank];
+        for (int d = 0; d < t.Rank; d++)
+        {
+            interleaved[2 * d] = repeats[d];
+            interleaved[2 * d + 1] = t.Shape[d];
+            strides[2 * d + 1] = src[d];
+        }
+        return Take(t, t.Shape.Select((dim, d) => dim * repeats[d]).ToArray(), StridedMap(interleaved, strides));
+    }
+
     /// <summary>ONNX Gather: picks entries along <paramref name="axis"/>; indices are already in range.</summary>
     public static Tensor Gather(Tensor t, int axis, int[] indices, int[] indexShape)
     {

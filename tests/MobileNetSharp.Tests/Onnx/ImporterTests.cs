@@ -160,6 +160,128 @@ public class ImporterTests
         Assert.True(g.Outputs[1].Constant!.Data is bool[] mask && mask.All(b => b));
     }
 
+    /// <summary>
+    /// PyTorch's x * s.expand_as(x): Expand(s, Shape(x)) of a computed s into a broadcasting op. The Expand is
+    /// dropped (the op broadcasts s itself) whichever side of the op it is on.
+    /// </summary>
+    [Theory]
+    [InlineData("Mul", true)]
+    [InlineData("Mul", false)]
+    [InlineData("Add", false)]
+    [InlineData("Sub", true)]
+    [InlineData("Div", false)]
+    [InlineData("Max", true)]
+    [InlineData("Min", false)]
+    public void ExpandOfAComputedTensorIntoABroadcastingOpIsDropped(string op, bool expandedFirst)
+    {
+        var m = new OnnxModelBuilder(13).Input("x", 2, 3, 4, 5)
+            .Node("GlobalAveragePool", ["x"], ["pooled"], "pool")
+            .Node("Sigmoid", ["pooled"], ["s"], "gate")
+            .Node("Shape", ["x"], ["shape"], "shape")
+            .Node("Expand", ["s", "shape"], ["e"], "expand")
+            .Node(op, expandedFirst ? ["e", "x"] : ["x", "e"], ["y"], "scale")
+            .Node("Add", ["e", "y"], ["z"], "second_reader")
+            .Output("z");
+        var g = OnnxImporter.Load(m.ToBytes());
+        Assert.DoesNotContain(g.Nodes, n => n.Op.Type == "Expand");
+        Assert.Equal([2, 3, 1, 1], g.Nodes.Single(n => n.Name == "scale").Input(expandedFirst ? 0 : 1).Shape);
+        AssertMatchesOrt(m);
+    }
+
+    [Fact]
+    public void ExpandOfAComputedTensorToItsOwnShapeIsAnIdentity() => AssertMatchesOrt(new OnnxModelBuilder(13).Input("x", 2, 3)
+        .Initializer("shape", new Tensor([1L, 3L], 2))
+        .Node("Relu", ["x"], ["r"], "relu")
+        .Node("Expand", ["r", "shape"], ["e"], "expand")
+        .Node("Sigmoid", ["e"], ["y"], "sigmoid")
+        .Output("y"));
+
+    /// <summary>
+    /// An Expand of a computed tensor that something other than an equivalent broadcast reads is refused with the
+    /// node, op and opset named and the reason, without sending the user to bind runtime inputs as constants.
+    /// </summary>
+    [Theory]
+    [InlineData("relu", "node 'after' (Relu) reads it")]
+    [InlineData("small_other", "would be [2,3,1,1] instead of [2,3,4,5]")]
+    [InlineData("output", "it is a graph output")]
+    public void ExpandOfAComputedTensorThatMustBeMaterializedIsRefusedClearly(string form, string reason)
+    {
+        var m = new OnnxModelBuilder(13).Input("x", 2, 3, 4, 5)
+            .Initializer("c", Tensor.Random(2, [1, 3, 1, 1]))
+            .Node("GlobalAveragePool", ["x"], ["s"], "pool")
+            .Node("Shape", ["x"], ["shape"], "shape")
+            .Node("Expand", ["s", "shape"], ["e"], "se_expand");
+        if (form == "relu") m.Node("Relu", ["e"], ["y"], "after");
+        else if (form == "small_other") m.Node("Mul", ["c", "e"], ["y"], "after");
+        else m.Node("Identity", ["x"], ["y"], "after").Output("e");
+        m.Output("y");
+        var e = Assert.Throws<ConstantInputRequiredException>(() => OnnxImporter.Load(m.ToBytes()));
+        Assert.StartsWith("Node 'se_expand' (Expand, opset 13): Expand of a computed tensor is supported when it feeds broadcasting", e.Message);
+        Assert.Contains(reason, e.Message);
+        Assert.Contains("'s' [2,3,1,1] is expanded to [2,3,4,5]", e.Message);
+        Assert.DoesNotContain("OnnxImportOptions", e.Message);
+        Assert.Equal(["x"], e.RuntimeInputs);
+    }
+
+    /// <summary>Tile of constants is computed at load time; of a computed tensor, along size-1 axes only, it is an Expand.</summary>
+    [Fact]
+    public void TileOfConstantsFoldsAndOfSizeOneAxesIsABroadcast()
+    {
+        var m = new OnnxModelBuilder(13).Input("x", 2, 3, 4, 5)
+            .Initializer("c", Tensor.Random(4, [1, 3, 2, 1]))
+            .Initializer("reps_c", new Tensor([2L, 1L, 2L, 5L], 4))
+            .Initializer("reps_s", new Tensor([1L, 1L, 4L, 5L], 4))
+            .Node("Tile", ["c", "reps_c"], ["ct"], "tile_const")
+            .Node("GlobalAveragePool", ["x"], ["s"], "pool")
+            .Node("Tile", ["s", "reps_s"], ["st"], "tile_se")
+            .Node("Mul", ["st", "x"], ["y"], "scale")
+            .Node("Add", ["y", "ct"], ["z"], "add")
+            .Output("z");
+        var g = OnnxImporter.Load(m.ToBytes());
+        Assert.DoesNotContain(g.Nodes, n => n.Op.Type == "Tile");
+        Assert.Equal([2, 3, 4, 5], g.Nodes.Single(n => n.Name == "add").Input(1).Shape);
+        AssertMatchesOrt(m);
+    }
+
+    [Fact]
+    public void TileOfAComputedTensorThatRepeatsDataIsRefusedClearly()
+    {
+        var m = new OnnxModelBuilder(13).Input("x", 2, 3)
+            .Initializer("reps", new Tensor([1L, 2L], 2))
+            .Node("Relu", ["x"], ["r"], "relu")
+            .Node("Tile", ["r", "reps"], ["y"], "tile")
+            .Output("y");
+        var e = Assert.Throws<ConstantInputRequiredException>(() => OnnxImporter.Load(m.ToBytes()));
+        Assert.StartsWith("Node 'tile' (Tile, opset 13): Tile of a computed tensor is supported when it repeats only axes of size 1", e.Message);
+        Assert.Contains("'r' [2,3] is repeated [1,2] times", e.Message);
+        Assert.DoesNotContain("OnnxImportOptions", e.Message);
+
+        var broadcastIntoRelu = new OnnxModelBuilder(13).Input("x", 2, 3, 4, 5)
+            .Initializer("reps", new Tensor([1L, 1L, 4L, 5L], 4))
+            .Node("GlobalAveragePool", ["x"], ["s"], "pool")
+            .Node("Tile", ["s", "reps"], ["t"], "tile")
+            .Node("Relu", ["t"], ["y"], "relu")
+            .Output("y");
+        e = Assert.Throws<ConstantInputRequiredException>(() => OnnxImporter.Load(broadcastIntoRelu.ToBytes()));
+        Assert.StartsWith("Node 'tile' (Tile, opset 13): Tile of a computed tensor is supported when it feeds broadcasting", e.Message);
+        Assert.Contains("'s' [2,3,1,1] is tiled to [2,3,4,5] and node 'relu' (Relu) reads it", e.Message);
+    }
+
+    /// <summary>The op's own shape error names the node; the importer adds the ONNX context (opset) instead of repeating it.</summary>
+    [Fact]
+    public void AShapeErrorNamesItsNodeOnce()
+    {
+        var m = new OnnxModelBuilder(11).Input("x", 2, 5)
+            .Initializer("w", Tensor.Random(1, [4, 3]))
+            .Node("Gemm", ["x", "w"], ["y"], "fc")
+            .Output("y");
+        var e = Assert.ThrowsAny<ModelFormatException>(() => OnnxImporter.Load(m.ToBytes()));
+        Assert.StartsWith("Node 'fc' (Gemm, opset 11): ", e.Message);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(e.Message, "'fc'"));
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(e.Message, "Gemm"));
+        Assert.Contains("inner dimensions differ", e.Message);
+    }
+
     [Fact]
     public void MetadataAndNamesSurvive()
     {
