@@ -23,22 +23,33 @@ namespace MobileNetSharp.Runtime;
 /// </remarks>
 public sealed class InferenceSession : IDisposable
 {
-    private readonly ModelGraph _source;
+    private ModelGraph _source;
     private readonly SessionOptions _options;
     private readonly Kernels.Workers _workers;
-    private readonly OperatorCache _cache = new();
-    private readonly Dictionary<string, ExecutionPlan> _plans = [];
-    private readonly LinkedList<string> _recent = new(); // keys of the extra plans, most recent first
     private readonly object _compileLock = new();
-    private readonly ExecutionPlan _plan;
+    private volatile Compiled _compiled;
+
+    /// <summary>
+    /// Everything derived from the weights, swapped as a whole by <see cref="UpdateWeights"/> so a run in flight
+    /// finishes on the plan it started with.
+    /// </summary>
+    private sealed class Compiled(ModelGraph optimized, OptimizationReport? report, OperatorCache cache, ExecutionPlan plan)
+    {
+        public ModelGraph Optimized { get; } = optimized;
+        public OptimizationReport? Report { get; } = report;
+        public OperatorCache Cache { get; } = cache;
+        public ExecutionPlan Plan { get; } = plan;
+        public Dictionary<string, ExecutionPlan> Plans { get; } = [];
+        public LinkedList<string> Recent { get; } = new(); // keys of the extra plans, most recent first
+    }
     private readonly bool _sharedBatch;
 
     /// <summary>Plans kept for input shapes other than the graph's own (each holds its arenas).</summary>
     public const int MaxPlans = 8;
 
     /// <summary>The optimized graph the default plan was compiled from.</summary>
-    public ModelGraph OptimizedGraph { get; }
-    public OptimizationReport? Optimizations { get; }
+    public ModelGraph OptimizedGraph => _compiled.Optimized;
+    public OptimizationReport? Optimizations => _compiled.Report;
     /// <summary>Names, declared shapes (logical order, NCHW for images) and element types of the inputs.</summary>
     public IReadOnlyList<TensorInfo> Inputs { get; }
     /// <summary>Names, shapes at the declared input shapes, and element types of the outputs.</summary>
@@ -61,10 +72,7 @@ public sealed class InferenceSession : IDisposable
         Inputs = _source.Inputs.Select(v => new TensorInfo(v.Name, (int[])v.Shape.Clone(), v.DataType)).ToArray();
         Outputs = _source.Outputs.Select(v => new TensorInfo(v.Name, (int[])v.Shape.Clone(), v.DataType)).ToArray();
         _sharedBatch = _source.Inputs.All(v => v.Rank > 0) && _source.Inputs.Select(v => v.Shape[0]).Distinct().Count() == 1;
-        OptimizedGraph = _source.Clone();
-        Optimizations = _options.Optimize ? Optimizer.Run(OptimizedGraph) : null;
-        OptimizedGraph.InferShapes();
-        _plan = Compile(OptimizedGraph);
+        _compiled = Build(_source);
         _workers = _options.Threads == 1 ? Kernels.Workers.Single : new Kernels.Workers(_options.Threads);
     }
 
@@ -72,22 +80,61 @@ public sealed class InferenceSession : IDisposable
     /// <exception cref="ModelFormatException">The file is unreadable, or no loader knows its format.</exception>
     public InferenceSession(string modelPath, SessionOptions? options = null) : this(ModelLoaders.Load(modelPath), options) { }
 
-    private ExecutionPlan Compile(ModelGraph g) => new PlanCompiler(g, _options.Isa, _cache, _options.MaxArenaBytes).Compile();
+    private Compiled Build(ModelGraph source)
+    {
+        var optimized = source.Clone();
+        var report = _options.Optimize ? Optimizer.Run(optimized) : null;
+        optimized.InferShapes();
+        var cache = new OperatorCache();
+        return new Compiled(optimized, report, cache, Compile(optimized, cache));
+    }
+
+    private ExecutionPlan Compile(ModelGraph g, OperatorCache cache) => new PlanCompiler(g, _options.Isa, cache, _options.MaxArenaBytes).Compile();
+
+    /// <summary>
+    /// Replaces constants (weights, biases, BatchNorm statistics; by their names in the graph given to the
+    /// constructor, e.g. ONNX initializer names) and recompiles: later runs use the new values, and a run
+    /// already in progress finishes with the old ones. Options, threads and the input/output contract stay;
+    /// packed weights are rebuilt, plans for other input shapes are compiled again on their next use.
+    /// For weights that change on every run, make them graph inputs instead (they are then read per run).
+    /// </summary>
+    /// <exception cref="ArgumentException">A name is not a constant of the graph, or a tensor's type or shape differs from the constant's.</exception>
+    public void UpdateWeights(IReadOnlyDictionary<string, Tensor> weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        lock (_compileLock)
+        {
+            var next = _source.Clone();
+            var constants = next.Nodes.SelectMany(n => n.Inputs).Concat(next.Outputs).OfType<Value>().Where(v => v.IsConstant)
+                .GroupBy(v => v.Name).ToDictionary(g => g.Key, g => g.ToList());
+            foreach (var (name, t) in weights)
+            {
+                if (!constants.TryGetValue(name, out var values))
+                    throw new ArgumentException($"The model has no constant named '{name}'; weights are named as in the graph (e.g. ONNX initializer names).");
+                var v = values[0];
+                if (t is null || t.DataType != v.DataType || !Shape.Equal(t.Shape, v.Shape))
+                    throw new ArgumentException($"Weight '{name}' must be {v.DataType} {Shape.Format(v.Shape)}, got {(t is null ? "null" : t.ToString())}.");
+                foreach (var value in values) value.Constant = new Tensor(t.DataType, t.Shape, (Array)t.Data.Clone());
+            }
+            _compiled = Build(next);
+            _source = next;
+        }
+    }
 
     /// <summary>Packed-weight operators built so far (shared by the plans of every input shape).</summary>
-    internal int CachedOperators => _cache.Count;
+    internal int CachedOperators => _compiled.Cache.Count;
 
     /// <summary>Plans compiled for input shapes other than the declared ones and still cached.</summary>
-    internal int CachedPlans { get { lock (_plans) return _plans.Count; } }
+    internal int CachedPlans { get { var c = _compiled; lock (c.Plans) return c.Plans.Count; } }
 
     /// <summary>Idle arenas held by all plans (bounded by the pool size per plan, whatever the number of runs).</summary>
-    internal int PooledArenas { get { lock (_plans) return _plan.IdleContexts + _plans.Values.Sum(p => p.IdleContexts); } }
+    internal int PooledArenas { get { var c = _compiled; lock (c.Plans) return c.Plan.IdleContexts + c.Plans.Values.Sum(p => p.IdleContexts); } }
 
     /// <summary>Bytes of one activation arena of the default plan (weights excluded).</summary>
-    public long ArenaBytes => _plan.ArenaBytes;
+    public long ArenaBytes => _compiled.Plan.ArenaBytes;
 
     /// <summary>The kernels the default plan runs, in order.</summary>
-    public IReadOnlyList<(string Name, string Kernel)> Steps => _plan.Steps.Select(s => (s.Name, s.Kernel)).ToArray();
+    public IReadOnlyList<(string Name, string Kernel)> Steps => _compiled.Plan.Steps.Select(s => (s.Name, s.Kernel)).ToArray();
 
     /// <summary>Runs on inputs in graph-input order; returns new output tensors in graph-output order.</summary>
     /// <exception cref="ArgumentException">Wrong number, type or shape of inputs (the message names the input and what it expects).</exception>
@@ -158,31 +205,33 @@ public sealed class InferenceSession : IDisposable
                 throw new ArgumentException($"Input '{Inputs[i].Name}' expects rank {Inputs[i].Shape.Length} like {Shape.Format(Inputs[i].Shape)}, got {Shape.Format(t.Shape)}.");
             exact &= Shape.Equal(t.Shape, Inputs[i].Shape);
         }
-        if (exact) return _plan;
+        var compiled = _compiled;
+        if (exact) return compiled.Plan;
 
         var shapes = new int[inputs.Length][];
         for (int i = 0; i < shapes.Length; i++) shapes[i] = inputs[i].Shape;
         string key = string.Join(";", shapes.Select(s => Shape.Format(s)));
-        lock (_plans)
-            if (_plans.TryGetValue(key, out var found))
+        var (plans, recent) = (compiled.Plans, compiled.Recent);
+        lock (plans)
+            if (plans.TryGetValue(key, out var found))
             {
-                _recent.Remove(key);
-                _recent.AddFirst(key);
+                recent.Remove(key);
+                recent.AddFirst(key);
                 return found;
             }
         lock (_compileLock)
         {
-            lock (_plans)
-                if (_plans.TryGetValue(key, out var found)) return found; // another caller compiled it meanwhile
-            var plan = Compile(AtShapes(shapes));
-            lock (_plans)
+            lock (plans)
+                if (plans.TryGetValue(key, out var found)) return found; // another caller compiled it meanwhile
+            var plan = Compile(AtShapes(compiled.Optimized, shapes), compiled.Cache);
+            lock (plans)
             {
-                _plans[key] = plan;
-                _recent.AddFirst(key);
-                if (_recent.Count > MaxPlans)
+                plans[key] = plan;
+                recent.AddFirst(key);
+                if (recent.Count > MaxPlans)
                 {
-                    _plans.Remove(_recent.Last!.Value);
-                    _recent.RemoveLast();
+                    plans.Remove(recent.Last!.Value);
+                    recent.RemoveLast();
                 }
             }
             return plan;
@@ -195,7 +244,7 @@ public sealed class InferenceSession : IDisposable
     /// the same graph at the declared batch); anything else means the graph mixes images across the batch
     /// (e.g. Reshape to [-1] or Flatten(0)) and is refused rather than run wrong.
     /// </summary>
-    private ModelGraph AtShapes(int[][] shapes)
+    private ModelGraph AtShapes(ModelGraph optimized, int[][] shapes)
     {
         string Described() => string.Join(", ", Inputs.Select((v, i) => $"{v.Name} {Shape.Format(shapes[i])}"));
         foreach (var s in shapes)
@@ -207,9 +256,9 @@ public sealed class InferenceSession : IDisposable
         if (_sharedBatch && shapes.Any(s => s[0] != batch))
             throw new ArgumentException($"The inputs {Described()} must share one batch size (dimension 0), as the model declares.");
 
-        var g = Reshaped(shapes, Described);
+        var g = Reshaped(optimized, shapes, Described);
         if (!batchChanged) return g;
-        var reference = Reshaped(shapes.Select(s => (int[])[declaredBatch, .. s[1..]]).ToArray(), Described);
+        var reference = Reshaped(optimized, shapes.Select(s => (int[])[declaredBatch, .. s[1..]]).ToArray(), Described);
         for (int i = 0; i < g.Nodes.Count; i++)
             for (int j = 0; j < g.Nodes[i].Outputs.Length; j++)
             {
@@ -224,9 +273,9 @@ public sealed class InferenceSession : IDisposable
         return g;
     }
 
-    private ModelGraph Reshaped(int[][] shapes, Func<string> described)
+    private ModelGraph Reshaped(ModelGraph optimized, int[][] shapes, Func<string> described)
     {
-        var g = OptimizedGraph.Clone();
+        var g = optimized.Clone();
         for (int i = 0; i < shapes.Length; i++) g.Inputs[i].Shape = (int[])shapes[i].Clone();
         try { g.InferShapes(); }
         catch (GraphException e)
