@@ -12,6 +12,9 @@ internal static class OpConverters
         ["Conv"] = ConvPoolConverters.Conv,
         ["MaxPool"] = ConvPoolConverters.MaxPool,
         ["AveragePool"] = ConvPoolConverters.AveragePool,
+        ["ConvTranspose"] = ConvPoolConverters.ConvTranspose,
+        ["Resize"] = ResizeConverters.Resize,
+        ["Upsample"] = ResizeConverters.Upsample,
         ["GlobalAveragePool"] = n => TensorOpConverters.GlobalPool(n, PoolKind.Average),
         ["GlobalMaxPool"] = n => TensorOpConverters.GlobalPool(n, PoolKind.Max),
         ["BatchNormalization"] = TensorOpConverters.BatchNormalization,
@@ -48,6 +51,8 @@ internal static class OpConverters
         ["Pad"] = ShapeOpConverters.Pad,
         ["Gather"] = ShapeOpConverters.Gather,
         ["Cast"] = ShapeOpConverters.Cast,
+        ["DepthToSpace"] = n => ShapeOpConverters.DepthToSpace(n, inverse: false),
+        ["SpaceToDepth"] = n => ShapeOpConverters.DepthToSpace(n, inverse: true),
     };
 
     /// <summary>Every op_type the importer accepts: graph ops plus those evaluated at load time.</summary>

@@ -16,22 +16,24 @@ namespace MobileNetSharp.Tests.Onnx;
 public class ConformanceTests(ITestOutputHelper output)
 {
     [Fact]
-    public void ClaimedBackendTestsPassInOurSession() => RunAll("our InferenceSession", "session", RunInSession, floatOnly: true);
+    public void ClaimedBackendTestsPassInOurSession() => RunAll("our InferenceSession", "session", RunInSession, floatOnly: true, deviations: new Dictionary<string, string>());
 
     /// <summary>Import -> export -> ONNX Runtime: checks the importer's reading of each test independently of our kernels.</summary>
     [Fact]
-    public void ClaimedBackendTestsSurviveImportAndExportToOrt() => RunAll("import -> export -> ONNX Runtime", "ort", RunInOrt, floatOnly: false);
+    public void ClaimedBackendTestsSurviveImportAndExportToOrt() => RunAll("import -> export -> ONNX Runtime", "ort", RunInOrt, floatOnly: false, ConformanceSuite.OrtDeviations);
 
     private readonly HashSet<string> _boundBySessionLimits = [];
 
     private delegate string? Runner(ConformanceCase c, DataSet data, ModelGraph graph);
 
-    private void RunAll(string engine, string reportName, Runner run, bool floatOnly)
+    /// <param name="deviations">Tests whose expected output the engine is known not to reproduce (a mismatch there is reported, not failed).</param>
+    private void RunAll(string engine, string reportName, Runner run, bool floatOnly, IReadOnlyDictionary<string, string> deviations)
     {
         Assert.True(ConformanceSuite.Available, $"ONNX backend test data not found under {ConformanceSuite.Root}; install libonnx-testdata.");
         var survey = ConformanceSuite.Scan();
         var failures = new List<string>();
         var rejected = new List<string>();
+        var deviated = new List<string>();
         var typeSkips = new List<string>(survey.TypeSkips);
         int passed = 0, frozenRuns = 0;
         foreach (var c in survey.Claimed)
@@ -59,7 +61,8 @@ public class ConformanceTests(ITestOutputHelper output)
             }
             catch (Exception e) { failure = $"{e.GetType().Name}: {e.Message}"; }
 
-            if (failure is not null) failures.Add($"{c.Id}: {failure}");
+            if (failure is not null && deviations.TryGetValue(c.Id, out var known) && !failure.Contains("Exception")) deviated.Add($"{c.Id} ({known}: {failure})");
+            else if (failure is not null) failures.Add($"{c.Id}: {failure}");
             else if (rejectedAsExpected) rejected.Add($"{c.Id} ({ConformanceSuite.ExpectedRejections[c.Id]})");
             else if (skip is not null) typeSkips.Add($"{c.Id} ({skip})");
             else { passed++; if (usedFrozen) frozenRuns++; }
@@ -67,11 +70,16 @@ public class ConformanceTests(ITestOutputHelper output)
 
         var report = new StringBuilder();
         report.AppendLine($"ONNX backend tests through {engine}:");
-        report.AppendLine($"  claimed {survey.Claimed.Count}: ran {passed + failures.Count}, passed {passed} ({frozenRuns} with parameter inputs bound at load time), failed {failures.Count}");
+        report.AppendLine($"  claimed {survey.Claimed.Count}: ran {passed + failures.Count + deviated.Count}, passed {passed} ({frozenRuns} with parameter inputs bound at load time), failed {failures.Count}{(deviated.Count > 0 ? $", known engine departures {deviated.Count}" : "")}");
         if (_boundBySessionLimits.Count > 0)
         {
             report.AppendLine($"  ran with the inputs after the first bound as constants, because the session refused them as runtime inputs ({_boundBySessionLimits.Count}):");
             foreach (var b in _boundBySessionLimits.Order()) report.AppendLine($"    {b}");
+        }
+        if (deviated.Count > 0)
+        {
+            report.AppendLine($"  known departures of the engine from the ONNX reference ({deviated.Count}):");
+            foreach (var d in deviated) report.AppendLine($"    {d}");
         }
         report.AppendLine($"  refused on purpose ({rejected.Count}):");
         foreach (var r in rejected) report.AppendLine($"    {r}");
