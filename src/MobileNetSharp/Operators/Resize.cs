@@ -14,7 +14,7 @@ public enum AspectPolicy { Stretch, NotLarger, NotSmaller }
 /// to other sizes) and <see cref="Sizes"/> (the output shape; -1 keeps the input's length, which is what the
 /// opset-18 <c>axes</c> attribute leaves out) is set. <see cref="Roi"/> is [starts..., ends...] for
 /// tf_crop_and_resize (null: the whole input). With <see cref="AspectPolicy.NotLarger"/>/<see cref="AspectPolicy.NotSmaller"/>
-/// the axes with a size share one scale (the min/max of size/in), and their lengths are round(scale · in).
+/// the axes with a size share one scale (the min/max of size/in), and their lengths are round(scale · in), as in the ONNX reference.
 /// Rank-4 inputs resized over H, W only run channels-last through <see cref="ResizePlan"/>.
 /// </summary>
 public sealed record Resize(
@@ -51,22 +51,21 @@ public sealed record Resize(
             for (int i = 0; i < rank; i++) y[i] = sizes[i] < 0 ? x[i] : sizes[i];
             return (y, []);
         }
-        // ONNX's KeepAspectRatioHelper: one float32 scale over the given axes, lengths rounded half away from zero.
-        float scale = KeepAspectRatio == AspectPolicy.NotLarger ? float.MaxValue : 0f;
+        // The ONNX reference: one scale over the given axes (min or max of size / in, in float64), lengths rounded half up.
+        double scale = KeepAspectRatio == AspectPolicy.NotLarger ? double.MaxValue : 0;
         for (int i = 0; i < rank; i++)
         {
             if (sizes[i] < 0) continue;
             if (x[i] == 0) throw new ArgumentException($"keep_aspect_ratio_policy cannot fit the empty axis {i}.");
-            float s = sizes[i] / (float)x[i];
-            scale = KeepAspectRatio == AspectPolicy.NotLarger ? MathF.Min(scale, s) : MathF.Max(scale, s);
+            double s = sizes[i] / (double)x[i];
+            scale = KeepAspectRatio == AspectPolicy.NotLarger ? Math.Min(scale, s) : Math.Max(scale, s);
         }
         var kernelScales = new double[rank];
         for (int i = 0; i < rank; i++)
         {
             if (sizes[i] < 0) { y[i] = x[i]; kernelScales[i] = 1; continue; }
-            double d = MathF.Round(scale * x[i], MidpointRounding.AwayFromZero);
-            if (!(d >= 0 && d <= int.MaxValue)) throw new ArgumentException($"keep_aspect_ratio_policy gives length {d} on axis {i}.");
-            if (d == 0 || scale <= 0) throw new ArgumentException($"keep_aspect_ratio_policy gives an empty axis {i}.");
+            double d = Math.Floor(scale * x[i] + 0.5);
+            if (!(d >= 1 && d <= int.MaxValue)) throw new ArgumentException($"keep_aspect_ratio_policy gives length {d} on axis {i}.");
             y[i] = (int)d;
             kernelScales[i] = scale;
         }

@@ -59,6 +59,85 @@ public class DecoderOpsTests
         Assert.Equal(LayerKind.StandardConv, layer.Kind);
     }
 
+    /// <summary>
+    /// Spellings the backend data lacks (libonnx-testdata stops at opset 17): each file runs in ONNX Runtime as it is,
+    /// in our session, and exported by us back into ONNX Runtime.
+    /// </summary>
+    public static TheoryData<string> Spellings() => new(SpellingModels.Keys);
+
+    private static readonly Dictionary<string, Func<OnnxModelBuilder>> SpellingModels = new()
+    {
+        // Opset-18 axes with keep_aspect_ratio_policy: sizes for H, W only, fitted inside (outside) them.
+        ["resize18_axes_not_larger"] = () => Single(18, [1, 2, 6, 10], "Resize", ["x", "", "", "sizes"], new Tensor([7L, 9L], 2),
+            ("mode", "linear"), ("axes", new[] { 2, 3 }), ("keep_aspect_ratio_policy", "not_larger")),
+        ["resize18_axes_not_smaller"] = () => Single(18, [1, 2, 6, 10], "Resize", ["x", "", "", "sizes"], new Tensor([7L, 9L], 2),
+            ("mode", "nearest"), ("axes", new[] { 2, 3 }), ("keep_aspect_ratio_policy", "not_smaller")),
+        ["resize18_axes_scales"] = () => Single(18, [1, 3, 5, 4], "Resize", ["x", "", "scales"], new Tensor([2.5f, 0.75f], 2),
+            ("mode", "cubic"), ("axes", new[] { 3, 2 })),
+        ["resize19_half_pixel_symmetric"] = () => Single(19, [1, 2, 5, 7], "Resize", ["x", "", "scales"], new Tensor([1f, 1f, 1.7f, 0.6f], 4),
+            ("mode", "linear"), ("coordinate_transformation_mode", "half_pixel_symmetric")),
+        ["resize13_rank3_linear"] = () => Single(13, [2, 5, 6], "Resize", ["x", "", "scales"], new Tensor([1f, 1.5f, 2f], 3), ("mode", "linear")),
+        ["resize13_nchw_channels"] = () => Single(13, [1, 4, 3, 3], "Resize", ["x", "", "", "sizes"], new Tensor([1L, 8L, 3L, 5L], 4), ("mode", "nearest")),
+        // Opset-10 Resize and Upsample: asymmetric, floor when upsampling, ceil when downsampling (one axis each way).
+        ["resize10_nearest_mixed"] = () => Single(10, [1, 2, 7, 5], "Resize", ["x", "scales"], new Tensor([1f, 1f, 0.6f, 1.8f], 4), ("mode", "nearest")),
+        ["resize10_linear"] = () => Single(10, [1, 2, 4, 5], "Resize", ["x", "scales"], new Tensor([1f, 1f, 2f, 1.5f], 4), ("mode", "linear")),
+        ["upsample9_nearest"] = () => Single(9, [1, 3, 4, 3], "Upsample", ["x", "scales"], new Tensor([1f, 1f, 2f, 3f], 4), ("mode", "nearest")),
+        ["upsample7_linear"] = () => Single(7, [1, 3, 4, 3], "Upsample", ["x"], null, ("mode", "linear"), ("scales", new[] { 1f, 1f, 2f, 2f })),
+        ["convtranspose_groups_dilations"] = () => new OnnxModelBuilder(13).Input("x", 2, 4, 5, 4)
+            .Initializer("W", Tensor.Random(3, [4, 3, 3, 2])).Initializer("B", Tensor.Random(4, [6]))
+            .Node("ConvTranspose", ["x", "W", "B"], ["y"], "deconv", ("group", 2), ("strides", new[] { 2, 3 }), ("dilations", new[] { 2, 1 }),
+                ("pads", new[] { 1, 0, 2, 1 }), ("output_padding", new[] { 1, 2 }))
+            .Output("y"),
+        ["convtranspose_same_lower"] = () => new OnnxModelBuilder(13).Input("x", 1, 3, 5, 6)
+            .Initializer("W", Tensor.Random(5, [3, 4, 3, 4]))
+            .Node("ConvTranspose", ["x", "W"], ["y"], "deconv", ("strides", new[] { 2, 2 }), ("auto_pad", "SAME_LOWER"))
+            .Output("y"),
+        ["space_to_depth_after_conv"] = () => new OnnxModelBuilder(13).Input("x", 1, 3, 6, 8)
+            .Initializer("W", Tensor.Random(6, [4, 3, 3, 3]))
+            .Node("Conv", ["x", "W"], ["c"], "conv", ("pads", new[] { 1, 1, 1, 1 }))
+            .Node("SpaceToDepth", ["c"], ["s"], "s2d", ("blocksize", 2))
+            .Node("DepthToSpace", ["s"], ["y"], "d2s", ("blocksize", 2), ("mode", "DCR"))
+            .Output("y"),
+    };
+
+    private static OnnxModelBuilder Single(int opset, int[] shape, string op, string[] inputs, Tensor? parameter, params (string, object)[] attributes)
+    {
+        var m = new OnnxModelBuilder(opset).Input("x", shape.Cast<object>().ToArray());
+        if (parameter is not null) m.Initializer(inputs[^1], parameter);
+        return m.Node(op, inputs, ["y"], "node", attributes).Output("y");
+    }
+
+    [Theory]
+    [MemberData(nameof(Spellings))]
+    public void SpellingMatchesOrtAsWrittenAndAsExported(string name)
+    {
+        var bytes = SpellingModels[name]().ToBytes();
+        var graph = OnnxImporter.Load(bytes);
+        var input = Tensor.Random(17, graph.Inputs[0].Shape);
+        var expected = OrtRunner.Run(bytes, [new("x", input)])["y"];
+        using var session = new InferenceSession(graph, new SessionOptions { Threads = 2 });
+        var ours = session.Run(input)[0];
+        Assert.Equal(expected.Shape, ours.Shape);
+        Compare.Close(expected, ours, 1e-5, $"{name}: ours vs ORT");
+        Compare.Close(expected, OrtRunner.Run(OnnxExporter.ToBytes(graph), [new("x", input)])["y"], 1e-5, $"{name}: our export in ORT");
+    }
+
+    [Fact]
+    public void NegativeResizeAxesCountFromTheBack()
+    {
+        // ONNX Runtime 1.31 leaves the input unresized for negative axes; the spec counts them from the back.
+        var negative = Single(18, [1, 2, 6, 10], "Resize", ["x", "", "", "sizes"], new Tensor([7L, 9L], 2),
+            ("mode", "nearest"), ("axes", new[] { -2, -1 }), ("keep_aspect_ratio_policy", "not_smaller"));
+        var positive = Single(18, [1, 2, 6, 10], "Resize", ["x", "", "", "sizes"], new Tensor([7L, 9L], 2),
+            ("mode", "nearest"), ("axes", new[] { 2, 3 }), ("keep_aspect_ratio_policy", "not_smaller"));
+        var a = OnnxImporter.Load(negative.ToBytes());
+        Assert.Equal([1, 2, 7, 12], a.Outputs[0].Shape);
+        var x = Tensor.Random(3, [1, 2, 6, 10]);
+        using var s1 = new InferenceSession(a);
+        using var s2 = new InferenceSession(OnnxImporter.Load(positive.ToBytes()));
+        Compare.Close(s2.Run(x)[0], s1.Run(x)[0], 0, "axes [-2,-1] vs [2,3]");
+    }
+
     /// <summary>x[1,4,4,4] → ConvTranspose(W[4,8,3,3], B) s2 → Relu → Resize ×2 linear → DepthToSpace CRD → SpaceToDepth → y.</summary>
     internal static OnnxModelBuilder DecoderModel(int opset = 13) => new OnnxModelBuilder(opset)
         .Input("x", 1, 4, 4, 4)
