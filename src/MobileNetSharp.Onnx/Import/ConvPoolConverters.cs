@@ -48,6 +48,51 @@ internal static class ConvPoolConverters
         n.Emit(new Squeeze([2]), y);
     }
 
+    /// <summary>
+    /// ConvTranspose: 2-D maps to the graph's ConvTranspose; 1-D runs as 2-D with a height of 1 (weights reshaped
+    /// once at load time). Three or more spatial axes are refused with the rank named.
+    /// </summary>
+    public static void ConvTranspose(NodeContext n)
+    {
+        var x = n.Input(0);
+        var w = n.Input(1);
+        var bias = n.OptionalInput(2);
+        foreach (var (v, role) in new[] { (x, "X"), (w, "W"), (bias, "B") })
+            if (v is not null && v.DataType != Tensors.DataType.Float32) throw n.Error($"{role} '{v.Name}' is {v.DataType}; only FLOAT is supported.");
+        int spatial = SpatialRank(n, x);
+        if (spatial > 2) throw n.Error($"ConvTranspose with {spatial} spatial axes (input rank {x.Rank}) is not supported; only 1-D and 2-D are.");
+        if (w.Rank != x.Rank) throw n.Error($"weight rank {w.Rank} differs from input rank {x.Rank}.");
+        var weightKernel = w.Shape[2..];
+        var win = ReadWindow(n, spatial, n.Attr.Int32s("kernel_shape") ?? weightKernel, dilations: true);
+        if (!win.Kernel.SequenceEqual(weightKernel))
+            throw n.Error($"kernel_shape [{string.Join(",", win.Kernel)}] differs from the weight's [{string.Join(",", weightKernel)}].");
+        int group = n.Attr.Int32("group", 1);
+        var outPad = n.Attr.Int32s("output_padding") ?? new int[spatial];
+        if (outPad.Length != spatial || outPad.Any(p => p < 0 || p > MaxWindow))
+            throw n.Error($"output_padding [{string.Join(",", outPad)}] needs {spatial} values in [0, {MaxWindow}].");
+        var outShape = n.Attr.Int32s("output_shape");
+        if (outShape is not null)
+        {
+            if (outShape.Length == spatial + 2) outShape = outShape[2..]; // some exporters write N and C too
+            if (outShape.Length != spatial || outShape.Any(d => d < 1))
+                throw n.Error($"output_shape [{string.Join(",", n.Attr.Int32s("output_shape")!)}] needs {spatial} positive values.");
+        }
+        if (spatial == 2)
+        {
+            n.Emit(new Graph.ConvTranspose(win.Kernel[0], win.Kernel[1], win.Strides[0], win.Strides[1],
+                win.Pads[0], win.Pads[1], win.Pads[2], win.Pads[3], win.Dilations[0], win.Dilations[1],
+                outPad[0], outPad[1], group, win.AutoPad, outShape), x, w, bias);
+            return;
+        }
+        var w2 = w.Constant is { } wt
+            ? n.NewConstant("weight2d", wt.Reshape(wt.Shape[0], wt.Shape[1], 1, wt.Shape[2]))
+            : n.EmitHelper(new Unsqueeze([2]), "weight2d", w);
+        var op = new Graph.ConvTranspose(1, win.Kernel[0], 1, win.Strides[0], 0, win.Pads[0], 0, win.Pads[1], 1, win.Dilations[0],
+            0, outPad[0], group, win.AutoPad, outShape is null ? null : [1, outShape[0]]);
+        var y = n.EmitHelper(op, "convtranspose2d", n.EmitHelper(new Unsqueeze([2]), "to2d", x), w2, bias);
+        n.Emit(new Squeeze([2]), y);
+    }
+
     public static void MaxPool(NodeContext n)
     {
         if (n.OutputUsed(1)) throw n.Error("the Indices output is not supported.");

@@ -12,6 +12,9 @@ internal static class OpConverters
         ["Conv"] = ConvPoolConverters.Conv,
         ["MaxPool"] = ConvPoolConverters.MaxPool,
         ["AveragePool"] = ConvPoolConverters.AveragePool,
+        ["ConvTranspose"] = ConvPoolConverters.ConvTranspose,
+        ["Resize"] = ResizeConverters.Resize,
+        ["Upsample"] = ResizeConverters.Upsample,
         ["GlobalAveragePool"] = n => TensorOpConverters.GlobalPool(n, PoolKind.Average),
         ["GlobalMaxPool"] = n => TensorOpConverters.GlobalPool(n, PoolKind.Max),
         ["BatchNormalization"] = TensorOpConverters.BatchNormalization,
@@ -50,6 +53,8 @@ internal static class OpConverters
         ["Cast"] = ShapeOpConverters.Cast,
         ["Expand"] = BroadcastExpand.Expand, // of a runtime tensor; constant ones are computed at load time
         ["Tile"] = BroadcastExpand.Tile,
+        ["DepthToSpace"] = n => ShapeOpConverters.DepthToSpace(n, inverse: false),
+        ["SpaceToDepth"] = n => ShapeOpConverters.DepthToSpace(n, inverse: true),
     };
 
     /// <summary>Every op_type the importer accepts: graph ops plus those evaluated at load time.</summary>

@@ -173,4 +173,18 @@ internal static class ShapeOpConverters
         if (to != (int)x.DataType) throw n.NeedsConstant(x, $"input (cast from {x.DataType} to {OnnxDataTypes.Name(to)})");
         n.Emit(new Graph.Identity(), x);
     }
+
+    /// <summary>DepthToSpace (mode from opset 11 on, DCR before) and SpaceToDepth; blocksize is required.</summary>
+    public static void DepthToSpace(NodeContext n, bool inverse)
+    {
+        if (!n.Attr.Has("blocksize")) throw n.Error("the blocksize attribute is required.");
+        int block = n.Attr.Int32("blocksize", 0);
+        var mode = inverse || n.Opset < 11 ? DepthToSpaceMode.Dcr : n.Attr.String("mode", "DCR") switch
+        {
+            "DCR" => DepthToSpaceMode.Dcr,
+            "CRD" => DepthToSpaceMode.Crd,
+            var other => throw n.Error($"mode '{other}' is not DCR or CRD."),
+        };
+        n.Emit(new Graph.DepthToSpace(block, mode, inverse), n.Input(0));
+    }
 }

@@ -36,6 +36,8 @@ internal sealed class PlanCompiler
     public IsaLevel? Isa { get; }
     /// <summary>Packed-weight operators shared by the plans of one session.</summary>
     public OperatorCache Cache { get; }
+    /// <summary>The session's arena limit, for lowerings that would build large tables before the arena is checked.</summary>
+    public long MaxArenaBytes => _maxArenaBytes;
 
     public PlanCompiler(ModelGraph g, IsaLevel? isa, OperatorCache cache, long maxArenaBytes) =>
         (_g, Isa, Cache, _maxArenaBytes) = (g, isa, cache, maxArenaBytes);

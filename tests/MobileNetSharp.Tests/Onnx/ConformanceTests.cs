@@ -22,25 +22,27 @@ public class ConformanceTests(ITestOutputHelper output)
     /// that the test feeds as graph inputs are runtime values here.
     /// </summary>
     [Fact]
-    public void ClaimedBackendTestsPassThroughMnetRun() => RunAll("mnet run", "cli", RunThroughCli, floatOnly: true);
+    public void ClaimedBackendTestsPassThroughMnetRun() => RunAll("mnet run", "cli", RunThroughCli, floatOnly: true, deviations: new Dictionary<string, string>());
 
     [Fact]
-    public void ClaimedBackendTestsPassInOurSession() => RunAll("our InferenceSession", "session", RunInSession, floatOnly: true);
+    public void ClaimedBackendTestsPassInOurSession() => RunAll("our InferenceSession", "session", RunInSession, floatOnly: true, deviations: new Dictionary<string, string>());
 
     /// <summary>Import -> export -> ONNX Runtime: checks the importer's reading of each test independently of our kernels.</summary>
     [Fact]
-    public void ClaimedBackendTestsSurviveImportAndExportToOrt() => RunAll("import -> export -> ONNX Runtime", "ort", RunInOrt, floatOnly: false);
+    public void ClaimedBackendTestsSurviveImportAndExportToOrt() => RunAll("import -> export -> ONNX Runtime", "ort", RunInOrt, floatOnly: false, ConformanceSuite.OrtDeviations);
 
     private readonly HashSet<string> _boundBySessionLimits = [];
 
     private delegate string? Runner(ConformanceCase c, DataSet data, ModelGraph graph);
 
-    private void RunAll(string engine, string reportName, Runner run, bool floatOnly)
+    /// <param name="deviations">Tests whose expected output the engine is known not to reproduce (a mismatch there is reported, not failed).</param>
+    private void RunAll(string engine, string reportName, Runner run, bool floatOnly, IReadOnlyDictionary<string, string> deviations)
     {
         Assert.True(ConformanceSuite.Available, $"ONNX backend test data not found under {ConformanceSuite.Root}; install libonnx-testdata.");
         var survey = ConformanceSuite.Scan();
         var failures = new List<string>();
         var rejected = new List<string>();
+        var deviated = new List<string>();
         var typeSkips = new List<string>(survey.TypeSkips);
         int passed = 0, frozenRuns = 0;
         foreach (var c in survey.Claimed)
@@ -68,7 +70,8 @@ public class ConformanceTests(ITestOutputHelper output)
             }
             catch (Exception e) { failure = $"{e.GetType().Name}: {e.Message}"; }
 
-            if (failure is not null) failures.Add($"{c.Id}: {failure}");
+            if (failure is not null && deviations.TryGetValue(c.Id, out var known) && !failure.Contains("Exception")) deviated.Add($"{c.Id} ({known}: {failure})");
+            else if (failure is not null) failures.Add($"{c.Id}: {failure}");
             else if (rejectedAsExpected) rejected.Add($"{c.Id} ({ConformanceSuite.ExpectedRejections[c.Id]})");
             else if (skip is not null) typeSkips.Add($"{c.Id} ({skip})");
             else { passed++; if (usedFrozen) frozenRuns++; }
@@ -76,15 +79,21 @@ public class ConformanceTests(ITestOutputHelper output)
 
         var report = new StringBuilder();
         report.AppendLine($"ONNX backend tests through {engine}:");
+        string departures = deviated.Count > 0 ? $", known engine departures {deviated.Count}" : "";
         report.AppendLine(reportName == "cli"
-            ? $"  claimed {survey.Claimed.Count}: ran {passed + failures.Count}, passed {passed}, failed {failures.Count}"
-            : $"  claimed {survey.Claimed.Count}: ran {passed + failures.Count}, passed {passed} ({frozenRuns} with parameter inputs bound at load time), failed {failures.Count}");
+            ? $"  claimed {survey.Claimed.Count}: ran {passed + failures.Count + deviated.Count}, passed {passed}, failed {failures.Count}{departures}"
+            : $"  claimed {survey.Claimed.Count}: ran {passed + failures.Count + deviated.Count}, passed {passed} ({frozenRuns} with parameter inputs bound at load time), failed {failures.Count}{departures}");
         if (_boundBySessionLimits.Count > 0)
         {
             report.AppendLine(reportName == "cli"
                 ? $"  ran with inputs that must be known at load time (shapes, axes, indices, load-time-only operators) bound from their files by mnet run ({_boundBySessionLimits.Count}):"
                 : $"  ran with the inputs after the first bound as constants, because the session refused them as runtime inputs ({_boundBySessionLimits.Count}):");
             foreach (var b in _boundBySessionLimits.Order()) report.AppendLine($"    {b}");
+        }
+        if (deviated.Count > 0)
+        {
+            report.AppendLine($"  known departures of the engine from the ONNX reference ({deviated.Count}):");
+            foreach (var d in deviated) report.AppendLine($"    {d}");
         }
         report.AppendLine($"  refused on purpose ({rejected.Count}):");
         foreach (var r in rejected) report.AppendLine($"    {r}");

@@ -28,6 +28,7 @@ public class FuzzTests(ITestOutputHelper output)
         ["exported_blocks"] = ExportedBlocks,
         ["opset6_legacy"] = () => LegacyForms().ToBytes(),
         ["dynamic_reshape"] = () => DynamicReshape().ToBytes(),
+        ["decoder_ops"] = () => DecoderOpsTests.DecoderModel().ToBytes(),
         // Old exporter output from the ONNX test data when installed (conv 1-D, pixel shuffle, GLU's split, indexing).
         ["pytorch_conv1d"] = () => TestData("pytorch-converted/test_Conv1d_groups"),
         ["pytorch_pixel_shuffle"] = () => TestData("pytorch-converted/test_PixelShuffle"),
@@ -197,7 +198,7 @@ public class FuzzTests(ITestOutputHelper output)
             case 10 when g.Node.Count > 0:
                 how = GrowRank(m, rng);
                 break;
-            case 11 when g.Node.Any(n => n.OpType is "Conv" or "MaxPool" or "AveragePool"):
+            case 11 when g.Node.Any(n => n.OpType is "Conv" or "ConvTranspose" or "MaxPool" or "AveragePool"):
                 how = ExtremeWindow(g, rng);
                 break;
             default:
@@ -256,15 +257,18 @@ public class FuzzTests(ITestOutputHelper output)
         }
     }
 
-    /// <summary>Kernel, dilation, stride and pad attributes of a Conv or pool set to extremes, alone or together.</summary>
+    /// <summary>Kernel, dilation, stride and pad attributes (and ConvTranspose's output_padding/output_shape) of a Conv or pool set to extremes, alone or together.</summary>
     private static string ExtremeWindow(GraphProto g, Random rng)
     {
-        var windows = g.Node.Where(n => n.OpType is "Conv" or "MaxPool" or "AveragePool").ToArray();
+        var windows = g.Node.Where(n => n.OpType is "Conv" or "ConvTranspose" or "MaxPool" or "AveragePool").ToArray();
         var n = windows[rng.Next(windows.Length)];
         int spatial = n.Attribute.FirstOrDefault(a => a.Name == "kernel_shape")?.Ints.Count ?? 2;
         long Pick() => WindowExtremes[rng.Next(WindowExtremes.Length)];
         var changed = new List<string>();
-        foreach (var name in new[] { "kernel_shape", "dilations", "strides", "pads" })
+        string[] names = n.OpType == "ConvTranspose"
+            ? ["kernel_shape", "dilations", "strides", "pads", "output_padding", "output_shape"]
+            : ["kernel_shape", "dilations", "strides", "pads"];
+        foreach (var name in names)
         {
             if (rng.Next(2) == 0) continue;
             // A Conv's kernel must match its weight; change the weight too when it is an initializer.
@@ -272,7 +276,7 @@ public class FuzzTests(ITestOutputHelper output)
             if (n.Attribute.FirstOrDefault(a => a.Name == name) is { } old) n.Attribute.Remove(old);
             n.Attribute.Add(OnnxModelBuilder.Attribute(name, values));
             changed.Add($"{name}=[{string.Join(",", values)}]");
-            if (name == "kernel_shape" && n.OpType == "Conv" && n.Input.Count > 1
+            if (name == "kernel_shape" && n.OpType is "Conv" or "ConvTranspose" && n.Input.Count > 1
                 && g.Initializer.FirstOrDefault(t => t.Name == n.Input[1]) is { Dims.Count: > 2 } w)
             {
                 for (int d = 0; d < spatial && d + 2 < w.Dims.Count; d++) w.Dims[d + 2] = values[d];
