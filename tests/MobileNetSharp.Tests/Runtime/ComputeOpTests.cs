@@ -384,6 +384,42 @@ public class ComputeOpTests
         }
     }
 
+    /// <summary>Conv outputs run channels-last: masks, Where, Cast and ArgMax on them come back in NCHW order.</summary>
+    [Fact]
+    public void MasksAndCastsOfChannelsLastConvOutputsMatchOnnxRuntime()
+    {
+        var m = new OnnxModelBuilder(13).Input("x", 2, 3, 5, 6)
+            .Initializer("w", Tensor.Random(1, [4, 3, 3, 3], -0.5f, 0.5f)).Initializer("zero", new Tensor([0f], []))
+            .Initializer("other", Tensor.Random(2, [4, 1, 1], -1f, 1f))
+            .Node("Conv", ["x", "w"], ["c"], attributes: [("pads", new[] { 1, 1, 1, 1 })])
+            .Node("Greater", ["c", "zero"], ["mask"]).Node("Where", ["mask", "c", "other"], ["w_out"])
+            .Node("Mul", ["c", "c"], ["sq"]).Node("Cast", ["sq"], ["ints"], attributes: [("to", Int32)])
+            .Node("Exp", ["c"], ["e"]).Node("ArgMin", ["e"], ["am"], attributes: [("axis", 1)])
+            .TypedOutput("mask", Bool, 2, 4, 5, 6).Output("w_out", 2, 4, 5, 6).TypedOutput("ints", Int32, 2, 4, 5, 6).TypedOutput("am", Int64, 2, 1, 5, 6);
+        var x = Tensor.Random(3, [2, 3, 5, 6], -3f, 3f);
+        var expected = OrtRunner.Run(m.ToBytes(), [new("x", x)]);
+        var actual = Run(m, ("x", x));
+        Assert.Equal((bool[])expected["mask"].Data, (bool[])actual["mask"].Data);
+        Compare.Close(expected["w_out"], actual["w_out"], 1e-5, "where");
+        Assert.Equal(expected["am"].Int64s, actual["am"].Int64s);
+        // Truncation of values that differ in the last bit can differ by one.
+        var ei = (int[])expected["ints"].Data; var ai = (int[])actual["ints"].Data;
+        Assert.All(ei.Zip(ai), p => Assert.InRange(p.Second - p.First, -1, 1));
+    }
+
+    [Fact]
+    public void CastOfNonFiniteFloatsNeverThrows()
+    {
+        var x = new Tensor([float.NaN, float.PositiveInfinity, float.NegativeInfinity, 1e20f, -1e20f, 0f], 6);
+        foreach (int to in new[] { UInt8, Int8, Int32, Int64, Bool })
+        {
+            var m = new OnnxModelBuilder(13).Input("x", 6).Node("Cast", ["x"], ["y"], attributes: [("to", to)]).TypedOutput("y", to, 6);
+            var y = Run(m, ("x", x))["y"];
+            Assert.Equal((DataType)to, y.DataType);
+            if (to == Bool) Assert.Equal([true, true, true, true, true, false], (bool[])y.Data);
+        }
+    }
+
     [Fact]
     public void CastToATypeWeDoNotHoldIsRefused()
     {
