@@ -20,7 +20,7 @@ public sealed record ArgReduceOp(bool Max, int Axis, bool KeepDims = true, bool 
         int axis;
         try { axis = Tensors.Shape.Axis(Axis, x.Rank); }
         catch (ArgumentException e) { throw Error(node, e.Message); }
-        if (x.Shape[axis] == 0 && x.Length == 0 && Tensors.Shape.Size(OutputShape(x.Shape, axis)) > 0)
+        if (x.Shape[axis] == 0 && Tensors.Shape.Size(OutputShape(x.Shape, axis)) > 0)
             throw Error(node, $"axis {Axis} is empty: there is no index to return.");
         return [OutputShape(x.Shape, axis)];
     }
