@@ -3,7 +3,7 @@ using MobileNetSharp.Tensors;
 namespace MobileNetSharp.Onnx.Import;
 
 /// <summary>
-/// Operators that exist in ONNX files only to compute shapes and constants (Shape, Gather, Cast,
+/// Operators that exist in ONNX files only to compute shapes and constants (Shape, Gather,
 /// ConstantOfShape, Range, ... as exporters emit them for dynamic reshapes). They are evaluated at load
 /// time: Shape and Size need only the input's static shape, the others need constant inputs.
 /// </summary>
@@ -15,13 +15,8 @@ internal static class LoadTimeOps
         ["Shape"] = n => [ShapeOf(n)],
         ["Size"] = n => [SizeOf(n)],
         ["Gather"] = n => [Gather(n)],
-        ["Cast"] = n => [Cast(n)],
         ["ConstantOfShape"] = n => [ConstantOfShape(n)],
         ["Range"] = n => [Range(n)],
-        ["Equal"] = n => [Sized(n, TensorArithmetic.Equal, n.Input(0).Constant!, n.Input(1).Constant!)],
-        ["Where"] = n => [Where(n)],
-        ["Expand"] = n => [Expand(n)],
-        ["Tile"] = n => [Tile(n)],
     };
 
     public static IEnumerable<string> Names => Ops.Keys;
@@ -50,14 +45,6 @@ internal static class LoadTimeOps
         if (n.Attr.Has("value_int")) return new Tensor([n.Attr.Int("value_int", 0)], []);
         if (n.Attr.Ints("value_ints") is { } ls) return new Tensor(ls, ls.Length);
         throw n.Error("has no supported value attribute (value, value_float(s), value_int(s)); sparse and string constants are not supported.");
-    }
-
-    private static Tensor Cast(NodeContext n)
-    {
-        var x = n.Input(0).Constant!;
-        var to = OnnxDataTypes.ToDataType(n.Attr.Int32("to", 0), $"Node '{n.DisplayName}' (Cast) target");
-        if (to != x.DataType) CheckSize(n, x.Length);
-        return TensorArithmetic.Cast(x, to);
     }
 
     private static Tensor ShapeOf(NodeContext n)
@@ -167,63 +154,6 @@ internal static class LoadTimeOps
         T v = start;
         for (int i = 0; i < count; i++) { r[i] = v; v = add(v, delta); }
         return r;
-    }
-
-    private static Tensor Where(NodeContext n)
-    {
-        Tensor c = n.Input(0).Constant!, x = n.Input(1).Constant!, y = n.Input(2).Constant!;
-        CheckSize(n, Shape.Size(Shape.Broadcast(Shape.Broadcast(c.Shape, x.Shape), y.Shape)));
-        return TensorArithmetic.Where(c, x, y);
-    }
-
-    private static Tensor Expand(NodeContext n)
-    {
-        var x = n.Input(0).Constant!;
-        var shape = ExpandedShape(n, x.Shape);
-        CheckSize(n, Shape.Size(shape));
-        return TensorIndexing.Broadcast(x, shape);
-    }
-
-    /// <summary>Expand's output shape: its input broadcast with the shape input, which must be known at load time.</summary>
-    internal static int[] ExpandedShape(NodeContext n, int[] input)
-    {
-        var dims = n.OptionalInts(1, "shape") ?? throw n.Error("requires a shape input.");
-        ImportContext.CheckRank(dims.Length, "the expanded tensor", n.Error);
-        if (dims.Any(d => d < 0 || d > int.MaxValue)) throw n.Error($"shape [{string.Join(",", dims)}] has an invalid dimension.");
-        try { return Shape.Broadcast(input, dims.Select(d => (int)d).ToArray()); }
-        catch (ArgumentException e) { throw n.Error(e.Message); }
-    }
-
-    private static Tensor Tile(NodeContext n)
-    {
-        var x = n.Input(0).Constant!;
-        var (shape, repeats) = TiledShape(n, x.Shape);
-        CheckSize(n, Shape.Size(shape));
-        return TensorIndexing.Tile(x, repeats);
-    }
-
-    /// <summary>Tile's output shape and repeats; the repeats input must be known at load time.</summary>
-    internal static (int[] Shape, int[] Repeats) TiledShape(NodeContext n, int[] input)
-    {
-        if (n.Opset < 6) throw n.Error("the opset 1 form (tiles and axis inputs) is not supported.");
-        var repeats = n.OptionalInts(1, "repeats") ?? throw n.Error("requires a repeats input.");
-        if (repeats.Length != input.Length) throw n.Error($"repeats must have one entry per axis of the input ({input.Length}), got {repeats.Length}.");
-        if (repeats.Any(r => r < 0 || r > int.MaxValue)) throw n.Error($"repeats [{string.Join(",", repeats)}] has an invalid entry.");
-        var shape = new int[input.Length];
-        for (int d = 0; d < shape.Length; d++)
-        {
-            long size = input[d] * repeats[d];
-            shape[d] = size <= int.MaxValue ? (int)size : throw n.Error($"axis {d} would have {size} elements.");
-        }
-        try { Shape.Size(shape); }
-        catch (ArgumentException e) { throw n.Error(e.Message); }
-        return (shape, repeats.Select(r => (int)r).ToArray());
-    }
-
-    private static Tensor Sized(NodeContext n, Func<Tensor, Tensor, Tensor> f, Tensor a, Tensor b)
-    {
-        CheckSize(n, Shape.Size(Shape.Broadcast(a.Shape, b.Shape)));
-        return f(a, b);
     }
 
     /// <summary>Counts the elements about to be computed against the model's load-time budget.</summary>

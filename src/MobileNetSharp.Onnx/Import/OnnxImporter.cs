@@ -83,7 +83,6 @@ public static class OnnxImporter
         }
         if (graph.Outputs.Count == 0) throw new ModelFormatException("The graph has no outputs.");
         RemoveDeadNodes(graph);
-        BroadcastExpand.Resolve(ctx);
         try { graph.InferShapes(); }
         catch (Exception e) when (e is GraphException or ArgumentException)
         {

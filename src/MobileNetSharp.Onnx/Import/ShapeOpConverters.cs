@@ -164,16 +164,6 @@ internal static class ShapeOpConverters
         var shape = x.Shape[..axis].Concat(indexShape).Concat(x.Shape[(axis + 1)..]).Select(d => (long)d).ToArray();
         n.Emit(new Graph.Reshape(shape, AllowZero: true), joined);
     }
-
-    /// <summary>Cast on a runtime tensor: only to its own type (exporters emit such no-op casts).</summary>
-    public static void Cast(NodeContext n)
-    {
-        var x = n.Input(0);
-        int to = n.Attr.Int32("to", 0);
-        if (to != (int)x.DataType) throw n.NeedsConstant(x, $"input (cast from {x.DataType} to {OnnxDataTypes.Name(to)})");
-        n.Emit(new Graph.Identity(), x);
-    }
-
     /// <summary>DepthToSpace (mode from opset 11 on, DCR before) and SpaceToDepth; blocksize is required.</summary>
     public static void DepthToSpace(NodeContext n, bool inverse)
     {

@@ -41,6 +41,15 @@ public sealed record ActivationOp(Activation Activation) : Op, IRunnable
 
     public override string Describe() => Activation.ToString();
 
+    public override Tensor[]? Fold(Node node)
+    {
+        var x = node.Input(0).Constant!;
+        if (HasRuntimeBounds(node) || x.DataType != DataType.Float32) return null;
+        var y = new float[x.Length];
+        Elementwise.Apply(Activation, x.Floats, y);
+        return [new Tensor(y, x.Shape)];
+    }
+
     public override void ExportOnnx(Node n, IOnnxWriter w)
     {
         if (!HasRuntimeBounds(n))

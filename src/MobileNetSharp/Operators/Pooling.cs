@@ -109,9 +109,13 @@ public sealed record GlobalPool(PoolKind Kind) : Op, IRunnable
         Reduce.LowerReduction(n, plan, Kind == PoolKind.Max ? ReduceKind.Max : ReduceKind.Mean, Enumerable.Range(2, n.Input(0).Rank - 2).ToArray());
 }
 
-public enum ReduceKind { Mean, Sum, Max, Min }
+public enum ReduceKind { Mean, Sum, Max, Min, Prod, L1, L2, SumSquare, LogSum, LogSumExp }
 
-/// <summary>Reduction over axes (null = all axes), keeping reduced axes as 1 when KeepDims.</summary>
+/// <summary>
+/// Reduction over axes (null = all axes), keeping reduced axes as 1 when KeepDims (ONNX ReduceMean, ReduceSum,
+/// ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum, ReduceLogSumExp).
+/// Reducing an empty axis gives the reduction's identity (0, 1, -inf, +inf; NaN for a mean).
+/// </summary>
 public sealed record Reduce(ReduceKind Kind, int[]? Axes, bool KeepDims = true) : Op, IRunnable
 {
     public override string Type => "Reduce" + Kind;
@@ -136,6 +140,48 @@ public sealed record Reduce(ReduceKind Kind, int[]? Axes, bool KeepDims = true) 
             else if (KeepDims) y.Add(1);
         }
         return [y.ToArray()];
+    }
+
+    public override Tensor[]? Fold(Node node)
+    {
+        var x = node.Input(0).Constant!;
+        if (x.DataType != DataType.Float32) return null;
+        var y = new float[Shape.Size(node.Output.Shape)];
+        Run(Kind, x.Floats, x.Shape, NormalizedAxes(x.Rank), y);
+        return [new Tensor(y, node.Output.Shape)];
+    }
+
+    /// <summary>The kernel, with ONNX's values for reductions over nothing (the kernel refuses an empty max).</summary>
+    internal static void Run(ReduceKind kind, ReadOnlySpan<float> x, int[] shape, int[] axes, Span<float> y)
+    {
+        if (y.IsEmpty) return;
+        if (x.IsEmpty)
+        {
+            y.Fill(kind switch
+            {
+                ReduceKind.Sum or ReduceKind.L1 or ReduceKind.L2 or ReduceKind.SumSquare => 0f,
+                ReduceKind.Prod => 1f,
+                ReduceKind.Min => float.PositiveInfinity,
+                ReduceKind.Mean => float.NaN,
+                _ => float.NegativeInfinity, // Max, LogSum (log 0), LogSumExp
+            });
+            return;
+        }
+        var reduction = kind switch
+        {
+            ReduceKind.Mean => ReductionKind.Mean,
+            ReduceKind.Sum => ReductionKind.Sum,
+            ReduceKind.Max => ReductionKind.Max,
+            ReduceKind.Min => ReductionKind.Min,
+            ReduceKind.Prod => ReductionKind.Prod,
+            ReduceKind.L1 => ReductionKind.L1,
+            ReduceKind.L2 => ReductionKind.L2,
+            ReduceKind.SumSquare => ReductionKind.SumSquare,
+            ReduceKind.LogSum => ReductionKind.LogSum,
+            ReduceKind.LogSumExp => ReductionKind.LogSumExp,
+            _ => throw new ArgumentException($"Unknown reduction {kind}."),
+        };
+        Layout.Reduce(reduction, x, shape, axes, y);
     }
 
     /// <summary>Axes are an attribute until opset 18 (ReduceSum: 13), an input after.</summary>
@@ -202,65 +248,9 @@ internal sealed class GlobalPoolStep(string name, PoolKind kind, int batch, int 
     }
 }
 
-/// <summary>
-/// Reduction over arbitrary axes of a plain tensor. Off the hot path (global pooling covers MobileNets),
-/// so one generic pass: each input element is folded into the output element its kept indices name.
-/// </summary>
-internal sealed class ReduceStep : Step
+/// <summary>Reduction over arbitrary axes of a plain tensor (off the MobileNet hot path: global pooling covers those).</summary>
+internal sealed class ReduceStep(string name, ReduceKind kind, int[] shape, int[] axes, Slot x, Slot y) : Step(name, [x], [y])
 {
-    private readonly ReduceKind _kind;
-    private readonly Slot _x, _y;
-    private readonly int[] _shape;
-    private readonly int[] _outStrides; // per input axis; 0 on reduced axes
-    private readonly int _count;        // elements folded into each output
-
-    public ReduceStep(string name, ReduceKind kind, int[] shape, int[] axes, Slot x, Slot y) : base(name, [x], [y])
-    {
-        (_kind, _shape, _x, _y) = (kind, shape, x, y);
-        _outStrides = new int[shape.Length];
-        int stride = 1;
-        _count = 1;
-        for (int d = shape.Length - 1; d >= 0; d--)
-        {
-            if (axes.Contains(d)) { _count *= shape[d]; continue; }
-            _outStrides[d] = stride;
-            stride *= shape[d];
-        }
-    }
-
-    public override string Kernel => "Reduce" + _kind;
-
-    public override void Execute(RunContext ctx)
-    {
-        var input = ctx.Read(_x);
-        var output = ctx.Write(_y);
-        output.Fill(_kind switch
-        {
-            ReduceKind.Max => float.NegativeInfinity,
-            ReduceKind.Min => float.PositiveInfinity,
-            _ => 0f,
-        });
-        Span<int> index = stackalloc int[_shape.Length];
-        int o = 0;
-        for (int i = 0; i < input.Length; i++)
-        {
-            float v = input[i];
-            output[o] = _kind switch
-            {
-                ReduceKind.Max => MathF.Max(output[o], v),
-                ReduceKind.Min => MathF.Min(output[o], v),
-                _ => output[o] + v,
-            };
-            // Advance the multi-index (row-major) and keep the output offset in step.
-            for (int d = _shape.Length - 1; d >= 0; d--)
-            {
-                o += _outStrides[d];
-                if (++index[d] < _shape[d]) break;
-                o -= _outStrides[d] * _shape[d];
-                index[d] = 0;
-            }
-        }
-        if (_kind == ReduceKind.Mean && _count > 0)
-            System.Numerics.Tensors.TensorPrimitives.Multiply(output, 1f / _count, output);
-    }
+    public override string Kernel => "Reduce" + kind;
+    public override void Execute(RunContext ctx) => Reduce.Run(kind, ctx.Read(x), shape, axes, ctx.Write(y));
 }

@@ -4,8 +4,9 @@ namespace MobileNetSharp.Passes;
 
 /// <summary>What the optimizer changed, for summaries and tests.</summary>
 /// <param name="HardActivationsRecognized">Hard-sigmoids and hard-swishes written out in arithmetic, now one activation each.</param>
+/// <param name="ExpandsDropped">Expands (and size-1 Tiles) removed because every reader broadcasts by itself.</param>
 public sealed record OptimizationReport(int IdentitiesRemoved, int BatchNormsFolded, int SwishesFused, int ActivationsFused, int ResidualsFused,
-    int HardActivationsRecognized = 0);
+    int HardActivationsRecognized = 0, int ExpandsDropped = 0);
 
 /// <summary>The standard pass pipeline, in the order that lets each pass see the previous one's result.</summary>
 public static class Optimizer
@@ -14,6 +15,7 @@ public static class Optimizer
     public static OptimizationReport Run(ModelGraph g)
     {
         int ids = RemoveIdentity.Run(g);
+        int expands = DropBroadcastExpand.Run(g); // before fusion: the SE Mul then reads the squeezed tensor directly
         int bn = FoldBatchNorm.Run(g);
         // Spelled-out hard-sigmoid/hard-swish first: x * (clip / 6) becomes x * HardSigmoid(x), which FuseSwish completes.
         int hard = FuseHardActivation.Run(g);
@@ -22,6 +24,6 @@ public static class Optimizer
         int acts = FuseActivation.Run(g);
         int res = FuseResidualAdd.Run(g);
         g.InferShapes();
-        return new OptimizationReport(ids, bn, swish, acts, res, hard);
+        return new OptimizationReport(ids, bn, swish, acts, res, hard, expands);
     }
 }

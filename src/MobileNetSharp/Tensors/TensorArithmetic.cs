@@ -22,49 +22,6 @@ internal static class TensorArithmetic
         };
     }
 
-    public static Tensor Equal(Tensor a, Tensor b)
-    {
-        if (a.DataType != b.DataType) throw new ArgumentException($"Equal operands have different types ({a.DataType}, {b.DataType}).");
-        var shape = Shape.Broadcast(a.Shape, b.Shape);
-        var ma = TensorIndexing.BroadcastMap(a.Shape, shape);
-        var mb = TensorIndexing.BroadcastMap(b.Shape, shape);
-        // Typed comparisons: IEEE semantics for floats (NaN differs from everything, -0 equals +0), no boxing.
-        var r = (a.Data, b.Data) switch
-        {
-            (float[] x, float[] y) => Compare(x, y, ma, mb, static (p, q) => p == q),
-            (long[] x, long[] y) => Compare(x, y, ma, mb, static (p, q) => p == q),
-            (int[] x, int[] y) => Compare(x, y, ma, mb, static (p, q) => p == q),
-            (bool[] x, bool[] y) => Compare(x, y, ma, mb, static (p, q) => p == q),
-            _ when a.DataType == DataType.Int8 => Compare((sbyte[])a.Data, (sbyte[])b.Data, ma, mb, static (p, q) => p == q),
-            _ when a.DataType == DataType.UInt8 => Compare((byte[])a.Data, (byte[])b.Data, ma, mb, static (p, q) => p == q),
-            _ => throw new ArgumentException($"Equal on {a.DataType} is not supported at load time."),
-        };
-        return new Tensor(DataType.Bool, shape, r);
-    }
-
-    private static bool[] Compare<T>(T[] x, T[] y, int[] mx, int[] my, Func<T, T, bool> equal)
-    {
-        var r = new bool[mx.Length];
-        for (int i = 0; i < r.Length; i++) r[i] = equal(x[mx[i]], y[my[i]]);
-        return r;
-    }
-
-    public static Tensor Where(Tensor cond, Tensor x, Tensor y)
-    {
-        if (cond.Data is not bool[] c) throw new ArgumentException($"Where condition must be BOOL, got {cond.DataType}.");
-        if (x.DataType != y.DataType) throw new ArgumentException($"Where branches have different types ({x.DataType}, {y.DataType}).");
-        var shape = Shape.Broadcast(Shape.Broadcast(cond.Shape, x.Shape), y.Shape);
-        var mc = TensorIndexing.BroadcastMap(cond.Shape, shape);
-        var mx = TensorIndexing.BroadcastMap(x.Shape, shape);
-        var my = TensorIndexing.BroadcastMap(y.Shape, shape);
-        var flat = Array.CreateInstance(x.DataType.ClrType(), x.Length + y.Length);
-        Array.Copy(x.Data, 0, flat, 0, x.Length);
-        Array.Copy(y.Data, 0, flat, x.Length, y.Length);
-        var map = new int[mc.Length];
-        for (int i = 0; i < map.Length; i++) map[i] = c[mc[i]] ? mx[i] : x.Length + my[i];
-        return TensorIndexing.Take(new Tensor(x.DataType, [flat.Length], flat), shape, map);
-    }
-
     /// <summary>ONNX Cast between our element types (float to integer truncates toward zero).</summary>
     public static Tensor Cast(Tensor t, DataType to)
     {

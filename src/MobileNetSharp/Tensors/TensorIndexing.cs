@@ -80,9 +80,7 @@ internal static class TensorIndexing
         return Take(t, outShape, StridedMap(outShape, strides, offset));
     }
 
-    /// <summary>Repeats size-1 axes (and missing leading axes) of <paramref name="t"/> up to <paramref name="outShape"/>.</summary>
-    public static Tensor Broadcast(Tensor t, int[] outShape) => Take(t, outShape, BroadcastMap(t.Shape, outShape));
-
+    /// <summary>The index map that repeats size-1 axes (and missing leading axes) of <paramref name="shape"/> up to <paramref name="outShape"/>.</summary>
     public static int[] BroadcastMap(int[] shape, int[] outShape)
     {
         var src = Strides(shape);

@@ -65,7 +65,8 @@ public class CaseTests
     public void SqueezeExciteExpandCostsNothing()
     {
         string path = Path.Combine(Here(), "se_expand_as", "model.onnx");
-        var graph = OnnxImporter.Load(path);
+        using var session = new InferenceSession(OnnxImporter.Load(path), new SessionOptions { Threads = 1 });
+        var graph = session.OptimizedGraph; // the optimizer drops each Expand: the Mul broadcasts by itself
         Assert.DoesNotContain(graph.Nodes, n => n.Op.Type == "Expand");
         var seMuls = graph.Nodes.Where(n => n.Op is BinaryOp { Kind: MobileNetSharp.Graph.BinaryKind.Mul } && n.Name.EndsWith("body.5/Mul")).ToList();
         Assert.Equal(3, seMuls.Count);
@@ -87,7 +88,6 @@ public class CaseTests
         }
         var handCut = OnnxImporter.Load(model.ToByteArray());
 
-        using var session = new InferenceSession(graph, new SessionOptions { Threads = 1 });
         using var reference = new InferenceSession(handCut, new SessionOptions { Threads = 1 });
         Assert.Equal(reference.Steps, session.Steps);
         Assert.DoesNotContain(session.Steps, s => s.Kernel is "Copy" or "Transpose" or "ToNchw");

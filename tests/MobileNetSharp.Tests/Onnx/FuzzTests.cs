@@ -29,6 +29,7 @@ public class FuzzTests(ITestOutputHelper output)
         ["opset6_legacy"] = () => LegacyForms().ToBytes(),
         ["dynamic_reshape"] = () => DynamicReshape().ToBytes(),
         ["decoder_ops"] = () => DecoderOpsTests.DecoderModel().ToBytes(),
+        ["argmax_where_cast_expand"] = () => MaskAndIndices().ToBytes(),
         // Old exporter output from the ONNX test data when installed (conv 1-D, pixel shuffle, GLU's split, indexing).
         ["pytorch_conv1d"] = () => TestData("pytorch-converted/test_Conv1d_groups"),
         ["pytorch_pixel_shuffle"] = () => TestData("pytorch-converted/test_PixelShuffle"),
@@ -337,4 +338,24 @@ public class FuzzTests(ITestOutputHelper output)
         .Node("Reshape", ["bs", "target"], ["flat_b"], "reshape_b")
         .Node("Concat", ["flat_a", "flat_b"], ["y"], "join", ("axis", 1))
         .Output("y", "batch", 30);
+
+    /// <summary>
+    /// A uint8 image cast to float, a per-pixel ArgMax (int64) cast back and expanded over the channels, a
+    /// comparison mask and a Where, and a reduction: the element-type changes a model taking images and returning
+    /// indices goes through.
+    /// </summary>
+    internal static OnnxModelBuilder MaskAndIndices() => new OnnxModelBuilder(13)
+        .TypedInput("image", 2, 1, 3, 4, 4)
+        .Initializer("shape", new Tensor([1L, 3L, 4L, 4L], 4))
+        .Initializer("reps", new Tensor([1L, 1L, 2L, 1L], 4))
+        .Node("Cast", ["image"], ["x"], "cast", ("to", 1))
+        .Node("ArgMax", ["x"], ["idx"], "argmax", ("axis", 1), ("keepdims", 1))
+        .Node("Cast", ["idx"], ["idx_f"], "cast_idx", ("to", 1))
+        .Node("Expand", ["idx_f", "shape"], ["e"], "expand")
+        .Node("Greater", ["x", "e"], ["mask"], "greater")
+        .Node("Where", ["mask", "x", "e"], ["w"], "where")
+        .Node("Tile", ["w", "reps"], ["t"], "tile")
+        .Node("ReduceLogSumExp", ["t"], ["y"], "reduce", ("axes", new[] { 2, 3 }), ("keepdims", 0))
+        .Output("y", 1, 3)
+        .TypedOutput("idx", 7, 1, 1, 4, 4);
 }

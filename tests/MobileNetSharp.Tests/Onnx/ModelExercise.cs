@@ -7,7 +7,7 @@ namespace MobileNetSharp.Tests.Onnx;
 
 /// <summary>
 /// What `mnet run` does to a file, in-process: load, compile a session, run it once on zero inputs of the
-/// declared shapes. Refusals must be typed: <see cref="ModelFormatException"/> (the file),
+/// declared shapes and element types. Refusals must be typed: <see cref="ModelFormatException"/> (the file),
 /// <see cref="GraphException"/> (the graph cannot be compiled or run within the limits) or a plain
 /// <see cref="ArgumentException"/> (documented argument checks). Any other exception is a bug and propagates.
 /// </summary>
@@ -34,7 +34,7 @@ internal static class ModelExercise
         using (session)
         {
             if (session.Inputs.Sum(i => Shape.Size(i.Shape)) > MaxInputElements) return (Outcome.TooLargeToRun, null);
-            var inputs = session.Inputs.Select(i => Tensor.Zeros(i.Shape)).ToArray();
+            var inputs = session.Inputs.Select(i => Tensor.Create(i.DataType, i.Shape)).ToArray();
             try { session.Run(inputs); }
             catch (Exception e) when (Allowed(e)) { return (Outcome.RunRefused, e); }
         }

@@ -21,6 +21,7 @@ public sealed class OnnxModelBuilder(int opset = 13)
     public OnnxModelBuilder Input(string name, params object[] dims) => Value(Graph.Input, name, 1, dims);
     public OnnxModelBuilder Output(string name, params object[] dims) => Value(Graph.Output, name, 1, dims);
     public OnnxModelBuilder TypedInput(string name, int elemType, params object[] dims) => Value(Graph.Input, name, elemType, dims);
+    public OnnxModelBuilder TypedOutput(string name, int elemType, params object[] dims) => Value(Graph.Output, name, elemType, dims);
 
     private OnnxModelBuilder Value(Google.Protobuf.Collections.RepeatedField<ValueInfoProto> list, string name, int elemType, object[] dims)
     {
