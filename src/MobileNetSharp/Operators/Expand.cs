@@ -10,7 +10,7 @@ namespace MobileNetSharp.Graph;
 /// PyTorch writes <c>x * s.expand_as(x)</c>; where only broadcasting ops read the result the importer can drop
 /// the Expand, and this op covers the rest.
 /// </summary>
-public sealed record ExpandOp(int[] Target) : Op, IRunnable
+public sealed record ExpandOp(int[] Target) : Op, IRunnable, ElementBytes.IShapedCopy
 {
     public override string Type => "Expand";
 
@@ -27,27 +27,12 @@ public sealed record ExpandOp(int[] Target) : Op, IRunnable
 
     public override string Describe() => $"Expand to {Tensors.Shape.Format(Target)}";
 
-    public override Tensor[]? Fold(Node node)
-    {
-        var x = node.Input(0).Constant!;
-        var y = ElementBytes.Allocate(x.DataType, node.Output.Shape, out var bytes);
-        Run(x.DataType.SizeOf(), ElementBytes.Of(x), x.Shape, bytes, node.Output.Shape);
-        return [y];
-    }
+    public override Tensor[]? Fold(Node node) => ElementBytes.Fold<ExpandOp>("Expand", node.Input(0).Constant!, node.Output.Shape);
 
     /// <summary>Broadcast copy through a stand-in type of the element size: whole rows copied, repeated values filled.</summary>
-    internal static void Run(int size, ReadOnlySpan<byte> x, int[] xShape, Span<byte> y, int[] yShape)
-    {
-        switch (size)
-        {
-            case 1: Copy(x, xShape, y, yShape); break;
-            case 4: Copy(MemoryMarshal.Cast<byte, int>(x), xShape, MemoryMarshal.Cast<byte, int>(y), yShape); break;
-            case 8: Copy(MemoryMarshal.Cast<byte, long>(x), xShape, MemoryMarshal.Cast<byte, long>(y), yShape); break;
-            default: throw new ArgumentException($"Expand of {size}-byte elements is not supported.");
-        }
-    }
+    internal static void Run(int size, ReadOnlySpan<byte> x, int[] xShape, Span<byte> y, int[] yShape) => ElementBytes.Run<ExpandOp>("Expand", size, x, xShape, y, yShape);
 
-    private static void Copy<T>(ReadOnlySpan<T> x, int[] xShape, Span<T> y, int[] yShape) where T : unmanaged
+    static void ElementBytes.IShapedCopy.Copy<T>(ReadOnlySpan<T> x, int[] xShape, Span<T> y, int[] yShape)
     {
         var body = new ExpandRows<T> { X = x, Y = y };
         Broadcasting.Run("Expand", yShape, y.Length, xShape, x.Length, [], 1, [], 1, ref body);
@@ -87,7 +72,7 @@ internal sealed class ExpandStep(string name, int size, int[] xShape, Slot x, Sl
 }
 
 /// <summary>ONNX Tile: X repeated Repeats[d] times along each axis d (repeats known at load time), any element type.</summary>
-public sealed record TileOp(int[] Repeats) : Op, IRunnable
+public sealed record TileOp(int[] Repeats) : Op, IRunnable, ElementBytes.IShapedCopy
 {
     public override string Type => "Tile";
 
@@ -110,30 +95,15 @@ public sealed record TileOp(int[] Repeats) : Op, IRunnable
 
     public override string Describe() => $"Tile [{string.Join(",", Repeats)}]";
 
-    public override Tensor[]? Fold(Node node)
-    {
-        var x = node.Input(0).Constant!;
-        var y = ElementBytes.Allocate(x.DataType, node.Output.Shape, out var bytes);
-        Run(x.DataType.SizeOf(), ElementBytes.Of(x), x.Shape, bytes, node.Output.Shape);
-        return [y];
-    }
+    public override Tensor[]? Fold(Node node) => ElementBytes.Fold<TileOp>("Tile", node.Input(0).Constant!, node.Output.Shape);
 
-    internal static void Run(int size, ReadOnlySpan<byte> x, int[] xShape, Span<byte> y, int[] yShape)
-    {
-        switch (size)
-        {
-            case 1: Copy(x, xShape, y, yShape); break;
-            case 4: Copy(MemoryMarshal.Cast<byte, int>(x), xShape, MemoryMarshal.Cast<byte, int>(y), yShape); break;
-            case 8: Copy(MemoryMarshal.Cast<byte, long>(x), xShape, MemoryMarshal.Cast<byte, long>(y), yShape); break;
-            default: throw new ArgumentException($"Tile of {size}-byte elements is not supported.");
-        }
-    }
+    internal static void Run(int size, ReadOnlySpan<byte> x, int[] xShape, Span<byte> y, int[] yShape) => ElementBytes.Run<TileOp>("Tile", size, x, xShape, y, yShape);
 
     /// <summary>
     /// Each output row (last axis) is X's row at the output index modulo X's shape, written repeats[^1] times
     /// side by side; an odometer over the other axes tracks the source row.
     /// </summary>
-    private static void Copy<T>(ReadOnlySpan<T> x, int[] xShape, Span<T> y, int[] yShape) where T : unmanaged
+    static void ElementBytes.IShapedCopy.Copy<T>(ReadOnlySpan<T> x, int[] xShape, Span<T> y, int[] yShape)
     {
         if (y.IsEmpty) return;
         int rank = xShape.Length;

@@ -93,16 +93,7 @@ internal sealed unsafe class RunContext
     public ReadOnlySpan<byte> ReadBytes(Slot s) => s.Constant is { } c ? Bytes(c) : WriteBytes(s);
 
     /// <summary>The raw bytes of an array of any unmanaged element type.</summary>
-    internal static ReadOnlySpan<byte> Bytes(Array a) =>
-        MemoryMarshal.CreateReadOnlySpan(ref MemoryMarshal.GetArrayDataReference(a), checked(a.Length * ElementSize(a)));
-
-    private static int ElementSize(Array a) => a switch
-    {
-        float[] or int[] => 4,
-        long[] or double[] => 8,
-        Half[] or short[] or ushort[] => 2,
-        _ => 1,
-    };
+    internal static ReadOnlySpan<byte> Bytes(Array a) => ElementBytes.Of(a);
 }
 
 /// <summary>One unit of a compiled plan: reads some slots, writes others, runs a kernel.</summary>
