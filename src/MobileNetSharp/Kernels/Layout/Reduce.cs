@@ -44,6 +44,25 @@ public static partial class Layout
     }
 
     /// <summary>
+    /// Merges neighbouring axes that are both kept or both reduced (size-1 axes dropped) into groups, innermost
+    /// last: the reduction then walks a few long runs instead of every axis. Returns the number of groups (0 when
+    /// every axis has size 1).
+    /// </summary>
+    internal static int CollapseGroups(ReadOnlySpan<int> shape, ReadOnlySpan<bool> reduce, Span<int> dims, Span<bool> isReduced)
+    {
+        int groups = 0;
+        for (int i = 0; i < shape.Length; i++)
+        {
+            if (shape[i] == 1) continue;
+            if (groups > 0 && isReduced[groups - 1] == reduce[i]) { dims[groups - 1] *= shape[i]; continue; }
+            dims[groups] = shape[i];
+            isReduced[groups] = reduce[i];
+            groups++;
+        }
+        return groups;
+    }
+
+    /// <summary>
     /// Sum or max into y; returns how many inputs fold into each output. Axes are collapsed into alternating
     /// kept/reduced groups; the innermost group is handled with whole-row TensorPrimitives calls (a reduced
     /// tail sums a contiguous row, a kept tail adds a row of x into a row of y).
@@ -70,15 +89,7 @@ public static partial class Layout
         // Collapse into groups: dims[g], reduced flag, and y stride (0 for reduced groups).
         Span<int> dims = stackalloc int[MaxRank];
         Span<bool> isReduced = stackalloc bool[MaxRank];
-        int groups = 0;
-        for (int i = 0; i < rank; i++)
-        {
-            if (shape[i] == 1) continue;
-            if (groups > 0 && isReduced[groups - 1] == reduce[i]) { dims[groups - 1] *= shape[i]; continue; }
-            dims[groups] = shape[i];
-            isReduced[groups] = reduce[i];
-            groups++;
-        }
+        int groups = CollapseGroups(shape, reduce, dims, isReduced);
         if (groups == 0) { output[0] = x[0]; return folded; }
         Span<long> yStride = stackalloc long[MaxRank];
         long s = 1;

@@ -152,15 +152,7 @@ public static partial class Layout
         // Groups, innermost last, with their strides in x.
         Span<int> dims = stackalloc int[MaxRank];
         Span<bool> isReduced = stackalloc bool[MaxRank];
-        int groups = 0;
-        for (int i = 0; i < rank; i++)
-        {
-            if (shape[i] == 1) continue;
-            if (groups > 0 && isReduced[groups - 1] == reduce[i]) { dims[groups - 1] *= shape[i]; continue; }
-            dims[groups] = shape[i];
-            isReduced[groups] = reduce[i];
-            groups++;
-        }
+        int groups = CollapseGroups(shape, reduce, dims, isReduced);
         if (groups == 0) { dims[0] = 1; isReduced[0] = true; groups = 1; }
         Span<long> stride = stackalloc long[MaxRank];
         long s = 1;
