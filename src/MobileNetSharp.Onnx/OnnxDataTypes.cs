@@ -20,5 +20,5 @@ internal static class OnnxDataTypes
     /// <summary>Our type for an ONNX code; <paramref name="what"/> names the tensor in the error.</summary>
     public static DataType ToDataType(int code, string what) => IsSupported(code)
         ? (DataType)code
-        : throw new ModelFormatException($"{what} has element type {Name(code)}, which is not supported (supported: FLOAT, UINT8, INT8, INT32, INT64, BOOL).");
+        : throw new ModelFormatException($"{what} has element type {Name(code)}, which is not supported (supported: FLOAT, FLOAT16, UINT8, INT8, INT32, INT64, BOOL).");
 }

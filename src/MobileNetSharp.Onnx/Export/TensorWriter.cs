@@ -24,6 +24,7 @@ internal static class TensorWriter
         DataType.Int8 => MemoryMarshal.AsBytes(((sbyte[])t.Data).AsSpan()).ToArray(),
         DataType.UInt8 => (byte[])((byte[])t.Data).Clone(),
         DataType.Bool => Array.ConvertAll((bool[])t.Data, b => b ? (byte)1 : (byte)0),
+        DataType.Float16 => LittleEndian((Half[])t.Data),
         _ => throw new ArgumentException($"Cannot write {t.DataType} tensors."),
     };
 

@@ -39,6 +39,8 @@ internal static class TensorReader
             DataType.UInt8 => new Tensor(type, shape, Array.ConvertAll(Typed(t.Int32Data, count, "int32_data", what), v => unchecked((byte)v))),
             DataType.Int8 => new Tensor(type, shape, Array.ConvertAll(Typed(t.Int32Data, count, "int32_data", what), v => unchecked((sbyte)v))),
             DataType.Bool => new Tensor(type, shape, Array.ConvertAll(Typed(t.Int32Data, count, "int32_data", what), v => v != 0)),
+            // ONNX stores float16 in int32_data, one value's 16 bits per entry.
+            DataType.Float16 => new Tensor(type, shape, Array.ConvertAll(Typed(t.Int32Data, count, "int32_data", what), v => BitConverter.UInt16BitsToHalf(unchecked((ushort)v)))),
             _ => throw new ModelFormatException($"{what}: element type {type} cannot be read."),
         };
     }
@@ -75,6 +77,7 @@ internal static class TensorReader
         DataType.UInt8 => new Tensor(type, shape, bytes.ToArray()),
         DataType.Int8 => new Tensor(type, shape, MemoryMarshal.Cast<byte, sbyte>(bytes).ToArray()),
         DataType.Bool => new Tensor(type, shape, ToBools(bytes)),
+        DataType.Float16 => new Tensor(type, shape, LittleEndian<Half>(bytes)),
         _ => throw new ModelFormatException($"Element type {type} cannot be read from bytes."),
     };
 

@@ -39,6 +39,7 @@ public sealed record CastOp(DataType To) : Op, IRunnable
             case DataType.Int32: Into(MemoryMarshal.Cast<byte, int>(x), to, y); break;
             case DataType.Int8: Into(MemoryMarshal.Cast<byte, sbyte>(x), to, y); break;
             case DataType.UInt8 or DataType.Bool: Into(x, to, y); break; // a bool is its 0/1 byte
+            case DataType.Float16: Into(MemoryMarshal.Cast<byte, Half>(x), to, y); break;
             default: throw new ArgumentException($"Cast from {from} is not supported.");
         }
     }
@@ -52,6 +53,7 @@ public sealed record CastOp(DataType To) : Op, IRunnable
             case DataType.Int32: System.Numerics.Tensors.TensorPrimitives.ConvertTruncating(x, MemoryMarshal.Cast<byte, int>(y)); break;
             case DataType.Int8: System.Numerics.Tensors.TensorPrimitives.ConvertTruncating(x, MemoryMarshal.Cast<byte, sbyte>(y)); break;
             case DataType.UInt8: System.Numerics.Tensors.TensorPrimitives.ConvertTruncating(x, y); break;
+            case DataType.Float16: System.Numerics.Tensors.TensorPrimitives.ConvertTruncating(x, MemoryMarshal.Cast<byte, Half>(y)); break;
             case DataType.Bool:
                 var b = MemoryMarshal.Cast<byte, bool>(y);
                 for (int i = 0; i < x.Length; i++) b[i] = x[i] != TFrom.Zero;

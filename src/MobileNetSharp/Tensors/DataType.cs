@@ -9,6 +9,8 @@ public enum DataType
     Int32 = 6,
     Int64 = 7,
     Bool = 9,
+    /// <summary>IEEE 754 half precision (System.Half).</summary>
+    Float16 = 10,
 }
 
 public static class DataTypes
@@ -18,6 +20,7 @@ public static class DataTypes
         DataType.Float32 or DataType.Int32 => 4,
         DataType.Int64 => 8,
         DataType.UInt8 or DataType.Int8 or DataType.Bool => 1,
+        DataType.Float16 => 2,
         _ => throw new NotSupportedException($"Unsupported data type {t}."),
     };
 
@@ -29,6 +32,7 @@ public static class DataTypes
         DataType.UInt8 => typeof(byte),
         DataType.Int8 => typeof(sbyte),
         DataType.Bool => typeof(bool),
+        DataType.Float16 => typeof(Half),
         _ => throw new NotSupportedException($"Unsupported data type {t}."),
     };
 }

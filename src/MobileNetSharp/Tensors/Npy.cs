@@ -14,7 +14,7 @@ namespace MobileNetSharp.Tensors;
 /// 1.0, uint32 in 2.0/3.0, little-endian), the header (a Python dict literal such as
 /// <c>{'descr': '&lt;f4', 'fortran_order': False, 'shape': (2, 3), }</c>, latin-1 in 1.x/2.x, UTF-8 in
 /// 3.0), then the raw elements in C order.
-/// <para>Read accepts <c>f4</c>, <c>f8</c> and <c>f2</c> (all returned as Float32), <c>i8</c>, <c>i4</c>,
+/// <para>Read accepts <c>f4</c> and <c>f8</c> (returned as Float32), <c>f2</c> (Float16), <c>i8</c>, <c>i4</c>,
 /// <c>u1</c>, <c>i1</c> and <c>b1</c>, in either byte order. Bad or hostile files throw
 /// <see cref="ModelFormatException"/> only, and no size read from the file is allocated before it has
 /// been checked against the bytes that are actually there.</para>
@@ -62,6 +62,7 @@ public static class Npy
             DataType.UInt8 => ("|u1", 1),
             DataType.Int8 => ("|i1", 1),
             DataType.Bool => ("|b1", 1),
+            DataType.Float16 => ("<f2", 2),
             _ => throw new NotSupportedException($"Cannot write {t.DataType} to .npy."),
         };
         // Python's tuple syntax: () for a scalar, (n,) for a vector, (a, b) otherwise.
@@ -96,7 +97,7 @@ public static class Npy
         {
             int count = Math.Min(perChunk, t.Length - done);
             var chunk = buf.AsSpan(0, count * size);
-            ElementBytes(t.Data, done, count).CopyTo(chunk);
+            Tensors.ElementBytes.Of(t.Data).Slice(done * size, count * size).CopyTo(chunk);
             if (!BitConverter.IsLittleEndian) ReverseEach(chunk, size);
             // A bool in a .NET array can hold any byte (via unsafe code); NumPy wants 0 or 1.
             if (t.DataType == DataType.Bool)
@@ -156,7 +157,8 @@ public static class Npy
             bool big = descr[0] == '>' || (descr[0] == '=' && !BitConverter.IsLittleEndian);
             DataType? target = descr[1..] switch
             {
-                "f4" or "f8" or "f2" => DataType.Float32,
+                "f4" or "f8" => DataType.Float32,
+                "f2" => DataType.Float16,
                 "i8" => DataType.Int64,
                 "i4" => DataType.Int32,
                 "u1" => DataType.UInt8,
@@ -249,11 +251,6 @@ public static class Npy
                 var f64 = ((float[])dst).AsSpan(at, n);
                 for (int i = 0; i < n; i++) f64[i] = (float)doubles[i];
                 break;
-            case ('f', 2):
-                var halves = MemoryMarshal.Cast<byte, Half>(src);
-                var f16 = ((float[])dst).AsSpan(at, n);
-                for (int i = 0; i < n; i++) f16[i] = (float)halves[i];
-                break;
             case ('b', 1):
                 // Any non-zero byte is true, as in NumPy; store canonical 1 so == compares work.
                 var bools = ((bool[])dst).AsSpan(at, n);
@@ -261,22 +258,10 @@ public static class Npy
                 break;
             default:
                 // Same width in file and tensor: a plain copy.
-                src.CopyTo(ElementBytes(dst, at, n));
+                src.CopyTo(Tensors.ElementBytes.Of(dst).Slice(at * e.Size, n * e.Size));
                 break;
         }
     }
-
-    /// <summary>The bytes of elements [at, at+n) of a tensor data array.</summary>
-    static Span<byte> ElementBytes(Array a, int at, int n) => a switch
-    {
-        float[] f => MemoryMarshal.AsBytes(f.AsSpan(at, n)),
-        long[] l => MemoryMarshal.AsBytes(l.AsSpan(at, n)),
-        int[] i => MemoryMarshal.AsBytes(i.AsSpan(at, n)),
-        byte[] b => b.AsSpan(at, n),
-        sbyte[] sb => MemoryMarshal.AsBytes(sb.AsSpan(at, n)),
-        bool[] z => MemoryMarshal.AsBytes(z.AsSpan(at, n)),
-        _ => throw new NotSupportedException($"Unsupported tensor storage {a.GetType().Name}."),
-    };
 
     static void ReverseEach(Span<byte> bytes, int size)
     {

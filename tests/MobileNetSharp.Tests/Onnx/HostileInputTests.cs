@@ -133,7 +133,7 @@ public class HostileInputTests
         m.Graph.Initializer.First(t => t.Name == "B").DataType = 11; // DOUBLE
         Refused(m.ToBytes(), "Initializer 'B'", "DOUBLE");
 
-        Refused(new OnnxModelBuilder().TypedInput("x", 10, 1, 4).Node("Relu", ["x"], ["y"]).Output("y").ToBytes(), "Graph input 'x'", "FLOAT16");
+        Refused(new OnnxModelBuilder().TypedInput("x", 16, 1, 4).Node("Relu", ["x"], ["y"]).Output("y").ToBytes(), "Graph input 'x'", "BFLOAT16");
         Refused(new OnnxModelBuilder().Input("x", 1, 4).Node("Cast", ["x"], ["y"], "c", ("to", 11)).Output("y").ToBytes(), "DOUBLE");
     }
 

@@ -38,6 +38,7 @@ public static class OrtRunner
             DataType.Bool => OrtValue.CreateTensorValueFromMemory((bool[])t.Data, shape),
             DataType.Int8 => OrtValue.CreateTensorValueFromMemory((sbyte[])t.Data, shape),
             DataType.UInt8 => OrtValue.CreateTensorValueFromMemory((byte[])t.Data, shape),
+            DataType.Float16 => OrtValue.CreateTensorValueFromMemory(Array.ConvertAll((Half[])t.Data, h => new Float16(BitConverter.HalfToUInt16Bits(h))), shape),
             _ => throw new ArgumentException($"Unsupported input type {t.DataType}."),
         };
     }
@@ -54,6 +55,7 @@ public static class OrtRunner
             TensorElementType.Bool => new Tensor(DataType.Bool, shape, v.GetTensorDataAsSpan<bool>().ToArray()),
             TensorElementType.UInt8 => new Tensor(DataType.UInt8, shape, v.GetTensorDataAsSpan<byte>().ToArray()),
             TensorElementType.Int8 => new Tensor(DataType.Int8, shape, v.GetTensorDataAsSpan<sbyte>().ToArray()),
+            TensorElementType.Float16 => new Tensor(DataType.Float16, shape, v.GetTensorDataAsSpan<Float16>().ToArray().Select(f => BitConverter.UInt16BitsToHalf(f.value)).ToArray()),
             var other => throw new ArgumentException($"Unsupported ORT output type {other}."),
         };
     }

@@ -89,7 +89,7 @@ public class NpyTests
         { "b1_2x2", new Tensor(DataType.Bool, [2, 2], new[] { true, false, false, true }), true },
         { "f4_big_endian", new Tensor(Enumerable.Range(0, 6).Select(i => (float)i).ToArray(), 2, 3), false },
         { "f8_2x2", new Tensor([1.5f, -2.25f, (float)1e-3, (float)1e30], 2, 2), false },
-        { "f2_4", new Tensor([0.5f, -1f, 2f, 65504f], 4), false },
+        { "f2_4", new Tensor(DataType.Float16, [4], new[] { (Half)0.5f, (Half)(-1f), (Half)2f, (Half)65504f }), false },
         { "i8_big_endian", new Tensor([-1L, 0, 1, 1L << 40], 4), false },
         { "f4_v2", new Tensor(Six, 2, 3), false },
         { "f4_v3", new Tensor(Six, 2, 3), false },
@@ -292,6 +292,7 @@ public class NpyTests
             DataType.UInt8 => Enumerable.Range(0, n).Select(_ => (byte)rng.Next(256)).ToArray(),
             DataType.Int8 => Enumerable.Range(0, n).Select(_ => (sbyte)rng.Next(-128, 128)).ToArray(),
             DataType.Bool => Enumerable.Range(0, n).Select(_ => rng.Next(2) == 1).ToArray(),
+            DataType.Float16 => Enumerable.Range(0, n).Select(i => i % 7 == 0 ? Half.NaN : (Half)(rng.NextDouble() * 2e3 - 1e3)).ToArray(),
             _ => throw new NotSupportedException(type.ToString()),
         };
         return new Tensor(type, shape, data);
