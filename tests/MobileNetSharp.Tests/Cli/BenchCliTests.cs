@@ -91,3 +91,44 @@ public class BenchCliTests
         Assert.Single(stderr.TrimEnd().Split('\n'));
     }
 }
+
+/// <summary>`mnet profile`: MACs per step and per layer kind add up to the summary's, next to the old fields.</summary>
+[Collection("Console")]
+public class ProfileCostTests
+{
+    [Fact]
+    public void StepsAndLayerKindsCarryMacsThatAddUpToTheSummary()
+    {
+        string[] model = ["mobilenet_v2", "--width", "0.35", "--resolution", "96"];
+        var (code, stdout, stderr) = CliRunner.Run(["profile", .. model, "--runs", "2", "--threads", "1", "--json"]);
+        Assert.True(code == 0, stderr);
+        var j = JsonDocument.Parse(stdout).RootElement;
+        long summaryMacs = JsonDocument.Parse(CliRunner.Run(["summary", .. model, "--json"]).Out).RootElement.GetProperty("macs").GetInt64();
+        Assert.Equal(summaryMacs, j.GetProperty("macs").GetInt64());
+        var steps = j.GetProperty("steps").EnumerateArray().ToArray();
+        foreach (var s in steps)
+        {
+            foreach (var f in new[] { "name", "kernel", "ms", "layerKind", "macs", "gflops" }) Assert.True(s.TryGetProperty(f, out _), f);
+            Assert.True(s.GetProperty("macs").GetInt64() >= 0 && s.GetProperty("gflops").GetDouble() >= 0);
+        }
+        Assert.Equal(summaryMacs, steps.Sum(s => s.GetProperty("macs").GetInt64()));
+        Assert.Contains(steps, s => s.GetProperty("name").GetString() == "block17.project" && s.GetProperty("layerKind").GetString() == "pointwise1x1");
+        Assert.Contains(steps, s => s.GetProperty("name").GetString() == "block17.dw" && s.GetProperty("layerKind").GetString() == "depthwise");
+
+        var kinds = j.GetProperty("layerKinds").EnumerateArray().ToDictionary(k => k.GetProperty("layerKind").GetString()!);
+        Assert.Equal(summaryMacs, kinds.Values.Sum(k => k.GetProperty("macs").GetInt64()));
+        Assert.Equal(steps.Length, kinds.Values.Sum(k => k.GetProperty("steps").GetInt32()));
+        Assert.True(kinds["pointwise1x1"].GetProperty("macShare").GetDouble() > kinds["depthwise"].GetProperty("macShare").GetDouble());
+        Assert.True(kinds["pointwise1x1"].GetProperty("gflops").GetDouble() > 0);
+        Assert.Equal(1.0, kinds.Values.Sum(k => k.GetProperty("share").GetDouble()), 6);
+        Assert.True(j.GetProperty("kernels").GetArrayLength() > 0 && j.GetProperty("totalMs").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void TableShowsTheSplitByLayerKind()
+    {
+        var (code, stdout, stderr) = CliRunner.Run("profile", "mobilenet_v1", "--width", "0.25", "--resolution", "64", "--runs", "1", "--threads", "1");
+        Assert.True(code == 0, stderr);
+        foreach (var s in new[] { "layer kind", "1x1 conv", "depthwise conv", "GFLOP/s", "MACs", "slowest steps" }) Assert.Contains(s, stdout);
+    }
+}
