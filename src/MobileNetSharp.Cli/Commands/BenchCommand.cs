@@ -49,6 +49,7 @@ internal static class BenchCommand
                     loadMs = x.LoadMs, firstRunMs = x.FirstRunMs, medianMs = x.MedianMs, p90Ms = x.P90Ms, p99Ms = x.P99Ms, minMs = x.MinMs,
                     imagesPerSecond = x.ImagesPerSecond, gflops = x.Gflops,
                     peakWorkingSetBytes = x.PeakWorkingSetBytes, allocatedBytesPerRun = x.AllocatedBytesPerRun,
+                    loadJitMs = x.LoadJitMs, firstRunJitMs = x.FirstRunJitMs,
                 });
                 return 0;
             }
@@ -56,8 +57,8 @@ internal static class BenchCommand
             string inputs = string.Join(", ", x.Inputs.Select(i => $"{i.Name} {string.Join("x", i.Shape)}"));
             var t = new Table().Title($"{Markup.Escape(x.Model)}: {Markup.Escape(inputs)}, {nThreads} thread(s), {nRuns} timed runs after {nWarmup} warm-up")
                 .AddColumns("measure", "value");
-            t.AddRow("load (import + session)", Cli.Ms(x.LoadMs));
-            t.AddRow("first run", Cli.Ms(x.FirstRunMs));
+            t.AddRow("load (import + session)", $"{Cli.Ms(x.LoadMs)} (JIT {Cli.Ms(x.LoadJitMs)})");
+            t.AddRow("first run", $"{Cli.Ms(x.FirstRunMs)} (JIT {Cli.Ms(x.FirstRunJitMs)})");
             t.AddRow("median", Cli.Ms(x.MedianMs));
             t.AddRow("p90", Cli.Ms(x.P90Ms));
             t.AddRow("p99", Cli.Ms(x.P99Ms));
@@ -74,19 +75,21 @@ internal static class BenchCommand
 
     internal sealed record Result(string Model, int Batch, TensorInfo[] Inputs, long Macs, double LoadMs, double FirstRunMs,
         double MedianMs, double P90Ms, double P99Ms, double MinMs, double ImagesPerSecond, double Gflops,
-        long PeakWorkingSetBytes, double AllocatedBytesPerRun);
+        long PeakWorkingSetBytes, double AllocatedBytesPerRun, double LoadJitMs, double FirstRunJitMs);
 
     private static Result Measure(string source, ParseResult r, ShapeOptions shapes, Option<float> width, Option<int?> res, Option<int> classes,
         int? batch, int threads, int runs, int warmup, Action<string> status)
     {
         status($"loading {source}...");
         // Load = import (or build) + session creation + the plan for the shapes measured: what a user waits for before the first run.
+        var jit0 = System.Runtime.JitInfo.GetCompilationTime();
         var sw = Stopwatch.StartNew();
         var graph = ModelSource.Load(source, r.GetValue(width), r.GetValue(res), r.GetValue(classes), shapes.ImportOptions(r), batch ?? 1);
         using var session = new InferenceSession(graph, new SessionOptions { Threads = threads });
         var inputShapes = session.Inputs.Select(i => WithBatch(i.Shape, batch)).ToArray();
         var outputShapes = session.OutputShapes(inputShapes);
         double loadMs = sw.Elapsed.TotalMilliseconds;
+        var jit1 = System.Runtime.JitInfo.GetCompilationTime();
 
         var inputs = session.Inputs.Select((i, k) => i.DataType == DataType.Float32 ? Tensor.Random(k + 1, inputShapes[k]) : Tensor.Create(i.DataType, inputShapes[k])).ToArray();
         var outputs = session.Outputs.Select((o, k) => Tensor.Create(o.DataType, outputShapes[k])).ToArray();
@@ -94,6 +97,7 @@ internal static class BenchCommand
         sw.Restart();
         session.Run(inputs, outputs);
         double firstMs = sw.Elapsed.TotalMilliseconds;
+        var jit2 = System.Runtime.JitInfo.GetCompilationTime();
 
         status($"{warmup} warm-up run(s)...");
         for (int i = 0; i < warmup; i++) session.Run(inputs, outputs);
@@ -114,7 +118,8 @@ internal static class BenchCommand
         int images = inputShapes.Length > 0 && inputShapes[0].Length > 0 ? inputShapes[0][0] : 1;
         return new Result(graph.Name, images, session.Inputs.Select((i, k) => new TensorInfo(i.Name, inputShapes[k], i.DataType)).ToArray(), macs,
             loadMs, firstMs, median, Quantile(samples, 0.9), Quantile(samples, 0.99), samples[0],
-            images * 1000.0 / median, 2.0 * macs / (median * 1e6), PeakWorkingSet(), allocated);
+            images * 1000.0 / median, 2.0 * macs / (median * 1e6), PeakWorkingSet(), allocated,
+            (jit1 - jit0).TotalMilliseconds, (jit2 - jit1).TotalMilliseconds);
     }
 
     /// <summary>Nearest-rank quantile of sorted samples, as <see cref="LatencyStats"/> computes p90.</summary>
