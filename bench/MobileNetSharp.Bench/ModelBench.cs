@@ -12,8 +12,10 @@ namespace MobileNetSharp.Bench;
 /// <summary>
 /// Whole models, ours against ONNX Runtime, in one process and one run: the same ONNX bytes, the same
 /// input, the same thread count, warm-up first, then A/B alternated run by run so both see the same
-/// machine load. Reports median/p90/min, the ratio ours/ORT, GFLOP/s, load and first-run times,
-/// managed bytes allocated per run, and the largest output difference as a sanity check.
+/// machine load. Reports median/p90/min, the ratio ours/ORT, GFLOP/s, images/s, load and first-run times,
+/// managed bytes allocated per run, and the largest output difference as a sanity check. With
+/// `--batches 1,8,32` each model is exported and measured at each batch size (throughput); `--json FILE`
+/// also writes the rows as a JSON array.
 /// </summary>
 public static class ModelBench
 {
@@ -22,7 +24,9 @@ public static class ModelBench
     public static int Run(string[] args)
     {
         var archs = new List<string>();
-        int runs = 50, batch = 1;
+        int runs = 50;
+        var batches = new List<int>();
+        string? jsonPath = null;
         var threads = new List<int>();
         float width = 1f;
         bool ortSpin = true;
@@ -35,7 +39,8 @@ public static class ModelBench
                 case "--arch": archs.AddRange(Next().Split(',')); break;
                 case "--threads": threads.AddRange(Next().Split(',').Select(int.Parse)); break;
                 case "--runs": runs = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--batch": batch = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--batch" or "--batches": batches.AddRange(Next().Split(',').Select(b => int.Parse(b, CultureInfo.InvariantCulture))); break;
+                case "--json": jsonPath = Next(); break;
                 case "--width": width = float.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--resolution": res = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--ort-no-spin": ortSpin = false; break;
@@ -45,18 +50,30 @@ public static class ModelBench
         if (archs.Count == 0) archs.AddRange(DefaultArchs);
         if (threads.Count == 0) threads.AddRange([1, Environment.ProcessorCount]);
         threads = threads.Distinct().ToList();
+        if (batches.Count == 0) batches.Add(1);
+        batches = batches.Distinct().ToList();
+        if (batches.Any(b => b < 1)) throw new ArgumentException("batch sizes must be positive");
 
         double peak = PeakProbe.SingleCoreGflops();
         Console.WriteLine($"# MobileNetSharp vs ONNX Runtime {typeof(Ort.InferenceSession).Assembly.GetName().Version}");
         Console.WriteLine($"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}, ISA {MobileNetSharp.Kernels.Isa.Best}, " +
-            $"measured fp32 FMA peak {peak:F0} GFLOP/s per core; batch {batch}, {runs} timed runs each, alternated in blocks of {Block} with 20 ms pauses after warm-up; " +
+            $"measured fp32 FMA peak {peak:F0} GFLOP/s per core; batch {string.Join(", ", batches)}, {runs} timed runs each, alternated in blocks of {Block} with 20 ms pauses after warm-up; " +
             $"ORT worker spinning {(ortSpin ? "on (its default)" : "off")}.");
         Console.WriteLine();
-        Console.WriteLine("| model | threads | ours median | ours p90 | ours min | ORT median | ORT p90 | ORT min | ours/ORT | ours GFLOP/s | % peak | load ours/ORT | first run ours/ORT | alloc/run | max rel diff |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| model | batch | threads | ours median | ours p90 | ours min | ORT median | ORT p90 | ORT min | ours/ORT | ours img/s | ORT img/s | ours GFLOP/s | % peak | load ours/ORT | first run ours/ORT | alloc/run | max rel diff |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        var rows = new List<Row>();
         foreach (var arch in archs)
-            foreach (int t in threads)
-                Console.WriteLine(Measure(arch, width, res, batch, t, runs, peak, ortSpin));
+            foreach (int batch in batches)
+                foreach (int t in threads)
+                {
+                    var row = Measure(arch, width, res, batch, t, runs, peak, ortSpin);
+                    rows.Add(row);
+                    Console.WriteLine(row.Markdown(peak));
+                }
+        if (jsonPath is not null)
+            File.WriteAllText(jsonPath, System.Text.Json.JsonSerializer.Serialize(rows, new System.Text.Json.JsonSerializerOptions
+                { WriteIndented = true, PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase }));
         Console.WriteLine();
         Console.WriteLine($"Process peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)} MiB.");
         return 0;
@@ -64,7 +81,16 @@ public static class ModelBench
 
     private const int Block = 10;
 
-    private static string Measure(string arch, float width, int? res, int batch, int threads, int runs, double peak, bool ortSpin)
+    /// <summary>One model at one batch and thread count, both engines (the JSON names are those of issue 9).</summary>
+    public sealed record Row(string Model, int Batch, int Threads, double OursMedianMs, double OrtMedianMs, double Ratio,
+        double OursP90Ms, double OrtP90Ms, double OursMinMs, double OrtMinMs, double OursImagesPerSecond, double OrtImagesPerSecond,
+        double OursGflops, double OursFirstRunMs, double OrtFirstRunMs, double OursLoadMs, double OrtLoadMs, long AllocatedBytesPerRun, double MaxRelDiff)
+    {
+        public string Markdown(double peak) => string.Create(CultureInfo.InvariantCulture,
+            $"| {Model} | {Batch} | {Threads} | {OursMedianMs:F2} ms | {OursP90Ms:F2} | {OursMinMs:F2} | {OrtMedianMs:F2} ms | {OrtP90Ms:F2} | {OrtMinMs:F2} | **{Ratio:F2}** | {OursImagesPerSecond:F0} | {OrtImagesPerSecond:F0} | {OursGflops:F1} | {100 * OursGflops / (peak * Threads):F0}% | {OursLoadMs:F0}/{OrtLoadMs:F0} ms | {OursFirstRunMs:F1}/{OrtFirstRunMs:F1} ms | {AllocatedBytesPerRun} B | {MaxRelDiff:E1} |");
+    }
+
+    private static Row Measure(string arch, float width, int? res, int batch, int threads, int runs, double peak, bool ortSpin)
     {
         var graph = ModelZoo.Create(arch, new ModelOptions(width, res, Batch: batch));
         long macs = CostModel.Analyze(graph).Macs;
@@ -132,7 +158,7 @@ public static class ModelBench
         double diff = oursOut[0].Floats.Zip(ortOutData).Max(p => Math.Abs(p.First - p.Second)) / scale;
         double gflops = 2.0 * macs / (sa.Median * 1e6);
         string label = $"{arch} {width.ToString(CultureInfo.InvariantCulture)}/{inputShape[2]}";
-        return string.Create(CultureInfo.InvariantCulture,
-            $"| {label} | {threads} | {sa.Median:F2} ms | {sa.P90:F2} | {sa.Min:F2} | {sb.Median:F2} ms | {sb.P90:F2} | {sb.Min:F2} | **{sa.Median / sb.Median:F2}** | {gflops:F1} | {100 * gflops / (peak * threads):F0}% | {oursLoad:F0}/{ortLoad:F0} ms | {oursFirst:F1}/{ortFirst:F1} ms | {allocated / runs} B | {diff:E1} |");
+        return new Row(label, batch, threads, sa.Median, sb.Median, sa.Median / sb.Median, sa.P90, sb.P90, sa.Min, sb.Min,
+            batch * 1000 / sa.Median, batch * 1000 / sb.Median, gflops, oursFirst, ortFirst, oursLoad, ortLoad, allocated / runs, diff);
     }
 }

@@ -20,7 +20,7 @@ public static class Program
             case "models":
                 return ModelBench.Run(rest);
             default:
-                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batch B] [--width W] [--resolution R] [--ort-no-spin])");
+                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin])");
                 return 2;
         }
     }

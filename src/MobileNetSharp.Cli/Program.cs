@@ -20,6 +20,7 @@ public static class Program
         LayerCommand.Create(),
         CompareCommand.Create(),
         ProfileCommand.Create(),
+        BenchCommand.Create(),
         RunCommand.Create(),
         ConvertCommand.Create(),
     ];

@@ -56,6 +56,12 @@ internal static class SummaryCommand
         _ => "other",
     };
 
+    internal static string KindTitle(LayerKind k) => k switch
+    {
+        LayerKind.Pointwise => "1x1 conv", LayerKind.Depthwise => "depthwise conv", LayerKind.StandardConv => "standard conv",
+        LayerKind.FullyConnected => "fully connected", _ => "other (BN, act, pool, add)",
+    };
+
     private static void Print(ModelGraph g, GraphCost cost)
     {
         var t = new Table().Title($"{Markup.Escape(g.Name)}  input {string.Join("x", g.Inputs[0].Shape)}")
@@ -66,11 +72,7 @@ internal static class SummaryCommand
         Cli.Out.Write(t);
         var k = new Table().Title("by layer kind (MobileNetV1 paper, Table 2)").AddColumns("kind", "MACs", "MAC share", "params", "param share");
         foreach (var (kind, c) in cost.ByKind)
-            k.AddRow(kind switch
-            {
-                LayerKind.Pointwise => "1x1 conv", LayerKind.Depthwise => "depthwise conv", LayerKind.StandardConv => "standard conv",
-                LayerKind.FullyConnected => "fully connected", _ => "other (BN, act, pool, add)",
-            }, Cli.Count(c.Macs), cost.Macs == 0 ? "" : Cli.Percent((double)c.Macs / cost.Macs), Cli.Count(c.Params),
+            k.AddRow(KindTitle(kind), Cli.Count(c.Macs), cost.Macs == 0 ? "" : Cli.Percent((double)c.Macs / cost.Macs), Cli.Count(c.Params),
                 cost.Params == 0 ? "" : Cli.Percent((double)c.Params / cost.Params));
         Cli.Out.Write(k);
         Cli.Out.MarkupLine($"[bold]total[/]: {Cli.Count(cost.Params)} params, {Cli.Count(cost.Macs)} MACs ({Cli.Millions(cost.Macs)})");
