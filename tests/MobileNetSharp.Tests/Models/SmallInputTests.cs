@@ -36,6 +36,7 @@ public class SmallInputTests
         Assert.Equal([8, 16, 16, 16, 16, 16, 32, 32, 32, 32, 48, 48, 48, 80, 80, 80, 160], projections);
         var head = g.Nodes.Single(n => n.Op is GlobalPool);
         Assert.Equal([1, 1280, 4, 4], head.Input(0).Shape);
+        Assert.Equal(700_202L, CostModel.Analyze(ModelZoo.mobilenet_v2(0.5f, 28, 10, inChannels: 1, smallInput: true)).Params);
     }
 
     [Theory]
