@@ -31,9 +31,26 @@ public static unsafe class DepthwiseBackward
         var packed = new float[taps * g.InC]; // [tap][C]: a whole channel vector per tap
         for (int c = 0; c < g.InC; c++)
             for (int t = 0; t < taps; t++) packed[t * g.InC + c] = w[c * taps + t];
-        fixed (float* pdy = dy, pw = packed, pdx = dx)
+        // For each input column: the kernel columns kx whose window covers it and the output column ox they
+        // come from, computed once (the same for every row) so the inner loops do no division.
+        var colTaps = new int[g.InW * (1 + 2 * g.KernelW)];
+        for (int ix = 0; ix < g.InW; ix++)
         {
-            var args = new Args { G = g, Dy = pdy, W = pw, Dx = pdx, Isa = Isa.Resolve(isa) };
+            int count = 0, at = ix * (1 + 2 * g.KernelW);
+            for (int kx = 0; kx < g.KernelW; kx++)
+            {
+                int tx = ix + g.PadLeft - kx * g.DilationW;
+                if (tx < 0 || tx % g.StrideW != 0 || tx / g.StrideW >= g.OutW) continue;
+                colTaps[at + 1 + 2 * count] = kx;
+                colTaps[at + 2 + 2 * count] = tx / g.StrideW;
+                count++;
+            }
+            colTaps[at] = count;
+        }
+        fixed (float* pdy = dy, pw = packed, pdx = dx)
+        fixed (int* pct = colTaps)
+        {
+            var args = new Args { G = g, Dy = pdy, W = pw, Dx = pdx, ColTaps = pct, Isa = Isa.Resolve(isa) };
             int rows = g.Batch * g.InH;
             args.Blocks = workers.Count == 1 || g.InputLength * taps < (1 << 15) ? 1 : Math.Min(rows, workers.Count * 4);
             args.Rows = rows;
@@ -80,6 +97,7 @@ public static unsafe class DepthwiseBackward
     {
         public Conv2dGeometry G;
         public float* X, Dy, W, Dx, Partial;
+        public int* ColTaps; // per input column: count, then (kx, ox) pairs
         public int Blocks, Rows;
         public IsaLevel Isa;
     }
@@ -108,40 +126,45 @@ public static unsafe class DepthwiseBackward
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Invoke<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged
         {
-            ref readonly var g = ref A->G;
-            int C = g.InC, OH = g.OutH, OW = g.OutW, KW = g.KernelW;
+            // Locals, not fields: stores through float* could alias Args, so the JIT would reload fields.
+            var g = A->G;
+            int C = g.InC, OH = g.OutH, OW = g.OutW, KH = g.KernelH, KW = g.KernelW, InH = g.InH, InW = g.InW;
+            int SH = g.StrideH, DH = g.DilationH, PT = g.PadTop, full = C - C % TS.Count, tail = C - full;
+            float* dyBase = A->Dy, wBase = A->W, dxBase = A->Dx;
+            int* colTaps = A->ColTaps;
+            int* rowKy = stackalloc int[KH];
+            float** rowDy = stackalloc float*[KH];
             for (int row = Row0; row < Row1; row++)
             {
-                int n = row / g.InH, iy = row % g.InH;
-                float* dxRow = A->Dx + ((long)n * g.InH + iy) * g.InW * C;
-                for (int ix = 0; ix < g.InW; ix++)
+                int n = row / InH, iy = row % InH, nky = 0;
+                for (int ky = 0; ky < KH; ky++)
                 {
-                    float* dxp = dxRow + (long)ix * C;
-                    for (int c0 = 0; c0 < C; c0 += TS.Count)
+                    int ty = iy + PT - ky * DH;
+                    if (ty < 0 || ty % SH != 0 || ty / SH >= OH) continue;
+                    rowKy[nky] = ky * KW;
+                    rowDy[nky++] = dyBase + ((long)n * OH + ty / SH) * OW * C;
+                }
+                float* dxp = dxBase + ((long)n * InH + iy) * InW * C;
+                for (int ix = 0; ix < InW; ix++, dxp += C)
+                {
+                    int* t = colTaps + ix * (1 + 2 * KW);
+                    int nkx = t[0];
+                    for (int c0 = 0; c0 < full; c0 += TS.Count)
                     {
-                        int nc = Math.Min(TS.Count, C - c0);
                         TV acc = TS.Zero;
-                        for (int ky = 0; ky < g.KernelH; ky++)
-                        {
-                            int ty = iy + g.PadTop - ky * g.DilationH;
-                            if (ty < 0 || ty % g.StrideH != 0) continue;
-                            int oy = ty / g.StrideH;
-                            if (oy >= OH) continue;
-                            float* dyRow = A->Dy + ((long)n * OH + oy) * OW * C + c0;
-                            for (int kx = 0; kx < KW; kx++)
-                            {
-                                int tx = ix + g.PadLeft - kx * g.DilationW;
-                                if (tx < 0 || tx % g.StrideW != 0) continue;
-                                int ox = tx / g.StrideW;
-                                if (ox >= OW) continue;
-                                float* wp = A->W + (ky * KW + kx) * C + c0;
-                                acc = nc == TS.Count
-                                    ? TS.Fma(TS.Load(dyRow + (long)ox * C), TS.Load(wp), acc)
-                                    : TS.Fma(TS.LoadPartial(dyRow + (long)ox * C, nc), TS.LoadPartial(wp, nc), acc);
-                            }
-                        }
-                        if (nc == TS.Count) TS.Store(dxp + c0, acc);
-                        else TS.StorePartial(dxp + c0, acc, nc);
+                        for (int a = 0; a < nky; a++)
+                            for (int b = 0; b < nkx; b++)
+                                acc = TS.Fma(TS.Load(rowDy[a] + (long)t[2 + 2 * b] * C + c0), TS.Load(wBase + (rowKy[a] + t[1 + 2 * b]) * C + c0), acc);
+                        TS.Store(dxp + c0, acc);
+                    }
+                    if (tail > 0)
+                    {
+                        TV acc = TS.Zero;
+                        for (int a = 0; a < nky; a++)
+                            for (int b = 0; b < nkx; b++)
+                                acc = TS.Fma(TS.LoadPartial(rowDy[a] + (long)t[2 + 2 * b] * C + full, tail),
+                                    TS.LoadPartial(wBase + (rowKy[a] + t[1 + 2 * b]) * C + full, tail), acc);
+                        TS.StorePartial(dxp + full, acc, tail);
                     }
                 }
             }
@@ -157,40 +180,58 @@ public static unsafe class DepthwiseBackward
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Invoke<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged
         {
-            ref readonly var g = ref A->G;
-            int C = g.InC, OW = g.OutW, KW = g.KernelW, taps = g.KernelH * KW;
+            var g = A->G; // locals: stores through float* could alias Args
+            int C = g.InC, OW = g.OutW, OH = g.OutH, KH = g.KernelH, KW = g.KernelW, InH = g.InH, InW = g.InW, taps = KH * KW;
+            int SH = g.StrideH, SW = g.StrideW, DH = g.DilationH, DW = g.DilationW, PT = g.PadTop, PL = g.PadLeft;
+            float* xBase = A->X, dyBase = A->Dy, output = Out;
             for (int c0 = 0; c0 < C; c0 += TS.Count)
             {
                 int nc = Math.Min(TS.Count, C - c0);
+                bool whole = nc == TS.Count;
                 for (int row = Row0; row < Row1; row++)
                 {
-                    int n = row / g.OutH, oy = row % g.OutH;
-                    float* dyRow = A->Dy + ((long)n * g.OutH + oy) * OW * C + c0;
-                    TV bias = nc == TS.Count ? TS.Load(Out + taps * C + c0) : TS.LoadPartial(Out + taps * C + c0, nc);
+                    int n = row / OH, oy = row % OH;
+                    float* dyRow = dyBase + ((long)n * OH + oy) * OW * C + c0;
+                    float* bp = output + taps * C + c0;
+                    TV bias = whole ? TS.Load(bp) : TS.LoadPartial(bp, nc);
                     for (int ox = 0; ox < OW; ox++)
-                        bias = TS.Add(bias, nc == TS.Count ? TS.Load(dyRow + (long)ox * C) : TS.LoadPartial(dyRow + (long)ox * C, nc));
-                    if (nc == TS.Count) TS.Store(Out + taps * C + c0, bias); else TS.StorePartial(Out + taps * C + c0, bias, nc);
-                    for (int ky = 0; ky < g.KernelH; ky++)
+                        bias = TS.Add(bias, whole ? TS.Load(dyRow + (long)ox * C) : TS.LoadPartial(dyRow + (long)ox * C, nc));
+                    if (whole) TS.Store(bp, bias); else TS.StorePartial(bp, bias, nc);
+                    for (int ky = 0; ky < KH; ky++)
                     {
-                        int iy = oy * g.StrideH - g.PadTop + ky * g.DilationH;
-                        if ((uint)iy >= (uint)g.InH) continue;
-                        float* xRow = A->X + ((long)n * g.InH + iy) * g.InW * C + c0;
+                        int iy = oy * SH - PT + ky * DH;
+                        if ((uint)iy >= (uint)InH) continue;
+                        float* xRow = xBase + ((long)n * InH + iy) * InW * C + c0;
                         for (int kx = 0; kx < KW; kx++)
                         {
-                            float* o = Out + (ky * KW + kx) * C + c0;
-                            TV acc = nc == TS.Count ? TS.Load(o) : TS.LoadPartial(o, nc);
+                            float* o = output + (ky * KW + kx) * C + c0;
                             // The output columns whose tap (ky, kx) lands inside the input.
-                            int off = kx * g.DilationW - g.PadLeft;
-                            int ox0 = off >= 0 ? 0 : (-off + g.StrideW - 1) / g.StrideW;
-                            int ox1 = g.InW - 1 - off < 0 ? 0 : Math.Min(OW, (g.InW - 1 - off) / g.StrideW + 1);
-                            for (int ox = ox0; ox < ox1; ox++)
+                            int off = kx * DW - PL;
+                            int ox0 = off >= 0 ? 0 : (-off + SW - 1) / SW;
+                            int ox1 = InW - 1 - off < 0 ? 0 : Math.Min(OW, (InW - 1 - off) / SW + 1);
+                            TV acc = TS.Zero;
+                            if (whole)
                             {
-                                long ix = (long)ox * g.StrideW + off;
-                                acc = nc == TS.Count
-                                    ? TS.Fma(TS.Load(dyRow + (long)ox * C), TS.Load(xRow + ix * C), acc)
-                                    : TS.Fma(TS.LoadPartial(dyRow + (long)ox * C, nc), TS.LoadPartial(xRow + ix * C, nc), acc);
+                                // Four independent chains: one would wait on the FMA latency at every column.
+                                TV acc1 = TS.Zero, acc2 = TS.Zero, acc3 = TS.Zero;
+                                float* xp = xRow + ((long)ox0 * SW + off) * C;
+                                long xStep = (long)SW * C;
+                                int ox = ox0;
+                                for (; ox + 4 <= ox1; ox += 4, xp += 4 * xStep)
+                                {
+                                    float* d = dyRow + (long)ox * C;
+                                    acc = TS.Fma(TS.Load(d), TS.Load(xp), acc);
+                                    acc1 = TS.Fma(TS.Load(d + C), TS.Load(xp + xStep), acc1);
+                                    acc2 = TS.Fma(TS.Load(d + 2 * C), TS.Load(xp + 2 * xStep), acc2);
+                                    acc3 = TS.Fma(TS.Load(d + 3 * C), TS.Load(xp + 3 * xStep), acc3);
+                                }
+                                for (; ox < ox1; ox++, xp += xStep) acc = TS.Fma(TS.Load(dyRow + (long)ox * C), TS.Load(xp), acc);
+                                acc = TS.Add(TS.Add(acc, acc1), TS.Add(acc2, acc3));
                             }
-                            if (nc == TS.Count) TS.Store(o, acc); else TS.StorePartial(o, acc, nc);
+                            else
+                                for (int ox = ox0; ox < ox1; ox++)
+                                    acc = TS.Fma(TS.LoadPartial(dyRow + (long)ox * C, nc), TS.LoadPartial(xRow + ((long)ox * SW + off) * C, nc), acc);
+                            if (whole) TS.Store(o, TS.Add(TS.Load(o), acc)); else TS.StorePartial(o, TS.Add(TS.LoadPartial(o, nc), acc), nc);
                         }
                     }
                 }
