@@ -149,7 +149,22 @@ public static unsafe class DepthwiseBackward
                 {
                     int* t = colTaps + ix * (1 + 2 * KW);
                     int nkx = t[0];
-                    for (int c0 = 0; c0 < full; c0 += TS.Count)
+                    int c0 = 0;
+                    // Two channel vectors at a time: two independent FMA chains over the taps.
+                    for (; c0 + 2 * TS.Count <= full; c0 += 2 * TS.Count)
+                    {
+                        TV acc = TS.Zero, acc1 = TS.Zero;
+                        for (int a = 0; a < nky; a++)
+                            for (int b = 0; b < nkx; b++)
+                            {
+                                float* d = rowDy[a] + (long)t[2 + 2 * b] * C + c0, wp = wBase + (rowKy[a] + t[1 + 2 * b]) * C + c0;
+                                acc = TS.Fma(TS.Load(d), TS.Load(wp), acc);
+                                acc1 = TS.Fma(TS.Load(d + TS.Count), TS.Load(wp + TS.Count), acc1);
+                            }
+                        TS.Store(dxp + c0, acc);
+                        TS.Store(dxp + c0 + TS.Count, acc1);
+                    }
+                    for (; c0 < full; c0 += TS.Count)
                     {
                         TV acc = TS.Zero;
                         for (int a = 0; a < nky; a++)
