@@ -9,7 +9,8 @@ namespace MobileNetSharp.Models;
 /// of every architecture: the stem and the first stride-2 stage after it run at stride 1, so the network
 /// downsamples by 8 instead of 32 and a 28x28 image still ends in a 4x4 feature map. Which stage that is:
 /// MobileNetV1 block 2 (128 channels), MobileNetV2 the 24-channel stage, MobileNetV3-Large block 2
-/// (24 channels), MobileNetV3-Small block 1 (16 channels, with SE), EfficientNet-Lite the 24-channel
+/// (24 channels), MobileNetV3-Small block 1 (16 channels, with SE; at stride 1 its input and output shapes agree, so it gains
+/// the residual connection, as torchvision's rule "stride 1 and in == out" gives), EfficientNet-Lite the 24-channel
 /// stage. Channel counts and parameters stay as they are; only strides (and so MACs) change.
 /// </para>
 /// </summary>

@@ -77,6 +77,16 @@ public class SmallInputTests
     }
 
     [Fact]
+    public void V3SmallFirstBlockGainsItsResidualAtStride1()
+    {
+        int Adds(ModelGraph g) => g.Nodes.Count(n => n.Op is BinaryOp { Kind: BinaryKind.Add });
+        var standard = ModelZoo.Create("mobilenet_v3_small", new ModelOptions(Resolution: 64));
+        var small = ModelZoo.Create("mobilenet_v3_small", new ModelOptions(Resolution: 64, SmallInput: true));
+        Assert.Equal(Adds(standard) + 1, Adds(small));
+        Assert.Contains(small.Nodes, n => n.Name.StartsWith("block1.", StringComparison.Ordinal) && n.Op is BinaryOp { Kind: BinaryKind.Add });
+    }
+
+    [Fact]
     public void SmallModelsRun()
     {
         var g = ModelZoo.Create("mobilenet_v2", Benchmark with { Batch = 2 });
