@@ -89,6 +89,36 @@ public sealed class DataTests : IDisposable
         Assert.Contains(images, e.Message);
     }
 
+    /// <summary>A seeded mutator over small IDX files, plain and gzipped: every mutant loads or gives InvalidDataException.</summary>
+    [Fact]
+    public void MutatedFilesLoadOrFailCleanly()
+    {
+        var rng = new Random(11);
+        foreach (bool gzip in new[] { false, true })
+        {
+            var ms = new MemoryStream();
+            var pixels = new byte[3 * 5 * 4];
+            rng.NextBytes(pixels);
+            Idx.Write(ms, new IdxArray([3, 5, 4], pixels), gzip);
+            byte[] good = ms.ToArray();
+            int loaded = 0, refused = 0;
+            for (int m = 0; m < 3000; m++)
+            {
+                var bytes = (byte[])good.Clone();
+                switch (rng.Next(3))
+                {
+                    case 0: for (int k = rng.Next(1, 4); k > 0; k--) bytes[rng.Next(bytes.Length)] ^= (byte)(1 << rng.Next(8)); break;
+                    case 1: bytes = bytes[..rng.Next(bytes.Length)]; break;
+                    default: bytes[rng.Next(Math.Min(16, bytes.Length))] = (byte)rng.Next(256); break;
+                }
+                try { Idx.Read(new MemoryStream(bytes), "mutant"); loaded++; }
+                catch (InvalidDataException e) { Assert.Contains("mutant", e.Message); refused++; }
+            }
+            Assert.True(refused > 1000, $"gzip={gzip}: only {refused} of 3000 mutants refused");
+            Assert.True(loaded > 0, $"gzip={gzip}: no mutant loaded (payload bit flips should)");
+        }
+    }
+
     [Fact]
     public void MismatchedCountsAndLabelsAreRefused()
     {
