@@ -12,6 +12,8 @@ internal static class Cli
 {
     public static Option<float> Width() => new("--width", "-w") { Description = "Width multiplier alpha (scales channels), e.g. 0.25, 0.5, 0.75, 1.0, 1.4", DefaultValueFactory = _ => 1f };
     public static Option<int?> Resolution() => new("--resolution", "-r") { Description = "Square input size in pixels (default: the architecture's own, 224 for most)" };
+    public static Option<int> Channels() => new("--channels") { Description = "Input channels of an architecture (1 for grey-scale images such as Fashion-MNIST)", DefaultValueFactory = _ => 3 };
+    public static Option<bool> SmallInput() => new("--small-input") { Description = "Small-image mode: the stem and the first stride-2 stage run at stride 1 (the network downsamples by 8, not 32; 28x28 keeps a 4x4 map)" };
     public static Option<int> Classes() => new("--classes") { Description = "Number of output classes", DefaultValueFactory = _ => 1000 };
     public static Option<int> Threads() => new("--threads", "-t") { Description = "Worker threads", DefaultValueFactory = _ => Math.Min(Environment.ProcessorCount, MobileNetSharp.Runtime.SessionOptions.MaxThreads) };
     public static Option<bool> Json() => new("--json") { Description = "Print one JSON object instead of tables" };
@@ -57,8 +59,8 @@ internal static class Cli
     }
 
     /// <summary>Builds a registered architecture.</summary>
-    public static ModelGraph Build(string arch, float width, int? resolution, int classes, int batch = 1) =>
-        ModelZoo.Create(arch, new ModelOptions(width, resolution, classes, batch));
+    public static ModelGraph Build(string arch, float width, int? resolution, int classes, int batch = 1, int channels = 3, bool smallInput = false) =>
+        ModelZoo.Create(arch, new ModelOptions(width, resolution, classes, batch, InChannels: channels, SmallInput: smallInput));
 
     public static string Millions(long n) => (n / 1e6).ToString("0.00", CultureInfo.InvariantCulture) + "M";
     public static string Count(long n) => n.ToString("N0", CultureInfo.InvariantCulture);

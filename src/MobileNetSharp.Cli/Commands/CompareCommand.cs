@@ -19,12 +19,14 @@ internal static class CompareCommand
         var arch = new Option<string>("--arch", "-a") { Description = "Separable architecture to compare with its standard-conv twin", DefaultValueFactory = _ => "mobilenet_v1" };
         var (width, res, threads, json) = (Cli.Width(), Cli.Resolution(), Cli.Threads(), Cli.Json());
         var runs = new Option<int>("--runs") { Description = "Timed runs per network (after warm-up)", DefaultValueFactory = _ => 15 };
-        var cmd = new Command("compare", "Separable network vs its standard-convolution twin: params, MACs and measured latency") { arch, width, res, threads, runs, json };
+        var (classes, channels, small) = (Cli.Classes(), Cli.Channels(), Cli.SmallInput());
+        var cmd = new Command("compare", "Separable network vs its standard-convolution twin: params, MACs and measured latency") { arch, width, res, classes, channels, small, threads, runs, json };
         cmd.SetAction(r => Cli.Guard(() =>
         {
             int nRuns = r.GetValue(runs), nThreads = r.GetValue(threads);
             if (nRuns < 1 || nRuns > 10000) throw new ArgumentException("--runs must be in 1..10000.");
-            var sep = ModelZoo.Create(r.GetValue(arch)!, new ModelOptions(r.GetValue(width), r.GetValue(res)));
+            var sep = ModelZoo.Create(r.GetValue(arch)!, new ModelOptions(r.GetValue(width), r.GetValue(res), r.GetValue(classes),
+                InChannels: r.GetValue(channels), SmallInput: r.GetValue(small)));
             var std = StandardTwin.Of(sep);
             var input = Tensor.Random(42, sep.Inputs[0].Shape);
             var results = new List<Result>();
@@ -42,7 +44,8 @@ internal static class CompareCommand
             {
                 Cli.PrintJson(new
                 {
-                    arch = sep.Name, width = r.GetValue(width), resolution = sep.Inputs[0].Shape[2], threads = nThreads,
+                    arch = sep.Name, width = r.GetValue(width), resolution = sep.Inputs[0].Shape[2], channels = sep.Inputs[0].Shape[1],
+                    smallInput = r.GetValue(small), threads = nThreads,
                     separable = a.ToJson(), standard = b.ToJson(),
                     paramsRatio, macsRatio, latencyRatio,
                 });

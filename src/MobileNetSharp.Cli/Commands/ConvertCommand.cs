@@ -5,7 +5,7 @@ using MobileNetSharp.Onnx;
 namespace MobileNetSharp.Cli.Commands;
 
 /// <summary>
-/// `mnet convert ARCH|MODEL.onnx [--width A] [--resolution R] [--classes N] [--dim NAME=VALUE] [--shape INPUT=DxD..] --to out.onnx`:
+/// `mnet convert ARCH|MODEL.onnx [--width A] [--resolution R] [--classes N] [--channels C] [--small-input] [--dim NAME=VALUE] [--shape INPUT=DxD..] --to out.onnx`:
 /// writes a built architecture, or a re-read ONNX model (load-time subgraphs folded), as standard ONNX.
 /// A symbolic batch stays symbolic when the imported graph works at any batch; every other size is fixed.
 /// </summary>
@@ -22,7 +22,8 @@ public static class ConvertCommand
         var source = new Argument<string>("model") { Description = "Architecture name (see `mnet list`) or a .onnx file" };
         var (width, res, classes) = (Cli.Width(), Cli.Resolution(), Cli.Classes());
         var to = new Option<string>("--to") { Description = "Output .onnx file", Required = true };
-        var cmd = new Command("convert", Help) { source, width, res, classes, to };
+        var (channels, small) = (Cli.Channels(), Cli.SmallInput());
+        var cmd = new Command("convert", Help) { source, width, res, classes, channels, small, to };
         var shapes = new ShapeOptions();
         shapes.AddTo(cmd);
         cmd.SetAction(r => Cli.Guard(() =>
@@ -33,14 +34,15 @@ public static class ConvertCommand
             var options = shapes.ImportOptions(r);
             if (ModelSource.IsOnnx(model))
             {
-                var builderOptions = new Option[] { width, res, classes }.Where(o => r.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
+                var builderOptions = new Option[] { width, res, classes, channels, small }.Where(o => r.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
                 if (builderOptions.Count > 0) throw new ArgumentException($"{string.Join(", ", builderOptions)} apply to architectures, not to .onnx files.");
                 if (!File.Exists(model)) throw new FileNotFoundException($"No such model file: {model}");
                 graph = OnnxImporter.Load(model, options);
                 foreach (var note in FixedBatchNotes(OnnxImporter.ReadInputs(model), graph, options))
                     Console.Error.WriteLine($"mnet: note: {note}");
             }
-            else graph = ModelSource.Load(model, r.GetValue(width), r.GetValue(res), r.GetValue(classes), options);
+            else graph = ModelSource.Load(model, r.GetValue(width), r.GetValue(res), r.GetValue(classes), options,
+                channels: r.GetValue(channels), smallInput: r.GetValue(small));
 
             OnnxExporter.Save(graph, target);
             var cost = CostModel.Analyze(graph);

@@ -9,18 +9,19 @@ internal static class ModelSource
     public static bool IsOnnx(string model) => model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
 
     /// <param name="onnx">The import options from --dim/--shape (see <see cref="ShapeOptions"/>); null when neither was given.</param>
-    public static ModelGraph Load(string model, float width, int? resolution, int classes, OnnxImportOptions? onnx = null, int batch = 1)
+    public static ModelGraph Load(string model, float width, int? resolution, int classes, OnnxImportOptions? onnx = null, int batch = 1,
+        int channels = 3, bool smallInput = false)
     {
         if (IsOnnx(model))
         {
-            if (width != 1f || resolution is not null || classes != 1000)
-                throw new ArgumentException("--width, --resolution and --classes apply to architectures; an .onnx model has its own (give its symbolic sizes with --dim or --shape).");
+            if (width != 1f || resolution is not null || classes != 1000 || channels != 3 || smallInput)
+                throw new ArgumentException("--width, --resolution, --classes, --channels and --small-input apply to architectures; an .onnx model has its own (give its symbolic sizes with --dim or --shape).");
             if (!File.Exists(model)) throw new FileNotFoundException($"No such model file: {model}");
             var options = onnx ?? new OnnxImportOptions();
             return OnnxImporter.Load(model, new OnnxImportOptions { Dimensions = options.Dimensions, InputShapes = options.InputShapes, DefaultBatch = batch });
         }
         if (onnx is { } o && (o.Dimensions.Count > 0 || o.InputShapes.Count > 0))
             throw new ArgumentException("--dim and --shape apply to .onnx models; for an architecture use --resolution (and --width, --classes).");
-        return Cli.Build(model, width, resolution, classes, batch);
+        return Cli.Build(model, width, resolution, classes, batch, channels, smallInput);
     }
 }

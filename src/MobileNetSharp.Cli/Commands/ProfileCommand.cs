@@ -16,12 +16,14 @@ internal static class ProfileCommand
         var (width, res, classes, threads, json) = (Cli.Width(), Cli.Resolution(), Cli.Classes(), Cli.Threads(), Cli.Json());
         var runs = new Option<int>("--runs") { Description = "Profiled runs", DefaultValueFactory = _ => 10 };
         var top = new Option<int>("--top") { Description = "Slowest steps to list", DefaultValueFactory = _ => 15 };
-        var cmd = new Command("profile", "Time per step and per kernel") { model, width, res, classes, threads, runs, top, json };
+        var (channels, small) = (Cli.Channels(), Cli.SmallInput());
+        var cmd = new Command("profile", "Time per step and per kernel") { model, width, res, classes, channels, small, threads, runs, top, json };
         var shapes = new ShapeOptions();
         shapes.AddTo(cmd);
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            var g = ModelSource.Load(r.GetValue(model)!, r.GetValue(width), r.GetValue(res), r.GetValue(classes), shapes.ImportOptions(r));
+            var g = ModelSource.Load(r.GetValue(model)!, r.GetValue(width), r.GetValue(res), r.GetValue(classes), shapes.ImportOptions(r),
+                channels: r.GetValue(channels), smallInput: r.GetValue(small));
             int nRuns = r.GetValue(runs);
             if (nRuns < 1 || nRuns > 10000) throw new ArgumentException("--runs must be in 1..10000.");
             using var session = new InferenceSession(g, new SessionOptions { Threads = r.GetValue(threads) });

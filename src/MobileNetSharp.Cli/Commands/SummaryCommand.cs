@@ -14,12 +14,14 @@ internal static class SummaryCommand
     {
         var model = new Argument<string>("model") { Description = "Architecture name (see `mnet list`) or a .onnx file" };
         var (width, res, classes, json) = (Cli.Width(), Cli.Resolution(), Cli.Classes(), Cli.Json());
-        var cmd = new Command("summary", "Per-layer table of shapes, parameters and multiply-accumulates") { model, width, res, classes, json };
+        var (channels, small) = (Cli.Channels(), Cli.SmallInput());
+        var cmd = new Command("summary", "Per-layer table of shapes, parameters and multiply-accumulates") { model, width, res, classes, channels, small, json };
         var shapes = new ShapeOptions();
         shapes.AddTo(cmd);
         cmd.SetAction(r => Cli.Guard(() =>
         {
-            var g = ModelSource.Load(r.GetValue(model)!, r.GetValue(width), r.GetValue(res), r.GetValue(classes), shapes.ImportOptions(r));
+            var g = ModelSource.Load(r.GetValue(model)!, r.GetValue(width), r.GetValue(res), r.GetValue(classes), shapes.ImportOptions(r),
+                channels: r.GetValue(channels), smallInput: r.GetValue(small));
             var cost = CostModel.Analyze(g);
             if (r.GetValue(json)) { Cli.PrintJson(ToJson(g, cost)); return 0; }
             Print(g, cost);

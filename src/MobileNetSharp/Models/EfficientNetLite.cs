@@ -18,6 +18,9 @@ public static class EfficientNetLite
         (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1),
     ];
 
+    /// <summary>The stage that runs at stride 1 in small-input mode (24 channels at width 1).</summary>
+    private const int FirstStrided = 1;
+
     /// <summary>(width, depth, resolution) for lite0..lite4.</summary>
     public static readonly (float Width, float Depth, int Resolution)[] Variants =
         [(1.0f, 1.0f, 224), (1.0f, 1.1f, 240), (1.1f, 1.2f, 260), (1.2f, 1.4f, 280), (1.4f, 1.8f, 300)];
@@ -33,12 +36,13 @@ public static class EfficientNetLite
         var b = new GraphBuilder(arch, o.Seed);
         var act = Activation.Relu6;
         int Scale(int c) => Channels.MakeDivisible(c * width);
-        var x = b.Input("input", o.Batch, 3, res, res);
-        using (b.Scope("stem")) x = b.ConvBnAct(x, 32, 3, 2, act, kind: "conv");
+        var x = b.Input("input", o.Batch, o.InChannels, res, res);
+        using (b.Scope("stem")) x = b.ConvBnAct(x, 32, 3, o.EarlyStride(2), act, kind: "conv");
         int block = 0;
         for (int s = 0; s < Stages.Length; s++)
         {
             var (e, k, stride, _, outC, n) = Stages[s];
+            if (s == FirstStrided) stride = o.EarlyStride(stride); // small-input mode: stride 1, as is the stem
             bool fixedRepeats = s == 0 || s == Stages.Length - 1;
             int repeats = fixedRepeats ? n : (int)Math.Ceiling(depth * n);
             for (int i = 0; i < repeats; i++)

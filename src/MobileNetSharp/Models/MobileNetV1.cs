@@ -17,6 +17,9 @@ public static class MobileNetV1
         (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1),
     ];
 
+    /// <summary>The block that runs at stride 1 in small-input mode (block 2, 128 channels), as does the stem.</summary>
+    private const int FirstStrided = 1;
+
     public static ModelGraph Build(ModelOptions o) => BuildCore(o, separable: true);
 
     public static ModelGraph BuildStandard(ModelOptions o) => BuildCore(o, separable: false);
@@ -27,11 +30,12 @@ public static class MobileNetV1
         int res = o.Validate(arch, 224);
         var b = new GraphBuilder(arch, o.Seed);
         var act = Activation.Relu6; // as in TF-slim and Keras; the paper says ReLU, the counts are the same
-        var x = b.Input("input", o.Batch, 3, res, res);
-        using (b.Scope("stem")) x = b.ConvBnAct(x, Channels.Truncate(32, o.Width), 3, 2, act);
+        var x = b.Input("input", o.Batch, o.InChannels, res, res);
+        using (b.Scope("stem")) x = b.ConvBnAct(x, Channels.Truncate(32, o.Width), 3, o.EarlyStride(2), act);
         for (int i = 0; i < Blocks.Length; i++)
         {
             var (outC, stride) = Blocks[i];
+            if (i == FirstStrided) stride = o.EarlyStride(stride);
             int c = Channels.Truncate(outC, o.Width);
             using var _ = b.Scope($"block{i + 1}");
             if (separable)

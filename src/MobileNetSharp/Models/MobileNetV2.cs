@@ -19,11 +19,15 @@ public static class MobileNetV2
         int res = o.Validate("mobilenet_v2", 224);
         var b = new GraphBuilder("mobilenet_v2", o.Seed);
         var act = Activation.Relu6;
-        var x = b.Input("input", o.Batch, 3, res, res);
-        using (b.Scope("stem")) x = b.ConvBnAct(x, Channels.MakeDivisible(32 * o.Width), 3, 2, act);
+        var x = b.Input("input", o.Batch, o.InChannels, res, res);
+        using (b.Scope("stem")) x = b.ConvBnAct(x, Channels.MakeDivisible(32 * o.Width), 3, o.EarlyStride(2), act);
         int block = 0;
-        foreach (var (t, c, n, s) in Stages)
+        bool strided = false;
+        foreach (var (t, c, n, stageStride) in Stages)
         {
+            // Small-input mode: the first stride-2 stage (24 channels at width 1) runs at stride 1.
+            int s = strided ? stageStride : o.EarlyStride(stageStride);
+            strided |= stageStride == 2;
             int outC = Channels.MakeDivisible(c * o.Width);
             for (int i = 0; i < n; i++)
             {

@@ -40,11 +40,13 @@ public static class MobileNetV3
         var hs = Activation.HardSwish;
         var gate = Activation.HardSigmoid(1f / 6f, 0.5f); // torchvision's relu6(x + 3) / 6
         int Scale(int c) => Channels.MakeDivisible(c * o.Width);
-        var x = b.Input("input", o.Batch, 3, res, res);
-        using (b.Scope("stem")) x = b.ConvBnAct(x, Scale(16), 3, 2, hs);
+        var x = b.Input("input", o.Batch, o.InChannels, res, res);
+        using (b.Scope("stem")) x = b.ConvBnAct(x, Scale(16), 3, o.EarlyStride(2), hs);
+        int firstStrided = Array.FindIndex(blocks, k => k.Stride == 2); // stride 1 in small-input mode, as is the stem
         for (int i = 0; i < blocks.Length; i++)
         {
             var k = blocks[i];
+            if (i == firstStrided) k = k with { Stride = o.EarlyStride(k.Stride) };
             using var _ = b.Scope($"block{i + 1}");
             x = MobileNetV2.InvertedResidual(b, x, Scale(k.Out), k.Stride, Scale(k.Expanded), k.Kernel,
                 k.HS ? hs : Activation.Relu, k.SE, gate, expansionIsChannels: true);

@@ -31,13 +31,14 @@ public static class ModelZoo
 
     public static ModelGraph Create(string name, ModelOptions? options = null) => Get(name).Build(options ?? new ModelOptions());
 
-    // torchvision-style shortcuts.
-    public static ModelGraph mobilenet_v1(float widthMult = 1f, int resolution = 224, int numClasses = 1000) =>
-        MobileNetV1.Build(new(widthMult, resolution, numClasses));
-    public static ModelGraph mobilenet_v2(float widthMult = 1f, int resolution = 224, int numClasses = 1000) =>
-        MobileNetV2.Build(new(widthMult, resolution, numClasses));
-    public static ModelGraph mobilenet_v3_large(float widthMult = 1f, int resolution = 224, int numClasses = 1000) =>
-        MobileNetV3.BuildLarge(new(widthMult, resolution, numClasses));
-    public static ModelGraph mobilenet_v3_small(float widthMult = 1f, int resolution = 224, int numClasses = 1000) =>
-        MobileNetV3.BuildSmall(new(widthMult, resolution, numClasses));
+    // torchvision-style shortcuts. inChannels and smallInput are ModelOptions.InChannels and SmallInput:
+    // mobilenet_v2(0.5f, 28, 10, inChannels: 1, smallInput: true) is the Fashion-MNIST benchmark network.
+    public static ModelGraph mobilenet_v1(float widthMult = 1f, int resolution = 224, int numClasses = 1000, int inChannels = 3, bool smallInput = false) =>
+        MobileNetV1.Build(new(widthMult, resolution, numClasses, InChannels: inChannels, SmallInput: smallInput));
+    public static ModelGraph mobilenet_v2(float widthMult = 1f, int resolution = 224, int numClasses = 1000, int inChannels = 3, bool smallInput = false) =>
+        MobileNetV2.Build(new(widthMult, resolution, numClasses, InChannels: inChannels, SmallInput: smallInput));
+    public static ModelGraph mobilenet_v3_large(float widthMult = 1f, int resolution = 224, int numClasses = 1000, int inChannels = 3, bool smallInput = false) =>
+        MobileNetV3.BuildLarge(new(widthMult, resolution, numClasses, InChannels: inChannels, SmallInput: smallInput));
+    public static ModelGraph mobilenet_v3_small(float widthMult = 1f, int resolution = 224, int numClasses = 1000, int inChannels = 3, bool smallInput = false) =>
+        MobileNetV3.BuildSmall(new(widthMult, resolution, numClasses, InChannels: inChannels, SmallInput: smallInput));
 }

@@ -7,7 +7,8 @@ namespace MobileNetSharp.Models;
 /// The standard-convolution twin of any separable network: every depthwise KxK convolution becomes a
 /// full KxK convolution over all its input channels (same output shape, seeded He-normal weights).
 /// For MobileNetV1 the paper's own twin (<see cref="MobileNetV1.BuildStandard"/>, which also merges
-/// the pointwise conv) is used instead; this one serves the other architectures.
+/// the pointwise conv) is used instead; this one serves the other architectures. Either way the twin keeps
+/// the separable network's options: input channels, small-input strides, classes and batch.
 /// </summary>
 public static class StandardTwin
 {
@@ -15,9 +16,11 @@ public static class StandardTwin
     {
         if (separable.Metadata.GetValueOrDefault("architecture") == "mobilenet_v1")
         {
+            var input = separable.Inputs[0];
             var o = new ModelOptions(
                 float.Parse(separable.Metadata["width"], System.Globalization.CultureInfo.InvariantCulture),
-                separable.Inputs[0].Shape[2], separable.Outputs[0].Shape[1], separable.Inputs[0].Shape[0], seed);
+                input.Shape[2], separable.Outputs[0].Shape[1], input.Shape[0], seed,
+                InChannels: input.Shape[1], SmallInput: separable.Metadata.GetValueOrDefault("small_input") == "true");
             return MobileNetV1.BuildStandard(o);
         }
         var g = separable.Clone();

@@ -25,6 +25,8 @@ internal unsafe interface ISimd<TV> where TV : unmanaged
     /// <summary>Native max/min (maxps semantics; no NaN canonicalisation) — what activations want.</summary>
     static abstract TV Max(TV a, TV b);
     static abstract TV Min(TV a, TV b);
+    /// <summary>Lane-wise a &gt; b ? ifGreater : otherwise (false for NaN): the masks of activation gradients.</summary>
+    static abstract TV GreaterSelect(TV a, TV b, TV ifGreater, TV otherwise);
     static abstract TV Exp(TV x);
     static abstract float Sum(TV x);
 }

@@ -1,0 +1,222 @@
+using MobileNetSharp.Kernels;
+
+namespace MobileNetSharp.Tests.Kernels;
+
+/// <summary>
+/// Convolution and fully connected gradients: every kernel against a float64 reference (plain scatter loops) and
+/// against central finite differences of the float64 forward reference, swept over ISA x 1 and 2 threads.
+/// The loss is L = Σ dy · conv(x, w, b) for a fixed random dy, so ∂L/∂x, ∂L/∂w, ∂L/∂b are the input, weight
+/// and bias gradients; L is linear in each argument, so central differences are exact up to float64 rounding.
+/// </summary>
+public class ConvBackwardTests
+{
+    private static Conv2dGeometry G(int n, int h, int w, int inC, int outC, int k, int s = 1, int pad = 0, int groups = 1, int d = 1,
+        int pt = -1, int pl = -1, int pb = -1, int pr = -1) =>
+        new(n, h, w, inC, outC, k, k, s, s, d, d, pt < 0 ? pad : pt, pl < 0 ? pad : pl, pb < 0 ? pad : pb, pr < 0 ? pad : pr, groups);
+
+    public static readonly TheoryData<string, Conv2dGeometry> Cases = new()
+    {
+        // Depthwise: 3x3 and 5x5, stride 1 and 2, symmetric and asymmetric padding, odd channel counts, batch > 1.
+        { "dw3x3s1", G(2, 7, 9, 17, 17, 3, 1, 1, groups: 17) },
+        { "dw3x3s2", G(1, 8, 8, 5, 5, 3, 2, 1, groups: 5) },
+        { "dw3x3s2-nopad", G(2, 9, 8, 3, 3, 3, 2, 0, groups: 3) },
+        { "dw5x5s2", G(3, 9, 7, 33, 33, 5, 2, 2, groups: 33) },
+        { "dw5x5s1-asym", G(1, 6, 6, 7, 7, 5, 1, pt: 1, pl: 2, pb: 2, pr: 1, groups: 7) },
+        { "dw3x3-dilated", G(2, 11, 10, 8, 8, 3, 2, 0, groups: 8, d: 2) },
+        { "dw3x3-1ch", G(2, 5, 5, 1, 1, 3, 1, 1, groups: 1) },
+        { "dw3x3-wide", G(1, 6, 5, 48, 48, 3, 1, 1, groups: 48) },
+        // Pointwise 1x1 (the GEMM path).
+        { "pw", G(2, 5, 3, 17, 33, 1) },
+        { "pw-1x1map", G(3, 1, 1, 40, 7, 1) },
+        { "pw-3to16", G(1, 4, 4, 3, 16, 1) },
+        // General (im2col / col2im): stem, groups, stride, asymmetric pads, dilation, depthwise multiplier 2, strided 1x1.
+        { "stem3x3s2", G(2, 9, 7, 3, 16, 3, 2, 1) },
+        { "stem-1ch-s1", G(2, 6, 6, 1, 8, 3, 1, 1) },
+        { "grouped", G(2, 6, 7, 8, 6, 3, 1, 1, groups: 2) },
+        { "5x5s2-asym", G(1, 9, 10, 5, 4, 5, 2, pt: 2, pl: 1, pb: 1, pr: 2) },
+        { "dilated", G(2, 9, 9, 3, 5, 3, 1, 2, d: 2) },
+        { "dw-multiplier2", G(2, 7, 7, 4, 8, 3, 2, 1, groups: 4) },
+        { "1x1s2", G(2, 7, 7, 6, 5, 1, 2) },
+    };
+
+    // ---- float64 reference ----
+
+    private static double[] Forward(Conv2dGeometry g, double[] x, double[] w, double[] b)
+    {
+        var y = new double[g.OutputLength];
+        int cpg = g.InCPerGroup, opg = g.OutCPerGroup;
+        for (int n = 0; n < g.Batch; n++)
+            for (int oy = 0; oy < g.OutH; oy++)
+                for (int ox = 0; ox < g.OutW; ox++)
+                    for (int oc = 0; oc < g.OutC; oc++)
+                    {
+                        double s = b[oc];
+                        int grp = oc / opg;
+                        for (int ci = 0; ci < cpg; ci++)
+                            for (int ky = 0; ky < g.KernelH; ky++)
+                                for (int kx = 0; kx < g.KernelW; kx++)
+                                {
+                                    int iy = oy * g.StrideH - g.PadTop + ky * g.DilationH, ix = ox * g.StrideW - g.PadLeft + kx * g.DilationW;
+                                    if (iy < 0 || iy >= g.InH || ix < 0 || ix >= g.InW) continue;
+                                    s += x[((n * g.InH + iy) * g.InW + ix) * g.InC + grp * cpg + ci] * w[((oc * cpg + ci) * g.KernelH + ky) * g.KernelW + kx];
+                                }
+                        y[((n * g.OutH + oy) * g.OutW + ox) * g.OutC + oc] = s;
+                    }
+        return y;
+    }
+
+    private static (double[] Dx, double[] Dw, double[] Db) Backward(Conv2dGeometry g, double[] x, double[] w, double[] dy)
+    {
+        var (dx, dw, db) = (new double[g.InputLength], new double[g.WeightLength], new double[g.OutC]);
+        int cpg = g.InCPerGroup, opg = g.OutCPerGroup;
+        for (int n = 0; n < g.Batch; n++)
+            for (int oy = 0; oy < g.OutH; oy++)
+                for (int ox = 0; ox < g.OutW; ox++)
+                    for (int oc = 0; oc < g.OutC; oc++)
+                    {
+                        double d = dy[((n * g.OutH + oy) * g.OutW + ox) * g.OutC + oc];
+                        db[oc] += d;
+                        int grp = oc / opg;
+                        for (int ci = 0; ci < cpg; ci++)
+                            for (int ky = 0; ky < g.KernelH; ky++)
+                                for (int kx = 0; kx < g.KernelW; kx++)
+                                {
+                                    int iy = oy * g.StrideH - g.PadTop + ky * g.DilationH, ix = ox * g.StrideW - g.PadLeft + kx * g.DilationW;
+                                    if (iy < 0 || iy >= g.InH || ix < 0 || ix >= g.InW) continue;
+                                    int xi = ((n * g.InH + iy) * g.InW + ix) * g.InC + grp * cpg + ci, wi = ((oc * cpg + ci) * g.KernelH + ky) * g.KernelW + kx;
+                                    dx[xi] += d * w[wi];
+                                    dw[wi] += d * x[xi];
+                                }
+                    }
+        return (dx, dw, db);
+    }
+
+    private static double Loss(Conv2dGeometry g, double[] x, double[] w, double[] b, double[] dy)
+    {
+        var y = Forward(g, x, w, b);
+        double s = 0;
+        for (int i = 0; i < y.Length; i++) s += y[i] * dy[i];
+        return s;
+    }
+
+    /// <summary>Central differences of the loss along a few coordinates of one argument.</summary>
+    private static (int[] Index, double[] Grad) FiniteDifferences(double[] arg, Func<double> loss, Random rng, int samples = 10)
+    {
+        const double h = 1e-3;
+        var idx = Enumerable.Range(0, samples).Select(_ => rng.Next(arg.Length)).Distinct().ToArray();
+        var grad = new double[idx.Length];
+        for (int k = 0; k < idx.Length; k++)
+        {
+            double v = arg[idx[k]];
+            arg[idx[k]] = v + h; double up = loss();
+            arg[idx[k]] = v - h; double down = loss();
+            arg[idx[k]] = v;
+            grad[k] = (up - down) / (2 * h);
+        }
+        return (idx, grad);
+    }
+
+    private static float[] F(double[] a) => a.Select(v => (float)v).ToArray();
+    private static double[] D(float[] a) => a.Select(v => (double)v).ToArray();
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void ConvGradientsMatchReferenceAndFiniteDifferences(string name, Conv2dGeometry g)
+    {
+        var rng = new Random(name.GetHashCode(StringComparison.Ordinal) & 0xffff);
+        float[] x = TestData.Random(rng, g.InputLength), w = TestData.Random(rng, g.WeightLength), b = TestData.Random(rng, g.OutC),
+            dy = TestData.Random(rng, g.OutputLength);
+        double[] xd = D(x), wd = D(w), bd = D(b), dyd = D(dy);
+        var (rdx, rdw, rdb) = Backward(g, xd, wd, dyd);
+
+        // The reference itself against finite differences of the forward reference.
+        double Loss() => ConvBackwardTests.Loss(g, xd, wd, bd, dyd);
+        var fdx = FiniteDifferences(xd, Loss, rng);
+        var fdw = FiniteDifferences(wd, Loss, rng);
+        var fdb = FiniteDifferences(bd, Loss, rng, 4);
+        foreach (var (fd, reference, what) in new[] { (fdx, rdx, "dx"), (fdw, rdw, "dw"), (fdb, rdb, "db") })
+            for (int k = 0; k < fd.Index.Length; k++)
+                Assert.True(Math.Abs(fd.Grad[k] - reference[fd.Index[k]]) <= 1e-7 * Math.Max(1, Math.Abs(fd.Grad[k])),
+                    $"{name}: reference {what}[{fd.Index[k]}] = {reference[fd.Index[k]]}, finite differences {fd.Grad[k]}");
+
+        int kIn = g.OutCPerGroup * g.KernelH * g.KernelW, kW = g.Batch * g.OutH * g.OutW;
+        foreach (var (isa, workers) in TestData.Sweep())
+        {
+            string ctx = $"{name} {isa} {workers.Count}T";
+            var dx = Enumerable.Repeat(float.NaN, (int)g.InputLength).ToArray(); // every element must be written
+            var dw = Enumerable.Repeat(float.NaN, (int)g.WeightLength).ToArray();
+            var db = Enumerable.Repeat(float.NaN, g.OutC).ToArray();
+            ConvBackward.InputGradient(g, dy, w, dx, workers, isa);
+            ConvBackward.WeightGradient(g, x, dy, dw, db, workers, isa);
+            TestData.AssertClose(F(rdx), dx, kIn, ctx + " dx");
+            TestData.AssertClose(F(rdw), dw, kW, ctx + " dw");
+            TestData.AssertClose(F(rdb), db, kW, ctx + " db");
+            TestData.AssertClose(F(fdx.Grad), fdx.Index.Select(i => dx[i]).ToArray(), kIn, ctx + " dx vs finite differences");
+            TestData.AssertClose(F(fdw.Grad), fdw.Index.Select(i => dw[i]).ToArray(), kW, ctx + " dw vs finite differences");
+            TestData.AssertClose(F(fdb.Grad), fdb.Index.Select(i => db[i]).ToArray(), kW, ctx + " db vs finite differences");
+
+            if (g.IsDepthwise && g.InC == g.OutC)
+            {
+                // The depthwise kernels directly, too (ConvBackward dispatches to them).
+                var dx2 = new float[g.InputLength];
+                var dw2 = new float[g.WeightLength];
+                DepthwiseBackward.InputGradient(g, dy, w, dx2, workers, isa);
+                DepthwiseBackward.WeightGradient(g, x, dy, dw2, [], workers, isa);
+                Assert.Equal(dx, dx2);
+                Assert.Equal(dw, dw2);
+            }
+        }
+    }
+
+    [Fact]
+    public void DepthwiseWeightGradientDoesNotDependOnTheThreadCount()
+    {
+        var g = G(4, 16, 16, 24, 24, 3, 1, 1, groups: 24);
+        var rng = new Random(3);
+        float[] x = TestData.Random(rng, g.InputLength), dy = TestData.Random(rng, g.OutputLength);
+        var (one, two) = (new float[g.WeightLength], new float[g.WeightLength]);
+        DepthwiseBackward.WeightGradient(g, x, dy, one, [], Workers.Single);
+        DepthwiseBackward.WeightGradient(g, x, dy, two, [], TestData.Two);
+        Assert.Equal(one, two);
+    }
+
+    [Theory]
+    [InlineData(3, 37, 10)]
+    [InlineData(1, 5, 3)]
+    [InlineData(64, 1280, 10)]
+    [InlineData(7, 16, 33)]
+    public void LinearGradientsMatchReferenceAndFiniteDifferences(int rows, int inF, int outF)
+    {
+        var rng = new Random(rows * 1000 + inF + outF);
+        float[] x = TestData.Random(rng, (long)rows * inF), w = TestData.Random(rng, (long)outF * inF), b = TestData.Random(rng, outF),
+            dy = TestData.Random(rng, (long)rows * outF);
+        // A fully connected layer is a 1x1 convolution over `rows` pixels: reuse that reference.
+        var g = G(rows, 1, 1, inF, outF, 1);
+        double[] xd = D(x), wd = D(w), bd = D(b), dyd = D(dy);
+        var (rdx, rdw, rdb) = Backward(g, xd, wd, dyd);
+        double Loss() => ConvBackwardTests.Loss(g, xd, wd, bd, dyd);
+        var fdx = FiniteDifferences(xd, Loss, rng);
+        var fdw = FiniteDifferences(wd, Loss, rng);
+        foreach (var (isa, workers) in TestData.Sweep())
+        {
+            string ctx = $"linear {rows}x{inF}->{outF} {isa} {workers.Count}T";
+            var (dx, dw, db) = (new float[x.Length], new float[w.Length], new float[outF]);
+            LinearBackward.InputGradient(dy, w, dx, rows, inF, outF, workers, isa);
+            LinearBackward.WeightGradient(x, dy, dw, db, rows, inF, outF, workers, isa);
+            TestData.AssertClose(F(rdx), dx, outF, ctx + " dx");
+            TestData.AssertClose(F(rdw), dw, rows, ctx + " dw");
+            TestData.AssertClose(F(rdb), db, rows, ctx + " db");
+            TestData.AssertClose(F(fdx.Grad), fdx.Index.Select(i => dx[i]).ToArray(), outF, ctx + " dx vs finite differences");
+            TestData.AssertClose(F(fdw.Grad), fdw.Index.Select(i => dw[i]).ToArray(), rows, ctx + " dw vs finite differences");
+        }
+    }
+
+    [Fact]
+    public void BadShapesAreRefused()
+    {
+        var g = G(1, 4, 4, 3, 3, 3, 1, 1, groups: 3);
+        Assert.Throws<ArgumentException>(() => ConvBackward.InputGradient(g, new float[10], new float[27], new float[48]));
+        Assert.Throws<ArgumentException>(() => DepthwiseBackward.InputGradient(G(1, 4, 4, 4, 8, 3, 1, 1, groups: 4), new float[128], new float[72], new float[64]));
+        Assert.Throws<ArgumentException>(() => LinearBackward.InputGradient(new float[3], new float[3], new float[3], 0, 1, 3));
+    }
+}
