@@ -65,7 +65,9 @@ internal sealed partial class GraphConverter
         }
         foreach (int t in _sg.Outputs)
         {
-            var v = NativeOf(t, forOutput: true);
+            Value v;
+            try { v = NativeOf(t, forOutput: true); }
+            catch (GraphException e) { throw new ModelFormatException($"Not a valid TFLite model: output tensor '{TensorName(t)}': {e.Message}", e); }
             if (_graph.Outputs.Contains(v)) throw Bad($"output tensor '{TensorName(t)}' is listed twice");
             string name = TensorName(t);
             if (v.Name != name && !v.IsConstant && !_graph.Inputs.Contains(v))

@@ -20,6 +20,8 @@ public sealed class TfLiteModelBuilder
     public CodeStyle Codes { get; set; } = CodeStyle.Both;
     /// <summary>Written as the file's schema version (3 is the only valid one).</summary>
     public uint Version { get; set; } = 3;
+    /// <summary>Buffer indices written instead of the right ones, by tensor (hostile-input tests).</summary>
+    public Dictionary<int, uint> BufferIndex { get; } = [];
 
     public int Tensor(string name, int[] shape, float[]? data = null) =>
         AddTensor(name, shape, Float32, data is null ? null : System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()).ToArray());
@@ -93,7 +95,7 @@ public sealed class TfLiteModelBuilder
             b.StartTable(5);
             b.AddOffset(0, shape, 0);
             b.AddByte(1, t.Type, 0);
-            b.AddUint(2, (uint)tensorBuffer[i], 0);
+            b.AddUint(2, BufferIndex.TryGetValue(i, out uint forced) ? forced : (uint)tensorBuffer[i], 0);
             b.AddOffset(3, name, 0);
             return b.EndTable();
         }).ToArray();
