@@ -182,7 +182,7 @@ internal sealed partial class GraphConverter
         if (ConstantOf(t) is { } c)
         {
             if (c.Rank != 4) throw new GraphException($"tensor '{TensorName(t)}' has rank {c.Rank}; 4 (NHWC) is expected here.");
-            return _nchw[t] = Value.FromConstant(Unique(TensorName(t) + "/nchw"), TensorIndexing.Transpose(c, ToNchw));
+            return _nchw[t] = Value.FromConstant(Unique(TensorName(t) + "/nchw"), Layout.Permute(c, ToNchw));
         }
         var n = _native[t] ?? throw NotYet(t);
         if (n.Rank != 4) throw new GraphException($"tensor '{TensorName(t)}' has shape {Shape.Format(n.Shape)}; a 4-D NHWC tensor is expected here.");
@@ -196,7 +196,7 @@ internal sealed partial class GraphConverter
         if (c.Rank == 4) return NchwOf(t);
         var shape4 = Enumerable.Repeat(1, 4 - c.Rank).Concat(c.Shape).ToArray();
         var reshaped = new Tensor(c.DataType, shape4, c.Data);
-        return Value.FromConstant(Unique(TensorName(t) + "/nchw"), TensorIndexing.Transpose(reshaped, ToNchw));
+        return Value.FromConstant(Unique(TensorName(t) + "/nchw"), Layout.Permute(reshaped, ToNchw));
     }
 
     private Value Constant(string name, Tensor t) => Value.FromConstant(Unique(name), t);

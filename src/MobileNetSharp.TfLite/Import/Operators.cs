@@ -59,7 +59,7 @@ internal sealed partial class GraphConverter
         var w = ConstIn(i, what);
         if (w.DataType != DataType.Float32) throw new GraphException($"{what} are {w.DataType}; float32 is expected.");
         if (w.Rank != 4) throw new GraphException($"{what} have shape {Shape.Format(w.Shape)}; 4-D is expected.");
-        return Constant(TensorName(In(i)) + "/oihw", TensorIndexing.Transpose(w, perm));
+        return Constant(TensorName(In(i)) + "/oihw", Layout.Permute(w, perm));
     }
 
     private void Conv2D()
