@@ -22,5 +22,6 @@ public static class Program
         ProfileCommand.Create(),
         RunCommand.Create(),
         ConvertCommand.Create(),
+        DetectFacesCommand.Create(),
     ];
 }
