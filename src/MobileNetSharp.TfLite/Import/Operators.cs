@@ -91,7 +91,12 @@ internal sealed partial class GraphConverter
     {
         var o = Options(code) ?? throw new GraphException("pooling needs its options (filter size and strides).");
         var x = NchwOf(In(0));
-        var op = new Pool(kind, o.Int(4), o.Int(3), o.Int(2), o.Int(1), AutoPad: Padding(o.Byte(0)));
+        int kh = o.Int(4), kw = o.Int(3);
+        // A window larger than the input only re-reads the padding (SAME keeps the output size whatever the filter), and
+        // the pooling kernels walk every cell of it: a hostile filter height of 2^27 would take minutes. No model needs it.
+        if (kh > x.Shape[2] || kw > x.Shape[3])
+            throw new GraphException($"the {kh}x{kw} pooling filter is larger than its {x.Shape[2]}x{x.Shape[3]} input.");
+        var op = new Pool(kind, kh, kw, o.Int(2), o.Int(1), AutoPad: Padding(o.Byte(0)));
         var y = AddNode(NodeName, op, [x], OutName());
         SetOutput(0, FusedAfter(y, Fused(o.Byte(5))), nchw: true);
     }

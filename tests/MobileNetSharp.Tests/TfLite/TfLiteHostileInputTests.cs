@@ -100,6 +100,16 @@ public class TfLiteHostileInputTests(ITestOutputHelper output)
         Assert.Contains("needs 16 bytes, its buffer has 8", Refused(shortBuffer.Build([sx], [sy])).Message);
     }
 
+    /// <summary>Found by the fuzzer: SAME padding keeps the output size whatever the filter, so a 2^27-row window loaded and then took minutes to pool.</summary>
+    [Fact]
+    public void PoolingWindowLargerThanTheInputIsRefused()
+    {
+        var b = new B();
+        int x = b.Tensor("x", [1, 8, 8, 4]), y = b.Tensor("y", [1, 4, 4, 4]);
+        b.Op(17, [x], [y], 5, B.Options(6, o => { o.AddInt(1, 2, 0); o.AddInt(2, 2, 0); o.AddInt(3, 2, 0); o.AddInt(4, 1 << 27, 0); }));
+        Assert.Contains("larger than its 8x8 input", Refused(b.Build([x], [y])).Message);
+    }
+
     [Fact]
     public void AbsurdVectorLengthIsRefusedBeforeAllocating()
     {
@@ -150,6 +160,7 @@ public class TfLiteHostileInputTests(ITestOutputHelper output)
         var outcomes = new Dictionary<string, int>();
         var clock = Stopwatch.StartNew();
         long slowest = 0;
+        string? trace = Environment.GetEnvironmentVariable("MNET_TFLITE_FUZZ_TRACE"); // a file: each mutant is logged before it runs
         for (int i = 0; i < Mutants; i++)
         {
             var m = (byte[])original.Clone();
@@ -171,6 +182,7 @@ public class TfLiteHostileInputTests(ITestOutputHelper output)
                     how = "8 random structure bytes";
                     break;
             }
+            if (trace is not null) File.AppendAllText(trace, $"{i} {how}\n");
             var one = Stopwatch.StartNew();
             string outcome;
             try { outcome = Exercise(m); }
