@@ -142,11 +142,12 @@ internal sealed partial class GraphConverter
     {
         int x = In(0), s = In(1);
         var (vx, vs, nchw) = Operands(x, s);
+        string name = NodeName;
         var zero = Constant(OutName() + "/zero", new Tensor([0f], []));
-        var pos = AddNode(Unique(NodeName + "/pos"), new BinaryOp(BinaryKind.Max), [vx, zero], OutName() + "/pos");
-        var neg = AddNode(Unique(NodeName + "/neg"), new BinaryOp(BinaryKind.Min), [vx, zero], OutName() + "/neg");
-        var scaled = AddNode(Unique(NodeName + "/scaled"), new BinaryOp(BinaryKind.Mul), [neg, vs], OutName() + "/scaled");
-        SetOutput(0, AddNode(NodeName, new BinaryOp(BinaryKind.Add), [pos, scaled], OutName()), nchw);
+        var pos = AddNode(name + "/pos", new BinaryOp(BinaryKind.Max), [vx, zero], OutName() + "/pos");
+        var neg = AddNode(name + "/neg", new BinaryOp(BinaryKind.Min), [vx, zero], OutName() + "/neg");
+        var scaled = AddNode(name + "/scaled", new BinaryOp(BinaryKind.Mul), [neg, vs], OutName() + "/scaled");
+        SetOutput(0, AddNode(name, new BinaryOp(BinaryKind.Add), [pos, scaled], OutName()), nchw);
     }
 
     private void PadOp()
@@ -213,14 +214,15 @@ internal sealed partial class GraphConverter
         if (w.Rank != 2 || w.DataType != DataType.Float32) throw new GraphException($"the weights have shape {Shape.Format(w.Shape)}; 2-D float32 [out, in] is expected.");
         var x = NativeOf(In(0));
         int k = w.Shape[1];
+        string name = NodeName;
         var x2 = x.Rank == 2 && x.Shape[1] == k ? x
-            : AddNode(Unique(NodeName + "/flatten"), new Reshape([-1, k]), [x], OutName() + "/2d");
-        var y = AddNode(NodeName, new Gemm(TransB: true, Activation: Fused(o?.Byte(0) ?? 0)), [x2, NativeOf(In(1)), Bias(2)], OutName());
+            : AddNode(name + "/flatten", new Reshape([-1, k]), [x], OutName() + "/2d");
+        var y = AddNode(name, new Gemm(TransB: true, Activation: Fused(o?.Byte(0) ?? 0)), [x2, NativeOf(In(1)), Bias(2)], OutName());
         if (keepDims && x.Rank != 2)
         {
             _names.Remove(y.Name);
             y.Name = Unique(y.Name + "/2d_out");
-            y = AddNode(Unique(NodeName + "/unflatten"), new Reshape(x.Shape[..^1].Select(d => (long)d).Append(w.Shape[0]).ToArray(), AllowZero: true), [y], OutName());
+            y = AddNode(name + "/unflatten", new Reshape(x.Shape[..^1].Select(d => (long)d).Append(w.Shape[0]).ToArray(), AllowZero: true), [y], OutName());
         }
         SetOutput(0, y, false);
     }
@@ -229,9 +231,10 @@ internal sealed partial class GraphConverter
     {
         float beta = Options(Builtin.Softmax)?.Float(0) ?? 0f;
         var x = NativeOf(In(0));
+        string name = NodeName;
         if (beta != 1f)
-            x = AddNode(Unique(NodeName + "/beta"), new BinaryOp(BinaryKind.Mul), [x, Constant(OutName() + "/beta", new Tensor([beta], []))], OutName() + "/scaled");
-        SetOutput(0, AddNode(NodeName, new Softmax(-1), [x], OutName()), false);
+            x = AddNode(name + "/beta", new BinaryOp(BinaryKind.Mul), [x, Constant(OutName() + "/beta", new Tensor([beta], []))], OutName() + "/scaled");
+        SetOutput(0, AddNode(name, new Softmax(-1), [x], OutName()), false);
     }
 
     private void MeanOp()

@@ -360,4 +360,29 @@ public class TfLiteOperatorTests
         }
         Check(b.Build([tx], [tr]), x, xs, y, [1, 3]);
     }
+
+    [Fact]
+    public void SqueezeAndUnaryActivations()
+    {
+        int[] xs = [1, 1, 1, 6];
+        float[] x = Rand(27, 6).Select(v => 3 * v).ToArray();
+        var b = new B();
+        int tx = b.Tensor("x", xs), ts = b.Tensor("sq", [1, 6]), tl = b.Tensor("leaky", [1, 6]), tt = b.Tensor("tanh", [1, 6]);
+        int tr = b.Tensor("relu_n1", [1, 6]), t6 = b.Tensor("relu6", [1, 6]), ty = b.Tensor("y", [1, 6]);
+        b.Op(43, [tx], [ts], 30, o => { int dims = VectorOf(o, [1, 2]); o.StartTable(1); o.AddOffset(0, dims, 0); return o.EndTable(); });
+        b.Op(98, [ts], [tl], 75, B.Options(1, o => o.AddFloat(0, 0.2f, 0)));  // LEAKY_RELU
+        b.Op(28, [tl], [tt]);                                                 // TANH
+        b.Op(20, [tt], [tr]);                                                 // RELU_N1_TO_1
+        b.Op(21, [tr], [t6]);                                                 // RELU6
+        b.Op(19, [t6], [ty]);                                                 // RELU
+        var y = x.Select(v => MathF.Tanh(v >= 0 ? v : 0.2f * v)).Select(v => Math.Clamp(v, 0f, 1f)).ToArray();
+        Check(b.Build([tx], [ty]), x, xs, y, [1, 6]);
+
+        static int VectorOf(Google.FlatBuffers.FlatBufferBuilder o, int[] v)
+        {
+            o.StartVector(4, v.Length, 4);
+            for (int i = v.Length - 1; i >= 0; i--) o.AddInt(v[i]);
+            return o.EndVector().Value;
+        }
+    }
 }
