@@ -24,6 +24,10 @@ internal sealed partial class GraphConverter
     private readonly Value?[] _native, _nchw;
     private readonly Tensor?[] _constants;
     private readonly HashSet<string> _names = [];
+    /// <summary>How many operators (and graph outputs) read each tensor.</summary>
+    private readonly int[] _readers;
+    /// <summary>Zero spatial PADs left out because the one VALID convolution reading them takes the pads instead.</summary>
+    private readonly Dictionary<int, (int Source, int Top, int Left, int Bottom, int Right)> _foldedPads = [];
     private TfOperator _op = null!;
     private string _opName = "";
 
@@ -37,6 +41,10 @@ internal sealed partial class GraphConverter
         _native = new Value?[_sg.Tensors.Length];
         _nchw = new Value?[_sg.Tensors.Length];
         _constants = new Tensor?[_sg.Tensors.Length];
+        _readers = new int[_sg.Tensors.Length];
+        foreach (var op in _sg.Operators)
+            foreach (int t in op.Inputs) if (t >= 0) _readers[t]++;
+        foreach (int t in _sg.Outputs) _readers[t]++;
     }
 
     public ModelGraph Convert()
@@ -221,7 +229,7 @@ internal sealed partial class GraphConverter
     {
         if (i >= _op.Outputs.Length) throw new GraphException($"the operator has {_op.Outputs.Length} outputs; output #{i} is expected.");
         int t = _op.Outputs[i];
-        if (_native[t] is not null || _nchw[t] is not null || IsConstant(t))
+        if (_native[t] is not null || _nchw[t] is not null || IsConstant(t) || _foldedPads.ContainsKey(t))
             throw new GraphException($"tensor '{TensorName(t)}' is written twice (or is a constant or input).");
         var declared = CheckedShape(_sg.Tensors[t]);
         var expected = nchw && declared.Length == 4 ? ToNchw.Select(a => declared[a]).ToArray() : declared;

@@ -54,6 +54,26 @@ internal sealed partial class GraphConverter
         }
     }
 
+    /// <summary>True when tensor <paramref name="t"/> is read once, as the data input of a later CONV_2D or DEPTHWISE_CONV_2D with VALID padding.</summary>
+    private bool ReadOnlyByValidConv(int t)
+    {
+        if (_readers[t] != 1 || _sg.Outputs.Contains(t)) return false;
+        var reader = _sg.Operators.Skip(_op.Index + 1).FirstOrDefault(o => o.Inputs.Contains(t));
+        if (reader is null || reader.Inputs.Length < 2 || reader.Inputs[0] != t) return false;
+        int code = _model.OperatorCodes[reader.OpcodeIndex].Builtin;
+        if (code is not (Builtin.Conv2D or Builtin.DepthwiseConv2D) || reader.OptionsType != Builtin.OptionsType(code)) return false;
+        return reader.Options is { } o && o.Byte(0) == 1; // VALID
+    }
+
+    /// <summary>A convolution's data input in NCHW and the explicit pads a folded PAD left for it (or the padding mode).</summary>
+    private (Value X, int Top, int Left, int Bottom, int Right, AutoPad Mode) ConvInput(AutoPad mode)
+    {
+        int t = In(0);
+        if (_foldedPads.TryGetValue(t, out var p) && mode == AutoPad.Valid)
+            return (NchwOf(p.Source), p.Top, p.Left, p.Bottom, p.Right, AutoPad.NotSet);
+        return (NchwOf(t), 0, 0, 0, 0, mode);
+    }
+
     private Value Weights(int i, int[] perm, string what)
     {
         var w = ConstIn(i, what);
@@ -65,25 +85,25 @@ internal sealed partial class GraphConverter
     private void Conv2D()
     {
         var o = Options(Builtin.Conv2D);
-        var x = NchwOf(In(0));
+        var (x, pt, pl, pb, pr, mode) = ConvInput(Padding(o?.Byte(0) ?? 0));
         var w = Weights(1, [0, 3, 1, 2], "the weights"); // OHWI -> OIHW
         int cin = x.Shape[1], wi = w.Shape[1];
         if (wi < 1 || cin % wi != 0) throw new GraphException($"the input has {cin} channels but the weights {wi} per group.");
-        var op = new Conv(w.Shape[2], w.Shape[3], o?.Int(2) ?? 0, o?.Int(1) ?? 0, DilationH: o?.Int(5, 1) ?? 1, DilationW: o?.Int(4, 1) ?? 1,
-            Groups: cin / wi, AutoPad: Padding(o?.Byte(0) ?? 0), Activation: Fused(o?.Byte(3) ?? 0));
+        var op = new Conv(w.Shape[2], w.Shape[3], o?.Int(2) ?? 0, o?.Int(1) ?? 0, pt, pl, pb, pr, DilationH: o?.Int(5, 1) ?? 1, DilationW: o?.Int(4, 1) ?? 1,
+            Groups: cin / wi, AutoPad: mode, Activation: Fused(o?.Byte(3) ?? 0));
         SetOutput(0, AddNode(NodeName, op, [x, w, Bias(2)], OutName()), nchw: true);
     }
 
     private void DepthwiseConv2D()
     {
         var o = Options(Builtin.DepthwiseConv2D);
-        var x = NchwOf(In(0));
+        var (x, pt, pl, pb, pr, mode) = ConvInput(Padding(o?.Byte(0) ?? 0));
         var w = Weights(1, [3, 0, 1, 2], "the depthwise weights"); // [1,H,W,C·M] -> [C·M,1,H,W]
         int cin = x.Shape[1];
         if (w.Shape[1] != 1) throw new GraphException($"depthwise weights must have a leading 1, got {Shape.Format(ConstIn(1, "weights").Shape)}.");
         if (cin < 1 || w.Shape[0] % cin != 0) throw new GraphException($"{w.Shape[0]} depthwise filters for {cin} input channels.");
-        var op = new Conv(w.Shape[2], w.Shape[3], o?.Int(2) ?? 0, o?.Int(1) ?? 0, DilationH: o?.Int(6, 1) ?? 1, DilationW: o?.Int(5, 1) ?? 1,
-            Groups: cin, AutoPad: Padding(o?.Byte(0) ?? 0), Activation: Fused(o?.Byte(4) ?? 0));
+        var op = new Conv(w.Shape[2], w.Shape[3], o?.Int(2) ?? 0, o?.Int(1) ?? 0, pt, pl, pb, pr, DilationH: o?.Int(6, 1) ?? 1, DilationW: o?.Int(5, 1) ?? 1,
+            Groups: cin, AutoPad: mode, Activation: Fused(o?.Byte(4) ?? 0));
         SetOutput(0, AddNode(NodeName, op, [x, w, Bias(2)], OutName()), nchw: true);
     }
 
@@ -170,6 +190,13 @@ internal sealed partial class GraphConverter
             int src = nchw ? ToNchw[a] : a; // NCHW axis a is NHWC axis ToNchw[a]
             pads[a] = p[2 * src];
             pads[a + rank] = p[2 * src + 1];
+        }
+        if (nchw && value == 0f && pads[0] == 0 && pads[1] == 0 && pads[4] == 0 && pads[5] == 0 && pads.All(q => q >= 0 && q <= 1 << 16)
+            && _op.Outputs.Length == 1 && ReadOnlyByValidConv(_op.Outputs[0]))
+        {
+            // Converters write SAME-like padding as PAD + VALID convolution; the convolution takes the pads itself.
+            _foldedPads[_op.Outputs[0]] = (t, (int)pads[2], (int)pads[3], (int)pads[6], (int)pads[7]);
+            return;
         }
         var x = nchw ? NchwOf(t) : NativeOf(t);
         SetOutput(0, AddNode(NodeName, new Pad(PadMode.Constant, pads, value), [x], OutName()), nchw);
