@@ -23,5 +23,6 @@ public static class Program
         BenchCommand.Create(),
         RunCommand.Create(),
         ConvertCommand.Create(),
+        DetectFacesCommand.Create(),
     ];
 }

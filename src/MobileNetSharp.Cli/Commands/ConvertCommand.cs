@@ -19,7 +19,7 @@ public static class ConvertCommand
 
     public static Command Create()
     {
-        var source = new Argument<string>("model") { Description = "Architecture name (see `mnet list`) or a .onnx file" };
+        var source = new Argument<string>("model") { Description = "Architecture name (see `mnet list`), a .onnx or a .tflite file" };
         var (width, res, classes) = (Cli.Width(), Cli.Resolution(), Cli.Classes());
         var to = new Option<string>("--to") { Description = "Output .onnx file", Required = true };
         var (channels, small) = (Cli.Channels(), Cli.SmallInput());
@@ -32,7 +32,10 @@ public static class ConvertCommand
             if (!target.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase)) throw new ArgumentException($"--to '{target}' must name a .onnx file.");
             ModelGraph graph;
             var options = shapes.ImportOptions(r);
-            if (ModelSource.IsOnnx(model))
+            if (ModelSource.IsTfLite(model))
+                graph = ModelSource.LoadTfLite(model, new Option[] { width, res, classes }.Any(o => r.GetResult(o) is { Implicit: false }),
+                    options is { } t && (t.Dimensions.Count > 0 || t.InputShapes.Count > 0));
+            else if (ModelSource.IsOnnx(model))
             {
                 var builderOptions = new Option[] { width, res, classes, channels, small }.Where(o => r.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToList();
                 if (builderOptions.Count > 0) throw new ArgumentException($"{string.Join(", ", builderOptions)} apply to architectures, not to .onnx files.");

@@ -12,7 +12,7 @@ internal static class ProfileCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "Architecture name or .onnx file" };
+        var model = new Argument<string>("model") { Description = "Architecture name, .onnx or .tflite file" };
         var (width, res, classes, threads, json) = (Cli.Width(), Cli.Resolution(), Cli.Classes(), Cli.Threads(), Cli.Json());
         var runs = new Option<int>("--runs") { Description = "Profiled runs", DefaultValueFactory = _ => 10 };
         var top = new Option<int>("--top") { Description = "Slowest steps to list", DefaultValueFactory = _ => 15 };

@@ -14,14 +14,14 @@ public static class RunCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "The .onnx model to run" };
+        var model = new Argument<string>("model") { Description = "The .onnx or .tflite model to run" };
         var inputs = new Option<string[]>("--input", "-i")
         {
             Description = "NAME=FILE for each model input (.npy, or .pb TensorProto); a single-input model also takes just FILE",
         };
         var outputDir = new Option<string>("--output", "-o") { Description = "Folder for the outputs, one <output name>.npy each", DefaultValueFactory = _ => "." };
         var threads = Cli.Threads();
-        var cmd = new Command("run", "Run an ONNX model on .npy/.pb inputs and save its outputs as .npy. The inputs' shapes fill the "
+        var cmd = new Command("run", "Run an ONNX or TFLite model on .npy/.pb inputs and save its outputs as .npy. The inputs' shapes fill the "
             + "model's symbolic dimensions; --dim and --shape, when given, take precedence.") { model, inputs, outputDir, threads };
         var shapes = new ShapeOptions();
         shapes.AddTo(cmd);
@@ -57,6 +57,17 @@ public static class RunCommand
     /// </summary>
     private static ModelGraph Load(string path, Dictionary<string, Tensor> given, Dictionary<string, int> dims, Dictionary<string, int[]> overrides)
     {
+        if (ModelSource.IsTfLite(path))
+        {
+            var tflite = ModelSource.LoadTfLite(path, false, dims.Count > 0 || overrides.Count > 0);
+            if (given.Remove("", out var single))
+            {
+                if (tflite.Inputs.Count != 1 || given.Count > 0)
+                    throw new ArgumentException($"The model has inputs {string.Join(", ", tflite.Inputs)}; give each as --input NAME=FILE.");
+                given[tflite.Inputs[0].Name] = single;
+            }
+            return tflite;
+        }
         var declared = OnnxImporter.ReadInputs(path);
         if (given.Remove("", out var unnamed))
         {

@@ -12,7 +12,7 @@ internal static class SummaryCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "Architecture name (see `mnet list`) or a .onnx file" };
+        var model = new Argument<string>("model") { Description = "Architecture name (see `mnet list`), a .onnx or a .tflite file" };
         var (width, res, classes, json) = (Cli.Width(), Cli.Resolution(), Cli.Classes(), Cli.Json());
         var (channels, small) = (Cli.Channels(), Cli.SmallInput());
         var cmd = new Command("summary", "Per-layer table of shapes, parameters and multiply-accumulates") { model, width, res, classes, channels, small, json };

@@ -1,0 +1,112 @@
+using MobileNetSharp.Graph;
+using MobileNetSharp.Tensors;
+using SkiaSharp;
+
+namespace MobileNetSharp.Imaging;
+
+/// <summary>An RGB image decoded into memory (8 bits per channel), with its size.</summary>
+public sealed class RgbImage
+{
+    public int Width { get; }
+    public int Height { get; }
+    /// <summary>Row-major RGB bytes, 3 per pixel.</summary>
+    public byte[] Pixels { get; }
+
+    public RgbImage(int width, int height, byte[] pixels)
+    {
+        if (width < 1 || height < 1 || pixels.Length != (long)width * height * 3) throw new ArgumentException($"{pixels.Length} bytes do not hold a {width}x{height} RGB image.");
+        Width = width; Height = height; Pixels = pixels;
+    }
+
+    /// <summary>Decodes PNG, JPEG, WebP, GIF or BMP; a file that is not an image gives an <see cref="ArgumentException"/>.</summary>
+    public static RgbImage Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"No such image file: {path}", path);
+        using var bitmap = SKBitmap.Decode(path) ?? throw new ArgumentException($"'{path}' is not an image SkiaSharp can decode.");
+        return FromBitmap(bitmap);
+    }
+
+    private static RgbImage FromBitmap(SKBitmap bitmap)
+    {
+        using var rgba = bitmap.ColorType == SKColorType.Rgba8888 && bitmap.AlphaType != SKAlphaType.Unpremul ? null : new SKBitmap(bitmap.Width, bitmap.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
+        var source = bitmap;
+        if (rgba is not null)
+        {
+            using var canvas = new SKCanvas(rgba);
+            canvas.Clear(SKColors.Black);
+            canvas.DrawBitmap(bitmap, 0, 0);
+            source = rgba;
+        }
+        var bytes = source.GetPixelSpan();
+        var rgb = new byte[source.Width * source.Height * 3];
+        for (int i = 0, j = 0; j < rgb.Length; i += 4, j += 3)
+        {
+            rgb[j] = bytes[i]; rgb[j + 1] = bytes[i + 1]; rgb[j + 2] = bytes[i + 2];
+        }
+        return new RgbImage(source.Width, source.Height, rgb);
+    }
+
+    private SKBitmap ToBitmap()
+    {
+        var b = new SKBitmap(Width, Height, SKColorType.Rgba8888, SKAlphaType.Opaque);
+        var px = new byte[Width * Height * 4];
+        for (int i = 0, j = 0; j < Pixels.Length; i += 4, j += 3)
+        {
+            px[i] = Pixels[j]; px[i + 1] = Pixels[j + 1]; px[i + 2] = Pixels[j + 2]; px[i + 3] = 255;
+        }
+        System.Runtime.InteropServices.Marshal.Copy(px, 0, b.GetPixels(), px.Length);
+        return b;
+    }
+
+    /// <summary>
+    /// Fits the image into a <paramref name="size"/> x <paramref name="size"/> square keeping its aspect ratio (bilinear with mipmaps),
+    /// centred on black, as MediaPipe's detectors letterbox their input. Returns the square and where the image lies in it (0-1).
+    /// </summary>
+    public (RgbImage Square, float Left, float Top, float Width, float Height) Letterbox(int size)
+    {
+        float scale = Math.Min((float)size / Width, (float)size / Height);
+        int w = Math.Max(1, (int)MathF.Round(Width * scale)), h = Math.Max(1, (int)MathF.Round(Height * scale));
+        int left = (size - w) / 2, top = (size - h) / 2;
+        using var src = ToBitmap();
+        using var dst = new SKBitmap(size, size, SKColorType.Rgba8888, SKAlphaType.Premul);
+        using (var canvas = new SKCanvas(dst))
+        {
+            canvas.Clear(SKColors.Black);
+            using var image = SKImage.FromBitmap(src);
+            canvas.DrawImage(image, new SKRect(left, top, left + w, top + h), new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
+        }
+        return (FromBitmap(dst), (float)left / size, (float)top / size, (float)w / size, (float)h / size);
+    }
+
+    /// <summary>The image as float32 NHWC [1, H, W, 3], each channel mapped from [0, 255] to [lo, hi].</summary>
+    public Tensor ToNhwc(float lo = -1f, float hi = 1f)
+    {
+        var data = new float[Pixels.Length];
+        float k = (hi - lo) / 255f;
+        for (int i = 0; i < data.Length; i++) data[i] = lo + Pixels[i] * k;
+        return new Tensor(data, 1, Height, Width, 3);
+    }
+
+    /// <summary>The image as float32 NCHW [1, 3, H, W], each channel mapped from [0, 255] to [lo, hi].</summary>
+    public Tensor ToNchw(float lo = 0f, float hi = 1f)
+    {
+        var data = new float[Pixels.Length];
+        float k = (hi - lo) / 255f;
+        int plane = Width * Height;
+        for (int p = 0; p < plane; p++)
+            for (int c = 0; c < 3; c++) data[c * plane + p] = lo + Pixels[p * 3 + c] * k;
+        return new Tensor(data, 1, 3, Height, Width);
+    }
+
+    /// <summary>Writes a PNG with the given boxes (pixels: x1, y1, x2, y2) drawn in red.</summary>
+    public void SavePngWithBoxes(string path, IEnumerable<(float X1, float Y1, float X2, float Y2)> boxes)
+    {
+        using var bitmap = ToBitmap();
+        using (var canvas = new SKCanvas(bitmap))
+        using (var paint = new SKPaint { Color = SKColors.Red, Style = SKPaintStyle.Stroke, StrokeWidth = Math.Max(2, Width / 200f), IsAntialias = true })
+            foreach (var b in boxes) canvas.DrawRect(new SKRect(b.X1, b.Y1, b.X2, b.Y2), paint);
+        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+        using var file = File.Create(path);
+        data.SaveTo(file);
+    }
+}
