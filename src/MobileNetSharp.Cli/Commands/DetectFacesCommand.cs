@@ -17,8 +17,8 @@ public static class DetectFacesCommand
         var image = new Argument<string>("image") { Description = "A PNG, JPEG, WebP, GIF or BMP photo" };
         var model = new Option<string>("--model", "-m")
         {
-            Description = "The short-range BlazeFace .tflite (npm pack @mediapipe/face_detection; package/face_detection_short_range.tflite)",
-            DefaultValueFactory = _ => "face_detection_short_range.tflite",
+            Description = "The short-range BlazeFace .tflite (default: the copy shipped with mnet, from npm @mediapipe/face_detection, Apache-2.0)",
+            DefaultValueFactory = _ => Path.Combine(AppContext.BaseDirectory, "models", "face_detection_short_range.tflite"),
         };
         var threshold = new Option<float>("--threshold") { Description = "Minimum face score (0-1)", DefaultValueFactory = _ => 0.5f };
         var draw = new Option<string?>("--draw") { Description = "Write the photo with the boxes drawn to this .png" };
