@@ -228,14 +228,16 @@ public static unsafe class Pooling
                     {
                         int lanes = Math.Min(w, c - cc);
                         TV acc = TS.Splat(a->Max ? float.NegativeInfinity : 0f);
-                        for (int ky = 0; ky < g.KernelH; ky++)
+                        // Only the taps that land inside the input: a hostile window far larger than the image
+                        // then costs what the image costs, not what the window declares.
+                        var (ky0, ky1) = Taps(iy0, g.KernelH, g.DilationH, 0, g.InH);
+                        var (kx0, kx1) = Taps(ix0, g.KernelW, g.DilationW, 0, g.InW);
+                        for (int ky = ky0; ky < ky1; ky++)
                         {
                             int iy = iy0 + ky * g.DilationH;
-                            if ((uint)iy >= (uint)g.InH) continue;
-                            for (int kx = 0; kx < g.KernelW; kx++)
+                            for (int kx = kx0; kx < kx1; kx++)
                             {
                                 int ix = ix0 + kx * g.DilationW;
-                                if ((uint)ix >= (uint)g.InW) continue;
                                 float* p = image + ((long)iy * g.InW + ix) * c + cc;
                                 TV v = lanes == w ? TS.Load(p) : TS.LoadPartial(p, lanes);
                                 acc = a->Max ? TS.Max(acc, v) : TS.Add(acc, v);
@@ -254,18 +256,22 @@ public static unsafe class Pooling
             Conv2dGeometry g = a->G;
             int lowY = a->CountIncludePad ? -g.PadTop : 0, highY = a->CountIncludePad ? a->ValidBottom : g.InH;
             int lowX = a->CountIncludePad ? -g.PadLeft : 0, highX = a->CountIncludePad ? a->ValidRight : g.InW;
-            int rows = 0, cols = 0;
-            for (int ky = 0; ky < g.KernelH; ky++)
-            {
-                int iy = iy0 + ky * g.DilationH;
-                if (iy >= lowY && iy < highY) rows++;
-            }
-            for (int kx = 0; kx < g.KernelW; kx++)
-            {
-                int ix = ix0 + kx * g.DilationW;
-                if (ix >= lowX && ix < highX) cols++;
-            }
-            return Math.Max(1, rows * cols);
+            var (y0, y1) = Taps(iy0, g.KernelH, g.DilationH, lowY, highY);
+            var (x0, x1) = Taps(ix0, g.KernelW, g.DilationW, lowX, highX);
+            return Math.Max(1, (y1 - y0) * (x1 - x0));
         }
+    }
+
+    /// <summary>
+    /// The taps k in [Lo, Hi) of a window starting at <paramref name="origin"/> whose positions origin + k * dilation
+    /// lie in [<paramref name="low"/>, <paramref name="high"/>); an empty range when none does. Computed in 64 bits.
+    /// </summary>
+    internal static (int Lo, int Hi) Taps(int origin, int kernel, int dilation, int low, int high)
+    {
+        long lo = origin >= low ? 0 : ((long)low - origin + dilation - 1) / dilation;
+        long hi = origin >= high ? 0 : ((long)high - 1 - origin) / dilation + 1;
+        lo = Math.Min(lo, kernel);
+        hi = Math.Clamp(hi, lo, kernel);
+        return ((int)lo, (int)hi);
     }
 }
