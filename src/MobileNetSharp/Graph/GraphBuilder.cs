@@ -1,4 +1,3 @@
-using MobileNetSharp.Kernels;
 using MobileNetSharp.Tensors;
 
 namespace MobileNetSharp.Graph;
