@@ -29,9 +29,6 @@ public sealed record ExpandOp(int[] Target) : Op, IRunnable, ElementBytes.IShape
 
     public override Tensor[]? Fold(Node node) => ElementBytes.Fold<ExpandOp>("Expand", node.Input(0).Constant!, node.Output.Shape);
 
-    /// <summary>Broadcast copy through a stand-in type of the element size: whole rows copied, repeated values filled.</summary>
-    internal static void Run(int size, ReadOnlySpan<byte> x, int[] xShape, Span<byte> y, int[] yShape) => ElementBytes.Run<ExpandOp>("Expand", size, x, xShape, y, yShape);
-
     static void ElementBytes.IShapedCopy.Copy<T>(ReadOnlySpan<T> x, int[] xShape, Span<T> y, int[] yShape)
     {
         var body = new ExpandRows<T> { X = x, Y = y };
@@ -58,17 +55,19 @@ public sealed record ExpandOp(int[] Target) : Op, IRunnable, ElementBytes.IShape
     void IRunnable.Lower(Node n, PlanCompiler plan)
     {
         var x = n.Input(0);
-        plan.Add(new ExpandStep(n.Name, x.DataType.SizeOf(), x.Shape, plan.Get(x, MemoryLayout.Plain), plan.Produce(n.Output, MemoryLayout.Plain)));
+        plan.Add(new ShapedCopyStep<ExpandOp>(n.Name, "Expand", x.DataType.SizeOf(), x.Shape, plan.Get(x, MemoryLayout.Plain), plan.Produce(n.Output, MemoryLayout.Plain)));
     }
 
     public bool Equals(ExpandOp? other) => other is not null && Target.SequenceEqual(other.Target);
     public override int GetHashCode() => Target.Length;
 }
 
-internal sealed class ExpandStep(string name, int size, int[] xShape, Slot x, Slot y) : Step(name, [x], [y])
+/// <summary>Expand or Tile at run time: the op's element-size-generic copy from one slot into another.</summary>
+internal sealed class ShapedCopyStep<TCopy>(string name, string op, int size, int[] xShape, Slot x, Slot y) : Step(name, [x], [y])
+    where TCopy : ElementBytes.IShapedCopy
 {
-    public override string Kernel => "Expand";
-    public override void Execute(RunContext ctx) => ExpandOp.Run(size, ctx.ReadBytes(x), xShape, ctx.WriteBytes(y), y.Shape);
+    public override string Kernel => op;
+    public override void Execute(RunContext ctx) => ElementBytes.Run<TCopy>(op, size, ctx.ReadBytes(x), xShape, ctx.WriteBytes(y), y.Shape);
 }
 
 /// <summary>ONNX Tile: X repeated Repeats[d] times along each axis d (repeats known at load time), any element type.</summary>
@@ -96,8 +95,6 @@ public sealed record TileOp(int[] Repeats) : Op, IRunnable, ElementBytes.IShaped
     public override string Describe() => $"Tile [{string.Join(",", Repeats)}]";
 
     public override Tensor[]? Fold(Node node) => ElementBytes.Fold<TileOp>("Tile", node.Input(0).Constant!, node.Output.Shape);
-
-    internal static void Run(int size, ReadOnlySpan<byte> x, int[] xShape, Span<byte> y, int[] yShape) => ElementBytes.Run<TileOp>("Tile", size, x, xShape, y, yShape);
 
     /// <summary>
     /// Each output row (last axis) is X's row at the output index modulo X's shape, written repeats[^1] times
@@ -140,15 +137,10 @@ public sealed record TileOp(int[] Repeats) : Op, IRunnable, ElementBytes.IShaped
     void IRunnable.Lower(Node n, PlanCompiler plan)
     {
         var x = n.Input(0);
-        plan.Add(new TileStep(n.Name, x.DataType.SizeOf(), x.Shape, plan.Get(x, MemoryLayout.Plain), plan.Produce(n.Output, MemoryLayout.Plain)));
+        plan.Add(new ShapedCopyStep<TileOp>(n.Name, "Tile", x.DataType.SizeOf(), x.Shape, plan.Get(x, MemoryLayout.Plain), plan.Produce(n.Output, MemoryLayout.Plain)));
     }
 
     public bool Equals(TileOp? other) => other is not null && Repeats.SequenceEqual(other.Repeats);
     public override int GetHashCode() => Repeats.Length;
 }
 
-internal sealed class TileStep(string name, int size, int[] xShape, Slot x, Slot y) : Step(name, [x], [y])
-{
-    public override string Kernel => "Tile";
-    public override void Execute(RunContext ctx) => TileOp.Run(size, ctx.ReadBytes(x), xShape, ctx.WriteBytes(y), y.Shape);
-}
