@@ -14,7 +14,11 @@ internal static class ConvPoolConverters
 
     private sealed record Window(int[] Kernel, int[] Strides, int[] Dilations, int[] Pads, AutoPad AutoPad);
 
-    public static void Conv(NodeContext n)
+    /// <summary>
+    /// What Conv and ConvTranspose read alike: float X, W and optional B, the spatial rank (at most
+    /// <paramref name="maxSpatial"/>), and the window, whose kernel must be the weight's.
+    /// </summary>
+    private static (Value X, Value W, Value? Bias, int Spatial, Window Window) WeightedWindow(NodeContext n, int maxSpatial = int.MaxValue)
     {
         var x = n.Input(0);
         var w = n.Input(1);
@@ -22,11 +26,19 @@ internal static class ConvPoolConverters
         foreach (var (v, role) in new[] { (x, "X"), (w, "W"), (bias, "B") })
             if (v is not null && v.DataType != Tensors.DataType.Float32) throw n.Error($"{role} '{v.Name}' is {v.DataType}; only FLOAT is supported.");
         int spatial = SpatialRank(n, x);
+        if (spatial > maxSpatial)
+            throw n.Error($"{n.OpType} with {spatial} spatial axes (input rank {x.Rank}) is not supported; only 1-D and 2-D are.");
         if (w.Rank != x.Rank) throw n.Error($"weight rank {w.Rank} differs from input rank {x.Rank}.");
         var weightKernel = w.Shape[2..];
         var win = ReadWindow(n, spatial, n.Attr.Int32s("kernel_shape") ?? weightKernel, dilations: true);
         if (!win.Kernel.SequenceEqual(weightKernel))
             throw n.Error($"kernel_shape [{string.Join(",", win.Kernel)}] differs from the weight's [{string.Join(",", weightKernel)}].");
+        return (x, w, bias, spatial, win);
+    }
+
+    public static void Conv(NodeContext n)
+    {
+        var (x, w, bias, spatial, win) = WeightedWindow(n);
         int group = n.Attr.Int32("group", 1);
         if (spatial == 2)
         {
@@ -54,18 +66,7 @@ internal static class ConvPoolConverters
     /// </summary>
     public static void ConvTranspose(NodeContext n)
     {
-        var x = n.Input(0);
-        var w = n.Input(1);
-        var bias = n.OptionalInput(2);
-        foreach (var (v, role) in new[] { (x, "X"), (w, "W"), (bias, "B") })
-            if (v is not null && v.DataType != Tensors.DataType.Float32) throw n.Error($"{role} '{v.Name}' is {v.DataType}; only FLOAT is supported.");
-        int spatial = SpatialRank(n, x);
-        if (spatial > 2) throw n.Error($"ConvTranspose with {spatial} spatial axes (input rank {x.Rank}) is not supported; only 1-D and 2-D are.");
-        if (w.Rank != x.Rank) throw n.Error($"weight rank {w.Rank} differs from input rank {x.Rank}.");
-        var weightKernel = w.Shape[2..];
-        var win = ReadWindow(n, spatial, n.Attr.Int32s("kernel_shape") ?? weightKernel, dilations: true);
-        if (!win.Kernel.SequenceEqual(weightKernel))
-            throw n.Error($"kernel_shape [{string.Join(",", win.Kernel)}] differs from the weight's [{string.Join(",", weightKernel)}].");
+        var (x, w, bias, spatial, win) = WeightedWindow(n, maxSpatial: 2);
         int group = n.Attr.Int32("group", 1);
         var outPad = n.Attr.Int32s("output_padding") ?? new int[spatial];
         if (outPad.Length != spatial || outPad.Any(p => p < 0 || p > MaxWindow))
