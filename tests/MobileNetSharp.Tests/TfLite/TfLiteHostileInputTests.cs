@@ -188,9 +188,6 @@ public class TfLiteHostileInputTests(ITestOutputHelper output)
             try { outcome = Exercise(m); }
             catch (Exception e) { failures.Add($"mutant {i} ({how}): {e.GetType().Name}: {e.Message}"); outcome = "BUG"; }
             slowest = Math.Max(slowest, one.ElapsedMilliseconds);
-            // A hang watchdog, not a speed check: mutants take milliseconds (slowest seen 168 ms); a minute means a
-            // hostile file made the engine loop (as a 2^27-cell pooling window once did), which must be refused instead.
-            if (one.ElapsedMilliseconds > 60_000) failures.Add($"mutant {i} ({how}) ran {one.ElapsedMilliseconds} ms: a hostile file must be refused, not run for minutes");
             outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
         }
         output.WriteLine($"{Mutants} mutants: {string.Join(", ", outcomes.OrderBy(k => k.Key).Select(k => $"{k.Key} {k.Value}"))}; "
