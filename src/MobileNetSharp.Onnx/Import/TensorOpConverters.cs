@@ -20,7 +20,7 @@ internal static class TensorOpConverters
         string[] roles = ["X", "scale", "B", "input_mean", "input_var"];
         for (int i = 0; i < inputs.Length; i++)
             if (inputs[i].DataType != DataType.Float32) throw n.Error($"{roles[i]} '{inputs[i].Name}' is {inputs[i].DataType}; only FLOAT is supported.");
-        n.Emit(new BatchNorm(n.Attr.Float("epsilon", 1e-5f)), inputs);
+        n.Emit(new BatchNorm(n.Attr.Float("epsilon", 1e-5f), n.Attr.Float("momentum", 0.9f)), inputs);
     }
 
     public static void Gemm(NodeContext n) =>

@@ -1,6 +1,7 @@
 using MobileNetSharp.Kernels;
 using MobileNetSharp.Runtime;
 using MobileNetSharp.Tensors;
+using MobileNetSharp.Training;
 
 namespace MobileNetSharp.Graph;
 
@@ -9,8 +10,10 @@ namespace MobileNetSharp.Graph;
 /// y = (x - mean) / sqrt(var + epsilon) * scale + bias. Inputs: X [N, C, ...], scale (gamma), bias (beta),
 /// mean, var, each [C]. Usually folded into the convolution before it (<see cref="Passes.FoldBatchNorm"/>);
 /// what is left runs as a per-channel affine map, with the parameters read at run time when they are not constants.
+/// <see cref="Momentum"/> is ONNX's (running = momentum · running + (1 - momentum) · batch; PyTorch's momentum is
+/// 1 minus it): only training reads it.
 /// </summary>
-public sealed record BatchNorm(float Epsilon = 1e-5f) : Op, IRunnable
+public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f) : Op, IRunnable, IDifferentiable
 {
     public override string Type => "BatchNormalization";
 
@@ -31,7 +34,7 @@ public sealed record BatchNorm(float Epsilon = 1e-5f) : Op, IRunnable
     public override OpCost Cost(Node node) => new(0, LayerKind.Other, [1, 2]);
 
     public override void ExportOnnx(Node n, IOnnxWriter w) =>
-        w.Node("BatchNormalization", n.Name, n.Inputs.Take(5).Select(v => w.Name(v!)).ToArray(), [n.Output.Name], OnnxAttribute.Of("epsilon", Epsilon));
+        w.Node("BatchNormalization", n.Name, n.Inputs.Take(5).Select(v => w.Name(v!)).ToArray(), [n.Output.Name], OnnxAttribute.Of("epsilon", Epsilon), OnnxAttribute.Of("momentum", Momentum));
 
     /// <summary>The per-channel scale and shift equivalent to the normalization, computed in double.</summary>
     public static void Affine(ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, ReadOnlySpan<float> mean, ReadOnlySpan<float> variance,
@@ -69,6 +72,98 @@ public sealed record BatchNorm(float Epsilon = 1e-5f) : Op, IRunnable
         plan.Add(new BatchNormStep(n.Name, PlanCompiler.Buffer(n.Name + ".scale", [channels]), PlanCompiler.Buffer(n.Name + ".shift", [channels]),
             (parameters, Epsilon), inner, input, output));
     }
+
+    // ---- training ----------------------------------------------------------------------------------------
+    // With trainable gamma/beta the layer normalizes with the batch's own statistics (Ioffe & Szegedy 2015,
+    // Algorithm 1) and updates the running statistics (PyTorch's rule with the layer's momentum, or GradientCompiler.BatchNormMomentum when set).
+    // A frozen layer (fine-tuning) keeps inference mode: its running statistics, a fixed affine map.
+
+    private static bool Trains(Node n, GradientCompiler t) => t.NeedsGrad(n.Input(1)) || t.NeedsGrad(n.Input(2));
+
+    private static (MemoryLayout Layout, int Rows, int Channels) TrainingShape(Node n)
+    {
+        var x = n.Input(0);
+        if (x.Rank is not (2 or 4)) throw new ArgumentException($"training-mode batch norm takes [N, C] or [N, C, H, W], got {Tensors.Shape.Format(x.Shape)}.");
+        int rows = (int)(x.Length / x.Shape[1]);
+        return (x.Rank == 4 ? MemoryLayout.Nhwc : MemoryLayout.Plain, rows, x.Shape[1]);
+    }
+
+    void IDifferentiable.LowerTraining(Node n, GradientCompiler t)
+    {
+        if (!Trains(n, t)) { ((IRunnable)this).Lower(n, t.Plan); return; }
+        for (int i = 0; i < 5; i++) PlanCompiler.Require(n, i, DataType.Float32, i == 0 ? "BatchNormalization input" : "BatchNormalization parameter");
+        var (layout, rows, c) = TrainingShape(n);
+        var mean = PlanCompiler.Buffer(n.Name + ".batch_mean", [c]);
+        var invStd = PlanCompiler.Buffer(n.Name + ".batch_invstd", [c]);
+        var p = Enumerable.Range(1, 4).Select(i => t.Plan.Get(n.Input(i), MemoryLayout.Plain)).ToArray();
+        t.Plan.Add(new BatchNormTrainingStep(n.Name, Epsilon, rows, c, t.Plan.Get(n.Input(0), layout), p[0], p[1], t.Plan.Produce(n.Output, layout), mean, invStd));
+        var newMean = PlanCompiler.Buffer(n.Input(3).Name + ".next", [c]);
+        var newVar = PlanCompiler.Buffer(n.Input(4).Name + ".next", [c]);
+        t.Plan.Add(new RunningStatisticsStep(n.Name + ".running", Epsilon, rows, t.BatchNormMomentum ?? 1 - Momentum, mean, invStd, p[2], p[3], newMean, newVar));
+        t.UpdatesState(n.Input(3).Name, newMean, [c]);
+        t.UpdatesState(n.Input(4).Name, newVar, [c]);
+        t.Save(n, (mean, invStd));
+    }
+
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t)
+    {
+        var x = n.Input(0);
+        int c = x.Shape[1];
+        if (!Trains(n, t))
+        {
+            // Frozen: y = scale · x + shift, so dX = scale · dY.
+            if (t.InputGrad(x, t.Plan.NativeLayout(n.Output)) is not { } dxFrozen) return;
+            var layout = t.Plan.NativeLayout(n.Output);
+            var scale = new float[c];
+            Affine(PlanCompiler.ConstantFloats(n, 1, "scale"), PlanCompiler.ConstantFloats(n, 2, "bias"), PlanCompiler.ConstantFloats(n, 3, "mean"),
+                PlanCompiler.ConstantFloats(n, 4, "var"), Epsilon, scale, new float[c]);
+            int inner = layout == MemoryLayout.Nhwc || x.Rank == 2 ? 1 : (int)Tensors.Shape.Size(x.Shape.AsSpan(2));
+            t.Plan.Add(new BatchNormStep(n.Name + ".grad", new Slot(n.Name + ".grad.scale", [c], scale), new Slot(n.Name + ".grad.shift", [c], new float[c]),
+                null, inner, t.OutputGrad(n.Output, layout), dxFrozen));
+            return;
+        }
+        var (lay, rows, _) = TrainingShape(n);
+        var (mean, invStd) = t.Saved<(Slot, Slot)>(n);
+        var dx = t.InputGrad(x, lay) ?? PlanCompiler.Buffer(n.Name + ".dx.unused", PlanCompiler.Physical(x.Shape, lay));
+        var dgamma = t.InputGrad(n.Input(1), MemoryLayout.Plain) ?? PlanCompiler.Buffer(n.Name + ".dgamma.unused", [c]);
+        var dbeta = t.InputGrad(n.Input(2), MemoryLayout.Plain) ?? PlanCompiler.Buffer(n.Name + ".dbeta.unused", [c]);
+        t.Plan.Add(new BatchNormGradStep(n.Name + ".grad", rows, c, t.Plan.Get(x, lay), t.OutputGrad(n.Output, lay),
+            t.Plan.Get(n.Input(1), MemoryLayout.Plain), mean, invStd, dx, dgamma, dbeta));
+    }
+}
+
+/// <summary>Training-mode batch norm on [rows, C]: batch statistics, normalization, affine.</summary>
+internal sealed class BatchNormTrainingStep(string name, float eps, int rows, int c, Slot x, Slot gamma, Slot beta, Slot y, Slot mean, Slot invStd)
+    : Step(name, [x, gamma, beta], [y, mean, invStd])
+{
+    public override string Kernel => "BatchNormalization(training)";
+    public override void Execute(RunContext ctx) =>
+        BatchNormTraining.Forward(ctx.Read(x), ctx.Read(gamma), ctx.Read(beta), ctx.Write(y), ctx.Write(mean), ctx.Write(invStd), rows, c, eps, ctx.Workers);
+}
+
+/// <summary>The next running mean and variance from the batch's statistics.</summary>
+internal sealed class RunningStatisticsStep(string name, float eps, int rows, float momentum, Slot mean, Slot invStd, Slot runMean, Slot runVar, Slot nextMean, Slot nextVar)
+    : Step(name, [mean, invStd, runMean, runVar], [nextMean, nextVar])
+{
+    public override string Kernel => "running-statistics";
+    public override void Execute(RunContext ctx)
+    {
+        var m = ctx.Write(nextMean);
+        var v = ctx.Write(nextVar);
+        ctx.Read(runMean).CopyTo(m);
+        ctx.Read(runVar).CopyTo(v);
+        BatchNormTraining.UpdateRunningStatistics(ctx.Read(mean), ctx.Read(invStd), eps, rows, momentum, m, v);
+    }
+}
+
+/// <summary>dX, dγ, dβ of training-mode batch norm.</summary>
+internal sealed class BatchNormGradStep(string name, int rows, int c, Slot x, Slot dy, Slot gamma, Slot mean, Slot invStd, Slot dx, Slot dgamma, Slot dbeta)
+    : Step(name, [x, dy, gamma, mean, invStd], [dx, dgamma, dbeta])
+{
+    public override string Kernel => "BatchNormalization-grad";
+    public override void Execute(RunContext ctx) =>
+        BatchNormTraining.Backward(ctx.Read(x), ctx.Read(dy), ctx.Read(gamma), ctx.Read(mean), ctx.Read(invStd),
+            ctx.Write(dx), ctx.Write(dgamma), ctx.Write(dbeta), rows, c, ctx.Workers);
 }
 
 /// <summary>

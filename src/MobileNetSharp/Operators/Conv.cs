@@ -1,6 +1,7 @@
 using MobileNetSharp.Kernels;
 using MobileNetSharp.Runtime;
 using MobileNetSharp.Tensors;
+using MobileNetSharp.Training;
 
 namespace MobileNetSharp.Graph;
 
@@ -21,7 +22,7 @@ public sealed record Conv(
     int DilationH = 1, int DilationW = 1,
     int Groups = 1,
     AutoPad AutoPad = AutoPad.NotSet,
-    Activation Activation = default) : Op, IRunnable
+    Activation Activation = default) : Op, IRunnable, IDifferentiable
 {
     public override string Type => "Conv";
 
@@ -122,6 +123,35 @@ public sealed record Conv(
         plan.Add(new RuntimeWeightConvStep(n.Name, g, Activation, plan.Isa, input, weights, bias, output, residual, Scratch(n, probe.ScratchLength(g.Batch))));
     }
 
+    /// <summary>
+    /// dX = ConvBackward.InputGradient(dY, W), dW and dB = ConvBackward.WeightGradient(X, dY), all channels-last;
+    /// a fused activation is undone first from the output (ReLU/ReLU6/Clip only: their derivative follows from y).
+    /// </summary>
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t)
+    {
+        if (n.OptionalInput(3) is not null) throw new ArgumentException("a convolution with a fused residual is not differentiable; train the unfused graph.");
+        if (!Activation.IsNone && !ActivationBackward.OutputDetermines(Activation.Kind))
+            throw new ArgumentException($"fused {Activation} is not differentiable from the output; train the unfused graph.");
+        var x = n.Input(0);
+        var w = n.Input(1);
+        var g = Geometry(x.Shape, w.Shape[0]);
+        var dy = t.OutputGrad(n.Output, MemoryLayout.Nhwc);
+        if (!Activation.IsNone)
+        {
+            var pre = PlanCompiler.Buffer(n.Name + ".dpre", dy.Shape);
+            t.Plan.Add(new ActivationGradStep(n.Name + ".act.grad", Activation, t.Plan.Get(n.Output, MemoryLayout.Nhwc), dy, pre, fromOutput: true));
+            dy = pre;
+        }
+        var input = t.Plan.Get(x, MemoryLayout.Nhwc);
+        var weights = t.Plan.Get(w, MemoryLayout.Plain);
+        if (t.InputGrad(x, MemoryLayout.Nhwc) is { } dx) t.Plan.Add(new ConvInputGradStep(n.Name + ".dx", g, t.Plan.Isa, dy, weights, dx));
+        var dw = t.InputGrad(w, MemoryLayout.Plain);
+        var db = t.InputGrad(n.OptionalInput(2), MemoryLayout.Plain);
+        if (dw is not null || db is not null)
+            t.Plan.Add(new ConvWeightGradStep(n.Name + ".dw", g, t.Plan.Isa, input, dy,
+                dw ?? PlanCompiler.Buffer(n.Name + ".dw.unused", w.Shape), db));
+    }
+
     private static Slot? Scratch(Node n, long length)
     {
         if (length > Tensors.Shape.MaxElements)
@@ -153,4 +183,20 @@ internal sealed class RuntimeWeightConvStep(string name, Conv2dGeometry g, Activ
         var op = new Conv2dOperator(g with { Batch = 1 }, ctx.Read(weights), ctx.ReadOptional(bias), act, isa);
         op.Run(g.Batch, ctx.Read(input), ctx.Write(output), ctx.ReadOptional(residual), scratch is null ? default : ctx.Write(scratch), ctx.Workers);
     }
+}
+
+/// <summary>dX of a convolution (channels-last), written.</summary>
+internal sealed class ConvInputGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot dy, Slot w, Slot dx) : Step(name, [dy, w], [dx])
+{
+    public override string Kernel => g.IsDepthwise ? "dw-conv-grad-x" : g.IsPointwise ? "1x1-conv-grad-x" : "conv-grad-x";
+    public override void Execute(RunContext ctx) => ConvBackward.InputGradient(g, ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Workers, isa);
+}
+
+/// <summary>dW (OIHW) and dB of a convolution, written.</summary>
+internal sealed class ConvWeightGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot x, Slot dy, Slot dw, Slot? db)
+    : Step(name, [x, dy], db is null ? [dw] : [dw, db])
+{
+    public override string Kernel => g.IsDepthwise ? "dw-conv-grad-w" : g.IsPointwise ? "1x1-conv-grad-w" : "conv-grad-w";
+    public override void Execute(RunContext ctx) =>
+        ConvBackward.WeightGradient(g, ctx.Read(x), ctx.Read(dy), ctx.Write(dw), db is null ? default : ctx.Write(db), ctx.Workers, isa);
 }

@@ -1,6 +1,7 @@
 using MobileNetSharp.Kernels;
 using MobileNetSharp.Runtime;
 using MobileNetSharp.Tensors;
+using MobileNetSharp.Training;
 
 namespace MobileNetSharp.Graph;
 
@@ -10,7 +11,7 @@ namespace MobileNetSharp.Graph;
 /// has them as inputs 1 and 2 (scalars; either may be omitted), and <see cref="Activation"/> then holds the
 /// unbounded Clip(-inf, inf).
 /// </summary>
-public sealed record ActivationOp(Activation Activation) : Op, IRunnable
+public sealed record ActivationOp(Activation Activation) : Op, IRunnable, IDifferentiable
 {
     public override string Type => Activation.Kind switch
     {
@@ -76,6 +77,29 @@ public sealed record ActivationOp(Activation Activation) : Op, IRunnable
         plan.Add(new RuntimeClipStep(n.Name, x, n.OptionalInput(1) is { } lo ? plan.Get(lo, MemoryLayout.Plain) : null,
             n.OptionalInput(2) is { } hi ? plan.Get(hi, MemoryLayout.Plain) : null, y));
     }
+
+    /// <summary>dX = f'(x) · dY, from the output when it determines the derivative (ReLU, ReLU6: no need to keep x).</summary>
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t)
+    {
+        if (HasRuntimeBounds(n)) throw new ArgumentException("Clip with bounds fed at run time is not differentiable.");
+        var x = n.Input(0);
+        var layout = t.Plan.NativeLayout(n.Output);
+        if (t.InputGrad(x, layout) is not { } dx) return;
+        bool fromOutput = ActivationBackward.OutputDetermines(Activation.Kind);
+        t.Plan.Add(new ActivationGradStep(n.Name + ".grad", Activation, t.Plan.Get(fromOutput ? n.Output : x, layout),
+            t.OutputGrad(n.Output, layout), dx, fromOutput));
+    }
+}
+
+/// <summary>dX of a point-wise activation, from its input or (when that determines the derivative) its output.</summary>
+internal sealed class ActivationGradStep(string name, Activation act, Slot saved, Slot dy, Slot dx, bool fromOutput) : Step(name, [saved, dy], [dx])
+{
+    public override string Kernel => act + "-grad";
+    public override void Execute(RunContext ctx)
+    {
+        if (fromOutput) ActivationBackward.FromOutput(act, ctx.Read(saved), ctx.Read(dy), ctx.Write(dx), ctx.Workers);
+        else ActivationBackward.FromInput(act, ctx.Read(saved), ctx.Read(dy), ctx.Write(dx), ctx.Workers);
+    }
 }
 
 internal sealed class ActivationStep(string name, Activation act, Slot x, Slot y) : Step(name, [x], [y])
@@ -99,7 +123,7 @@ internal sealed class RuntimeClipStep(string name, Slot x, Slot? min, Slot? max,
 }
 
 /// <summary>Element-wise binary op with NumPy broadcasting (ONNX Add, Sub, Mul, Div, Max, Min, Pow), optionally followed by a fused activation.</summary>
-public sealed record BinaryOp(BinaryKind Kind, Activation Activation = default) : Op, IRunnable
+public sealed record BinaryOp(BinaryKind Kind, Activation Activation = default) : Op, IRunnable, IDifferentiable
 {
     public override string Type => Kind.ToString();
 
@@ -138,6 +162,64 @@ public sealed record BinaryOp(BinaryKind Kind, Activation Activation = default) 
         var layout = plan.FollowAny(n.Output, [x, y]);
         plan.Add(new BinaryStep(n.Name, Kind, Activation, plan.Get(x, layout), PlanCompiler.Physical(x.Shape, layout),
             plan.Get(y, layout), PlanCompiler.Physical(y.Shape, layout), plan.Produce(n.Output, layout)));
+    }
+
+    /// <summary>
+    /// Add: dA = dY, dB = dY; Sub: dB = -dY; Mul: dA = dY · B, dB = dY · A; Div: dA = dY / B, dB = -dY · A / B²;
+    /// each summed down to its operand's shape where the operand was broadcast (the squeeze-excite scale).
+    /// Computed on the physical shapes of the forward pass, in the output's layout.
+    /// </summary>
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t)
+    {
+        if (!Activation.IsNone) throw new ArgumentException($"{Kind} with a fused {Activation} is not differentiable; train the unfused graph.");
+        if (Kind is not (BinaryKind.Add or BinaryKind.Sub or BinaryKind.Mul or BinaryKind.Div))
+            throw new ArgumentException($"{Kind} has no gradient here (Add, Sub, Mul and Div do).");
+        var layout = t.Plan.NativeLayout(n.Output);
+        var dy = t.OutputGrad(n.Output, layout);
+        var yShape = PlanCompiler.Physical(n.Output.Shape, layout);
+        for (int i = 0; i < 2; i++)
+        {
+            var v = n.Input(i);
+            if (t.InputGrad(v, layout) is not { } dv) continue;
+            var other = n.Input(1 - i);
+            t.Plan.Add(new BinaryGradStep(n.Name + (i == 0 ? ".da" : ".db"), Kind, i, dy, yShape,
+                t.Plan.Get(n.Input(0), layout), PlanCompiler.Physical(n.Input(0).Shape, layout),
+                t.Plan.Get(n.Input(1), layout), PlanCompiler.Physical(n.Input(1).Shape, layout),
+                dv, PlanCompiler.Physical(v.Shape, layout), PlanCompiler.Buffer(n.Name + ".grad.scratch", yShape)));
+        }
+    }
+}
+
+/// <summary>The gradient of operand <c>which</c> of a broadcasting Add/Sub/Mul/Div, reduced to that operand's shape.</summary>
+internal sealed class BinaryGradStep(string name, BinaryKind kind, int which, Slot dy, int[] yShape, Slot a, int[] aShape, Slot b, int[] bShape,
+    Slot dv, int[] vShape, Slot scratch) : Step(name, [dy, a, b], [dv, scratch])
+{
+    public override string Kernel => $"{kind}-grad";
+
+    public override void Execute(RunContext ctx)
+    {
+        var g = ctx.Read(dy);
+        var full = ctx.Write(scratch);
+        switch (kind, which)
+        {
+            case (BinaryKind.Add, _): g.CopyTo(full); break;
+            case (BinaryKind.Sub, 0): g.CopyTo(full); break;
+            case (BinaryKind.Sub, _): System.Numerics.Tensors.TensorPrimitives.Negate(g, full); break;
+            case (BinaryKind.Mul, _):
+                // dY times the other operand, broadcast to the output's shape.
+                if (which == 0) Elementwise.Binary(BinaryKind.Mul, g, yShape, ctx.Read(b), bShape, full, yShape);
+                else Elementwise.Binary(BinaryKind.Mul, g, yShape, ctx.Read(a), aShape, full, yShape);
+                break;
+            case (BinaryKind.Div, 0): Elementwise.Binary(BinaryKind.Div, g, yShape, ctx.Read(b), bShape, full, yShape); break;
+            default:
+                // d(a/b)/db = -a/b² = -(a/b)/b: dY · a / b / b, negated.
+                Elementwise.Binary(BinaryKind.Mul, g, yShape, ctx.Read(a), aShape, full, yShape);
+                Elementwise.Binary(BinaryKind.Div, full, yShape, ctx.Read(b), bShape, full, yShape);
+                Elementwise.Binary(BinaryKind.Div, full, yShape, ctx.Read(b), bShape, full, yShape);
+                System.Numerics.Tensors.TensorPrimitives.Negate(full, full);
+                break;
+        }
+        BroadcastBackward.SumTo(full, yShape, ctx.Write(dv), vShape, ctx.Workers);
     }
 }
 
@@ -230,7 +312,7 @@ internal sealed class SoftmaxStep(string name, bool log, int rows, int cols, Slo
 }
 
 /// <summary>Passes its input through (ONNX Identity, Dropout at inference). Any element type.</summary>
-public sealed record Identity : Op, IRunnable
+public sealed record Identity : Op, IRunnable, IDifferentiable
 {
     public override string Type => "Identity";
     public override int[][] InferShapes(Node node) => [node.Input(0).Shape];
@@ -238,4 +320,6 @@ public sealed record Identity : Op, IRunnable
     public override bool FoldSharesData => true;
     public override void ExportOnnx(Node n, IOnnxWriter w) => w.Node("Identity", n.Name, [w.Name(n.Input(0))], [n.Output.Name]);
     void IRunnable.Lower(Node n, PlanCompiler plan) => plan.Alias(n.Output, n.Input(0));
+
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t) => GradientCompiler.PassThrough(n, t);
 }

@@ -1,12 +1,13 @@
 using MobileNetSharp.Kernels;
 using MobileNetSharp.Runtime;
 using MobileNetSharp.Tensors;
+using MobileNetSharp.Training;
 
 namespace MobileNetSharp.Graph;
 
 /// <summary>ONNX Gemm: Y = act(alpha * A' * B' + beta * C) on 2-D A and B; C broadcasts to [M, N].</summary>
 public sealed record Gemm(float Alpha = 1f, float Beta = 1f, bool TransA = false, bool TransB = false,
-    Activation Activation = default) : Op, IRunnable
+    Activation Activation = default) : Op, IRunnable, IDifferentiable
 {
     public override string Type => "Gemm";
 
@@ -78,6 +79,38 @@ public sealed record Gemm(float Alpha = 1f, float Beta = 1f, bool TransA = false
         var scratch = PlanCompiler.Buffer(n.Name + ".scratch", [Math.Max(GemmStep.ScratchLength(a.Shape, b.Shape), c is null ? 0 : (int)c.Length)]);
         plan.Add(new GemmStep(n.Name, this, plan.Get(a, MemoryLayout.Plain), a.Shape, plan.Get(b, MemoryLayout.Plain), b.Shape, cSlot, c?.Shape ?? [],
             plan.Produce(n.Output, MemoryLayout.Plain), scratch));
+    }
+
+    /// <summary>
+    /// The fully connected layer's gradients (PyTorch Linear; ONNX Gemm with transA = 0, alpha = beta = 1 and a
+    /// bias C of shape [N] or [1, N]): with transB, Y = A·Bᵀ + C gives dA = dY·B, dB = dYᵀ·A, dC = Σ_rows dY;
+    /// without it, dA = dY·Bᵀ and dB = Aᵀ·dY.
+    /// </summary>
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t)
+    {
+        var a = n.Input(0);
+        var b = n.Input(1);
+        var c = n.OptionalInput(2);
+        if (TransA || Alpha != 1f || (c is not null && Beta != 1f))
+            throw new ArgumentException("only the fully connected form of Gemm (transA = 0, alpha = beta = 1) is differentiable.");
+        if (c is not null && !(c.Length == n.Output.Shape[1] && (c.Rank == 1 || c.Shape[0] == 1)))
+            throw new ArgumentException($"Gemm bias {Tensors.Shape.Format(c.Shape)} is not a per-output bias; it is not differentiable here.");
+        if (!Activation.IsNone && !ActivationBackward.OutputDetermines(Activation.Kind))
+            throw new ArgumentException($"fused {Activation} is not differentiable from the output; train the unfused graph.");
+        int rows = a.Shape[0], inF = a.Shape[1], outF = n.Output.Shape[1];
+        var dy = t.OutputGrad(n.Output, MemoryLayout.Plain);
+        if (!Activation.IsNone)
+        {
+            var pre = PlanCompiler.Buffer(n.Name + ".dpre", dy.Shape);
+            t.Plan.Add(new ActivationGradStep(n.Name + ".act.grad", Activation, t.Plan.Get(n.Output, MemoryLayout.Plain), dy, pre, fromOutput: true));
+            dy = pre;
+        }
+        var da = t.InputGrad(a, MemoryLayout.Plain);
+        var db = t.InputGrad(b, MemoryLayout.Plain);
+        var dc = t.InputGrad(c, MemoryLayout.Plain);
+        if (da is null && db is null && dc is null) return;
+        t.Plan.Add(new LinearGradStep(n.Name + ".grad", TransB, rows, inF, outF, t.Plan.Isa, t.Plan.Get(a, MemoryLayout.Plain), t.Plan.Get(b, MemoryLayout.Plain),
+            dy, da, db, dc, PlanCompiler.Buffer(n.Name + ".grad.scratch", [inF * outF])));
     }
 }
 
@@ -238,5 +271,32 @@ internal sealed class GemmStep : Step
             Elementwise.Binary(BinaryKind.Add, y, _yShape, cs, _cShape, y, _yShape);
         }
         if (!_op.Activation.IsNone) Elementwise.Apply(_op.Activation, y, y);
+    }
+}
+
+/// <summary>Gradients of a fully connected layer: dA, dB (weights as stored: [out, in] under transB, else [in, out]) and dC, each optional.</summary>
+internal sealed class LinearGradStep(string name, bool transB, int rows, int inF, int outF, IsaLevel? isa, Slot a, Slot b, Slot dy,
+    Slot? da, Slot? db, Slot? dc, Slot scratch)
+    : Step(name, [a, b, dy], new[] { da, db, dc, scratch }.OfType<Slot>().ToArray())
+{
+    public override string Kernel => "fc-grad";
+
+    public override void Execute(RunContext ctx)
+    {
+        var g = ctx.Read(dy);
+        var w = ctx.Read(b);
+        var tmp = ctx.Write(scratch);
+        if (da is not null)
+        {
+            // The kernel wants weights as [out, in]: B itself under transB, else Bᵀ.
+            if (!transB) { Layout.Transpose(w, [inF, outF], [1, 0], tmp); w = tmp; }
+            LinearBackward.InputGradient(g, w, ctx.Write(da), rows, inF, outF, ctx.Workers, isa);
+        }
+        if (db is not null || dc is not null)
+        {
+            var dw = db is null ? tmp : transB ? ctx.Write(db) : tmp;
+            LinearBackward.WeightGradient(ctx.Read(a), g, db is null ? tmp : dw, dc is null ? default : ctx.Write(dc), rows, inF, outF, ctx.Workers, isa);
+            if (db is not null && !transB) Layout.Transpose(tmp, [outF, inF], [1, 0], ctx.Write(db));
+        }
     }
 }

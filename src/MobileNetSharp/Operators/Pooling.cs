@@ -1,6 +1,7 @@
 using MobileNetSharp.Kernels;
 using MobileNetSharp.Runtime;
 using MobileNetSharp.Tensors;
+using MobileNetSharp.Training;
 
 namespace MobileNetSharp.Graph;
 
@@ -16,7 +17,7 @@ public sealed record Pool(
     int PadTop = 0, int PadLeft = 0, int PadBottom = 0, int PadRight = 0,
     int DilationH = 1, int DilationW = 1,
     bool CeilMode = false, bool CountIncludePad = false,
-    AutoPad AutoPad = AutoPad.NotSet) : Op, IRunnable
+    AutoPad AutoPad = AutoPad.NotSet) : Op, IRunnable, IDifferentiable
 {
     public override string Type => Kind == PoolKind.Max ? "MaxPool" : "AveragePool";
 
@@ -87,10 +88,32 @@ public sealed record Pool(
         var x = n.Input(0).Shape;
         plan.Add(new PoolStep(n.Name, this, Geometry(x), CeilExtra(x), plan.Get(n.Input(0), MemoryLayout.Nhwc), plan.Produce(n.Output, MemoryLayout.Nhwc)));
     }
+
+    /// <summary>Max: each output's gradient goes to the (first) tap that won; average: spread evenly over the window's counted taps.</summary>
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t)
+    {
+        var x = n.Input(0);
+        if (t.InputGrad(x, MemoryLayout.Nhwc) is not { } dx) return;
+        var g = Geometry(x.Shape);
+        if (Kind == PoolKind.Average && CeilExtra(x.Shape) != (0, 0))
+            throw new ArgumentException("average pooling in ceil mode with a partial last window is not differentiable here.");
+        t.Plan.Add(new PoolGradStep(n.Name + ".grad", this, g, t.Plan.Get(x, MemoryLayout.Nhwc), t.OutputGrad(n.Output, MemoryLayout.Nhwc), dx));
+    }
+}
+
+/// <summary>dX of 2-D max or average pooling on NHWC, written.</summary>
+internal sealed class PoolGradStep(string name, Pool op, Conv2dGeometry g, Slot x, Slot dy, Slot dx) : Step(name, [x, dy], [dx])
+{
+    public override string Kernel => op.Type + "-grad";
+    public override void Execute(RunContext ctx)
+    {
+        if (op.Kind == PoolKind.Max) PoolingBackward.MaxPool2d(g, ctx.Read(x), ctx.Read(dy), ctx.Write(dx), ctx.Workers);
+        else PoolingBackward.AveragePool2d(g, op.CountIncludePad, ctx.Read(dy), ctx.Write(dx), ctx.Workers);
+    }
 }
 
 /// <summary>Global max or average pooling over all spatial axes: [N,C,...] -> [N,C,1,...].</summary>
-public sealed record GlobalPool(PoolKind Kind) : Op, IRunnable
+public sealed record GlobalPool(PoolKind Kind) : Op, IRunnable, IDifferentiable
 {
     public override string Type => Kind == PoolKind.Max ? "GlobalMaxPool" : "GlobalAveragePool";
 
@@ -107,6 +130,9 @@ public sealed record GlobalPool(PoolKind Kind) : Op, IRunnable
 
     void IRunnable.Lower(Node n, PlanCompiler plan) =>
         Reduce.LowerReduction(n, plan, Kind == PoolKind.Max ? ReduceKind.Max : ReduceKind.Mean, Enumerable.Range(2, n.Input(0).Rank - 2).ToArray());
+
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t) =>
+        Reduce.LowerSpatialGradient(n, t, Kind == PoolKind.Max ? ReduceKind.Max : ReduceKind.Mean, Enumerable.Range(2, n.Input(0).Rank - 2).ToArray());
 }
 
 public enum ReduceKind { Mean, Sum, Max, Min, Prod, L1, L2, SumSquare, LogSum, LogSumExp }
@@ -116,7 +142,7 @@ public enum ReduceKind { Mean, Sum, Max, Min, Prod, L1, L2, SumSquare, LogSum, L
 /// ReduceMax, ReduceMin, ReduceProd, ReduceL1, ReduceL2, ReduceSumSquare, ReduceLogSum, ReduceLogSumExp).
 /// Reducing an empty axis gives the reduction's identity (0, 1, -inf, +inf; NaN for a mean).
 /// </summary>
-public sealed record Reduce(ReduceKind Kind, int[]? Axes, bool KeepDims = true) : Op, IRunnable
+public sealed record Reduce(ReduceKind Kind, int[]? Axes, bool KeepDims = true) : Op, IRunnable, IDifferentiable
 {
     public override string Type => "Reduce" + Kind;
 
@@ -217,6 +243,19 @@ public sealed record Reduce(ReduceKind Kind, int[]? Axes, bool KeepDims = true) 
         plan.Add(new ReduceStep(n.Name, kind, x.Shape, axes, plan.Get(x, MemoryLayout.Plain), plan.Produce(n.Output, MemoryLayout.Plain)));
     }
 
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t) => LowerSpatialGradient(n, t, Kind, NormalizedAxes(n.Input(0).Rank));
+
+    /// <summary>The gradient of global pooling (a mean or max over H and W of a rank-4 tensor), channels-last.</summary>
+    internal static void LowerSpatialGradient(Node n, GradientCompiler t, ReduceKind kind, int[] axes)
+    {
+        var x = n.Input(0);
+        if (!(x.Rank == 4 && axes.SequenceEqual([2, 3]) && kind is ReduceKind.Mean or ReduceKind.Max))
+            throw new ArgumentException($"only a mean or max over H and W of a 4-D tensor is differentiable here (Reduce{kind} over [{string.Join(", ", axes)}]).");
+        if (t.InputGrad(x, MemoryLayout.Nhwc) is not { } dx) return;
+        t.Plan.Add(new GlobalPoolGradStep(n.Name + ".grad", kind == ReduceKind.Max ? PoolKind.Max : PoolKind.Average, x.Shape[0], x.Shape[2] * x.Shape[3], x.Shape[1],
+            t.Plan.Get(x, MemoryLayout.Nhwc), t.OutputGrad(n.Output, MemoryLayout.Plain), dx));
+    }
+
     public bool Equals(Reduce? other) => other is not null && Kind == other.Kind && KeepDims == other.KeepDims
         && (Axes ?? []).SequenceEqual(other.Axes ?? []) && (Axes is null) == (other.Axes is null);
     public override int GetHashCode() => HashCode.Combine(Kind, KeepDims, Axes?.Length);
@@ -253,4 +292,16 @@ internal sealed class ReduceStep(string name, ReduceKind kind, int[] shape, int[
 {
     public override string Kernel => "Reduce" + kind;
     public override void Execute(RunContext ctx) => Reduce.Run(kind, ctx.Read(x), shape, axes, ctx.Write(y));
+}
+
+/// <summary>dX of global pooling on a channels-last tensor: [N, C] -> [N, spatial, C], written.</summary>
+internal sealed class GlobalPoolGradStep(string name, PoolKind kind, int batch, int spatial, int channels, Slot x, Slot dy, Slot dx)
+    : Step(name, [x, dy], [dx])
+{
+    public override string Kernel => (kind == PoolKind.Max ? "GlobalMaxPool" : "GlobalAveragePool") + "-grad";
+    public override void Execute(RunContext ctx)
+    {
+        if (kind == PoolKind.Max) PoolingBackward.GlobalMaxPool(batch, spatial, channels, ctx.Read(x), ctx.Read(dy), ctx.Write(dx));
+        else PoolingBackward.GlobalAveragePool(batch, spatial, channels, ctx.Read(dy), ctx.Write(dx));
+    }
 }

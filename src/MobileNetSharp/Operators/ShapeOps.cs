@@ -1,11 +1,12 @@
 using MobileNetSharp.Kernels;
 using MobileNetSharp.Runtime;
 using MobileNetSharp.Tensors;
+using MobileNetSharp.Training;
 
 namespace MobileNetSharp.Graph;
 
 /// <summary>Flattens to 2-D at Axis: [prod(d[..axis]), prod(d[axis..])].</summary>
-public sealed record Flatten(int Axis = 1) : Op, IRunnable
+public sealed record Flatten(int Axis = 1) : Op, IRunnable, IDifferentiable
 {
     public override string Type => "Flatten";
 
@@ -24,12 +25,13 @@ public sealed record Flatten(int Axis = 1) : Op, IRunnable
     public override bool FoldSharesData => true;
     // Same elements in the same (plain) order: the output shares the input's buffer.
     void IRunnable.Lower(Node n, PlanCompiler plan) => plan.Alias(n.Output, n.Input(0));
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t) => GradientCompiler.PassThrough(n, t);
 
     public override void ExportOnnx(Node n, IOnnxWriter w) => w.Node("Flatten", n.Name, [w.Name(n.Input(0))], [n.Output.Name], OnnxAttribute.Of("axis", (long)Axis));
 }
 
 /// <summary>ONNX Reshape with a constant target: 0 copies the input dimension (unless AllowZero), -1 is inferred.</summary>
-public sealed record Reshape(long[] Target, bool AllowZero = false) : Op, IRunnable
+public sealed record Reshape(long[] Target, bool AllowZero = false) : Op, IRunnable, IDifferentiable
 {
     public override string Type => "Reshape";
 
@@ -73,6 +75,7 @@ public sealed record Reshape(long[] Target, bool AllowZero = false) : Op, IRunna
     public override bool FoldSharesData => true;
     // Same elements in the same (plain) order: the output shares the input's buffer.
     void IRunnable.Lower(Node n, PlanCompiler plan) => plan.Alias(n.Output, n.Input(0));
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t) => GradientCompiler.PassThrough(n, t);
 
     public override void ExportOnnx(Node n, IOnnxWriter w) =>
         w.Node("Reshape", n.Name, [w.Name(n.Input(0)), w.Ints(n.Output.Name + "/shape", Target)], [n.Output.Name], AllowZero ? [OnnxAttribute.Of("allowzero", 1L)] : []);
@@ -82,7 +85,7 @@ public sealed record Reshape(long[] Target, bool AllowZero = false) : Op, IRunna
 }
 
 /// <summary>Removes size-1 axes (all of them when Axes is null).</summary>
-public sealed record Squeeze(int[]? Axes) : Op, IRunnable
+public sealed record Squeeze(int[]? Axes) : Op, IRunnable, IDifferentiable
 {
     public override string Type => "Squeeze";
 
@@ -106,6 +109,7 @@ public sealed record Squeeze(int[]? Axes) : Op, IRunnable
     public override bool FoldSharesData => true;
     // Same elements in the same (plain) order: the output shares the input's buffer.
     void IRunnable.Lower(Node n, PlanCompiler plan) => plan.Alias(n.Output, n.Input(0));
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t) => GradientCompiler.PassThrough(n, t);
 
     public override void ExportOnnx(Node n, IOnnxWriter w) =>
         w.Node("Squeeze", n.Name, Axes is { Length: > 0 } sq ? [w.Name(n.Input(0)), w.Ints(n.Output.Name + "/axes", sq.Select(v => (long)v))] : [w.Name(n.Input(0))], [n.Output.Name]);
@@ -115,7 +119,7 @@ public sealed record Squeeze(int[]? Axes) : Op, IRunnable
 }
 
 /// <summary>Inserts size-1 axes at the given positions of the output.</summary>
-public sealed record Unsqueeze(int[] Axes) : Op, IRunnable
+public sealed record Unsqueeze(int[] Axes) : Op, IRunnable, IDifferentiable
 {
     public override string Type => "Unsqueeze";
 
@@ -141,6 +145,7 @@ public sealed record Unsqueeze(int[] Axes) : Op, IRunnable
     public override bool FoldSharesData => true;
     // Same elements in the same (plain) order: the output shares the input's buffer.
     void IRunnable.Lower(Node n, PlanCompiler plan) => plan.Alias(n.Output, n.Input(0));
+    void IDifferentiable.LowerBackward(Node n, GradientCompiler t) => GradientCompiler.PassThrough(n, t);
 
     public override void ExportOnnx(Node n, IOnnxWriter w) =>
         w.Node("Unsqueeze", n.Name, [w.Name(n.Input(0)), w.Ints(n.Output.Name + "/axes", Axes.Select(v => (long)v))], [n.Output.Name]);

@@ -44,24 +44,42 @@ internal sealed class PlanCompiler
 
     public ExecutionPlan Compile()
     {
-        var inputs = _g.Inputs.Select(v => Produce(v, MemoryLayout.Plain)).ToArray();
-        foreach (var n in _g.Nodes)
-        {
-            if (n.Op is not IRunnable runnable)
-                throw GraphException.At(n, $"operator {n.Op.Type} is not supported by the runtime.");
-            try { runnable.Lower(n, this); }
-            catch (ArgumentException e) { throw GraphException.At(n, e.Message, e); }
-        }
-        var outputs = new Slot[_g.Outputs.Count];
+        var inputs = LowerInputs();
+        foreach (var n in _g.Nodes) Lower(n);
+        return Finish(inputs, _g.Outputs.Select(v => (v.Name, Get(v, MemoryLayout.Plain), v.Shape)).ToArray());
+    }
+
+    // ---- the phases, for compilers that add steps of their own (training appends the backward pass) ----
+
+    /// <summary>Creates the graph inputs' buffers (plain layout), in graph order.</summary>
+    public Slot[] LowerInputs() => _g.Inputs.Select(v => Produce(v, MemoryLayout.Plain)).ToArray();
+
+    /// <summary>Appends one node's steps; errors are named with the node.</summary>
+    public void Lower(Node n) => Lower(n, n.Op as IRunnable, (r, node) => r.Lower(node, this));
+
+    /// <summary>Runs <paramref name="lower"/> for <paramref name="n"/>, naming the node in any error it throws.</summary>
+    public void Lower<T>(Node n, T? handler, Action<T, Node> lower) where T : class
+    {
+        if (handler is null)
+            throw GraphException.At(n, $"operator {n.Op.Type} is not supported by the runtime.");
+        try { lower(handler, n); }
+        catch (ArgumentException e) { throw GraphException.At(n, e.Message, e); }
+    }
+
+    /// <summary>
+    /// Plans the arena and builds the plan. Each output is a slot read after the last step, with the logical
+    /// shape callers see; a slot that is a constant, an input or another output is copied to a buffer of its own.
+    /// </summary>
+    public ExecutionPlan Finish(Slot[] inputs, IReadOnlyList<(string Name, Slot Slot, int[] Shape)> results)
+    {
+        var outputs = new Slot[results.Count];
         for (int i = 0; i < outputs.Length; i++)
         {
-            var v = _g.Outputs[i];
-            var s = Get(v, MemoryLayout.Plain);
-            // Graph outputs need buffers of their own: not a constant, an input, or another output's.
+            var (name, s, shape) = results[i];
             if (s.Constant is not null || inputs.Contains(s) || outputs.Take(i).Contains(s))
             {
-                var copy = new Slot(v.Name, v.Shape, v.DataType);
-                _steps.Add(DataMovement.Copy(v.Name + ".copy", s, copy));
+                var copy = new Slot(name, shape, s.DataType);
+                _steps.Add(DataMovement.Copy(name + ".copy", s, copy));
                 s = copy;
             }
             outputs[i] = s;
@@ -70,7 +88,7 @@ internal sealed class PlanCompiler
         if (arena * sizeof(float) > _maxArenaBytes || arena > Array.MaxLength - 64)
             throw new GraphException($"Graph '{_g.Name}' needs a {arena * sizeof(float) / (1 << 20):N0} MiB activation arena, " +
                 $"more than the {_maxArenaBytes / (1 << 20):N0} MiB allowed (SessionOptions.MaxArenaBytes).");
-        return new ExecutionPlan(_steps.ToArray(), inputs, outputs, _g.Outputs.Select(v => v.Shape).ToArray(), (int)arena);
+        return new ExecutionPlan(_steps.ToArray(), inputs, outputs, results.Select(r => r.Shape).ToArray(), (int)arena);
     }
 
     // ---- what lowerings use ------------------------------------------------------------------------
@@ -99,7 +117,7 @@ internal sealed class PlanCompiler
     }
 
     /// <summary>Channels-last and channels-first orders coincide in memory when C == 1 or H*W == 1.</summary>
-    private static bool SameMemory(int[] logical)
+    public static bool SameMemory(int[] logical)
     {
         var s = To4D(logical);
         return s[1] == 1 || s[2] * s[3] == 1;
@@ -158,13 +176,16 @@ internal sealed class PlanCompiler
                 : throw new GraphException($"Value '{v.Name}' is read before it is computed.");
             if (native.Layout == want || SameMemory(v.Shape)) return native.Slot;
             slot = new Slot(v.Name + (want == MemoryLayout.Nhwc ? ".nhwc" : ".nchw"), Physical(v.Shape, want), v.DataType);
-            _steps.Add(want == MemoryLayout.Nhwc
-                ? DataMovement.Transpose(slot.Name, To4D(v.Shape), ToNhwc, native.Slot, slot)
-                : DataMovement.Transpose(slot.Name, Physical(v.Shape, MemoryLayout.Nhwc), ToNchw, native.Slot, slot));
+            _steps.Add(Relayout(slot.Name, v.Shape, native.Slot, slot, want));
         }
         _views[(v, want)] = slot;
         return slot;
     }
+
+    /// <summary>A step that copies <paramref name="src"/> (a value of shape <paramref name="logical"/> in the other layout) into <paramref name="dst"/> in <paramref name="to"/>.</summary>
+    public static Step Relayout(string name, int[] logical, Slot src, Slot dst, MemoryLayout to) => to == MemoryLayout.Nhwc
+        ? DataMovement.Transpose(name, To4D(logical), ToNhwc, src, dst)
+        : DataMovement.Transpose(name, Physical(logical, MemoryLayout.Nhwc), ToNchw, src, dst);
 
     /// <summary>The float32 constant at input <paramref name="i"/> (empty when the input is omitted).</summary>
     public static float[] ConstantFloats(Node n, int i, string what) =>
