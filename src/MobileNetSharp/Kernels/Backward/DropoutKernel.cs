@@ -19,16 +19,18 @@ public static class DropoutKernel
 
     /// <summary>y [n] = x·mask/(1 - ratio) and mask [n] = 1 for kept elements, 0 for dropped ones (n = x.Length). y may alias x.</summary>
     /// <exception cref="ArgumentException">ratio outside [0, 1) or y / mask shorter than x.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // one long loop per call: no tier-0 pass over a whole tensor
     public static void Forward(ReadOnlySpan<float> x, Span<float> y, Span<byte> mask, float ratio, ulong seed)
     {
         CheckRatio(ratio);
         if (y.Length < x.Length || mask.Length < x.Length)
             throw new ArgumentException($"Dropout forward: y ({y.Length}) and mask ({mask.Length}) need the {x.Length} values of x.");
         float scale = 1f / (1f - ratio);
-        ulong threshold = Threshold(ratio), key = Mix(seed);
+        ulong threshold = Threshold(ratio), counter = Mix(seed); // counter = key(seed) + i·Golden before the increment
         for (int i = 0; i < x.Length; i++)
         {
-            bool keep = Mix(key + (ulong)(i + 1) * Golden) >> 32 >= threshold;
+            counter += Golden;
+            bool keep = Mix(counter) >> 32 >= threshold;
             mask[i] = keep ? (byte)1 : (byte)0;
             y[i] = keep ? x[i] * scale : 0f;
         }
@@ -36,6 +38,7 @@ public static class DropoutKernel
 
     /// <summary>dx [n] = dy·mask/(1 - ratio) (n = dy.Length), with the mask and ratio of the forward. dx may alias dy.</summary>
     /// <exception cref="ArgumentException">ratio outside [0, 1) or mask / dx shorter than dy.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<byte> mask, Span<float> dx, float ratio)
     {
         CheckRatio(ratio);

@@ -66,6 +66,7 @@ public static unsafe class PoolingBackward
 
     /// <summary>dx [N, spatial, C]: dy [N, C] at the first position holding channel c's maximum of x [N, spatial, C], 0 elsewhere.</summary>
     /// <exception cref="ArgumentException">A size below 1 or a buffer shorter than its shape.</exception>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void GlobalMaxPool(int batch, int spatial, int channels, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
     {
         CheckGlobal(batch, spatial, channels, dy.Length, dx.Length, "Global max pool backward");
@@ -151,8 +152,7 @@ public static unsafe class PoolingBackward
             float* x = A->X + Image * plane, dx = A->Dx + Image * plane;
             float* dyImage = A->Dy + (long)Image * g.OutH * g.OutW * C;
             new Span<float>(dx, checked((int)plane)).Clear();
-            int* lanes = stackalloc int[16];
-            float* lanesF = (float*)lanes;
+            float* lanesY = stackalloc float[16], lanesX = stackalloc float[16];
             for (int oy = 0; oy < g.OutH; oy++)
             {
                 int iy0 = oy * g.StrideH - g.PadTop;
@@ -167,30 +167,30 @@ public static unsafe class PoolingBackward
                     {
                         int n = Math.Min(w, C - c0);
                         bool whole = n == w;
-                        // Running maximum and the tap index holding it (as a float: exact for any real kernel size);
-                        // strictly greater replaces, so the first maximal tap in scan order wins.
-                        TV best = TS.Splat(float.NegativeInfinity), bestTap = TS.Splat(-1f);
+                        // Running maximum and the (ky, kx) holding it, as floats (exact for any real kernel size; two
+                        // selects instead of a division per lane at the scatter); strictly greater replaces, so the
+                        // first maximal tap in scan order wins. The first tap always counts (-infinity or NaN included):
+                        // bestKy < 0 until then.
+                        TV best = TS.Splat(float.NegativeInfinity), bestKy = TS.Splat(-1f), bestKx = TS.Zero, one = TS.Splat(1f);
                         for (int ky = ky0; ky < ky1; ky++)
                         {
                             float* row = x + (long)(iy0 + ky * g.DilationH) * g.InW * C + c0;
+                            TV kyv = TS.Splat(ky);
                             for (int kx = kx0; kx < kx1; kx++)
                             {
                                 float* p = row + (long)(ix0 + kx * g.DilationW) * C;
                                 TV v = whole ? TS.Load(p) : TS.LoadPartial(p, n);
-                                TV tap = TS.Splat(ky * KW + kx);
-                                // The first tap always counts (-inf input included): bestTap < 0 until then.
-                                TV first = TS.GreaterSelect(TS.Zero, bestTap, TS.Splat(1f), TS.Zero);
-                                TV take = TS.GreaterSelect(v, best, TS.Splat(1f), first);
-                                bestTap = TS.GreaterSelect(take, TS.Zero, tap, bestTap);
+                                TV take = TS.GreaterSelect(v, best, one, TS.GreaterSelect(TS.Zero, bestKy, one, TS.Zero));
+                                bestKy = TS.GreaterSelect(take, TS.Zero, kyv, bestKy);
+                                bestKx = TS.GreaterSelect(take, TS.Zero, TS.Splat(kx), bestKx);
                                 best = TS.GreaterSelect(take, TS.Zero, v, best);
                             }
                         }
-                        TS.Store(lanesF, bestTap);
+                        TS.Store(lanesY, bestKy);
+                        TS.Store(lanesX, bestKx);
                         for (int l = 0; l < n; l++)
                         {
-                            int t = (int)lanesF[l];
-                            int ky = t / KW, kx = t % KW;
-                            long at = ((long)(iy0 + ky * g.DilationH) * g.InW + ix0 + kx * g.DilationW) * C + c0 + l;
+                            long at = ((long)(iy0 + (int)lanesY[l] * g.DilationH) * g.InW + ix0 + (int)lanesX[l] * g.DilationW) * C + c0 + l;
                             dx[at] += dyp[c0 + l];
                         }
                     }
