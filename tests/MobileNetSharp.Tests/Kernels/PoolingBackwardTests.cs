@@ -173,18 +173,25 @@ public class PoolingBackwardTests
     [Fact]
     public void MaxPoolTiesGoToTheFirstTap()
     {
-        // 3x3 input of equal values, 2x2 windows with stride 1: each window's gradient goes to its top-left cell.
-        var g = G(1, 3, 3, 1, 2, 1);
-        var dx = new float[9];
-        PoolingBackward.MaxPool2d(g, Enumerable.Repeat(0.5f, 9).ToArray(), [1f, 2f, 4f, 8f], dx);
-        Assert.Equal(new float[] { 1, 2, 0, 4, 8, 0, 0, 0, 0 }, dx);
-        // Padding never wins, even over -infinity and negative values; a tie later in the window loses.
-        var g2 = G(1, 2, 2, 2, 3, 1, 1, 1, 1, 1);
-        float[] x = [float.NegativeInfinity, -1, -5, -3, -7, -1, float.NegativeInfinity, -2];
-        var dx2 = new float[8];
-        PoolingBackward.MaxPool2d(g2, x, Enumerable.Repeat(1f, 8).ToArray(), dx2);
-        // Every window covers the whole image. Channel 0: max -5 at pixel 1; channel 1: -1 at pixels 0 and 2, the first wins.
-        Assert.Equal(new float[] { 0, 4, 4, 0, 0, 0, 0, 0 }, dx2);
+        foreach (var (isa, workers) in TestData.Sweep())
+        {
+            // 3x3 input of equal values, 2x2 windows with stride 1: each window's gradient goes to its top-left cell.
+            var g = G(1, 3, 3, 1, 2, 1);
+            var dx = new float[9];
+            PoolingBackward.MaxPool2d(g, Enumerable.Repeat(0.5f, 9).ToArray(), [1f, 2f, 4f, 8f], dx, workers, isa);
+            Assert.Equal(new float[] { 1, 2, 0, 4, 8, 0, 0, 0, 0 }, dx);
+            // Padding never wins, even over -infinity and negative values; a tie later in the window loses.
+            var g2 = G(1, 2, 2, 2, 3, 1, 1, 1, 1, 1);
+            float[] x = [float.NegativeInfinity, -1, -5, -3, -7, -1, float.NegativeInfinity, -2];
+            var dx2 = new float[8];
+            PoolingBackward.MaxPool2d(g2, x, Enumerable.Repeat(1f, 8).ToArray(), dx2, workers, isa);
+            // Every window covers the whole image. Channel 0: max -5 at pixel 1; channel 1: -1 at pixels 0 and 2, the first wins.
+            Assert.Equal(new float[] { 0, 4, 4, 0, 0, 0, 0, 0 }, dx2);
+            // A channel that is -infinity everywhere still sends its gradient to the first cell (PyTorch does too).
+            var dx3 = new float[8];
+            PoolingBackward.MaxPool2d(g2, Enumerable.Repeat(float.NegativeInfinity, 8).ToArray(), Enumerable.Repeat(1f, 8).ToArray(), dx3, workers, isa);
+            Assert.Equal(new float[] { 4, 4, 0, 0, 0, 0, 0, 0 }, dx3);
+        }
     }
 
     [Fact]
