@@ -1,0 +1,198 @@
+using System.Runtime.CompilerServices;
+using MobileNetSharp.Kernels.Simd;
+
+namespace MobileNetSharp.Kernels;
+
+/// <summary>
+/// Training-mode batch normalization (Ioffe &amp; Szegedy 2015, "Batch Normalization: Accelerating Deep Network
+/// Training by Reducing Internal Covariate Shift", Algorithm 1 and its back-propagation formulas) over channels-last
+/// activations flattened to x [rows, C] (rows = N*H*W of an NHWC tensor), with PyTorch's and ONNX's
+/// training_mode semantics: the batch statistics are the per-channel mean and the BIASED variance (divided by
+/// rows), and the running statistics are updated with the UNBIASED variance.
+/// <para>
+/// The per-channel reductions (mean, variance, Σ dy, Σ dy·x̂) are SIMD over channels and split over the workers in
+/// row blocks fixed by the shape alone, accumulated in double and added in block order, so the results do not
+/// depend on the thread count. The variance is computed in two passes (Σ (x - mean)²), not as E[x²] - mean², so
+/// channels with a large mean keep their precision. Outputs are written, not accumulated.
+/// </para>
+/// </summary>
+public static unsafe class BatchNormTraining
+{
+    private const int ParallelThreshold = 1 << 15;
+
+    /// <summary>
+    /// y [rows, C] = gamma·(x - mean)·invStd + beta with mean [C] and the biased variance var [C] of x over its rows,
+    /// invStd = 1/sqrt(var + epsilon); writes mean [C] and invStd [C] for <see cref="Backward"/> and
+    /// <see cref="UpdateRunningStatistics"/>. y may alias x.
+    /// </summary>
+    /// <exception cref="ArgumentException">rows or channels below 1, epsilon negative or NaN, or a buffer shorter than its shape.</exception>
+    public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        Span<float> mean, Span<float> invStd, int rows, int channels, float epsilon, Workers? workers = null) =>
+        Forward(x, gamma, beta, y, mean, invStd, rows, channels, epsilon, workers, null);
+
+    /// <summary><see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int, float, Workers?)"/> at a chosen ISA (tests sweep it).</summary>
+    internal static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
+        Span<float> mean, Span<float> invStd, int rows, int channels, float epsilon, Workers? workers, IsaLevel? isa)
+    {
+        CheckSizes(rows, channels);
+        if (!(epsilon >= 0)) throw new ArgumentException($"Batch norm: epsilon must be non-negative, got {epsilon}.", nameof(epsilon));
+        long n = (long)rows * channels;
+        if (x.Length < n || y.Length < n)
+            throw new ArgumentException($"Batch norm forward: x ({x.Length}) and y ({y.Length}) need [{rows}, {channels}] = {n} values.");
+        if (gamma.Length < channels || beta.Length < channels || mean.Length < channels || invStd.Length < channels)
+            throw new ArgumentException($"Batch norm forward: gamma ({gamma.Length}), beta ({beta.Length}), mean ({mean.Length}) and invStd ({invStd.Length}) need {channels} values.");
+        workers ??= Workers.Single;
+        IsaLevel level = Isa.Resolve(isa);
+
+        double[] sums = ChannelReduction.Run(ChannelReduction.Op.Sum, x, default, default, 1, rows, channels, workers, level);
+        var meanD = new double[channels];
+        for (int c = 0; c < channels; c++)
+        {
+            meanD[c] = sums[c] / rows;
+            mean[c] = (float)meanD[c];
+        }
+        // Σ (x - m)² around the float mean m = μ + δ equals Σ (x - μ)² + rows·δ²: remove the δ² term.
+        double[] squares = ChannelReduction.Run(ChannelReduction.Op.SquaredDeviation, x, default, mean, 1, rows, channels, workers, level);
+        var scale = new float[channels];
+        for (int c = 0; c < channels; c++)
+        {
+            double delta = mean[c] - meanD[c];
+            double variance = Math.Max(0, squares[c] / rows - delta * delta);
+            double inv = 1 / Math.Sqrt(variance + epsilon);
+            invStd[c] = (float)inv;
+            scale[c] = (float)(gamma[c] * inv);
+        }
+        // y = scale·(x - mean) + beta
+        Affine(default, x, y, default, scale, mean, beta, rows, channels, workers, level);
+    }
+
+    /// <summary>
+    /// Gradients of <see cref="Forward"/> from x [rows, C], dy [rows, C], gamma [C] and the saved mean [C] and invStd [C]:
+    /// with x̂ = (x - mean)·invStd, dbeta [C] = Σ_rows dy, dgamma [C] = Σ_rows dy·x̂ and
+    /// dx [rows, C] = gamma·invStd/rows · (rows·dy - Σ dy - x̂·Σ dy·x̂) (Ioffe &amp; Szegedy 2015, section 3; the
+    /// gradient PyTorch's batch_norm_backward computes in training mode). All written; dx may alias dy.
+    /// </summary>
+    /// <exception cref="ArgumentException">rows or channels below 1, or a buffer shorter than its shape.</exception>
+    public static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean,
+        ReadOnlySpan<float> invStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta, int rows, int channels, Workers? workers = null) =>
+        Backward(x, dy, gamma, mean, invStd, dx, dgamma, dbeta, rows, channels, workers, null);
+
+    /// <summary><see cref="Backward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int, Workers?)"/> at a chosen ISA (tests sweep it).</summary>
+    internal static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean,
+        ReadOnlySpan<float> invStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta, int rows, int channels, Workers? workers, IsaLevel? isa)
+    {
+        CheckSizes(rows, channels);
+        long n = (long)rows * channels;
+        if (x.Length < n || dy.Length < n || dx.Length < n)
+            throw new ArgumentException($"Batch norm backward: x ({x.Length}), dy ({dy.Length}) and dx ({dx.Length}) need [{rows}, {channels}] = {n} values.");
+        if (gamma.Length < channels || mean.Length < channels || invStd.Length < channels || dgamma.Length < channels || dbeta.Length < channels)
+            throw new ArgumentException($"Batch norm backward: gamma ({gamma.Length}), mean ({mean.Length}), invStd ({invStd.Length}), dgamma ({dgamma.Length}) and dbeta ({dbeta.Length}) need {channels} values.");
+        workers ??= Workers.Single;
+        IsaLevel level = Isa.Resolve(isa);
+
+        // [0, C) = Σ dy, [C, 2C) = Σ dy·(x - mean)
+        double[] sums = ChannelReduction.Run(ChannelReduction.Op.SumAndCenteredProduct, x, dy, mean, 1, rows, channels, workers, level);
+        // dx = a·dy + b·(x - mean) + c with a = gamma·invStd, b = -a·invStd²·Σ dy·(x - mean)/rows, c = -a·Σ dy/rows.
+        var (a, b, k) = (new float[channels], new float[channels], new float[channels]);
+        for (int c = 0; c < channels; c++)
+        {
+            double inv = invStd[c], sumDy = sums[c], sumDyXc = sums[channels + c];
+            double ac = gamma[c] * inv;
+            a[c] = (float)ac;
+            b[c] = (float)(-ac * inv * inv * sumDyXc / rows);
+            k[c] = (float)(-ac * sumDy / rows);
+            dbeta[c] = (float)sumDy;
+            dgamma[c] = (float)(sumDyXc * inv);
+        }
+        Affine(dy, x, dx, a, b, mean, k, rows, channels, workers, level);
+    }
+
+    /// <summary>
+    /// PyTorch's running-statistics update (torch.nn.BatchNorm2d with momentum, ONNX BatchNormalization training_mode):
+    /// runningMean = (1 - momentum)·runningMean + momentum·mean and runningVar = (1 - momentum)·runningVar +
+    /// momentum·var·rows/(rows - 1), i.e. with the UNBIASED batch variance (the biased one when rows == 1). The batch
+    /// variance is recovered from the saved invStd as 1/invStd² - epsilon (clamped at 0), in double.
+    /// </summary>
+    /// <exception cref="ArgumentException">rows below 1, momentum outside [0, 1], or a buffer shorter than the channel count (that of mean).</exception>
+    public static void UpdateRunningStatistics(ReadOnlySpan<float> mean, ReadOnlySpan<float> invStd, float epsilon, int rows,
+        float momentum, Span<float> runningMean, Span<float> runningVar)
+    {
+        int channels = mean.Length;
+        if (rows < 1) throw new ArgumentException($"Batch norm running statistics: rows must be positive, got {rows}.", nameof(rows));
+        if (!(momentum >= 0 && momentum <= 1)) throw new ArgumentException($"Batch norm running statistics: momentum must be in [0, 1], got {momentum}.", nameof(momentum));
+        if (invStd.Length < channels || runningMean.Length < channels || runningVar.Length < channels)
+            throw new ArgumentException($"Batch norm running statistics: invStd ({invStd.Length}), runningMean ({runningMean.Length}) and runningVar ({runningVar.Length}) need {channels} values (the length of mean).");
+        double correction = rows > 1 ? (double)rows / (rows - 1) : 1;
+        for (int c = 0; c < channels; c++)
+        {
+            double inv = invStd[c];
+            double variance = Math.Max(0, 1 / (inv * inv) - epsilon);
+            runningMean[c] = (float)((1 - (double)momentum) * runningMean[c] + momentum * (double)mean[c]);
+            runningVar[c] = (float)((1 - (double)momentum) * runningVar[c] + momentum * variance * correction);
+        }
+    }
+
+    private static void CheckSizes(int rows, int channels)
+    {
+        if (rows < 1 || channels < 1) throw new ArgumentException($"Batch norm: rows and channels must be positive, got [{rows}, {channels}].");
+    }
+
+    /// <summary>out = p·u + q·(v - m) + r per channel (p and u empty: out = q·(v - m) + r), row blocks over the workers.</summary>
+    private static void Affine(ReadOnlySpan<float> u, ReadOnlySpan<float> v, Span<float> output, ReadOnlySpan<float> p, ReadOnlySpan<float> q,
+        ReadOnlySpan<float> m, ReadOnlySpan<float> r, int rows, int channels, Workers workers, IsaLevel isa)
+    {
+        fixed (float* pu = u, pv = v, po = output, pp = p, pq = q, pm = m, pr = r)
+        {
+            var args = new AffineArgs { U = pu, V = pv, Out = po, P = pp, Q = pq, M = pm, R = pr, Rows = rows, Channels = channels, Isa = isa };
+            args.Blocks = workers.Count == 1 || (long)rows * channels < ParallelThreshold ? 1 : Math.Min(rows, workers.Count * 4);
+            workers.For(args.Blocks, &AffineTask, &args);
+        }
+    }
+
+    private struct AffineArgs
+    {
+        public float* U, V, Out, P, Q, M, R;
+        public int Rows, Channels, Blocks;
+        public IsaLevel Isa;
+    }
+
+    private static void AffineTask(void* context, int index)
+    {
+        var a = (AffineArgs*)context;
+        var (r0, r1) = Workers.Split(a->Rows, a->Blocks, index);
+        var body = new AffineBody { A = a, Row0 = r0, Row1 = r1 };
+        KernelDispatch.Run(a->Isa, ref body);
+    }
+
+    private struct AffineBody : IWidthBody
+    {
+        public AffineArgs* A;
+        public int Row0, Row1;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Invoke<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged
+        {
+            int C = A->Channels, w = TS.Count;
+            float* u = A->U, v = A->V, o = A->Out, p = A->P, q = A->Q, m = A->M, r = A->R;
+            bool hasU = u != null;
+            // Row-major sweep (each row once, the [C] coefficients stay in L1); whole vectors, then the channel tail.
+            int full = C - C % w, tail = C - full;
+            for (long row = Row0; row < Row1; row++)
+            {
+                long at = row * C;
+                for (int c0 = 0; c0 < full; c0 += w)
+                {
+                    TV t = TS.Fma(TS.Load(q + c0), TS.Sub(TS.Load(v + at + c0), TS.Load(m + c0)), TS.Load(r + c0));
+                    if (hasU) t = TS.Fma(TS.Load(p + c0), TS.Load(u + at + c0), t);
+                    TS.Store(o + at + c0, t);
+                }
+                if (tail > 0)
+                {
+                    TV t = TS.Fma(TS.LoadPartial(q + full, tail), TS.Sub(TS.LoadPartial(v + at + full, tail), TS.LoadPartial(m + full, tail)), TS.LoadPartial(r + full, tail));
+                    if (hasU) t = TS.Fma(TS.LoadPartial(p + full, tail), TS.LoadPartial(u + at + full, tail), t);
+                    TS.StorePartial(o + at + full, t, tail);
+                }
+            }
+        }
+    }
+}

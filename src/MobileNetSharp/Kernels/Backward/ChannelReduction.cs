@@ -1,0 +1,203 @@
+using System.Runtime.CompilerServices;
+using MobileNetSharp.Kernels.Simd;
+
+namespace MobileNetSharp.Kernels;
+
+/// <summary>
+/// Per-channel sums over the rows of channels-last data, the reduction under batch-norm statistics, their
+/// gradients and broadcast gradients: a [segments, rows, channels] tensor is reduced over rows to
+/// [segments, channels] (segments = 1 for [rows, C] -> [C]; segments = N for [N, H*W, C] -> [N, 1, C]).
+/// <para>
+/// Determinism: every segment's rows are cut into a block count chosen from the shape alone (never from the
+/// thread count); each block sums into its own double partial, and the partials are added in block order, so
+/// 1 and N threads give bitwise identical results. Inside a block the sums run in float SIMD registers over
+/// chunks of <see cref="ChunkRows"/> rows and are then added into the double partial, which keeps float
+/// rounding to a few ulps however many rows there are.
+/// </para>
+/// </summary>
+internal static unsafe class ChannelReduction
+{
+    /// <summary>What is summed: Σ a, Σ (a - m)², or both Σ b and Σ b·(a - m) (batch-norm backward: a = x, b = dy).</summary>
+    public enum Op { Sum, SquaredDeviation, SumAndCenteredProduct }
+
+    /// <summary>Rows summed in float before a chunk is added to the double partial.</summary>
+    private const int ChunkRows = 32;
+
+    /// <summary>At most this many blocks over all segments; fewer for small tensors.</summary>
+    private const int MaxBlocks = 8;
+
+    public static int Outputs(Op op) => op == Op.SumAndCenteredProduct ? 2 : 1;
+
+    /// <summary>
+    /// Returns double [segments, outputs, channels]: for <see cref="Op.SumAndCenteredProduct"/> output 0 is Σ b and
+    /// output 1 is Σ b·(a - m). <paramref name="m"/> ([channels]) is only read by the centred ops.
+    /// </summary>
+    public static double[] Run(Op op, ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> m,
+        int segments, int rows, int channels, Workers workers, IsaLevel isa)
+    {
+        int outputs = Outputs(op);
+        long total = (long)segments * rows * channels;
+        int blocks = total < (1 << 15) ? 1 : Math.Max(1, Math.Min(rows, MaxBlocks / segments));
+        int tasks = segments * blocks;
+        var partial = new double[(long)tasks * outputs * channels];
+        fixed (float* pa = a, pb = b, pm = m)
+        fixed (double* pp = partial)
+        {
+            var args = new Args
+            {
+                A = pa, B = pb, M = pm, Partial = pp, Op = op, Segments = segments, Rows = rows, Channels = channels, Blocks = blocks, Isa = isa,
+            };
+            if (workers.Count == 1 || tasks == 1) for (int t = 0; t < tasks; t++) Task(&args, t);
+            else workers.For(tasks, &Task, &args);
+        }
+        if (blocks == 1) return partial;
+        var result = new double[(long)segments * outputs * channels];
+        int stride = outputs * channels;
+        for (int s = 0; s < segments; s++)
+        {
+            var sum = result.AsSpan(s * stride, stride);
+            for (int blk = 0; blk < blocks; blk++)
+            {
+                var p = partial.AsSpan((s * blocks + blk) * stride, stride);
+                for (int i = 0; i < stride; i++) sum[i] += p[i];
+            }
+        }
+        return result;
+    }
+
+    private struct Args
+    {
+        public float* A, B, M;
+        public double* Partial;
+        public Op Op;
+        public int Segments, Rows, Channels, Blocks;
+        public IsaLevel Isa;
+    }
+
+    private static void Task(void* context, int index)
+    {
+        var a = (Args*)context;
+        var (r0, r1) = Workers.Split(a->Rows, a->Blocks, index % a->Blocks);
+        long segment = index / a->Blocks;
+        var body = new Body
+        {
+            A = a, Row0 = r0, Row1 = r1, Offset = segment * a->Rows * a->Channels,
+            Out = a->Partial + (long)index * Outputs(a->Op) * a->Channels,
+        };
+        KernelDispatch.Run(a->Isa, ref body);
+    }
+
+    private struct Body : IWidthBody
+    {
+        public Args* A;
+        public int Row0, Row1;
+        public long Offset; // of the segment's first row
+        public double* Out; // [outputs][C], zeroed
+
+        public readonly void Invoke<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged
+        {
+            switch (A->Op)
+            {
+                case Op.Sum: Reduce<TS, TV, SumTerm>(); break;
+                case Op.SquaredDeviation: Reduce<TS, TV, SquaredDeviationTerm>(); break;
+                default: Reduce<TS, TV, CenteredProductTerm>(); break;
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private readonly void Reduce<TS, TV, TT>() where TS : unmanaged, ISimd<TV> where TV : unmanaged where TT : unmanaged, ITerm
+        {
+            int C = A->Channels, w = TS.Count;
+            float* aBase = A->A + Offset, bBase = A->B == null ? null : A->B + Offset, mBase = A->M;
+            double* out0 = Out, out1 = Out + C;
+            float* lanes = stackalloc float[2 * 16];
+            // A chunk of rows stays in L1/L2 while the channel vectors sweep over it (consecutive channel
+            // vectors share cache lines); each channel vector's chunk sum is added to the double partial.
+            for (int r0 = Row0; r0 < Row1; r0 += ChunkRows)
+            {
+                int r1 = Math.Min(Row1, r0 + ChunkRows);
+                for (int c0 = 0; c0 < C; c0 += w)
+                {
+                    int n = Math.Min(w, C - c0);
+                    bool whole = n == w;
+                    TV m = TT.Centred && mBase != null ? (whole ? TS.Load(mBase + c0) : TS.LoadPartial(mBase + c0, n)) : TS.Zero;
+                    TV s0 = TS.Zero, s1 = TS.Zero, t0 = TS.Zero, t1 = TS.Zero;
+                    int r = r0;
+                    // Two rows per step: two independent chains per output.
+                    for (; r + 2 <= r1; r += 2)
+                    {
+                        long o = (long)r * C + c0;
+                        TV a0 = whole ? TS.Load(aBase + o) : TS.LoadPartial(aBase + o, n);
+                        TV a1 = whole ? TS.Load(aBase + o + C) : TS.LoadPartial(aBase + o + C, n);
+                        TV b0 = TS.Zero, b1 = TS.Zero;
+                        if (TT.UsesB)
+                        {
+                            b0 = whole ? TS.Load(bBase + o) : TS.LoadPartial(bBase + o, n);
+                            b1 = whole ? TS.Load(bBase + o + C) : TS.LoadPartial(bBase + o + C, n);
+                        }
+                        TT.Accumulate<TS, TV>(a0, b0, m, ref s0, ref t0);
+                        TT.Accumulate<TS, TV>(a1, b1, m, ref s1, ref t1);
+                    }
+                    if (r < r1)
+                    {
+                        long o = (long)r * C + c0;
+                        TV a0 = whole ? TS.Load(aBase + o) : TS.LoadPartial(aBase + o, n);
+                        TV b0 = TT.UsesB ? (whole ? TS.Load(bBase + o) : TS.LoadPartial(bBase + o, n)) : TS.Zero;
+                        TT.Accumulate<TS, TV>(a0, b0, m, ref s0, ref t0);
+                    }
+                    TS.Store(lanes, TS.Add(s0, s1));
+                    for (int l = 0; l < n; l++) out0[c0 + l] += lanes[l];
+                    if (TT.TwoOutputs)
+                    {
+                        TS.Store(lanes + 16, TS.Add(t0, t1));
+                        for (int l = 0; l < n; l++) out1[c0 + l] += lanes[16 + l];
+                    }
+                }
+            }
+        }
+    }
+
+    private interface ITerm
+    {
+        static abstract bool UsesB { get; }
+        static abstract bool Centred { get; }
+        static abstract bool TwoOutputs { get; }
+        static abstract void Accumulate<TS, TV>(TV a, TV b, TV m, ref TV s, ref TV t) where TS : unmanaged, ISimd<TV> where TV : unmanaged;
+    }
+
+    private readonly struct SumTerm : ITerm
+    {
+        public static bool UsesB => false;
+        public static bool Centred => false;
+        public static bool TwoOutputs => false;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Accumulate<TS, TV>(TV a, TV b, TV m, ref TV s, ref TV t) where TS : unmanaged, ISimd<TV> where TV : unmanaged =>
+            s = TS.Add(s, a);
+    }
+
+    private readonly struct SquaredDeviationTerm : ITerm
+    {
+        public static bool UsesB => false;
+        public static bool Centred => true;
+        public static bool TwoOutputs => false;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Accumulate<TS, TV>(TV a, TV b, TV m, ref TV s, ref TV t) where TS : unmanaged, ISimd<TV> where TV : unmanaged
+        {
+            TV d = TS.Sub(a, m);
+            s = TS.Fma(d, d, s);
+        }
+    }
+
+    private readonly struct CenteredProductTerm : ITerm
+    {
+        public static bool UsesB => true;
+        public static bool Centred => true;
+        public static bool TwoOutputs => true;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Accumulate<TS, TV>(TV a, TV b, TV m, ref TV s, ref TV t) where TS : unmanaged, ISimd<TV> where TV : unmanaged
+        {
+            s = TS.Add(s, b);
+            t = TS.Fma(b, TS.Sub(a, m), t);
+        }
+    }
+}
