@@ -24,5 +24,6 @@ public static class Program
         RunCommand.Create(),
         ConvertCommand.Create(),
         DetectFacesCommand.Create(),
+        TrainCommand.Create(),
     ];
 }

@@ -18,7 +18,30 @@ public static class OnnxExporter
 {
     public const int DefaultOpset = 14;
 
-    public static void Save(ModelGraph graph, string path) => File.WriteAllBytes(path, ToBytes(graph));
+    /// <summary>
+    /// Writes the model atomically: to a temporary file beside <paramref name="path"/>, flushed, then renamed over it,
+    /// so an existing file is never left half-written (a crash keeps the old one).
+    /// </summary>
+    public static void Save(ModelGraph graph, string path)
+    {
+        var bytes = ToBytes(graph);
+        var full = Path.GetFullPath(path);
+        var tmp = $"{full}.tmp-{Environment.ProcessId}";
+        try
+        {
+            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+            {
+                fs.Write(bytes);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(tmp, full, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(tmp); } catch (IOException) { }
+            throw;
+        }
+    }
 
     public static byte[] ToBytes(ModelGraph graph) => Build(graph).ToByteArray();
 

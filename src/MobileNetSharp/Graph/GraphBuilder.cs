@@ -97,6 +97,9 @@ public sealed class GraphBuilder
 
     public Value Flatten(Value x) => Add(new Flatten(1), "flatten", x);
 
+    /// <summary>Dropout before a classifier (the identity at inference; see <see cref="Graph.Dropout"/>).</summary>
+    public Value Dropout(Value x, float ratio) => ratio > 0 ? Add(new Dropout(ratio), "dropout", x) : x;
+
     /// <summary>Fully connected layer as ONNX Gemm with transB (weights [out, in]), torchvision's N(0, 0.01) init.</summary>
     public Value Linear(Value x, int outFeatures, bool bias = true, string kind = "fc")
     {

@@ -55,7 +55,7 @@ public static class EfficientNetLite
         {
             x = b.ConvBnAct(x, 1280, 1, 1, act);
             x = b.Flatten(b.GlobalAveragePool(x));
-            x = b.Linear(x, o.Classes);
+            x = b.Linear(b.Dropout(x, 0.2f), o.Classes); // the paper's (and timm's) 0.2 for Lite0
         }
         b.Output(x);
         return o.Describe(b.Graph, res);

@@ -40,7 +40,7 @@ public static class MobileNetV2
         {
             x = b.ConvBnAct(x, last, 1, 1, act);
             x = b.Flatten(b.GlobalAveragePool(x));
-            x = b.Linear(x, o.Classes);
+            x = b.Linear(b.Dropout(x, 0.2f), o.Classes); // torchvision's classifier: Dropout(0.2), Linear
         }
         b.Output(x);
         return o.Describe(b.Graph, res);

@@ -56,7 +56,7 @@ public static class MobileNetV3
             x = b.ConvBnAct(x, 6 * x.Shape[1], 1, 1, hs);
             x = b.Flatten(b.GlobalAveragePool(x));
             x = b.Activate(b.Linear(x, Scale(lastHidden)), hs);
-            x = b.Linear(x, o.Classes, kind: "classifier");
+            x = b.Linear(b.Dropout(x, 0.2f), o.Classes, kind: "classifier"); // torchvision: Dropout(0.2) before the last Linear
         }
         b.Output(x);
         return o.Describe(b.Graph, res);

@@ -111,10 +111,14 @@ public sealed class BatchSource
         for (int b = 0; b < BatchesPerEpoch; b++) yield return Make(epoch, b, order);
     }
 
-    /// <summary>The batches of one epoch, made on a background thread up to <paramref name="depth"/> ahead.</summary>
-    public Prefetcher<Batch> Prefetch(int epoch, int depth = 2, CancellationToken cancellation = default)
+    /// <summary>
+    /// The batches of one epoch from <paramref name="firstBatch"/> on (a resumed epoch skips what it trained),
+    /// made on a background thread up to <paramref name="depth"/> ahead.
+    /// </summary>
+    public Prefetcher<Batch> Prefetch(int epoch, int depth = 2, CancellationToken cancellation = default, int firstBatch = 0)
     {
+        if (firstBatch < 0 || firstBatch > BatchesPerEpoch) throw new ArgumentOutOfRangeException(nameof(firstBatch), $"batch {firstBatch} is outside 0..{BatchesPerEpoch}.");
         var order = Order(epoch);
-        return new Prefetcher<Batch>(BatchesPerEpoch, b => Make(epoch, b, order), depth, cancellation);
+        return new Prefetcher<Batch>(BatchesPerEpoch - firstBatch, b => Make(epoch, firstBatch + b, order), depth, cancellation);
     }
 }
