@@ -25,5 +25,6 @@ public static class Program
         ConvertCommand.Create(),
         DetectFacesCommand.Create(),
         TrainCommand.Create(),
+        EvalCommand.Create(),
     ];
 }

@@ -53,6 +53,17 @@ public sealed class ImageDataset
         return new ImageDataset(pixels, labels, Channels, Height, Width, Classes, ClassNames);
     }
 
+    /// <summary>The same images with label l renamed to <paramref name="map"/>[l], under <paramref name="classNames"/> (a model's own label order).</summary>
+    public ImageDataset Relabel(IReadOnlyList<int> map, IReadOnlyList<string> classNames)
+    {
+        if (map.Count < Classes) throw new ArgumentException($"the label map has {map.Count} entries for {Classes} classes.");
+        if (classNames.Count > 256 || map.Any(m => m < 0 || m >= classNames.Count))
+            throw new ArgumentException($"label map entries must be in 0..{Math.Min(classNames.Count, 256) - 1}.");
+        var labels = new byte[_labels.Length];
+        for (int i = 0; i < labels.Length; i++) labels[i] = (byte)map[_labels[i]];
+        return new ImageDataset(_pixels, labels, Channels, Height, Width, classNames.Count, classNames);
+    }
+
     /// <summary>The first <paramref name="count"/> images (all when there are fewer): `--limit N`.</summary>
     public ImageDataset Take(int count) =>
         count >= Count ? this : Subset(Enumerable.Range(0, Math.Max(1, count)).ToArray());
