@@ -18,13 +18,13 @@ public sealed class OptimizerTests
     private static float[] Floats(JsonElement e) => e.EnumerateArray().Select(v => (float)v.GetDouble()).ToArray();
     private static int[] Ints(JsonElement e) => e.EnumerateArray().Select(v => v.GetInt32()).ToArray();
 
-    /// <summary>1e-6 relative; values below 1e-2 in magnitude are held to 1e-8 absolute (a few float ulps of the larger values around them).</summary>
+    /// <summary>1e-6 relative.</summary>
     private static void AssertClose(float[] expected, float[] actual, string what)
     {
         Assert.Equal(expected.Length, actual.Length);
         for (int i = 0; i < expected.Length; i++)
         {
-            double tol = 1e-6 * Math.Max(Math.Abs(expected[i]), 1e-2);
+            double tol = 1e-6 * Math.Abs(expected[i]);
             Assert.True(Math.Abs(expected[i] - actual[i]) <= tol, $"{what}[{i}]: expected {expected[i]:R}, got {actual[i]:R}");
         }
     }
