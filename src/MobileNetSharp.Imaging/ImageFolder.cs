@@ -13,7 +13,7 @@ namespace MobileNetSharp.Imaging;
 /// culture); their names become <see cref="ImageDataset.ClassNames"/>. Sub-folders whose names start with '.' are ignored.
 /// At most 256 classes (labels are bytes).</item>
 /// <item>Images are the files directly inside each class folder with the extension .png, .jpg, .jpeg, .bmp, .gif or .webp
-/// (any case), sorted ordinally; other files are ignored. Dataset order is class by class, file by file.</item>
+/// (any case), sorted ordinally; other files, and hidden ones (names starting with '.', such as macOS's ._x.jpg), are ignored. Dataset order is class by class, file by file.</item>
 /// <item>Each image is decoded with SkiaSharp (a GIF's first frame; transparency composited on black), its header checked
 /// against <see cref="RgbImage.MaxPixels"/> before decoding, then scaled so its shorter side is <c>resolution</c> and the
 /// centred square kept (torchvision's Resize + CenterCrop). Cropping rather than squashing keeps the shapes the network
@@ -52,7 +52,7 @@ public static class ImageFolder
         for (int c = 0; c < classDirs.Length; c++)
         {
             var images = Directory.GetFiles(classDirs[c])
-                .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+                .Where(f => !Path.GetFileName(f).StartsWith('.') && Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
                 .Order(StringComparer.Ordinal)
                 .ToArray();
             if (images.Length == 0)

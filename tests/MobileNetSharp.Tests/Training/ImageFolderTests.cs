@@ -62,6 +62,7 @@ public sealed class ImageFolderTests : IDisposable
         Solid(Path.Combine(cat, "2.png"), 12, 9, Orange);
         Solid(Path.Combine(cat, "1.PNG"), 5, 7, Teal);
         File.WriteAllText(Path.Combine(cat, "notes.txt"), "not an image");
+        File.WriteAllText(Path.Combine(cat, "._2.png"), "macOS resource fork: hidden, ignored");
         Bmp(Path.Combine(dog, "x.bmp"), 3, 2, Violet);
         Solid(Path.Combine(dog, "y.jpg"), 16, 16, Teal, SKEncodedImageFormat.Jpeg);
         Solid(Path.Combine(upper, "only.png"), 30, 40, Violet);

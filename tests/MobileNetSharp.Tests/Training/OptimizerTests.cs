@@ -236,6 +236,11 @@ public sealed class OptimizerTests
         var forced = new Parameter("w", new float[6], [2, 3]) { DecayExempt = true };
         Assert.True(forced.DecayExempt);
         Assert.Equal(6, forced.Grad.Length);
+        var shared = new float[6];
+        forced.Grad = shared; // a buffer the backward pass owns
+        Assert.Same(shared, forced.Grad);
+        Assert.Equal("Grad", Assert.Throws<ArgumentException>(() => forced.Grad = new float[5]).ParamName);
+        Assert.Equal("Value", Assert.Throws<ArgumentException>(() => forced.Value = new float[7]).ParamName);
 
         // An exempt parameter with a zero gradient does not move; a decaying one shrinks.
         var w = new Parameter("w", [1f, -2f], [1, 2]);

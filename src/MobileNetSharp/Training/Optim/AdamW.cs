@@ -47,6 +47,8 @@ public sealed class AdamW : Optimizer
 
     public override IReadOnlyDictionary<string, float[]> State => _state;
 
+    public override void LoadState(IReadOnlyDictionary<string, float[]> state, long steps) => LoadBuffers(state, steps);
+
     public override void Step(float learningRate)
     {
         CheckLearningRate(learningRate);

@@ -39,7 +39,10 @@ public abstract class Optimizer
     /// Restores buffers saved from <see cref="State"/> and the step count: the same keys exactly, each with its
     /// parameter's length, else <see cref="ArgumentException"/> (and nothing is changed). Values are copied in.
     /// </summary>
-    public void LoadState(IReadOnlyDictionary<string, float[]> state, long steps)
+    public abstract void LoadState(IReadOnlyDictionary<string, float[]> state, long steps);
+
+    /// <summary>What <see cref="LoadState"/> does for an optimizer whose buffers are all in <see cref="State"/>.</summary>
+    protected void LoadBuffers(IReadOnlyDictionary<string, float[]> state, long steps)
     {
         ArgumentNullException.ThrowIfNull(state);
         ArgumentOutOfRangeException.ThrowIfNegative(steps);
