@@ -18,15 +18,75 @@ public sealed class RgbImage
         Width = width; Height = height; Pixels = pixels;
     }
 
-    /// <summary>Decodes PNG, JPEG, WebP, GIF or BMP; a file that is not an image gives an <see cref="ArgumentException"/>.</summary>
+    /// <summary>The largest image decoded, in pixels: 64 megapixels (an 8000 x 8000 photo; 256 MB as RGBA). Larger headers are refused before decoding.</summary>
+    public const long MaxPixels = 64_000_000;
+
+    /// <summary>
+    /// Decodes PNG, JPEG, WebP, GIF (first frame) or BMP; a file that is not an image, or whose header claims more
+    /// than <see cref="MaxPixels"/>, gives an <see cref="ArgumentException"/>. Transparent pixels are composited on black.
+    /// </summary>
     public static RgbImage Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"No such image file: {path}", path);
-        using var bitmap = SKBitmap.Decode(path) ?? throw new ArgumentException($"'{path}' is not an image SkiaSharp can decode.");
-        return FromBitmap(bitmap);
+        try
+        {
+            using var bitmap = DecodeBitmap(path, allowIncomplete: true);
+            return FromBitmap(bitmap);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new ArgumentException(e.Message, nameof(path), e);
+        }
     }
 
-    private static RgbImage FromBitmap(SKBitmap bitmap)
+    /// <summary>
+    /// Decodes a file into premultiplied RGBA (so RGB is the image over black), reading the header first and refusing
+    /// more than <paramref name="maxPixels"/>. Errors are <see cref="InvalidDataException"/> naming the file:
+    /// not an image SkiaSharp recognizes, too large, or failing to decode (a truncated file too unless <paramref name="allowIncomplete"/>).
+    /// </summary>
+    internal static SKBitmap DecodeBitmap(string path, bool allowIncomplete, long maxPixels = MaxPixels)
+    {
+        using var codec = SKCodec.Create(path, out var opened)
+            ?? throw new InvalidDataException($"{path}: not an image SkiaSharp can decode ({opened}).");
+        var info = codec.Info;
+        if (info.Width < 1 || info.Height < 1) throw new InvalidDataException($"{path}: the header gives an empty {info.Width}x{info.Height} image.");
+        if ((long)info.Width * info.Height > maxPixels)
+            throw new InvalidDataException($"{path}: {info.Width}x{info.Height} image exceeds the limit of {maxPixels:N0} pixels.");
+        var bitmap = new SKBitmap(new SKImageInfo(info.Width, info.Height, SKColorType.Rgba8888, SKAlphaType.Premul));
+        var result = codec.GetPixels(bitmap.Info, bitmap.GetPixels());
+        if (result == SKCodecResult.Success || allowIncomplete && result == SKCodecResult.IncompleteInput) return bitmap;
+        bitmap.Dispose();
+        throw new InvalidDataException($"{path}: the image does not decode ({result}{(result == SKCodecResult.IncompleteInput ? ": truncated" : "")}).");
+    }
+
+    /// <summary>
+    /// Scales <paramref name="source"/> so its shorter side is <paramref name="size"/> (bilinear with mipmaps, so large
+    /// reductions average rather than alias) and keeps the centred <paramref name="size"/> x <paramref name="size"/> square,
+    /// as torchvision's Resize(size) then CenterCrop(size): the aspect ratio is kept and the edges of the longer side are lost.
+    /// </summary>
+    internal static SKBitmap ResizeCenterCrop(SKBitmap source, int size)
+    {
+        float scale = (float)size / Math.Min(source.Width, source.Height);
+        float w = source.Width * scale, h = source.Height * scale;
+        float left = (size - w) / 2, top = (size - h) / 2;
+        var dst = new SKBitmap(size, size, SKColorType.Rgba8888, SKAlphaType.Premul);
+        using var canvas = new SKCanvas(dst);
+        canvas.Clear(SKColors.Black);
+        using var image = SKImage.FromBitmap(source);
+        canvas.DrawImage(image, new SKRect(left, top, left + w, top + h), new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
+        return dst;
+    }
+
+    /// <summary>The centred square of the image scaled to <paramref name="size"/> x <paramref name="size"/> (see <see cref="ResizeCenterCrop(SKBitmap, int)"/>).</summary>
+    public RgbImage ResizeCenterCrop(int size)
+    {
+        if (size < 1 || size > 16384) throw new ArgumentOutOfRangeException(nameof(size), size, "size must be 1..16384.");
+        using var src = ToBitmap();
+        using var dst = ResizeCenterCrop(src, size);
+        return FromBitmap(dst);
+    }
+
+    internal static RgbImage FromBitmap(SKBitmap bitmap)
     {
         using var rgba = bitmap.ColorType == SKColorType.Rgba8888 && bitmap.AlphaType != SKAlphaType.Unpremul ? null : new SKBitmap(bitmap.Width, bitmap.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
         var source = bitmap;

@@ -69,14 +69,20 @@ public sealed class ImageDataset
         count >= Count ? this : Subset(Enumerable.Range(0, Math.Max(1, count)).ToArray());
 
     /// <summary>
-    /// Splits off a validation set: a seeded permutation, the first round(fraction · Count) images of it
-    /// for validation and the rest for training. Both parts keep at least one image.
+    /// Splits off a validation set: a seeded permutation (<see cref="Shuffle.Permutation"/>, the same on every
+    /// platform), the first round(fraction · Count) images of it for validation and the rest for training, each
+    /// part then in the dataset's order. Plain, not stratified: class proportions match only in expectation, which
+    /// is close for the sizes a validation set needs. A fraction outside (0, 1), or one that rounds to an empty
+    /// part, is an <see cref="ArgumentException"/>.
     /// </summary>
     public (ImageDataset Train, ImageDataset Validation) Split(double validationFraction, int seed)
     {
-        if (!(validationFraction > 0 && validationFraction < 1)) throw new ArgumentException($"validation fraction must be in (0, 1), got {validationFraction}.");
-        if (Count < 2) throw new ArgumentException("Splitting needs at least two images.");
-        int nVal = Math.Clamp((int)Math.Round(validationFraction * Count), 1, Count - 1);
+        if (!(validationFraction > 0 && validationFraction < 1))
+            throw new ArgumentOutOfRangeException(nameof(validationFraction), validationFraction, "The validation fraction must be in (0, 1).");
+        int nVal = (int)Math.Round(validationFraction * Count);
+        if (nVal < 1 || nVal > Count - 1)
+            throw new ArgumentException($"A validation fraction of {validationFraction} of {Count} images leaves the {(nVal < 1 ? "validation" : "training")} set empty.",
+                nameof(validationFraction));
         var order = Shuffle.Permutation(Count, seed);
         var val = order.AsSpan(0, nVal).ToArray();
         var train = order.AsSpan(nVal).ToArray();
