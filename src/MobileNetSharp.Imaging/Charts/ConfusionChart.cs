@@ -22,6 +22,7 @@ public static class ConfusionChart
             for (int p = 0; p < k; p++) fractions[t, p] = total == 0 ? 0 : confusion[t, p] / total;
         }
         var plot = new Plot();
+        ChartFonts.Apply(plot);
         var map = plot.Add.Heatmap(fractions);
         map.Colormap = new ScottPlot.Colormaps.Viridis();
         plot.Add.ColorBar(map).Label = "fraction of the true class";
@@ -32,6 +33,7 @@ public static class ConfusionChart
                 text.LabelAlignment = Alignment.MiddleCenter;
                 text.LabelFontSize = k > 20 ? 8 : 12;
                 text.LabelFontColor = fractions[t, p] > 0.5 ? Colors.Black : Colors.White;
+                if (ChartFonts.Path is not null) text.LabelFontName = "mnet-chart-font";
             }
         var ticks = Enumerable.Range(0, k).Select(i => new Tick(i, labels[i])).ToArray();
         plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks);
