@@ -11,9 +11,10 @@ namespace MobileNetSharp.Graph;
 /// mean, var, each [C]. Usually folded into the convolution before it (<see cref="Passes.FoldBatchNorm"/>);
 /// what is left runs as a per-channel affine map, with the parameters read at run time when they are not constants.
 /// <see cref="Momentum"/> is ONNX's (running = momentum · running + (1 - momentum) · batch; PyTorch's momentum is
-/// 1 minus it): only training reads it.
+/// 1 minus it): only training reads it. A fused <see cref="Activation"/> (training fuses ReLU/ReLU6 into the batch norm
+/// before it, so the normalized tensor is written once) is applied after the affine map.
 /// </summary>
-public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f) : Op, IRunnable, IDifferentiable
+public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f, Activation Activation = default) : Op, IRunnable, IDifferentiable
 {
     public override string Type => "BatchNormalization";
 
@@ -33,8 +34,16 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f) : O
     /// <summary>Gamma and beta are trainable parameters; the running statistics are not (published-figures.md).</summary>
     public override OpCost Cost(Node node) => new(0, LayerKind.Other, [1, 2]);
 
-    public override void ExportOnnx(Node n, IOnnxWriter w) =>
-        w.Node("BatchNormalization", n.Name, n.Inputs.Take(5).Select(v => w.Name(v!)).ToArray(), [n.Output.Name], OnnxAttribute.Of("epsilon", Epsilon), OnnxAttribute.Of("momentum", Momentum));
+    public override string Describe() => Activation.IsNone ? Type : $"{Type} +{Activation}";
+
+    public override Op? WithActivation(Activation activation) => Activation.IsNone ? this with { Activation = activation } : null;
+
+    public override void ExportOnnx(Node n, IOnnxWriter w)
+    {
+        string raw = OnnxForms.Raw(w, n, !Activation.IsNone, "bn");
+        w.Node("BatchNormalization", n.Name, n.Inputs.Take(5).Select(v => w.Name(v!)).ToArray(), [raw], OnnxAttribute.Of("epsilon", Epsilon), OnnxAttribute.Of("momentum", Momentum));
+        OnnxForms.Activation(w, n.Name, Activation, raw, n.Output.Name);
+    }
 
     /// <summary>The per-channel scale and shift equivalent to the normalization, computed in double.</summary>
     public static void Affine(ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, ReadOnlySpan<float> mean, ReadOnlySpan<float> variance,
@@ -64,13 +73,13 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f) : O
             Affine(PlanCompiler.ConstantFloats(n, 1, "scale"), PlanCompiler.ConstantFloats(n, 2, "bias"), PlanCompiler.ConstantFloats(n, 3, "mean"),
                 PlanCompiler.ConstantFloats(n, 4, "var"), Epsilon, scale, shift);
             plan.Add(new BatchNormStep(n.Name, new Slot(n.Name + ".scale", [channels], scale), new Slot(n.Name + ".shift", [channels], shift),
-                null, inner, input, output));
+                null, inner, input, output, Activation));
             return;
         }
         // Statistics supplied at run time: the affine map is computed per run into a small scratch buffer.
         var parameters = Enumerable.Range(1, 4).Select(i => plan.Get(n.Input(i), MemoryLayout.Plain)).ToArray();
         plan.Add(new BatchNormStep(n.Name, PlanCompiler.Buffer(n.Name + ".scale", [channels]), PlanCompiler.Buffer(n.Name + ".shift", [channels]),
-            (parameters, Epsilon), inner, input, output));
+            (parameters, Epsilon), inner, input, output, Activation));
     }
 
     // ---- training ----------------------------------------------------------------------------------------
@@ -96,7 +105,7 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f) : O
         var mean = PlanCompiler.Buffer(n.Name + ".batch_mean", [c]);
         var invStd = PlanCompiler.Buffer(n.Name + ".batch_invstd", [c]);
         var p = Enumerable.Range(1, 4).Select(i => t.Plan.Get(n.Input(i), MemoryLayout.Plain)).ToArray();
-        t.Plan.Add(new BatchNormTrainingStep(n.Name, Epsilon, rows, c, t.Plan.Get(n.Input(0), layout), p[0], p[1], t.Plan.Produce(n.Output, layout), mean, invStd));
+        t.Plan.Add(new BatchNormTrainingStep(n.Name, Epsilon, Activation, rows, c, t.Plan.Get(n.Input(0), layout), p[0], p[1], t.Plan.Produce(n.Output, layout), mean, invStd));
         var newMean = PlanCompiler.Buffer(n.Input(3).Name + ".next", [c]);
         var newVar = PlanCompiler.Buffer(n.Input(4).Name + ".next", [c]);
         t.Plan.Add(new RunningStatisticsStep(n.Name + ".running", Epsilon, rows, t.BatchNormMomentum ?? 1 - Momentum, mean, invStd, p[2], p[3], newMean, newVar));
@@ -111,15 +120,21 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f) : O
         int c = x.Shape[1];
         if (!Trains(n, t))
         {
-            // Frozen: y = scale · x + shift, so dX = scale · dY.
+            // Frozen: y = act(scale · x + shift), so dX = scale · act'(y) · dY.
             if (t.InputGrad(x, t.Plan.NativeLayout(n.Output)) is not { } dxFrozen) return;
             var layout = t.Plan.NativeLayout(n.Output);
+            var dyFrozen = t.OutputGrad(n.Output, layout);
+            if (!Activation.IsNone)
+            {
+                t.Plan.Add(new ActivationGradStep(n.Name + ".act.grad", Activation, t.Plan.Get(n.Output, layout), dyFrozen, dxFrozen, fromOutput: true));
+                dyFrozen = dxFrozen;
+            }
             var scale = new float[c];
             Affine(PlanCompiler.ConstantFloats(n, 1, "scale"), PlanCompiler.ConstantFloats(n, 2, "bias"), PlanCompiler.ConstantFloats(n, 3, "mean"),
                 PlanCompiler.ConstantFloats(n, 4, "var"), Epsilon, scale, new float[c]);
             int inner = layout == MemoryLayout.Nhwc || x.Rank == 2 ? 1 : (int)Tensors.Shape.Size(x.Shape.AsSpan(2));
             t.Plan.Add(new BatchNormStep(n.Name + ".grad", new Slot(n.Name + ".grad.scale", [c], scale), new Slot(n.Name + ".grad.shift", [c], new float[c]),
-                null, inner, t.OutputGrad(n.Output, layout), dxFrozen));
+                null, inner, dyFrozen, dxFrozen));
             return;
         }
         var (lay, rows, _) = TrainingShape(n);
@@ -127,18 +142,25 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f) : O
         var dx = t.InputGrad(x, lay) ?? PlanCompiler.Buffer(n.Name + ".dx.unused", PlanCompiler.Physical(x.Shape, lay));
         var dgamma = t.InputGrad(n.Input(1), MemoryLayout.Plain) ?? PlanCompiler.Buffer(n.Name + ".dgamma.unused", [c]);
         var dbeta = t.InputGrad(n.Input(2), MemoryLayout.Plain) ?? PlanCompiler.Buffer(n.Name + ".dbeta.unused", [c]);
-        t.Plan.Add(new BatchNormGradStep(n.Name + ".grad", rows, c, t.Plan.Get(x, lay), t.OutputGrad(n.Output, lay),
+        var dy = t.OutputGrad(n.Output, lay);
+        if (!Activation.IsNone)
+        {
+            // The fused clamp's gradient, from the output, into dx; the batch-norm gradient then runs in place on it.
+            t.Plan.Add(new ActivationGradStep(n.Name + ".act.grad", Activation, t.Plan.Get(n.Output, lay), dy, dx, fromOutput: true));
+            dy = dx;
+        }
+        t.Plan.Add(new BatchNormGradStep(n.Name + ".grad", rows, c, t.Plan.Get(x, lay), dy,
             t.Plan.Get(n.Input(1), MemoryLayout.Plain), mean, invStd, dx, dgamma, dbeta));
     }
 }
 
 /// <summary>Training-mode batch norm on [rows, C]: batch statistics, normalization, affine.</summary>
-internal sealed class BatchNormTrainingStep(string name, float eps, int rows, int c, Slot x, Slot gamma, Slot beta, Slot y, Slot mean, Slot invStd)
+internal sealed class BatchNormTrainingStep(string name, float eps, Activation act, int rows, int c, Slot x, Slot gamma, Slot beta, Slot y, Slot mean, Slot invStd)
     : Step(name, [x, gamma, beta], [y, mean, invStd])
 {
-    public override string Kernel => "BatchNormalization(training)";
+    public override string Kernel => act.IsNone ? "BatchNormalization(training)" : $"BatchNormalization(training)+{act}";
     public override void Execute(RunContext ctx) =>
-        BatchNormTraining.Forward(ctx.Read(x), ctx.Read(gamma), ctx.Read(beta), ctx.Write(y), ctx.Write(mean), ctx.Write(invStd), rows, c, eps, ctx.Workers);
+        BatchNormTraining.Forward(ctx.Read(x), ctx.Read(gamma), ctx.Read(beta), ctx.Write(y), ctx.Write(mean), ctx.Write(invStd), rows, c, eps, ctx.Workers, act);
 }
 
 /// <summary>The next running mean and variance from the batch's statistics.</summary>
@@ -171,7 +193,8 @@ internal sealed class BatchNormGradStep(string name, int rows, int c, Slot x, Sl
 /// rank-2 tensors; for other plain ranks each (n, c) plane is one contiguous run of `inner` values.
 /// With <paramref name="runtime"/> set, scale and shift are computed from the four parameter slots first.
 /// </summary>
-internal sealed class BatchNormStep(string name, Slot scale, Slot shift, (Slot[] Parameters, float Epsilon)? runtime, int inner, Slot x, Slot y)
+internal sealed class BatchNormStep(string name, Slot scale, Slot shift, (Slot[] Parameters, float Epsilon)? runtime, int inner, Slot x, Slot y,
+    Activation act = default)
     : Step(name, runtime is { } r ? [x, .. r.Parameters] : [x, scale, shift], runtime is null ? [y] : [y, scale, shift])
 {
     public override string Kernel => "BatchNormalization";
@@ -187,7 +210,7 @@ internal sealed class BatchNormStep(string name, Slot scale, Slot shift, (Slot[]
         int c = sc.Length;
         if (inner == 1)
         {
-            Elementwise.ChannelAffine(input, sc, sh, output, c, Activation.None);
+            Elementwise.ChannelAffine(input, sc, sh, output, c, act);
             return;
         }
         for (int plane = 0, off = 0; off < input.Length; plane++, off += inner)
@@ -197,5 +220,6 @@ internal sealed class BatchNormStep(string name, Slot scale, Slot shift, (Slot[]
             System.Numerics.Tensors.TensorPrimitives.Multiply(input.Slice(off, inner), sc[ch], dst);
             System.Numerics.Tensors.TensorPrimitives.Add(dst, sh[ch], dst);
         }
+        if (!act.IsNone) Elementwise.Apply(act, output, output);
     }
 }

@@ -16,7 +16,7 @@ public static class FoldBatchNorm
         var consumers = g.Consumers();
         foreach (var bn in g.Nodes.ToList())
         {
-            if (bn.Op is not BatchNorm op || bn.Input(0).Producer is not { Op: Conv conv } convNode) continue;
+            if (bn.Op is not BatchNorm { Activation.IsNone: true } op || bn.Input(0).Producer is not { Op: Conv conv } convNode) continue;
             if (!conv.Activation.IsNone || convNode.OptionalInput(3) is not null) continue;
             if (!GraphRewriter.HasSingleInternalUse(g, consumers, convNode.Output)) continue;
             if (!convNode.Input(1).IsConstant || convNode.OptionalInput(2) is { IsConstant: false }) continue;

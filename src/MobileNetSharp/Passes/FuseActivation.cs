@@ -9,7 +9,10 @@ namespace MobileNetSharp.Passes;
 /// </summary>
 public static class FuseActivation
 {
-    public static int Run(ModelGraph g)
+    public static int Run(ModelGraph g) => Run(g, (_, _) => true);
+
+    /// <summary>As <see cref="Run(ModelGraph)"/>, fusing only where <paramref name="accept"/>(producer, activation) says so (training fuses fewer).</summary>
+    public static int Run(ModelGraph g, Func<Node, Activation, bool> accept)
     {
         int fused = 0;
         var consumers = g.Consumers();
@@ -17,7 +20,7 @@ public static class FuseActivation
         {
             if (act.Op is not ActivationOp a || act.Input(0).Producer is not { } producer) continue;
             if (!GraphRewriter.HasSingleInternalUse(g, consumers, producer.Output) || producer.Outputs.Length != 1) continue;
-            if (ActivationOp.HasRuntimeBounds(act)) continue;
+            if (ActivationOp.HasRuntimeBounds(act) || !accept(producer, a.Activation)) continue;
             if (producer.Op.WithActivation(producer, a.Activation) is not { } merged) continue;
             GraphRewriter.Rebuild(g, producer, merged, producer.Inputs, act.Output);
             g.Nodes.Remove(act);

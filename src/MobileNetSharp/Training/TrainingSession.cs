@@ -44,8 +44,8 @@ public readonly record struct StepResult(float Loss, int Correct, int Count);
 /// <para>The same kernels run inference and training. The training graph is the model with the trainable
 /// constants (weights, biases, batch-norm gamma and beta: what <see cref="Op.Cost"/> calls parameters) and the
 /// running statistics turned into plan inputs, so an optimizer's update reaches the next step without a
-/// recompile; BatchNorm is not folded and activations are not fused, because their gradients need the
-/// separate values. One plan is compiled per batch size (a last short batch gets its own).</para>
+/// recompile; BatchNorm is not folded and only clamp activations fuse (into the batch norm before them), because
+/// the other gradients need the separate values. One plan is compiled per batch size (a last short batch gets its own).</para>
 /// <para>Not thread-safe: one step at a time.</para>
 /// </remarks>
 public sealed class TrainingSession : IDisposable
@@ -219,6 +219,9 @@ public sealed class TrainingSession : IDisposable
         DropBroadcastExpand.Run(g);
         FuseHardActivation.Run(g);
         FuseSwish.Run(g);
+        // ReLU/ReLU6 into the batch norm before it: the normalized tensor is written once, clamped, and the clamp's
+        // gradient follows from that output. Nothing else fuses: the other gradients need the separate values.
+        FuseActivation.Run(g, (producer, act) => producer.Op is BatchNorm && act.Kind is ActivationKind.Relu or ActivationKind.Clip);
         g.Inputs[0].Shape = [batch, .. g.Inputs[0].Shape[1..]];
         try { g.InferShapes(); }
         catch (GraphException e) { throw new GraphException($"The model cannot run at batch {batch}: {e.Message}", e); }

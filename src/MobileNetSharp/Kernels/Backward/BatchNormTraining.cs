@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using MobileNetSharp.Graph;
 using MobileNetSharp.Kernels.Simd;
 
 namespace MobileNetSharp.Kernels;
@@ -23,17 +24,29 @@ public static unsafe class BatchNormTraining
     /// <summary>
     /// y [rows, C] = gamma·(x - mean)·invStd + beta with mean [C] and the biased variance var [C] of x over its rows,
     /// invStd = 1/sqrt(var + epsilon); writes mean [C] and invStd [C] for <see cref="Backward"/> and
-    /// <see cref="UpdateRunningStatistics"/>. y may alias x.
+    /// <see cref="UpdateRunningStatistics"/>. y may alias x. A fused <paramref name="activation"/> (ReLU or Clip, e.g.
+    /// ReLU6: a clamp) is applied as y is written, saving a pass over the tensor.
     /// </summary>
-    /// <exception cref="ArgumentException">rows or channels below 1, epsilon negative or NaN, or a buffer shorter than its shape.</exception>
+    /// <exception cref="ArgumentException">rows or channels below 1, epsilon negative or NaN, a buffer shorter than its shape,
+    /// or an activation other than None, Relu and Clip.</exception>
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
-        Span<float> mean, Span<float> invStd, int rows, int channels, float epsilon, Workers? workers = null) =>
-        Forward(x, gamma, beta, y, mean, invStd, rows, channels, epsilon, workers, null);
+        Span<float> mean, Span<float> invStd, int rows, int channels, float epsilon, Workers? workers = null, Activation activation = default) =>
+        Forward(x, gamma, beta, y, mean, invStd, rows, channels, epsilon, workers, null, activation);
+
+    /// <summary>The clamp bounds of an activation that is a clamp (None, ReLU, Clip).</summary>
+    internal static (float Lo, float Hi) ClampOf(in Activation a) => a.Kind switch
+    {
+        ActivationKind.None => (float.NegativeInfinity, float.PositiveInfinity),
+        ActivationKind.Relu => (0f, float.PositiveInfinity),
+        ActivationKind.Clip => (a.Alpha, a.Beta),
+        _ => throw new ArgumentException($"Batch norm fuses only clamp activations (ReLU, Clip), not {a}."),
+    };
 
     /// <summary><see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int, float, Workers?)"/> at a chosen ISA (tests sweep it).</summary>
     internal static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
-        Span<float> mean, Span<float> invStd, int rows, int channels, float epsilon, Workers? workers, IsaLevel? isa)
+        Span<float> mean, Span<float> invStd, int rows, int channels, float epsilon, Workers? workers, IsaLevel? isa, Activation activation = default)
     {
+        var (lo, hi) = ClampOf(activation);
         CheckSizes(rows, channels);
         if (!(epsilon >= 0)) throw new ArgumentException($"Batch norm: epsilon must be non-negative, got {epsilon}.", nameof(epsilon));
         long n = (long)rows * channels;
@@ -62,8 +75,8 @@ public static unsafe class BatchNormTraining
             invStd[c] = (float)inv;
             scale[c] = (float)(gamma[c] * inv);
         }
-        // y = scale·(x - mean) + beta
-        Affine(default, x, y, default, scale, mean, beta, rows, channels, workers, level);
+        // y = clamp(scale·(x - mean) + beta)
+        Affine(default, x, y, default, scale, mean, beta, rows, channels, workers, level, lo, hi);
     }
 
     /// <summary>
@@ -139,11 +152,12 @@ public static unsafe class BatchNormTraining
 
     /// <summary>out = p·u + q·(v - m) + r per channel (p and u empty: out = q·(v - m) + r), row blocks over the workers.</summary>
     private static void Affine(ReadOnlySpan<float> u, ReadOnlySpan<float> v, Span<float> output, ReadOnlySpan<float> p, ReadOnlySpan<float> q,
-        ReadOnlySpan<float> m, ReadOnlySpan<float> r, int rows, int channels, Workers workers, IsaLevel isa)
+        ReadOnlySpan<float> m, ReadOnlySpan<float> r, int rows, int channels, Workers workers, IsaLevel isa,
+        float lo = float.NegativeInfinity, float hi = float.PositiveInfinity)
     {
         fixed (float* pu = u, pv = v, po = output, pp = p, pq = q, pm = m, pr = r)
         {
-            var args = new AffineArgs { U = pu, V = pv, Out = po, P = pp, Q = pq, M = pm, R = pr, Rows = rows, Channels = channels, Isa = isa };
+            var args = new AffineArgs { U = pu, V = pv, Out = po, P = pp, Q = pq, M = pm, R = pr, Rows = rows, Channels = channels, Isa = isa, Lo = lo, Hi = hi };
             args.Blocks = workers.Count == 1 || (long)rows * channels < ParallelThreshold ? 1 : Math.Min(rows, workers.Count * 4);
             workers.For(args.Blocks, &AffineTask, &args);
         }
@@ -154,6 +168,7 @@ public static unsafe class BatchNormTraining
         public float* U, V, Out, P, Q, M, R;
         public int Rows, Channels, Blocks;
         public IsaLevel Isa;
+        public float Lo, Hi;
     }
 
     private static void AffineTask(void* context, int index)
@@ -174,7 +189,8 @@ public static unsafe class BatchNormTraining
         {
             int C = A->Channels, w = TS.Count;
             float* u = A->U, v = A->V, o = A->Out, p = A->P, q = A->Q, m = A->M, r = A->R;
-            bool hasU = u != null;
+            bool hasU = u != null, clamp = !(float.IsNegativeInfinity(A->Lo) && float.IsPositiveInfinity(A->Hi));
+            TV lo = TS.Splat(A->Lo), hi = TS.Splat(A->Hi);
             // Row-major sweep (each row once, the [C] coefficients stay in L1); whole vectors, then the channel tail.
             int full = C - C % w, tail = C - full;
             for (long row = Row0; row < Row1; row++)
@@ -184,12 +200,14 @@ public static unsafe class BatchNormTraining
                 {
                     TV t = TS.Fma(TS.Load(q + c0), TS.Sub(TS.Load(v + at + c0), TS.Load(m + c0)), TS.Load(r + c0));
                     if (hasU) t = TS.Fma(TS.Load(p + c0), TS.Load(u + at + c0), t);
+                    if (clamp) t = TS.Min(TS.Max(t, lo), hi);
                     TS.Store(o + at + c0, t);
                 }
                 if (tail > 0)
                 {
                     TV t = TS.Fma(TS.LoadPartial(q + full, tail), TS.Sub(TS.LoadPartial(v + at + full, tail), TS.LoadPartial(m + full, tail)), TS.LoadPartial(r + full, tail));
                     if (hasU) t = TS.Fma(TS.LoadPartial(p + full, tail), TS.LoadPartial(u + at + full, tail), t);
+                    if (clamp) t = TS.Min(TS.Max(t, lo), hi);
                     TS.StorePartial(o + at + full, t, tail);
                 }
             }
