@@ -24,5 +24,7 @@ public static class Program
         RunCommand.Create(),
         ConvertCommand.Create(),
         DetectFacesCommand.Create(),
+        DetectCommand.Create(),
+        SegmentCommand.Create(),
     ];
 }
