@@ -113,6 +113,25 @@ public class ObjectDetectionTests(ITestOutputHelper output)
         Assert.Single(SsdDetector.Nms(d, 0.5f, 1));
     }
 
+    /// <summary>
+    /// The best detection on chelsea from a different engine and importer: Arm NN 22 (Debian python3-pyarmnn, TfLite parser,
+    /// CpuRef backend) on a float32 copy of the model, the photo resized by scikit-image, decoded by the script's own anchors.
+    /// Written by tools/fixtures/armnn_ssd_reference.py: {"label": "Cat", "score": 0.8502, "box": [3.0, 0.7, 422.9, 299.6]}.
+    /// </summary>
+    private static readonly Detection ArmNnReference = new("Cat", 0.8502f, 3.0f, 0.7f, 422.9f, 299.6f, []);
+
+    [FactNeedingModel(SsdFile)]
+    public void AgreesWithArmNnOnChelsea()
+    {
+        using var detector = new SsdDetector(SsdPath, new SessionOptions { Threads = 1 });
+        var best = detector.Detect(RgbImage.Load(Chelsea))[0];
+        float iou = BlazeFaceDetector.Iou(best, ArmNnReference);
+        output.WriteLine($"ours {best.Label} {best.Score:F4} [{best.X1:F1}, {best.Y1:F1}, {best.X2:F1}, {best.Y2:F1}], IoU with Arm NN {iou:F4}");
+        Assert.Equal(ArmNnReference.Label, best.Label);
+        Assert.True(iou >= 0.9f, $"IoU {iou}");
+        Assert.Equal(ArmNnReference.Score, best.Score, 0.02f); // the two resizers differ a little
+    }
+
     [FactNeedingModel(SsdFile)]
     public void LabelsAreThePackagesLabelMap()
     {
