@@ -89,10 +89,15 @@ public sealed class SsdDetector : IDisposable
     public float ScoreThreshold { get; init; } = 0.5f;
     /// <summary>Boxes overlapping a better one by more than this IoU are dropped.</summary>
     public float IouThreshold { get; init; } = 0.5f;
+    /// <summary>At most this many detections are kept after suppression (MediaPipe's max_num_detections).</summary>
     public int MaxDetections { get; init; } = 100;
+    /// <summary>Class index → name for the model's class logits (index 0, the background, is never reported).</summary>
     public IReadOnlyList<string> Labels { get; }
 
-    /// <summary>Loads the detector; a model whose inputs or outputs are not the SSD's gives an <see cref="ArgumentException"/>.</summary>
+    /// <summary>
+    /// Loads the detector from a .tflite (or .onnx) file. <paramref name="anchors"/> defaults to <see cref="SsdAnchorOptions.ObjectronSsd"/>
+    /// and <paramref name="labels"/> to <see cref="OpenImagesLabels"/>; a model whose inputs or outputs are not the SSD's gives an <see cref="ArgumentException"/>.
+    /// </summary>
     public SsdDetector(string modelPath, SessionOptions? options = null, SsdAnchorOptions? anchors = null, IReadOnlyList<string>? labels = null)
     {
         var o = anchors ?? SsdAnchorOptions.ObjectronSsd;
@@ -170,5 +175,6 @@ public sealed class SsdDetector : IDisposable
         return kept;
     }
 
+    /// <summary>Releases the inference session.</summary>
     public void Dispose() => _session.Dispose();
 }

@@ -63,6 +63,7 @@ public sealed class SelfieSegmenter : IDisposable
         return (_w, _h, y.Floats);
     }
 
+    /// <summary>The person mask of <paramref name="image"/> at the image's own size (the model's mask resized with <see cref="ResizeBilinear"/>).</summary>
     public SegmentationMask Segment(RgbImage image)
     {
         var (w, h, mask) = RunModel(image);
@@ -96,5 +97,6 @@ public sealed class SelfieSegmenter : IDisposable
         return dst;
     }
 
+    /// <summary>Releases the inference session.</summary>
     public void Dispose() => _session.Dispose();
 }
