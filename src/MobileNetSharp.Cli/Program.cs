@@ -24,6 +24,8 @@ public static class Program
         RunCommand.Create(),
         ConvertCommand.Create(),
         DetectFacesCommand.Create(),
+        DetectCommand.Create(),
+        SegmentCommand.Create(),
         TrainCommand.Create(),
         EvalCommand.Create(),
     ];

@@ -138,6 +138,36 @@ public sealed class RgbImage
         return (FromBitmap(dst), (float)left / size, (float)top / size, (float)w / size, (float)h / size);
     }
 
+    /// <summary>
+    /// Stretches the image to <paramref name="width"/> x <paramref name="height"/> without keeping its aspect ratio (bilinear with
+    /// mipmaps), as MediaPipe's ImageToTensorCalculator does with keep_aspect_ratio: false (the SSD detector, selfie segmentation).
+    /// </summary>
+    public RgbImage Resize(int width, int height)
+    {
+        if (width < 1 || height < 1) throw new ArgumentException($"Cannot resize to {width}x{height}.");
+        using var src = ToBitmap();
+        using var dst = new SKBitmap(width, height, SKColorType.Rgba8888, SKAlphaType.Premul);
+        using (var canvas = new SKCanvas(dst))
+        {
+            canvas.Clear(SKColors.Black);
+            using var image = SKImage.FromBitmap(src);
+            canvas.DrawImage(image, new SKRect(0, 0, width, height), new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
+        }
+        return FromBitmap(dst);
+    }
+
+    /// <summary>Writes an 8-bit grey-scale PNG from row-major <paramref name="pixels"/> (one byte per pixel, 0 black, 255 white).</summary>
+    public static void SaveGrayPng(string path, byte[] pixels, int width, int height)
+    {
+        if (width < 1 || height < 1 || pixels.Length != (long)width * height) throw new ArgumentException($"{pixels.Length} bytes do not hold a {width}x{height} grey image.");
+        using var bitmap = new SKBitmap(width, height, SKColorType.Gray8, SKAlphaType.Opaque);
+        nint dst = bitmap.GetPixels();
+        for (int y = 0; y < height; y++) System.Runtime.InteropServices.Marshal.Copy(pixels, y * width, dst + y * bitmap.RowBytes, width);
+        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+        using var file = File.Create(path);
+        data.SaveTo(file);
+    }
+
     /// <summary>The image as float32 NHWC [1, H, W, 3], each channel mapped from [0, 255] to [lo, hi].</summary>
     public Tensor ToNhwc(float lo = -1f, float hi = 1f)
     {

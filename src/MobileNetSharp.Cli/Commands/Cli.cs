@@ -22,6 +22,23 @@ internal static class Cli
 
     public static void PrintJson(object o) => Console.Out.WriteLine(JsonSerializer.Serialize(o, JsonOptions));
 
+    /// <summary>Median wall time in ms of <paramref name="runs"/> calls of <paramref name="work"/>, after <paramref name="warmups"/> untimed ones (the first runs compile the plan and JIT).</summary>
+    public static double MedianMs(Action work, int warmups = 2, int runs = 5)
+    {
+        for (int i = 0; i < warmups; i++) work();
+        var times = new double[runs];
+        for (int i = 0; i < runs; i++)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            work();
+            times[i] = clock.Elapsed.TotalMilliseconds;
+        }
+        return times.Order().ElementAt(runs / 2);
+    }
+
+    /// <summary>The models folder beside mnet (the shipped BlazeFace and selfie segmentation; tools/fetch-models.sh can add the SSD detector).</summary>
+    public static string ModelsDir => Path.Combine(AppContext.BaseDirectory, "models");
+
     /// <summary>
     /// Runs a command body; the errors a user can cause (bad arguments, bad files, impossible graphs)
     /// become one line on stderr and exit code 1, never a stack trace.

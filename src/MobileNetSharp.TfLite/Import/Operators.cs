@@ -13,7 +13,7 @@ internal sealed partial class GraphConverter
         Builtin.MaxPool2D, Builtin.AveragePool2D, Builtin.Reshape, Builtin.Squeeze, Builtin.Concatenation, Builtin.FullyConnected,
         Builtin.Softmax, Builtin.Logistic, Builtin.Tanh, Builtin.Relu, Builtin.Relu6, Builtin.ReluN1To1, Builtin.HardSwish,
         Builtin.LeakyRelu, Builtin.PRelu, Builtin.Mean, Builtin.ResizeBilinear, Builtin.ResizeNearestNeighbor, Builtin.Dequantize,
-        Builtin.TransposeConv,
+        Builtin.TransposeConv, Builtin.StridedSlice, Builtin.DepthToSpace,
     }.Select(Builtin.Name).Append("CUSTOM Convolution2DTransposeBias").ToArray();
 
     private void ConvertOperator(TfOperatorCode code)
@@ -47,6 +47,8 @@ internal sealed partial class GraphConverter
             case Builtin.ResizeNearestNeighbor: ResizeOp(ResizeMode.Nearest, code.Builtin); break;
             case Builtin.Dequantize: DequantizeOp(); break;
             case Builtin.TransposeConv: TransposeConv(); break;
+            case Builtin.StridedSlice: StridedSliceOp(); break;
+            case Builtin.DepthToSpace: DepthToSpaceOp(); break;
             case Builtin.Custom when code.CustomCode == "Convolution2DTransposeBias": TransposeConvBias(); break;
             default:
                 throw new ModelFormatException($"Unsupported TFLite operator {_opName} (operator #{_op.Index}, inputs {Listing(_op.Inputs)}, "
@@ -356,5 +358,76 @@ internal sealed partial class GraphConverter
         if (total < 0) return (0, 0, (int)-total);
         int begin = pad == AutoPad.Valid ? 0 : (int)(total / 2);
         return (begin, (int)total - begin, 0);
+    }
+
+    /// <summary>
+    /// TFLite STRIDED_SLICE (inputs: data, begin, end, strides, all three constant int vectors of one length ≤ rank; axes beyond
+    /// it are taken whole) onto the graph's Slice, which clamps out-of-range indices the Python way as TFLite does. begin_mask /
+    /// end_mask bit i takes axis i from its first (last, for a negative stride) element / to its end; offset makes end relative
+    /// to begin; shrink_axis_mask bit i takes the single element at begin and drops the axis (a Squeeze after the Slice).
+    /// ellipsis_mask and new_axis_mask are refused. Rank-4 slices that keep every axis run on the NCHW form.
+    /// </summary>
+    private void StridedSliceOp()
+    {
+        var o = Options(Builtin.StridedSlice);
+        int beginMask = o?.Int(0) ?? 0, endMask = o?.Int(1) ?? 0, ellipsisMask = o?.Int(2) ?? 0, newAxisMask = o?.Int(3) ?? 0, shrinkMask = o?.Int(4) ?? 0;
+        bool offset = o?.Bool(5) ?? false;
+        if (ellipsisMask != 0) throw new GraphException($"ellipsis_mask {ellipsisMask} is not supported (write the axes out: begin/end/strides per axis).");
+        if (newAxisMask != 0) throw new GraphException($"new_axis_mask {newAxisMask} is not supported (insert axes with RESHAPE).");
+        int t = In(0);
+        var shape = NativeShape(t);
+        int rank = shape.Length;
+        int[] begin = IntsIn(1, "the begin indices"), end = IntsIn(2, "the end indices"), strides = IntsIn(3, "the strides");
+        if (begin.Length != end.Length || begin.Length != strides.Length)
+            throw new GraphException($"begin, end and strides have {begin.Length}, {end.Length} and {strides.Length} values; they must match.");
+        if (begin.Length > rank) throw new GraphException($"{begin.Length} begin indices for a rank-{rank} input.");
+        var starts = new long[begin.Length];
+        var ends = new long[begin.Length];
+        var steps = new long[begin.Length];
+        var dropped = new List<int>();
+        for (int a = 0; a < begin.Length; a++)
+        {
+            long s = begin[a], e = end[a], step = strides[a];
+            if (step == 0) throw new GraphException($"the stride on axis {a} is 0.");
+            if ((shrinkMask >> a & 1) != 0)
+            {
+                long at = s < 0 ? s + shape[a] : s;
+                if (at < 0 || at >= shape[a]) throw new GraphException($"shrink_axis_mask takes index {s} of axis {a}, which has length {shape[a]}.");
+                (starts[a], ends[a], steps[a]) = (at, at + 1, 1);
+                dropped.Add(a);
+                continue;
+            }
+            if (offset) e += s;
+            if ((beginMask >> a & 1) != 0) s = step > 0 ? 0 : long.MaxValue;
+            if ((endMask >> a & 1) != 0) e = step > 0 ? long.MaxValue : long.MinValue;
+            (starts[a], ends[a], steps[a]) = (s, e, step);
+        }
+        bool nchw = rank == 4 && dropped.Count == 0 && (_nchw[t] is not null || IsConstant(t));
+        var x = nchw ? NchwOf(t) : NativeOf(t);
+        var axes = Enumerable.Range(0, begin.Length).Select(a => nchw ? AxisToNchw[a] : a).ToArray();
+        string name = NodeName;
+        var y = AddNode(name, new Slice(starts, ends, axes, steps), [x], dropped.Count > 0 ? OutName() + "/unsqueezed" : OutName());
+        if (dropped.Count > 0) y = AddNode(name + "/shrink", new Squeeze(dropped.ToArray()), [y], OutName());
+        SetOutput(0, y, nchw);
+    }
+
+    /// <summary>The file's (NHWC) shape of tensor <paramref name="t"/> as computed so far.</summary>
+    private int[] NativeShape(int t)
+    {
+        if (ConstantOf(t) is { } c) return c.Shape;
+        if (_native[t] is { } v) return v.Shape;
+        if (_nchw[t] is { } n) return ToNhwc.Select(a => n.Shape[a]).ToArray();
+        throw NotYet(t);
+    }
+
+    /// <summary>
+    /// TFLite DEPTH_TO_SPACE (NHWC): y[n, h·b + i, w·b + j, c] = x[n, h, w, (i·b + j)·C' + c], C' = C / b². In NCHW that is
+    /// ONNX DepthToSpace in DCR order, so it maps onto the graph's DepthToSpace op.
+    /// </summary>
+    private void DepthToSpaceOp()
+    {
+        int block = Options(Builtin.DepthToSpace)?.Int(0) ?? 0;
+        if (block < 1) throw new GraphException($"block_size {block} must be positive.");
+        SetOutput(0, AddNode(NodeName, new DepthToSpace(block, DepthToSpaceMode.Dcr), [NchwOf(In(0))], OutName()), true);
     }
 }

@@ -37,7 +37,7 @@ internal static class Builtin
     {
         Conv2D => 1, DepthwiseConv2D => 2, AveragePool2D or MaxPool2D => 5, FullyConnected => 8, Softmax => 9, Concatenation => 10,
         Add => 11, ResizeBilinear => 15, Reshape => 17, Mul => 21, Mean => 27, Sub => 28, Div => 29, Squeeze => 30, StridedSlice => 32,
-        TransposeConv => 49, ResizeNearestNeighbor => 74, LeakyRelu => 75,
+        TransposeConv => 49, ResizeNearestNeighbor => 74, LeakyRelu => 75, DepthToSpace => 94,
         _ => 0,
     };
 }

@@ -57,6 +57,9 @@ public class ConvTransposeTests
         [G(4, 5, 6, 5, 3, 3, d: 2, op: 2), 1],   // output padding up to the stride
         [G(3, 7, 4, 11, 5, 2, kw: 1, sw: 3, pt: 2, pl: 0, pb: 1, pr: 0), 2], // non-square, asymmetric pads
         [G(1, 1, 16, 20, 4), 2],                 // 1x1 input: the kernel painted once
+        [G(8, 9, 16, 1, 2, 2), 1],               // a mask head (selfie segmentation's last layer): one output, vector dot products
+        [G(6, 5, 21, 1, 3, 2, 1, op: 1), 2],     // one output, input channels not a multiple of the vector
+        [G(5, 5, 20, 3, 2, 2), 1],               // an RGB head: narrower than a vector, scalar
     ];
 
     [Theory]

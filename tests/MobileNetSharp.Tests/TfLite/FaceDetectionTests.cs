@@ -7,6 +7,7 @@ using Xunit.Abstractions;
 namespace MobileNetSharp.Tests.TfLite;
 
 /// <summary>BlazeFace post-processing (anchors, decoding, weighted NMS) and `mnet detect-faces` on the astronaut photo, which has one face.</summary>
+[Collection("Console")]
 public class FaceDetectionTests(ITestOutputHelper output)
 {
     private static string Photo => Path.Combine(BlazeFaceTests.Fixtures, "astronaut.png");

@@ -12,7 +12,7 @@ namespace MobileNetSharp.Tests.TfLite;
 
 /// <summary>
 /// Bad, hostile and unsupported .tflite files: each gives a <see cref="ModelFormatException"/> that says what is
-/// wrong, never an IndexOutOfRange, an OutOfMemory or a hang; plus a seeded mutation fuzzer over BlazeFace.
+/// wrong, never an IndexOutOfRange, an OutOfMemory or a hang; plus a seeded mutation fuzzer over the real models (BlazeFace, selfie segmentation, and the SSD detector when fetched).
 /// </summary>
 public class TfLiteHostileInputTests(ITestOutputHelper output)
 {
@@ -136,18 +136,28 @@ public class TfLiteHostileInputTests(ITestOutputHelper output)
     }
 
     /// <summary>2,000 per CI run; MNET_TFLITE_FUZZ=N runs N (with the same seed) for a longer search.</summary>
-    private static int Mutants => int.TryParse(Environment.GetEnvironmentVariable("MNET_TFLITE_FUZZ"), out int n) && n > 0 ? n : 2000;
+    /// <summary>MNET_TFLITE_FUZZ overrides the per-model default count.</summary>
+    private static int MutantsOr(int count) => int.TryParse(Environment.GetEnvironmentVariable("MNET_TFLITE_FUZZ"), out int n) && n > 0 ? n : count;
 
     /// <summary>
-    /// Seeded mutants of BlazeFace: most mutations land in the flatbuffer's structure (tables, vectors, offsets)
+    /// Seeded mutants of the real models kept in the repository (BlazeFace, selfie segmentation): most mutations land in the flatbuffer's structure (tables, vectors, offsets)
     /// rather than in the weights, since that is where a reader can go wrong. Each mutant is loaded, compiled
     /// and run once on zeros; only ModelFormatException, GraphException and ArgumentException may come out, and
     /// each mutant gets a time budget.
     /// </summary>
-    [Fact]
-    public void MutantsOfBlazeFaceLoadOrFailWithModelFormatException()
+    [Theory]
+    [InlineData("face_detection_short_range.tflite", 2000)]
+    [InlineData("selfie_segmentation.tflite", 300)] // a decoder (resize, transposed convolution, squeeze-excite); each mutant that loads runs 59M MACs
+    public void MutantsOfRealModelsLoadOrFailWithModelFormatException(string file, int mutants) =>
+        Fuzz(File.ReadAllBytes(Path.Combine(BlazeFaceTests.Fixtures, file)), MutantsOr(mutants));
+
+    /// <summary>The SSD MobileNetV2 (9.5 MB, fetched by tools/fetch-models.sh): fewer mutants, each that loads runs 673M MACs.</summary>
+    [FactNeedingModel(ObjectDetectionTests.SsdFile)]
+    public void MutantsOfTheSsdDetectorLoadOrFailWithModelFormatException() =>
+        Fuzz(File.ReadAllBytes(ObjectDetectionTests.Npm(ObjectDetectionTests.SsdFile)), MutantsOr(100));
+
+    private void Fuzz(byte[] original, int mutants)
     {
-        var original = BlazeFace;
         var model = TfLiteModel.Read(original);
         var inWeights = new bool[original.Length];
         foreach (var (start, length) in model.Buffers)
@@ -161,7 +171,7 @@ public class TfLiteHostileInputTests(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         long slowest = 0;
         string? trace = Environment.GetEnvironmentVariable("MNET_TFLITE_FUZZ_TRACE"); // a file: each mutant is logged before it runs
-        for (int i = 0; i < Mutants; i++)
+        for (int i = 0; i < mutants; i++)
         {
             var m = (byte[])original.Clone();
             string how;
@@ -190,7 +200,7 @@ public class TfLiteHostileInputTests(ITestOutputHelper output)
             slowest = Math.Max(slowest, one.ElapsedMilliseconds);
             outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
         }
-        output.WriteLine($"{Mutants} mutants: {string.Join(", ", outcomes.OrderBy(k => k.Key).Select(k => $"{k.Key} {k.Value}"))}; "
+        output.WriteLine($"{mutants} mutants: {string.Join(", ", outcomes.OrderBy(k => k.Key).Select(k => $"{k.Key} {k.Value}"))}; "
             + $"slowest {slowest} ms, total {clock.ElapsedMilliseconds} ms");
         Assert.True(failures.Count == 0, string.Join("\n", failures.Take(10)));
     }

@@ -109,6 +109,15 @@ public sealed unsafe class ConvTranspose2dOperator
             int pairsMax = kh * kw;
             long* xOff = stackalloc long[pairsMax];
             long* wOff = stackalloc long[pairsMax];
+            // The column taps do not depend on the row: found once per chunk (a 64-bit division per tap and pixel otherwise
+            // costs more than a narrow head's arithmetic), when the table is small enough for the stack.
+            bool table = (long)outW * kw <= 4096;
+            int* tableK = stackalloc int[table ? outW * kw : 0];
+            int* tableI = stackalloc int[table ? outW * kw : 0];
+            int* tableN = stackalloc int[table ? outW : 0];
+            if (table)
+                for (int ox = 0; ox < outW; ox++)
+                    tableN[ox] = Taps(ox, g.PadLeft, g.StrideW, g.DilationW, kw, g.InW, tableK + ox * kw, tableI + ox * kw);
             for (int row = Row0; row < Row1; row++)
             {
                 int n = row / g.OutH, oy = row % g.OutH;
@@ -116,13 +125,16 @@ public sealed unsafe class ConvTranspose2dOperator
                 float* image = a->X + (long)n * g.InH * g.InW * g.InC;
                 for (int ox = 0; ox < outW; ox++)
                 {
-                    int nx = Taps(ox, g.PadLeft, g.StrideW, g.DilationW, kw, g.InW, kxs, ixs);
+                    int* kx = kxs, ix = ixs;
+                    int nx;
+                    if (table) { nx = tableN[ox]; kx = tableK + ox * kw; ix = tableI + ox * kw; }
+                    else nx = Taps(ox, g.PadLeft, g.StrideW, g.DilationW, kw, g.InW, kxs, ixs);
                     int pairs = 0;
                     for (int i = 0; i < ny; i++)
                         for (int j = 0; j < nx; j++)
                         {
-                            xOff[pairs] = ((long)iys[i] * g.InW + ixs[j]) * g.InC;
-                            wOff[pairs] = ((long)kys[i] * kw + kxs[j]) * icg * ocg;
+                            xOff[pairs] = ((long)iys[i] * g.InW + ix[j]) * g.InC;
+                            wOff[pairs] = ((long)kys[i] * kw + kx[j]) * icg * ocg;
                             pairs++;
                         }
                     float* y = a->Y + ((long)row * outW + ox) * g.OutC;
@@ -132,6 +144,13 @@ public sealed unsafe class ConvTranspose2dOperator
                         float* wg = a->W + (long)grp * kh * kw * icg * ocg;
                         float* yg = y + grp * ocg;
                         float* bg = a->Bias + grp * ocg;
+                        if (ocg < w)
+                        {
+                            // Narrower than one vector (a mask or RGB head): masked loads per input channel cost more than the
+                            // arithmetic, so plain scalar dot products over the input channels.
+                            BlockNarrow<TS, TV>(xg, wg, yg, bg, xOff, wOff, pairs, icg, ocg);
+                            continue;
+                        }
                         int oc = 0;
                         for (; oc + 4 * w <= ocg; oc += 4 * w)
                             Block4<TS, TV>(xg, wg + oc, yg + oc, bg + oc, xOff, wOff, pairs, icg, ocg);
@@ -161,6 +180,54 @@ public sealed unsafe class ConvTranspose2dOperator
                 iis[count++] = (int)i;
             }
             return count;
+        }
+
+        /// <summary>All <paramref name="ocg"/> (&lt; one vector) outputs of a pixel, one scalar accumulator chain per output over pairs and input channels.</summary>
+        private static void BlockNarrow<TS, TV>(float* x, float* wBase, float* y, float* bias, long* xOff, long* wOff, int pairs, int icg, int ocg)
+            where TS : unmanaged, ISimd<TV> where TV : unmanaged
+        {
+            if (ocg == 1)
+            {
+                // One output (a mask head): the packed weights of a tap are contiguous over the input channels, as is the
+                // input pixel, so each tap is a vector dot product.
+                float acc = bias[0];
+                for (int p = 0; p < pairs; p++) acc += Dot<TS, TV>(x + xOff[p], wBase + wOff[p], icg);
+                y[0] = acc;
+                return;
+            }
+            for (int oc = 0; oc < ocg; oc++)
+            {
+                float a0 = bias[oc], a1 = 0;
+                for (int p = 0; p < pairs; p++)
+                {
+                    float* xp = x + xOff[p];
+                    float* wp = wBase + wOff[p] + oc;
+                    int ic = 0;
+                    for (; ic + 2 <= icg; ic += 2)
+                    {
+                        a0 += xp[ic] * wp[(long)ic * ocg];
+                        a1 += xp[ic + 1] * wp[(long)(ic + 1) * ocg];
+                    }
+                    if (ic < icg) a0 += xp[ic] * wp[(long)ic * ocg];
+                }
+                y[oc] = a0 + a1;
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float Dot<TS, TV>(float* a, float* b, int n) where TS : unmanaged, ISimd<TV> where TV : unmanaged
+        {
+            int w = TS.Count, i = 0;
+            TV s0 = TS.Zero, s1 = TS.Zero;
+            for (; i + 2 * w <= n; i += 2 * w)
+            {
+                s0 = TS.Fma(TS.Load(a + i), TS.Load(b + i), s0);
+                s1 = TS.Fma(TS.Load(a + i + w), TS.Load(b + i + w), s1);
+            }
+            if (i + w <= n) { s0 = TS.Fma(TS.Load(a + i), TS.Load(b + i), s0); i += w; }
+            float sum = TS.Sum(TS.Add(s0, s1));
+            for (; i < n; i++) sum += a[i] * b[i];
+            return sum;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
