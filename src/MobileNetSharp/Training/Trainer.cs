@@ -222,7 +222,7 @@ public sealed class Trainer : IDisposable
         Tensor Get(string key, int length)
         {
             if (!ck.Tensors.TryGetValue(key, out var t)) throw new InvalidDataException($"Checkpoint '{path}' has no '{key}': it was written for another model.");
-            if (t.Length != length || t.DataType != DataType.Float32) throw new InvalidDataException($"Checkpoint '{path}': '{key}' has {t.Length} values, the model needs {length}.");
+            if (t.Length != length || t.DataType != DataType.Float32) throw new InvalidDataException($"Checkpoint '{path}': '{key}' has {t.Length} values, the model needs {length}: it was written for another model.");
             return t;
         }
         if ((int?)ck.Meta["batchSize"] is { } bs && bs != _batches.Options.BatchSize)

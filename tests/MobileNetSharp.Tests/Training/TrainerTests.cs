@@ -1,0 +1,134 @@
+using MobileNetSharp.Graph;
+using MobileNetSharp.Models;
+using MobileNetSharp.Onnx;
+using MobileNetSharp.Runtime;
+using MobileNetSharp.Tensors;
+using MobileNetSharp.Training;
+using MobileNetSharp.Training.Data;
+
+namespace MobileNetSharp.Tests.Training;
+
+/// <summary>
+/// The training loop on real data (the first images of Fashion-MNIST, Debian's dataset-fashion-mnist, which CI
+/// installs): a short deterministic run learns, results do not depend on the thread count, an interrupted run
+/// resumed from its checkpoint ends bit-identical to an uninterrupted one, and the trained model exported to ONNX
+/// gives ONNX Runtime's predictions.
+/// </summary>
+public sealed class TrainerTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("mnet-train-").FullName;
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static readonly Lazy<ImageDataset> Train = new(() => FashionMnist.Load(train: true).Take(384));
+    private static readonly Lazy<ImageDataset> Test = new(() => FashionMnist.Load(train: false).Take(128));
+
+    private static ModelGraph Model()
+    {
+        var g = ModelZoo.Create("mobilenet_v2", new ModelOptions(0.35f, 28, 10, Seed: 3, InChannels: 1, SmallInput: true));
+        InputNormalization.Prepend(g, [0.286f], [0.353f]);
+        return g;
+    }
+
+    private static TrainerOptions Options(int threads, string? checkpoint = null) => new()
+    {
+        Epochs = 3, BatchSize = 32, LearningRate = 0.05f, WarmupEpochs = 0.5, Threads = threads, Seed = 1,
+        Augment = Augmentation.Standard, CheckpointPath = checkpoint,
+    };
+
+    [Fact]
+    public void ShortRunLearnsAndIsIndependentOfThreads()
+    {
+        TrainResult one, two;
+        float[] w1, w2;
+        using (var t = new Trainer(Model(), Train.Value, null, Options(1))) { one = t.Run(); w1 = t.Session.Parameters[0].Value.ToArray(); }
+        using (var t = new Trainer(Model(), Train.Value, null, Options(2))) { two = t.Run(); w2 = t.Session.Parameters[0].Value.ToArray(); }
+        Assert.Equal(3, one.EpochsCompleted);
+        Assert.Equal(36, one.Steps);
+        // The stated loss: from ln(10) = 2.30 at the start to below 2.0 in 36 steps of an augmented 384-image subset.
+        Assert.True(one.History[0].TrainLoss > one.History[^1].TrainLoss, $"loss did not fall: {string.Join(", ", one.History.Select(h => h.TrainLoss))}");
+        Assert.True(one.TrainLoss < 2.0f, $"final training loss {one.TrainLoss}");
+        // Every kernel partitions its reductions by shape, not by thread count.
+        Assert.Equal(one.History.Select(h => h.TrainLoss), two.History.Select(h => h.TrainLoss));
+        Assert.Equal(w1, w2);
+    }
+
+    [Fact]
+    public void ResumedRunEndsBitIdenticalToUninterruptedOne()
+    {
+        string full = Path.Combine(_dir, "full.ckpt"), cut = Path.Combine(_dir, "cut.ckpt");
+        float[][] expected;
+        using (var t = new Trainer(Model(), Train.Value, null, Options(1, full)))
+        {
+            t.Run();
+            expected = t.Session.Parameters.Select(p => p.Value.ToArray()).ToArray();
+        }
+        // Interrupt mid-epoch 2 (after 17 of 36 steps), as Ctrl-C does.
+        using (var cts = new CancellationTokenSource())
+        using (var t = new Trainer(Model(), Train.Value, null, Options(1, cut)))
+        {
+            t.Progress = p => { if (p.Step == 17) cts.Cancel(); };
+            var r = t.Run(cts.Token);
+            Assert.True(r.Interrupted);
+            Assert.Equal(17, r.Steps);
+        }
+        Assert.True(File.Exists(cut));
+        Assert.Empty(Directory.GetFiles(_dir, "*.tmp-*")); // the temporary file was renamed, not left behind
+        using (var t = new Trainer(Model(), Train.Value, null, Options(1, cut)))
+        {
+            t.LoadCheckpoint(cut);
+            var r = t.Run();
+            Assert.False(r.Interrupted);
+            Assert.Equal(36, r.Steps);
+            for (int i = 0; i < expected.Length; i++) Assert.Equal(expected[i], t.Session.Parameters[i].Value);
+        }
+    }
+
+    [Fact]
+    public void CorruptOrForeignCheckpointsAreRefusedByName()
+    {
+        string bad = Path.Combine(_dir, "bad.ckpt");
+        File.WriteAllBytes(bad, [1, 2, 3, 4, 5]);
+        using var t = new Trainer(Model(), Train.Value, null, Options(1));
+        var e = Assert.Throws<InvalidDataException>(() => t.LoadCheckpoint(bad));
+        Assert.Contains(bad, e.Message);
+
+        // A checkpoint of another architecture names the missing weight.
+        string other = Path.Combine(_dir, "other.ckpt");
+        var g = ModelZoo.Create("mobilenet_v1", new ModelOptions(0.25f, 28, 10, InChannels: 1, SmallInput: true));
+        using (var o = new Trainer(g, Train.Value, null, Options(1) with { MaxSteps = 1, CheckpointPath = other })) o.Run();
+        var e2 = Assert.Throws<InvalidDataException>(() => t.LoadCheckpoint(other));
+        Assert.Contains("another model", e2.Message);
+    }
+
+    [Fact]
+    public void TrainedModelExportsAndOnnxRuntimeAgrees()
+    {
+        using var t = new Trainer(Model(), Train.Value, Test.Value, Options(2) with { Epochs = 1 });
+        var r = t.Run();
+        Assert.NotNull(r.ValidationAccuracy);
+        var model = t.Model();
+        model.Inputs[0].DimParams = ["N", null, null, null];
+        model.Outputs[0].DimParams = ["N", null];
+        var bytes = OnnxExporter.ToBytes(model);
+        var batch = new BatchSource(Test.Value, new BatchOptions(64, Shuffle: false)).Make(0, 0);
+        using var ours = new InferenceSession(OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 64 }));
+        var mine = ours.Run(batch.Images)[0].Floats;
+        var theirs = Onnx.OrtRunner.Run(bytes, [new("input", batch.Images)])[model.Outputs[0].Name].Floats;
+        Assert.Equal(mine.Length, theirs.Length);
+        for (int i = 0; i < 64; i++)
+            Assert.Equal(System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(theirs.AsSpan(i * 10, 10)),
+                System.Numerics.Tensors.TensorPrimitives.IndexOfMax<float>(mine.AsSpan(i * 10, 10)));
+        float scale = theirs.Max(Math.Abs);
+        for (int i = 0; i < mine.Length; i++) Assert.True(Math.Abs(mine[i] - theirs[i]) <= 1e-4f * scale, $"logit {i}: ours {mine[i]}, ORT {theirs[i]}");
+    }
+
+    [Fact]
+    public void BadOptionsAndMismatchedDataAreClearErrors()
+    {
+        Assert.Throws<ArgumentException>(() => new Trainer(Model(), Train.Value, null, Options(1) with { LearningRate = -1 }));
+        Assert.Throws<ArgumentException>(() => new Trainer(Model(), Train.Value, null, Options(1) with { Optimizer = "lbfgs" }));
+        var three = ModelZoo.Create("mobilenet_v2", new ModelOptions(0.35f, 28, 3, InChannels: 1, SmallInput: true));
+        var e = Assert.Throws<ArgumentException>(() => new Trainer(three, Train.Value, null, Options(1)));
+        Assert.Contains("--classes 10", e.Message);
+    }
+}
