@@ -28,5 +28,6 @@ public static class Program
         SegmentCommand.Create(),
         TrainCommand.Create(),
         EvalCommand.Create(),
+        ClassifyCommand.Create(),
     ];
 }

@@ -88,6 +88,20 @@ public static class ImageFolder
             classDirs.Select(d => Path.GetFileName(d)).ToArray());
     }
 
+    /// <summary>
+    /// One image file as the dataset holds it: decoded, scaled so the shorter side is <paramref name="resolution"/>,
+    /// center-cropped, converted to 1 (grey, BT.601 luma) or 3 (RGB) channels: C x R x R bytes, planar.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is not a decodable image, is truncated or too large (the path is named).</exception>
+    public static byte[] LoadImage(string path, int channels, int resolution)
+    {
+        if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, "channels must be 1 (grey) or 3 (RGB).");
+        if (resolution < 1 || resolution > 4096) throw new ArgumentOutOfRangeException(nameof(resolution), resolution, "resolution must be 1..4096.");
+        var dst = new byte[channels * resolution * resolution];
+        Decode(path, channels, resolution, dst);
+        return dst;
+    }
+
     /// <summary>Decodes, crops, scales and converts one file into <paramref name="dst"/> (C x R x R bytes).</summary>
     private static void Decode(string path, int channels, int resolution, Span<byte> dst)
     {

@@ -23,6 +23,12 @@ internal static class ModelSource
     public static ModelGraph Load(string model, float width, int? resolution, int classes, OnnxImportOptions? onnx = null, int batch = 1,
         int channels = 3, bool smallInput = false)
     {
+        if (model == BuiltinModel.Name)
+        {
+            if (width != 1f || resolution is not null || classes != 1000 || channels != 3 || smallInput)
+                throw new ArgumentException("--width, --resolution, --classes, --channels and --small-input apply to architectures; the built-in model has its own.");
+            return BuiltinModel.Load(model);
+        }
         if (IsTfLite(model))
             return LoadTfLite(model, width != 1f || resolution is not null || classes != 1000 || channels != 3 || smallInput,
                 onnx is { } t && (t.Dimensions.Count > 0 || t.InputShapes.Count > 0));

@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MobileNetSharp.Models;
+using MobileNetSharp.Tensors;
+using MobileNetSharp.Training;
+
+namespace MobileNetSharp.Bench;
+
+/// <summary>
+/// `training [--threads 1,2] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE]`: training images/s of
+/// the Fashion-MNIST MobileNetV2 (width 0.5, 28x28x1, --small-input: 700,202 params) and its standard-convolution
+/// twin, ours and PyTorch's (tools/training/bench_pytorch.py, the identical networks) in the same run. Each
+/// (network, threads) runs in a child process of its own so peak memory is that configuration's.
+/// </summary>
+public static class TrainingBench
+{
+    private static readonly string[] Networks = ["mobilenet_v2", "standard_conv_twin"];
+
+    public static int Run(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "--child") return Child(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture),
+            int.Parse(args[4], CultureInfo.InvariantCulture), int.Parse(args[5], CultureInfo.InvariantCulture));
+        int[] threads = [1, 2];
+        int steps = 20, warmup = 3, batch = 64;
+        string? json = null;
+        bool pytorch = true;
+        for (int i = 0; i < args.Length; i++)
+            switch (args[i])
+            {
+                case "--threads": threads = args[++i].Split(',').Select(int.Parse).ToArray(); break;
+                case "--steps": steps = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--warmup": warmup = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--batch": batch = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--json": json = args[++i]; break;
+                case "--no-pytorch": pytorch = false; break;
+                default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
+            }
+        var rows = new List<JsonObject>();
+        foreach (var net in Networks)
+            foreach (var t in threads)
+            {
+                var ours = RunChild(net, t, warmup, steps, batch);
+                JsonObject? theirs = pytorch ? PyTorch(net, t, warmup, steps, batch) : null;
+                var row = new JsonObject
+                {
+                    ["network"] = net, ["threads"] = t, ["batch"] = batch, ["params"] = ours["params"]?.DeepClone(), ["macs"] = ours["macs"]?.DeepClone(),
+                    ["oursImagesPerSecond"] = ours["imagesPerSecond"]?.DeepClone(), ["oursMedianStepMs"] = ours["medianStepMs"]?.DeepClone(),
+                    ["oursPeakWorkingSetMb"] = ours["peakWorkingSetMb"]?.DeepClone(),
+                    ["pytorchImagesPerSecond"] = theirs?["images_per_s"]?.DeepClone(), ["pytorchMedianStepMs"] = theirs?["median_step_ms"]?.DeepClone(),
+                    ["pytorchPeakRssMb"] = theirs?["peak_rss_mb"]?.DeepClone(),
+                    ["speedup"] = theirs?["images_per_s"] is { } p ? Math.Round((double)ours["imagesPerSecond"]! / (double)p, 2) : null,
+                    ["loadAverage1m"] = ours["loadAverage1m"]?.DeepClone(),
+                };
+                rows.Add(row);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{net,-20} {t} thread(s): ours {(double)row["oursImagesPerSecond"]!,7:F1} img/s ({(double)row["oursMedianStepMs"]!:F0} ms/step, {(double)row["oursPeakWorkingSetMb"]!:F0} MB)")
+                    + (theirs is null ? "" : string.Create(CultureInfo.InvariantCulture,
+                        $"  PyTorch {(double)theirs["images_per_s"]!,7:F1} img/s ({(double)theirs["median_step_ms"]!:F0} ms/step, {(double)theirs["peak_rss_mb"]!:F0} MB)  x{(double)row["speedup"]!:F2}")));
+            }
+        if (json is not null) File.WriteAllText(json, new JsonArray(rows.Select(r => (JsonNode)r).ToArray()).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        return 0;
+    }
+
+    private static JsonObject RunChild(string net, int threads, int warmup, int steps, int batch)
+    {
+        var self = Environment.ProcessPath!;
+        var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, UseShellExecute = false };
+        // Under `dotnet bench.dll` the process is dotnet itself: pass the assembly first.
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(TrainingBench).Assembly.Location);
+        foreach (var a in new[] { "training", "--child", net, threads.ToString(CultureInfo.InvariantCulture), warmup.ToString(CultureInfo.InvariantCulture),
+                     steps.ToString(CultureInfo.InvariantCulture), batch.ToString(CultureInfo.InvariantCulture) }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return JsonNode.Parse(output.Trim().Split('\n')[^1]) as JsonObject ?? throw new InvalidOperationException($"child printed {output}");
+    }
+
+    private static JsonObject? PyTorch(string net, int threads, int warmup, int steps, int batch)
+    {
+        string script = Path.Combine(RepoRoot(), "tools", "training", "bench_pytorch.py");
+        if (!File.Exists("/usr/bin/python3") || !File.Exists(script)) return null;
+        var psi = new ProcessStartInfo("/usr/bin/python3") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { script, "--networks", net, "--threads", threads.ToString(CultureInfo.InvariantCulture), "--warmup", warmup.ToString(CultureInfo.InvariantCulture),
+                     "--steps", steps.ToString(CultureInfo.InvariantCulture), "--batch", batch.ToString(CultureInfo.InvariantCulture) }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd();
+        p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        if (p.ExitCode != 0) { Console.Error.WriteLine($"PyTorch run failed (python3-torch installed?): exit {p.ExitCode}"); return null; }
+        return output.Split('\n').Where(l => l.StartsWith('{')).Select(l => JsonNode.Parse(l) as JsonObject).LastOrDefault();
+    }
+
+    private static string RepoRoot()
+    {
+        var d = new DirectoryInfo(AppContext.BaseDirectory);
+        while (d is not null && !File.Exists(Path.Combine(d.FullName, "MobileNetSharp.sln"))) d = d.Parent;
+        return d?.FullName ?? Directory.GetCurrentDirectory();
+    }
+
+    private static int Child(string net, int threads, int warmup, int steps, int batch)
+    {
+        var g = ModelZoo.Create("mobilenet_v2", new ModelOptions(0.5f, 28, 10, batch, InChannels: 1, SmallInput: true));
+        if (net == "standard_conv_twin") g = StandardTwin.Of(g);
+        var cost = Graph.CostModel.Analyze(g);
+        using var session = new TrainingSession(g, new TrainingOptions { Threads = threads });
+        var sgd = new Sgd(session.Parameters, 0.9f);
+        var x = Tensor.Random(0, [batch, 1, 28, 28]);
+        var labels = Enumerable.Range(0, batch).Select(i => i % 10).ToArray();
+        for (int i = 0; i < warmup; i++) { session.Step(x, labels, (ulong)i); sgd.Step(0.01f); }
+        var times = new List<double>();
+        for (int i = 0; i < steps; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            session.Step(x, labels, (ulong)(warmup + i));
+            sgd.Step(0.01f);
+            times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+        }
+        double total = times.Sum();
+        times.Sort();
+        Console.WriteLine(new JsonObject
+        {
+            ["network"] = net, ["threads"] = threads, ["params"] = cost.Params, ["macs"] = cost.Macs,
+            ["imagesPerSecond"] = Math.Round(batch * steps / (total / 1000), 1), ["medianStepMs"] = Math.Round(times[times.Count / 2], 1),
+            ["peakWorkingSetMb"] = Math.Round(Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
+            ["loadAverage1m"] = File.Exists("/proc/loadavg") ? double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture) : null,
+        }.ToJsonString());
+        return 0;
+    }
+}
