@@ -185,6 +185,8 @@ public class ConvBackwardTests
     [InlineData(1, 5, 3)]
     [InlineData(64, 1280, 10)]
     [InlineData(7, 16, 33)]
+    [InlineData(2333, 19, 13)] // many 256-row blocks over the 8 row groups: the blocked weight gradient's accumulation
+    [InlineData(300, 8, 7)]   // one full block and a partial one; fewer blocks than groups
     public void LinearGradientsMatchReferenceAndFiniteDifferences(int rows, int inF, int outF)
     {
         var rng = new Random(rows * 1000 + inF + outF);
@@ -209,6 +211,21 @@ public class ConvBackwardTests
             TestData.AssertClose(F(fdx.Grad), fdx.Index.Select(i => dx[i]).ToArray(), outF, ctx + " dx vs finite differences");
             TestData.AssertClose(F(fdw.Grad), fdw.Index.Select(i => dw[i]).ToArray(), rows, ctx + " dw vs finite differences");
         }
+    }
+
+    /// <summary>The weight gradient reduces over rows in a fixed group partition: 1 and 2 threads agree bit for bit.</summary>
+    [Fact]
+    public void LinearWeightGradientDoesNotDependOnThreads()
+    {
+        var rng = new Random(5);
+        int rows = 5000, inF = 24, outF = 40;
+        float[] x = TestData.Random(rng, (long)rows * inF), dy = TestData.Random(rng, (long)rows * outF);
+        var (w1, b1, w2, b2) = (new float[outF * inF], new float[outF], new float[outF * inF], new float[outF]);
+        LinearBackward.WeightGradient(x, dy, w1, b1, rows, inF, outF, Workers.Single);
+        using var two = new Workers(2);
+        LinearBackward.WeightGradient(x, dy, w2, b2, rows, inF, outF, two);
+        Assert.Equal(w1, w2);
+        Assert.Equal(b1, b2);
     }
 
     [Fact]
