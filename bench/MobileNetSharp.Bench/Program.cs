@@ -4,7 +4,8 @@ namespace MobileNetSharp.Bench;
 
 /// <summary>
 /// Entry point. `kernels [BenchmarkDotNet args]` runs the micro-benchmarks of single kernels;
-/// `models [...]` runs whole models side by side with ONNX Runtime (see ModelBench).
+/// `models [...]` runs whole models side by side with ONNX Runtime (see ModelBench);
+/// `dwbackward [...]` times the depthwise backward kernels against the forward (see DwBackwardBench).
 /// </summary>
 public static class Program
 {
@@ -19,8 +20,10 @@ public static class Program
                 return 0;
             case "models":
                 return ModelBench.Run(rest);
+            case "dwbackward":
+                return DwBackwardBench.Run(rest);
             default:
-                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin])");
+                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] | dwbackward [--threads 1,2] [--runs N] [--batch B])");
                 return 2;
         }
     }
