@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 using MobileNetSharp.Kernels.Simd;
 
 namespace MobileNetSharp.Kernels;
@@ -308,6 +309,19 @@ public static unsafe class DepthwiseBackward
                 float* r0 = XRow(xBase, zero, n, oy * SH - PT, InH, InW, C);
                 float* r1 = XRow(xBase, zero, n, oy * SH - PT + DH, InH, InW, C);
                 float* r2 = XRow(xBase, zero, n, oy * SH - PT + 2 * DH, InH, InW, C);
+                // What the next output row reads that this one does not: the next dy row and the input rows
+                // below this window's last (SH of them). Each channel vector's pass over the row touches only a
+                // slice of every pixel's cache lines, a strided walk the hardware prefetch follows poorly, so the
+                // passes prefetch those rows (a share each) while this row is computed.
+                if (row + 1 < Row1)
+                {
+                    int nextLast = oy * SH - PT + 2 * DH + 1, rowsAhead = Math.Min(SH, InH - nextLast);
+                    geo.PfX = rowsAhead > 0 && nextLast >= 0 && oy + 1 < OH ? xBase + ((long)n * InH + nextLast) * InW * C : null;
+                    geo.PfXLines = geo.PfX == null ? 0 : rowsAhead * InW * C / 16;
+                    geo.PfDy = dyRow + (long)OW * C;
+                    geo.PfDyLines = OW * C / 16;
+                }
+                else geo.PfXLines = geo.PfDyLines = 0;
                 if (full > 0) Row<TS, TV, AllLanes>(geo, r0, r1, r2, zero, dyRow, output, 0, full, W);
                 if (full < C) Row<TS, TV, FirstLanes>(geo, r0, r1, r2, zero, dyRow, output, full, C, C - full);
             }
@@ -321,6 +335,8 @@ public static unsafe class DepthwiseBackward
     private struct RowGeometry
     {
         public int C, OW, InW, SW, DW, PL, OxL, OxR;
+        public float* PfX, PfDy; // rows to prefetch (64-byte lines) while this row is computed
+        public int PfXLines, PfDyLines;
     }
 
     /// <summary>One output row of the 3x3 weight gradient for the channel vectors [c0, c1) (pointers at channel 0).</summary>
@@ -333,6 +349,14 @@ public static unsafe class DepthwiseBackward
         for (int c0 = cBegin; c0 < cEnd; c0 += TS.Count)
         {
             float* r0 = x0 + c0, r1 = x1 + c0, r2 = x2 + c0, zero = zero0 + c0, dy = dy0 + c0, o = out0 + c0;
+            if (Sse.IsSupported && (geo.PfXLines | geo.PfDyLines) != 0)
+            {
+                // This pass's share of the next row's lines: [c0 / C, (c0 + W) / C) of each region.
+                int xa = (int)((long)geo.PfXLines * c0 / C), xb = (int)((long)geo.PfXLines * Math.Min(c0 + TS.Count, (int)C) / C);
+                for (int l = xa; l < xb; l++) Sse.Prefetch0(geo.PfX + 16 * l);
+                int da = (int)((long)geo.PfDyLines * c0 / C), db = (int)((long)geo.PfDyLines * Math.Min(c0 + TS.Count, (int)C) / C);
+                for (int l = da; l < db; l++) Sse.Prefetch0(geo.PfDy + 16 * l);
+            }
             TV a00 = TL.Load<TS, TV>(o, lanes), a01 = TL.Load<TS, TV>(o + C, lanes), a02 = TL.Load<TS, TV>(o + 2 * C, lanes);
             TV a10 = TL.Load<TS, TV>(o + 3 * C, lanes), a11 = TL.Load<TS, TV>(o + 4 * C, lanes), a12 = TL.Load<TS, TV>(o + 5 * C, lanes);
             TV a20 = TL.Load<TS, TV>(o + 6 * C, lanes), a21 = TL.Load<TS, TV>(o + 7 * C, lanes), a22 = TL.Load<TS, TV>(o + 8 * C, lanes);
