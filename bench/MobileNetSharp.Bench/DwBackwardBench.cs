@@ -21,6 +21,7 @@ public static unsafe class DwBackwardBench
     {
         int[] threads = [1, 2];
         int runs = 15, batch = 64;
+        if (args.Length > 0 && args[0] == "--step") return Step(args[1..]);
         for (int i = 0; i + 1 < args.Length; i += 2)
             switch (args[i])
             {
@@ -60,6 +61,27 @@ public static unsafe class DwBackwardBench
         }
         for (int ti = 0; ti < threads.Length; ti++)
             Console.WriteLine($"{"sum of shapes",-18} {threads[ti],2} {totals[ti * 3],8:F3} {"",6} {totals[ti * 3 + 1],8:F3} {"",6} {totals[ti * 3 + 1] / totals[ti * 3],6:F2} {totals[ti * 3 + 2],8:F3} {"",6} {totals[ti * 3 + 2] / totals[ti * 3],6:F2}");
+        return 0;
+    }
+
+    /// <summary>`dwbackward --step [--threads T] [--runs N]`: the per-kernel profile of a whole training step of that model
+    /// (batch 64, 1x28x28 NCHW images, 10 classes), milliseconds per step, largest first.</summary>
+    private static int Step(string[] args)
+    {
+        int threads = 1, runs = 5;
+        for (int i = 0; i + 1 < args.Length; i += 2)
+            switch (args[i])
+            {
+                case "--threads": threads = int.Parse(args[i + 1]); break;
+                case "--runs": runs = int.Parse(args[i + 1]); break;
+            }
+        var model = MobileNetSharp.Models.MobileNetV2.Build(new MobileNetSharp.Models.ModelOptions(Width: 0.5f, Resolution: 28, Classes: 10, Batch: 64, InChannels: 1, SmallInput: true));
+        using var session = new MobileNetSharp.Training.TrainingSession(model, new MobileNetSharp.Training.TrainingOptions { Threads = threads });
+        var images = MobileNetSharp.Tensors.Tensor.Random(1, [64, 1, 28, 28]);
+        var labels = Enumerable.Range(0, 64).Select(i => i % 10).ToArray();
+        var profile = session.Profile(images, labels, runs);
+        Console.WriteLine($"training step, {threads} thread(s), {runs} steps: {profile.Sum(p => p.Milliseconds):F1} ms per step");
+        foreach (var (kernel, ms, count) in profile) Console.WriteLine($"{kernel,-40} {count,4} {ms,9:F2} ms");
         return 0;
     }
 
