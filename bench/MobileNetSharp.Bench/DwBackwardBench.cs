@@ -6,7 +6,7 @@ using MobileNetSharp.Kernels.Depthwise;
 namespace MobileNetSharp.Bench;
 
 /// <summary>
-/// `dwbackward [--threads 1,2] [--runs N] [--batch B]`: times the depthwise forward kernel against the
+/// `dwbackward [--threads 1,2] [--runs N] [--batch B] [--stat median|min]`: times the depthwise forward kernel against the
 /// depthwise InputGradient and WeightGradient on the 3x3 layer shapes of the width-0.5 MobileNetV2
 /// --small-input (28x28 Fashion-MNIST) training step. Every kernel of one shape is timed in the same
 /// process, interleaved run by run, and reported as the median (ms) with the bytes each must touch over
@@ -21,6 +21,7 @@ public static unsafe class DwBackwardBench
     {
         int[] threads = [1, 2];
         int runs = 15, batch = 64;
+        bool useMin = false; // --stat min: the fastest run, less sensitive to other processes on a shared machine
         if (args.Length > 0 && args[0] == "--step") return Step(args[1..]);
         for (int i = 0; i + 1 < args.Length; i += 2)
             switch (args[i])
@@ -28,8 +29,9 @@ public static unsafe class DwBackwardBench
                 case "--threads": threads = args[i + 1].Split(',').Select(int.Parse).ToArray(); break;
                 case "--runs": runs = int.Parse(args[i + 1]); break;
                 case "--batch": batch = int.Parse(args[i + 1]); break;
+                case "--stat": useMin = args[i + 1] == "min"; break;
             }
-        Console.WriteLine($"isa {Isa.Best}, batch {batch}, {runs} runs, medians");
+        Console.WriteLine($"isa {Isa.Best}, batch {batch}, {runs} runs, {(useMin ? "minimum" : "medians")}");
         Console.WriteLine($"{"shape",-18} {"T",2} {"fwd ms",8} {"GB/s",6} {"dX ms",8} {"GB/s",6} {"x fwd",6} {"dW ms",8} {"GB/s",6} {"x fwd",6}");
         double[] totals = new double[threads.Length * 3];
         var rng = new Random(1);
@@ -54,9 +56,10 @@ public static unsafe class DwBackwardBench
                     if (r < 2) continue; // warm-up (JIT tiers)
                     tf.Add(f); ti_.Add(d); tw.Add(e); ri.Add(d / f); rw.Add(e / f);
                 }
-                double mf = Median(tf), mi = Median(ti_), mw = Median(tw);
+                Func<List<double>, double> stat = useMin ? v => v.Min() : Median;
+                double mf = stat(tf), mi = stat(ti_), mw = stat(tw);
                 totals[ti * 3] += mf; totals[ti * 3 + 1] += mi; totals[ti * 3 + 2] += mw;
-                Console.WriteLine($"{$"{hw}x{hw}x{c} s{s}",-18} {threads[ti],2} {mf,8:F3} {(inBytes + outBytes) / mf / 1e6,6:F1} {mi,8:F3} {(inBytes + outBytes) / mi / 1e6,6:F1} {Median(ri),6:F2} {mw,8:F3} {(inBytes + outBytes) / mw / 1e6,6:F1} {Median(rw),6:F2}");
+                Console.WriteLine($"{$"{hw}x{hw}x{c} s{s}",-18} {threads[ti],2} {mf,8:F3} {(inBytes + outBytes) / mf / 1e6,6:F1} {mi,8:F3} {(inBytes + outBytes) / mi / 1e6,6:F1} {(useMin ? mi / mf : Median(ri)),6:F2} {mw,8:F3} {(inBytes + outBytes) / mw / 1e6,6:F1} {(useMin ? mw / mf : Median(rw)),6:F2}");
             }
         }
         for (int ti = 0; ti < threads.Length; ti++)
