@@ -112,25 +112,36 @@ public static unsafe class DepthwiseBackward
         workers ??= Workers.Single;
         int taps = g.KernelH * g.KernelW, c = g.InC, rows = g.Batch * g.OutH;
         int blocks = Math.Min(rows, WeightBlocks);
-        var partial = new float[(long)blocks * (taps + 1) * c];
+        // Pooled scratch (the partials reach the large-object heap at a few hundred channels): cleared, since
+        // the blocks accumulate into their partial.
+        int partialLength = checked(blocks * (taps + 1) * c), zeroLength = checked(g.InW * c);
+        float[] partial = System.Buffers.ArrayPool<float>.Shared.Rent(partialLength);
         // A zero input row: what the 3x3 kernel reads for kernel rows and columns that fall in the padding.
-        var zero = new float[(long)g.InW * c];
-        fixed (float* px = x, pdy = dy, pp = partial, pz = zero)
+        float[] zero = System.Buffers.ArrayPool<float>.Shared.Rent(zeroLength);
+        try
         {
-            var args = new Args { G = g, X = px, Dy = pdy, Partial = pp, Zero = pz, Isa = Isa.Resolve(isa), Blocks = blocks, Rows = rows };
-            if (workers.Count == 1 || g.OutputLength * taps < (1 << 15)) for (int b = 0; b < blocks; b++) WeightTask(&args, b);
-            else workers.For(blocks, &WeightTask, &args);
+            partial.AsSpan(0, partialLength).Clear();
+            zero.AsSpan(0, zeroLength).Clear();
+            fixed (float* px = x, pdy = dy, pp = partial, pz = zero)
+            {
+                var args = new Args { G = g, X = px, Dy = pdy, Partial = pp, Zero = pz, Isa = Isa.Resolve(isa), Blocks = blocks, Rows = rows };
+                if (workers.Count == 1 || g.OutputLength * taps < (1 << 15)) for (int b = 0; b < blocks; b++) WeightTask(&args, b);
+                else workers.For(blocks, &WeightTask, &args);
+            }
+            // Sum the partials in block order (element-wise, so vectorizing it changes no result); transpose
+            // [tap][C] to OIHW [C][tap].
+            var sum = partial.AsSpan(0, (taps + 1) * c);
+            for (int b = 1; b < blocks; b++)
+                System.Numerics.Tensors.TensorPrimitives.Add(sum, partial.AsSpan(b * (taps + 1) * c, (taps + 1) * c), sum);
+            for (int ch = 0; ch < c; ch++)
+                for (int t = 0; t < taps; t++) dw[ch * taps + t] = sum[t * c + ch];
+            if (!db.IsEmpty) sum.Slice(taps * c, c).CopyTo(db);
         }
-        // Sum the partials in block order; transpose [tap][C] to OIHW [C][tap].
-        var sum = partial.AsSpan(0, (taps + 1) * c);
-        for (int b = 1; b < blocks; b++)
+        finally
         {
-            var p = partial.AsSpan(b * (taps + 1) * c, (taps + 1) * c);
-            for (int i = 0; i < sum.Length; i++) sum[i] += p[i];
+            System.Buffers.ArrayPool<float>.Shared.Return(partial);
+            System.Buffers.ArrayPool<float>.Shared.Return(zero);
         }
-        for (int ch = 0; ch < c; ch++)
-            for (int t = 0; t < taps; t++) dw[ch * taps + t] = sum[t * c + ch];
-        if (!db.IsEmpty) sum.Slice(taps * c, c).CopyTo(db);
     }
 
     private static void Check(in Conv2dGeometry g)
