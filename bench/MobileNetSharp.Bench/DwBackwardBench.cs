@@ -6,7 +6,7 @@ using MobileNetSharp.Kernels.Depthwise;
 namespace MobileNetSharp.Bench;
 
 /// <summary>
-/// `dwbackward [--threads 1,2] [--runs N] [--batch B] [--stat median|min]`: times the depthwise forward kernel against the
+/// `dwbackward [--threads 1,2] [--runs N] [--batch B] [--stat median|min] [--kernel 3|5]`: times the depthwise forward kernel against the
 /// depthwise InputGradient and WeightGradient on the 3x3 layer shapes of the width-0.5 MobileNetV2
 /// --small-input (28x28 Fashion-MNIST) training step. Every kernel of one shape is timed in the same
 /// process, interleaved run by run, and reported as the median (ms) with the bytes each must touch over
@@ -21,6 +21,7 @@ public static unsafe class DwBackwardBench
     {
         int[] threads = [1, 2];
         int runs = 15, batch = 64;
+        int kernel = 3; // --kernel 5: the same shapes with 5x5 kernels (pad 2), the other depthwise size MobileNets use
         bool useMin = false; // --stat min: the fastest run, less sensitive to other processes on a shared machine
         if (args.Length > 0 && args[0] == "--step") return Step(args[1..]);
         for (int i = 0; i + 1 < args.Length; i += 2)
@@ -30,14 +31,16 @@ public static unsafe class DwBackwardBench
                 case "--runs": runs = int.Parse(args[i + 1]); break;
                 case "--batch": batch = int.Parse(args[i + 1]); break;
                 case "--stat": useMin = args[i + 1] == "min"; break;
+                case "--kernel": kernel = int.Parse(args[i + 1]); break;
             }
-        Console.WriteLine($"isa {Isa.Best}, batch {batch}, {runs} runs, {(useMin ? "minimum" : "medians")}");
+        Console.WriteLine($"isa {Isa.Best}, {kernel}x{kernel} kernels, batch {batch}, {runs} runs, {(useMin ? "minimum" : "medians")}");
         Console.WriteLine($"{"shape",-18} {"T",2} {"fwd ms",8} {"GB/s",6} {"dX ms",8} {"GB/s",6} {"x fwd",6} {"dW ms",8} {"GB/s",6} {"x fwd",6}");
         double[] totals = new double[threads.Length * 3];
         var rng = new Random(1);
         foreach (var (hw, c, s) in Shapes)
         {
-            var g = new Conv2dGeometry(batch, hw, hw, c, c, 3, 3, s, s, 1, 1, 1, 1, 1, 1, c);
+            int pad = kernel / 2;
+            var g = new Conv2dGeometry(batch, hw, hw, c, c, kernel, kernel, s, s, 1, 1, pad, pad, pad, pad, c);
             float[] x = Fill(rng, g.InputLength), dy = Fill(rng, g.OutputLength), w = Fill(rng, g.WeightLength), b = Fill(rng, c);
             float[] y = new float[g.OutputLength], dx = new float[g.InputLength], dw = new float[g.WeightLength], db = new float[c];
             var conv = new DepthwiseConvolution(g, w, b, Isa.Best);

@@ -447,10 +447,29 @@ public static unsafe class DepthwiseBackward
             for (int row = Row0; row < Row1; row++)
             {
                 int n = row / OH, oy = row % OH;
+                // As in the 3x3 kernel: prefetch what the next output row adds, a share per channel-vector pass.
+                float* pfX = null, pfDy = null;
+                int pfXLines = 0, pfDyLines = 0;
+                if (row + 1 < Row1 && Sse.IsSupported)
+                {
+                    int nextLast = oy * SH - PT + (KH - 1) * DH + 1, rowsAhead = Math.Min(SH, InH - nextLast);
+                    if (rowsAhead > 0 && nextLast >= 0 && oy + 1 < OH)
+                    {
+                        pfX = xBase + ((long)n * InH + nextLast) * InW * C;
+                        pfXLines = rowsAhead * InW * C / 16;
+                    }
+                    pfDy = dyBase + (long)(row + 1) * OW * C;
+                    pfDyLines = OW * C / 16;
+                }
                 for (int c0 = 0; c0 < C; c0 += TS.Count)
                 {
                     int nc = Math.Min(TS.Count, C - c0);
                     bool whole = nc == TS.Count;
+                    if (pfDyLines != 0)
+                    {
+                        for (int l = (int)((long)pfXLines * c0 / C), e = (int)((long)pfXLines * (c0 + nc) / C); l < e; l++) Sse.Prefetch0(pfX + 16 * l);
+                        for (int l = (int)((long)pfDyLines * c0 / C), e = (int)((long)pfDyLines * (c0 + nc) / C); l < e; l++) Sse.Prefetch0(pfDy + 16 * l);
+                    }
                     float* dyRow = dyBase + ((long)n * OH + oy) * OW * C + c0;
                     float* bp = output + taps * C + c0;
                     TV bias = whole ? TS.Load(bp) : TS.LoadPartial(bp, nc);
