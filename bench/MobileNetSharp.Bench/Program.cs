@@ -5,7 +5,8 @@ namespace MobileNetSharp.Bench;
 /// <summary>
 /// Entry point. `kernels [BenchmarkDotNet args]` runs the micro-benchmarks of single kernels;
 /// `models [...]` runs whole models side by side with ONNX Runtime (see ModelBench); `training [...]` measures
-/// training images/s side by side with PyTorch (see TrainingBench).
+/// training images/s side by side with PyTorch (see TrainingBench); `dwbackward [...]` times the depthwise
+/// backward kernels against the forward (see DwBackwardBench).
 /// </summary>
 public static class Program
 {
@@ -22,8 +23,10 @@ public static class Program
                 return ModelBench.Run(rest);
             case "training":
                 return TrainingBench.Run(rest);
+            case "dwbackward":
+                return DwBackwardBench.Run(rest);
             default:
-                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] | training [--threads 1,2] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE])");
+                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] | training [--threads 1,2] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B])");
                 return 2;
         }
     }

@@ -25,6 +25,15 @@ public class ConvBackwardTests
         { "dw3x3-dilated", G(2, 11, 10, 8, 8, 3, 2, 0, groups: 8, d: 2) },
         { "dw3x3-1ch", G(2, 5, 5, 1, 1, 3, 1, 1, groups: 1) },
         { "dw3x3-wide", G(1, 6, 5, 48, 48, 3, 1, 1, groups: 48) },
+        // Stride 1 takes dX as a forward convolution of dY with the flipped kernel only when every pad is at most
+        // (K-1)*D: cases on both sides of that (pads beyond it take the gather), dilated, and a map narrower
+        // than the kernel (the 3x3 weight gradient then has no interior columns).
+        { "dw3x3s1-bigpad", G(2, 5, 6, 9, 9, 3, 1, pt: 3, pl: 0, pb: 1, pr: 3, groups: 9) },
+        { "dw3x3s1-bigpad-left", G(1, 6, 5, 10, 10, 3, 1, pt: 1, pl: 3, pb: 2, pr: 2, groups: 10) },
+        { "dw3x3s1-dilated", G(2, 9, 8, 11, 11, 3, 1, 2, groups: 11, d: 2) },
+        { "dw3x3s1-nopad", G(1, 6, 7, 12, 12, 3, 1, 0, groups: 12) },
+        { "dw3x3s1-narrow", G(2, 3, 2, 10, 10, 3, 1, 1, groups: 10) },
+        { "dw5x5s1-7x7", G(2, 7, 7, 20, 20, 5, 1, 2, groups: 20) },
         // Pointwise 1x1 (the GEMM path).
         { "pw", G(2, 5, 3, 17, 33, 1) },
         { "pw-1x1map", G(3, 1, 1, 40, 7, 1) },
@@ -168,16 +177,28 @@ public class ConvBackwardTests
         }
     }
 
-    [Fact]
-    public void DepthwiseWeightGradientDoesNotDependOnTheThreadCount()
+    [Theory]
+    [InlineData(4, 16, 16, 24, 3, 1, 1)]
+    [InlineData(8, 14, 14, 40, 3, 2, 1)]
+    [InlineData(8, 7, 7, 37, 3, 1, 1)]
+    [InlineData(4, 12, 12, 19, 5, 1, 2)]
+    [InlineData(4, 12, 12, 19, 3, 1, 3)]
+    public void DepthwiseGradientsDoNotDependOnTheThreadCount(int n, int h, int w, int c, int k, int s, int pad)
     {
-        var g = G(4, 16, 16, 24, 24, 3, 1, 1, groups: 24);
+        // Large enough that both kernels split the work across the two threads.
+        var g = G(n, h, w, c, c, k, s, pad, groups: c);
         var rng = new Random(3);
-        float[] x = TestData.Random(rng, g.InputLength), dy = TestData.Random(rng, g.OutputLength);
+        float[] x = TestData.Random(rng, g.InputLength), dy = TestData.Random(rng, g.OutputLength), wt = TestData.Random(rng, g.WeightLength);
         var (one, two) = (new float[g.WeightLength], new float[g.WeightLength]);
-        DepthwiseBackward.WeightGradient(g, x, dy, one, [], Workers.Single);
-        DepthwiseBackward.WeightGradient(g, x, dy, two, [], TestData.Two);
+        var (b1, b2) = (new float[c], new float[c]);
+        DepthwiseBackward.WeightGradient(g, x, dy, one, b1, Workers.Single);
+        DepthwiseBackward.WeightGradient(g, x, dy, two, b2, TestData.Two);
         Assert.Equal(one, two);
+        Assert.Equal(b1, b2);
+        var (dx1, dx2) = (new float[g.InputLength], new float[g.InputLength]);
+        DepthwiseBackward.InputGradient(g, dy, wt, dx1, Workers.Single);
+        DepthwiseBackward.InputGradient(g, dy, wt, dx2, TestData.Two);
+        Assert.Equal(dx1, dx2);
     }
 
     [Theory]
