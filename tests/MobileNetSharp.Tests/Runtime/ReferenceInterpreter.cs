@@ -244,7 +244,7 @@ public static class ReferenceInterpreter
             case GlobalPool gp:
                 return [ReduceAxes(X(), xs, Enumerable.Range(2, xs.Length - 2).ToArray(), gp.Kind == PoolKind.Max ? ReduceKind.Max : ReduceKind.Mean)];
             case Reduce r: return [ReduceAxes(X(), xs, r.NormalizedAxes(xs.Length), r.Kind)];
-            case Flatten or Reshape or Squeeze or Unsqueeze or Identity: return [(float[])X().Clone()];
+            case Flatten or Reshape or Squeeze or Unsqueeze or Identity or Dropout: return [(float[])X().Clone()]; // Dropout: inference is the identity
             case Graph.Transpose t:
             {
                 var x = X(); var perm = t.Permutation(xs.Length); var o = new float[size]; var st = Strides(xs);

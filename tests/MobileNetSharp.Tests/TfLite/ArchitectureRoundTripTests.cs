@@ -121,7 +121,7 @@ public class ArchitectureRoundTripTests(ITestOutputHelper output)
                     b.Op(9, [Id(node.Input(0)), tw, tb], [y], 8, null);
                     break;
                 }
-                case Identity:
+                case Identity or Dropout: // Dropout: the identity at inference, a RESHAPE to the same shape in the file
                     b.Op(22, [Id(node.Input(0)), b.IntTensor($"shape{n}", [node.Output.Rank], Nhwc(node.Output.Shape))], [y]);
                     break;
                 default: throw new NotSupportedException($"{node.Op.Describe()} in the test writer");
