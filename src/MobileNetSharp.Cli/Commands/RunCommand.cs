@@ -14,7 +14,7 @@ public static class RunCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("model") { Description = "The .onnx or .tflite model to run" };
+        var model = new Argument<string>("model") { Description = "The .onnx or .tflite model to run, or `builtin`" };
         var inputs = new Option<string[]>("--input", "-i")
         {
             Description = "NAME=FILE for each model input (.npy, or .pb TensorProto); a single-input model also takes just FILE",
@@ -28,7 +28,8 @@ public static class RunCommand
         cmd.SetAction(r => Cli.Guard(() =>
         {
             string path = r.GetValue(model)!;
-            if (!File.Exists(path)) throw new FileNotFoundException($"No such model file: {path}");
+            if (path == BuiltinModel.Name) path = BuiltinModel.Path;
+            if (!File.Exists(path)) throw new FileNotFoundException(path == BuiltinModel.Path ? $"The built-in model is missing from {path}; reinstall mnet." : $"No such model file: {path}");
             var (dims, shapeOverrides) = shapes.Parse(r);
             var given = ParseInputs(r.GetValue(inputs) ?? []);
             var graph = Load(path, given, dims, shapeOverrides);

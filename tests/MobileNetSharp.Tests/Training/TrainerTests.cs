@@ -122,6 +122,26 @@ public sealed class TrainerTests : IDisposable
         for (int i = 0; i < mine.Length; i++) Assert.True(Math.Abs(mine[i] - theirs[i]) <= 1e-4f * scale, $"logit {i}: ours {mine[i]}, ORT {theirs[i]}");
     }
 
+    /// <summary>Fine-tuning with FreezeUntil: the layers up to the named node keep their weights and running statistics.</summary>
+    [Fact]
+    public void FrozenLayersKeepTheirWeights()
+    {
+        var g = Model();
+        var cut = g.Nodes[g.Nodes.Count / 2].Name;
+        var frozenWeights = g.Nodes.Take(g.Nodes.Count / 2 + 1).SelectMany(n => n.Inputs).OfType<Value>().Where(v => v.IsConstant)
+            .ToDictionary(v => v.Name, v => v.Constant!.Floats.ToArray());
+        using var t = new Trainer(g, Train.Value, null, Options(1) with { FreezeUntil = cut, MaxSteps = 3 });
+        Assert.DoesNotContain(t.Session.Parameters, p => frozenWeights.ContainsKey(p.Name));
+        Assert.DoesNotContain(t.Session.States.Keys, frozenWeights.ContainsKey);
+        Assert.NotEmpty(t.Session.Parameters);
+        var before = t.Session.Parameters.Select(p => p.Value.ToArray()).ToArray();
+        t.Run();
+        Assert.Contains(t.Session.Parameters.Select((p, i) => (p, i)), x => !x.p.Value.SequenceEqual(before[x.i])); // the rest trained
+        foreach (var v in t.Model().Constants.Where(v => frozenWeights.ContainsKey(v.Name)))
+            Assert.Equal(frozenWeights[v.Name], v.Constant!.Floats);
+        Assert.Throws<GraphException>(() => new TrainingSession(Model(), new TrainingOptions { FreezeUntil = "no-such-node" }));
+    }
+
     [Fact]
     public void BadOptionsAndMismatchedDataAreClearErrors()
     {
