@@ -29,5 +29,6 @@ public static class Program
         TrainCommand.Create(),
         EvalCommand.Create(),
         ClassifyCommand.Create(),
+        ExperimentCommand.Create(),
     ];
 }

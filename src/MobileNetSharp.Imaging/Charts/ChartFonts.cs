@@ -9,7 +9,7 @@ namespace MobileNetSharp.Imaging.Charts;
 /// </summary>
 internal static class ChartFonts
 {
-    private const string Name = "mnet-chart-font";
+    public const string Name = "mnet-chart-font";
     private static readonly Lazy<string?> File = new(Register);
 
     /// <summary>The registered font file, or null when this machine has no TrueType fonts (charts then have no text).</summary>

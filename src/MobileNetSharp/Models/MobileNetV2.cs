@@ -32,7 +32,7 @@ public static class MobileNetV2
             for (int i = 0; i < n; i++)
             {
                 using var _ = b.Scope($"block{++block}");
-                x = InvertedResidual(b, x, outC, i == 0 ? s : 1, t, 3, act, se: false, seGate: default);
+                x = InvertedResidual(b, x, outC, i == 0 ? s : 1, t, 3, act, se: false, seGate: default, projection: o.NonLinearBottleneck ? act : default);
             }
         }
         int last = Channels.MakeDivisible(1280 * Math.Max(1f, o.Width));
@@ -48,10 +48,11 @@ public static class MobileNetV2
 
     /// <summary>
     /// The inverted residual / MBConv block shared by V2, V3 and EfficientNet-Lite: optional 1x1 expansion,
-    /// KxK depthwise, optional squeeze-and-excite, linear 1x1 projection, residual when stride 1 and in == out.
+    /// KxK depthwise, optional squeeze-and-excite, linear 1x1 projection (or <paramref name="projection"/>, for the V2 ablation),
+    /// residual when stride 1 and in == out.
     /// </summary>
     internal static Value InvertedResidual(GraphBuilder b, Value x, int outC, int stride, int expandedOrRatio,
-        int kernel, Activation act, bool se, Activation seGate, bool expansionIsChannels = false)
+        int kernel, Activation act, bool se, Activation seGate, bool expansionIsChannels = false, Activation projection = default)
     {
         int inC = x.Shape[1];
         int hidden = expansionIsChannels ? expandedOrRatio : inC * expandedOrRatio;
@@ -59,7 +60,7 @@ public static class MobileNetV2
         if (hidden != inC) x = b.ConvBnAct(x, hidden, 1, 1, act, kind: "expand");
         x = b.ConvBnAct(x, hidden, kernel, stride, act, groups: hidden, kind: "dw");
         if (se) x = b.SqueezeExcite(x, Channels.MakeDivisible(hidden / 4), seGate);
-        x = b.BatchNorm(b.Conv(x, outC, 1, kind: "project"));
+        x = b.Activate(b.BatchNorm(b.Conv(x, outC, 1, kind: "project")), projection); // linear unless the ablation asks for ReLU6
         if (stride == 1 && inC == outC) x = b.Binary(BinaryKind.Add, x, input);
         return x;
     }

@@ -24,6 +24,12 @@ public sealed record ModelOptions(float Width = 1f, int? Resolution = null, int 
     public const int MaxResolution = 4096;
     public const int MaxInChannels = 1024;
 
+    /// <summary>
+    /// MobileNetV2 only: ReLU6 after each block's projection instead of the linear bottleneck, the ablation of the V2
+    /// paper (Sandler et al. 2018, section 6.4 and Figure 6a) that shows the linear bottleneck preserves information.
+    /// </summary>
+    public bool NonLinearBottleneck { get; init; }
+
     /// <summary>How much the network shrinks the input: 32, or 8 in small-input mode.</summary>
     public int Downsampling => SmallInput ? 8 : 32;
 
@@ -58,6 +64,7 @@ public sealed record ModelOptions(float Width = 1f, int? Resolution = null, int 
         g.Metadata["seed"] = Seed.ToString(inv);
         g.Metadata["channels"] = InChannels.ToString(inv);
         g.Metadata["small_input"] = SmallInput ? "true" : "false";
+        if (NonLinearBottleneck) g.Metadata["bottleneck"] = "relu6";
         return g;
     }
 }

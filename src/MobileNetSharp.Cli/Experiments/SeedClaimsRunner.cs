@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using MobileNetSharp.Graph;
+using MobileNetSharp.Models;
+using MobileNetSharp.Runtime;
+using MobileNetSharp.Tensors;
+using MobileNetSharp.Training;
+using MobileNetSharp.Training.Data;
+
+namespace MobileNetSharp.Cli.Experiments;
+
+/// <summary>
+/// Trains and measures the networks of the seed-claims experiment on Fashion-MNIST: every network in small-input
+/// mode (28x28x1, 10 classes, normalization in the graph), the same recipe as the built-in model (SGD with Nesterov
+/// momentum, cosine schedule after warm-up, weight decay 5e-4, label smoothing 0.1, crop/flip/erase augmentation),
+/// then test accuracy, latency (ours, 1 thread, batch 1, median) and training images/s.
+/// </summary>
+internal sealed class SeedClaimsRunner(SeedClaimsSettings settings, Action<string>? status = null)
+{
+    private readonly Dictionary<string, RunResult> _done = [];
+    private readonly Lazy<ImageDataset> _train = new(() => FashionMnist.Load(train: true).Take(settings.TrainImages));
+    private readonly Lazy<ImageDataset> _test = new(() => FashionMnist.Load(train: false).Take(settings.TestImages));
+
+    public IReadOnlyCollection<RunResult> Results => _done.Values;
+
+    /// <summary>The network of a spec, untrained (seeded), with Fashion-MNIST normalization as its first layers.</summary>
+    public static ModelGraph Build(RunSpec s)
+    {
+        var o = new ModelOptions(s.Width, s.Resolution, 10, Seed: s.Seed, InChannels: 1, SmallInput: true) { NonLinearBottleneck = s.NonLinear };
+        var g = ModelZoo.Create(s.Arch, o);
+        InputNormalization.Prepend(g, [0.2860f], [0.3530f]);
+        return g;
+    }
+
+    /// <summary>Trains and measures <paramref name="s"/> (once: a spec asked for again returns the first result).</summary>
+    public RunResult Run(RunSpec s, CancellationToken ct)
+    {
+        if (_done.TryGetValue(s.Id, out var r)) return r;
+        var g = Build(s);
+        var cost = CostModel.Analyze(g);
+        var options = new TrainerOptions
+        {
+            Epochs = settings.Epochs, BatchSize = 64, LearningRate = 0.05f, WeightDecay = 5e-4f, LabelSmoothing = 0.1f,
+            WarmupEpochs = Math.Min(1, settings.Epochs / 4.0), Augment = Augmentation.Standard, Seed = s.Seed, Threads = settings.Threads,
+        };
+        using var trainer = new Trainer(g, _train.Value, null, options);
+        trainer.Progress = p => status?.Invoke($"{s.Label} seed {s.Seed}: epoch {p.Epoch}/{p.Epochs} step {p.Batch}/{p.BatchesPerEpoch} loss {p.Loss:F3}");
+        var clock = Stopwatch.StartNew();
+        var t = trainer.Run(ct);
+        ct.ThrowIfCancellationRequested();
+        double seconds = clock.Elapsed.TotalSeconds;
+        var model = trainer.Model();
+        double accuracy;
+        using (var session = new InferenceSession(WithBatch(model, 100), new SessionOptions { Threads = settings.Threads }))
+            accuracy = Evaluation.Run(session, _test.Value, 100, cancellation: ct).Accuracy;
+        r = new RunResult(s, cost.Params, cost.Macs, accuracy, Latency(model, settings.LatencyRuns), t.ImagesPerSecond, seconds, t.TrainLoss);
+        _done[s.Id] = r;
+        return r;
+    }
+
+    /// <summary>Median latency in ms of one image on one thread (the deployment case), after warm-up.</summary>
+    public static double Latency(ModelGraph model, int runs)
+    {
+        using var session = new InferenceSession(WithBatch(model, 1), new SessionOptions { Threads = 1 });
+        var shape = session.Inputs[0].Shape;
+        var x = Tensor.Random(1, shape, 0f, 1f);
+        var outputs = session.Outputs.Select(o => Tensor.Zeros(o.Shape)).ToArray();
+        for (int i = 0; i < Math.Max(3, runs / 5); i++) session.Run([x], outputs);
+        var times = new double[runs];
+        for (int i = 0; i < runs; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            session.Run([x], outputs);
+            times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+        }
+        Array.Sort(times);
+        return times[runs / 2];
+    }
+
+    private static ModelGraph WithBatch(ModelGraph g, int batch)
+    {
+        var c = g.Clone();
+        c.Inputs[0].Shape = [batch, .. c.Inputs[0].Shape[1..]];
+        c.InferShapes();
+        return c;
+    }
+}

@@ -1,0 +1,67 @@
+using System.Text.Json;
+
+namespace MobileNetSharp.Tests.Cli;
+
+/// <summary>
+/// `mnet experiment seed-claims --quick` end to end on real Fashion-MNIST: the plan trains and measures every network,
+/// and the report, results and charts have the promised structure. Only structure is asserted: a quick run's numbers
+/// say nothing about the claims, and timings are never asserted.
+/// </summary>
+[Collection("Console")]
+public sealed class ExperimentCliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("mnet-experiment-").FullName;
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void QuickSeedClaimsWritesReportResultsAndCharts()
+    {
+        var (code, stdout, err) = CliRunner.Run("experiment", "seed-claims", "--quick", "--out", _dir, "--threads", "2");
+        Assert.True(code == 0, err);
+        Assert.Contains("report.md", stdout);
+
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "results.json")));
+        var root = doc.RootElement;
+        var runs = root.GetProperty("runs");
+        Assert.True(runs.GetArrayLength() >= 10, $"{runs.GetArrayLength()} runs");
+        foreach (var run in runs.EnumerateArray())
+            foreach (var key in new[] { "architecture", "width", "resolution", "seed", "params", "macs", "testAccuracy", "latencyMs", "trainImagesPerSecond" })
+                Assert.True(run.TryGetProperty(key, out _), $"run without '{key}': {run}");
+        var archs = runs.EnumerateArray().Select(r => r.GetProperty("architecture").GetString()).ToHashSet();
+        Assert.Superset(new HashSet<string?> { "mobilenet_v1", "conv_mobilenet_v1", "mobilenet_v2" }, archs);
+        Assert.Contains(runs.EnumerateArray(), r => r.GetProperty("bottleneck").GetString() == "relu6");
+        Assert.True(runs.EnumerateArray().Select(r => r.GetProperty("width").GetDouble()).Distinct().Count() >= 4, "the width sweep has four widths");
+        Assert.True(runs.EnumerateArray().Select(r => r.GetProperty("resolution").GetInt32()).Distinct().Count() >= 4, "the resolution sweep has four sizes");
+        var claims = root.GetProperty("claims");
+        Assert.Equal(5, claims.GetArrayLength());
+        foreach (var c in claims.EnumerateArray())
+            foreach (var key in new[] { "claim", "published", "measured", "verdict" })
+                Assert.False(string.IsNullOrWhiteSpace(c.GetProperty(key).GetString()), $"claim without '{key}'");
+
+        string report = File.ReadAllText(Path.Combine(_dir, "report.md"));
+        Assert.Contains("| claim | published | measured here | verdict |", report);
+        Assert.Contains("mnet experiment seed-claims --quick", report);
+        foreach (var png in new[] { "pareto-macs.png", "pareto-latency.png", "claims-latency.png" })
+        {
+            var bytes = File.ReadAllBytes(Path.Combine(_dir, png));
+            Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], bytes.Take(4));
+            Assert.Contains($"({png})", report);
+        }
+    }
+
+    [Fact]
+    public void BadOptionsAreClearErrors()
+    {
+        foreach (var (args, expect) in new (string[], string)[]
+        {
+            (["experiment", "seed-claims", "--epochs", "0"], "--epochs"),
+            (["experiment", "seed-claims", "--train-images", "10"], "--train-images"),
+            (["experiment", "seed-claims", "--seeds", "0"], "--seeds"),
+        })
+        {
+            var (code, _, err) = CliRunner.Run(args);
+            Assert.Equal(1, code);
+            Assert.Contains(expect, err);
+        }
+    }
+}
