@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using MobileNetSharp.Imaging;
 using MobileNetSharp.Imaging.Detection;
 using MobileNetSharp.Runtime;
@@ -36,16 +35,8 @@ public static class DetectFacesCommand
             if (!(t is >= 0f and <= 1f)) throw new ArgumentException($"--threshold {t} must lie between 0 and 1.");
             var photo = RgbImage.Load(r.GetValue(image)!);
             using var detector = new BlazeFaceDetector(modelPath, new SessionOptions { Threads = r.GetValue(threads) }) { ScoreThreshold = t };
-            var faces = detector.Detect(photo); // warm-up: the first runs compile and JIT
-            detector.Detect(photo);
-            var times = new double[5];
-            for (int i = 0; i < times.Length; i++)
-            {
-                var clock = Stopwatch.StartNew();
-                faces = detector.Detect(photo);
-                times[i] = clock.Elapsed.TotalMilliseconds;
-            }
-            double ms = times.Order().ElementAt(times.Length / 2); // median
+            IReadOnlyList<Detection> faces = [];
+            double ms = Cli.MedianMs(() => faces = detector.Detect(photo)); // after warm-up runs: the first compile and JIT
             if (r.GetValue(draw) is { } png) photo.SavePngWithBoxes(png, faces.Select(f => (f.X1, f.Y1, f.X2, f.Y2)));
             if (r.GetValue(json))
             {

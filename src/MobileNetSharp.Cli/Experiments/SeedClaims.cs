@@ -238,10 +238,5 @@ internal sealed class SeedClaims(SeedClaimsSettings settings, string command)
         return $"{cpu}, {Environment.ProcessorCount} logical cores, {Kernels.Isa.Best}";
     }
 
-    private static void AtomicWrite(string path, string text)
-    {
-        var tmp = $"{path}.tmp-{Environment.ProcessId}";
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
-    }
+    private static void AtomicWrite(string path, string text) => AtomicFile.Write(path, s => s.Write(Encoding.UTF8.GetBytes(text)));
 }

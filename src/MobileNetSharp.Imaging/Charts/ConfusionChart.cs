@@ -47,21 +47,6 @@ public static class ConfusionChart
         SavePng(plot, path, size, size);
     }
 
-    /// <summary>Renders to a temporary file beside <paramref name="path"/> and renames it over the target.</summary>
-    internal static void SavePng(Plot plot, string path, int width, int height)
-    {
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var tmp = $"{full}.tmp-{Environment.ProcessId}.png";
-        try
-        {
-            plot.SavePng(tmp, width, height);
-            File.Move(tmp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { }
-            throw;
-        }
-    }
+    /// <summary>Renders through a temporary file beside <paramref name="path"/> renamed over it (<see cref="AtomicFile"/>).</summary>
+    internal static void SavePng(Plot plot, string path, int width, int height) => AtomicFile.Replace(path, tmp => plot.SavePng(tmp, width, height));
 }

@@ -25,22 +25,7 @@ public static class OnnxExporter
     public static void Save(ModelGraph graph, string path)
     {
         var bytes = ToBytes(graph);
-        var full = Path.GetFullPath(path);
-        var tmp = $"{full}.tmp-{Environment.ProcessId}";
-        try
-        {
-            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                fs.Write(bytes);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { }
-            throw;
-        }
+        AtomicFile.Write(path, s => s.Write(bytes));
     }
 
     public static byte[] ToBytes(ModelGraph graph) => Build(graph).ToByteArray();

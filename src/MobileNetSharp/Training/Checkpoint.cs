@@ -25,38 +25,23 @@ public sealed class Checkpoint
     /// <summary>Writes atomically: a temporary file beside <paramref name="path"/>, flushed to disk, then renamed over it.</summary>
     public void Save(string path)
     {
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var tmp = $"{full}.tmp-{Environment.ProcessId}";
-        try
+        AtomicFile.Write(path, fs =>
         {
-            using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
+            using var zip = new ZipArchive(fs, ZipArchiveMode.Create, leaveOpen: true);
+            var index = new JsonObject();
+            int i = 0;
+            foreach (var (name, t) in Tensors)
             {
-                using (var zip = new ZipArchive(fs, ZipArchiveMode.Create, leaveOpen: true))
-                {
-                    var index = new JsonObject();
-                    int i = 0;
-                    foreach (var (name, t) in Tensors)
-                    {
-                        string entry = $"tensors/{i++:D6}.npy";
-                        index[entry] = name;
-                        using var s = zip.CreateEntry(entry, CompressionLevel.Fastest).Open();
-                        Npy.Write(s, t);
-                    }
-                    var doc = new JsonObject { ["format"] = Format, ["meta"] = Meta.DeepClone(), ["tensors"] = index };
-                    using var js = zip.CreateEntry("checkpoint.json").Open();
-                    using var w = new Utf8JsonWriter(js, new JsonWriterOptions { Indented = true });
-                    doc.WriteTo(w);
-                }
-                fs.Flush(flushToDisk: true);
+                string entry = $"tensors/{i++:D6}.npy";
+                index[entry] = name;
+                using var s = zip.CreateEntry(entry, CompressionLevel.Fastest).Open();
+                Npy.Write(s, t);
             }
-            File.Move(tmp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { }
-            throw;
-        }
+            var doc = new JsonObject { ["format"] = Format, ["meta"] = Meta.DeepClone(), ["tensors"] = index };
+            using var js = zip.CreateEntry("checkpoint.json").Open();
+            using var w = new Utf8JsonWriter(js, new JsonWriterOptions { Indented = true });
+            doc.WriteTo(w);
+        });
     }
 
     /// <summary>Reads a checkpoint. Throws <see cref="InvalidDataException"/> naming the file for anything malformed.</summary>
