@@ -24,7 +24,7 @@ public sealed record TrainerOptions
     public bool Nesterov { get; init; } = true;
     /// <summary>L2 weight decay (SGD) or decoupled decay (AdamW); never applied to biases and batch-norm parameters.</summary>
     public float WeightDecay { get; init; } = 4e-5f;
-    /// <summary>"cosine" or "step" (x0.1 at 1/2 and 3/4 of training... see <see cref="StepSchedule"/>: every third of the epochs).</summary>
+    /// <summary>"cosine" (to zero at the end), or "step": the rate x0.1 after each third of the steps that follow warm-up (<see cref="StepSchedule"/>).</summary>
     public string Schedule { get; init; } = "cosine";
     public double WarmupEpochs { get; init; } = 1;
     public float LabelSmoothing { get; init; }
