@@ -6,9 +6,11 @@ namespace MobileNetSharp.Kernels;
 /// <list type="bullet">
 /// <item>1x1, stride 1, no padding, one group: the GEMMs of <see cref="LinearBackward"/> over the N·H·W rows;</item>
 /// <item>depthwise with one filter per channel: <see cref="DepthwiseBackward"/>;</item>
-/// <item>anything else, per group g: col = im2col(x) [P, K] with P = N·OH·OW and K = KH·KW·(C/groups) in
-/// (ky, kx, c) order; dcol = dY_g · W_g and dx = col2im(dcol) (scatter-add, split over images so no two threads
-/// write one element); dW_g = dY_gᵀ · col. The GEMMs run on <see cref="MatMul"/>.</item>
+/// <item>anything else, per group g and one image at a time (so the column buffers are one image's, a few MB,
+/// pooled, instead of the whole batch's hundreds of MB): col = im2col(x_n) [OH·OW, K] with K = KH·KW·(C/groups) in
+/// (ky, kx, c) order; dcol = dY_n,g · W_g on <see cref="MatMul"/> and dx_n = col2im(dcol) (scatter-add); dW_g is the
+/// sum over images of dY_n,gᵀ · col, reduced by <see cref="OuterProductKernel"/> straight from the row-major dY (no
+/// transposes) into per-group partials over a fixed image partition, summed in order: thread-count independent.</item>
 /// </list>
 /// </summary>
 public static unsafe class ConvBackward
@@ -22,17 +24,31 @@ public static unsafe class ConvBackward
         if (g.IsPointwise) { LinearBackward.InputGradient(dy, w, dx, checked(g.Batch * g.InH * g.InW), g.InC, g.OutC, workers, isa); return; }
         if (g.IsDepthwise && g.OutC == g.InC) { DepthwiseBackward.InputGradient(g, dy, w, dx, workers, isa); return; }
 
-        int P = checked(g.Batch * g.OutH * g.OutW), cpg = g.InCPerGroup, opg = g.OutCPerGroup, K = g.KernelH * g.KernelW * cpg;
-        var dyG = g.Groups == 1 ? null : new float[(long)P * opg];
-        var wr = new float[(long)opg * K];
-        var dcol = new float[(long)P * K];
-        dx[..(int)g.InputLength].Clear();
-        for (int grp = 0; grp < g.Groups; grp++)
+        int pixels = checked(g.OutH * g.OutW), cpg = g.InCPerGroup, opg = g.OutCPerGroup, K = g.KernelH * g.KernelW * cpg;
+        var pool = System.Buffers.ArrayPool<float>.Shared;
+        var dyG = pool.Rent(pixels * opg);
+        var wr = pool.Rent(opg * K);
+        var dcol = pool.Rent(checked(pixels * K));
+        try
         {
-            ReadOnlySpan<float> dyg = g.Groups == 1 ? dy[..(P * opg)] : Columns(dy, dyG!, P, g.OutC, grp * opg, opg);
-            ReorderWeights(g, w, wr, grp);
-            MatMul.Run(dyg, wr, dcol, P, opg, K, workers, isa);
-            Col2Im(g, dcol, dx, grp, workers);
+            dx[..(int)g.InputLength].Clear();
+            for (int grp = 0; grp < g.Groups; grp++)
+            {
+                ReorderWeights(g, w, wr, grp);
+                for (int n = 0; n < g.Batch; n++)
+                {
+                    var dyn = dy.Slice(n * pixels * g.OutC, pixels * g.OutC);
+                    ReadOnlySpan<float> dyg = g.Groups == 1 ? dyn : Columns(dyn, dyG, pixels, g.OutC, grp * opg, opg);
+                    MatMul.Run(dyg, wr.AsSpan(0, opg * K), dcol.AsSpan(0, pixels * K), pixels, opg, K, workers, isa);
+                    fixed (float* pc = dcol, px = dx) Col2Im(g, pc, px, grp, n);
+                }
+            }
+        }
+        finally
+        {
+            pool.Return(dyG);
+            pool.Return(wr);
+            pool.Return(dcol);
         }
     }
 
@@ -45,25 +61,68 @@ public static unsafe class ConvBackward
         if (g.IsPointwise) { LinearBackward.WeightGradient(x, dy, dw, db, checked(g.Batch * g.InH * g.InW), g.InC, g.OutC, workers, isa); return; }
         if (g.IsDepthwise && g.OutC == g.InC) { DepthwiseBackward.WeightGradient(g, x, dy, dw, db, workers, isa); return; }
 
-        int P = checked(g.Batch * g.OutH * g.OutW), cpg = g.InCPerGroup, opg = g.OutCPerGroup, K = g.KernelH * g.KernelW * cpg;
-        var col = new float[(long)P * K];
-        var dyT = new float[(long)P * opg];
-        var dyG = g.Groups == 1 ? null : new float[(long)P * opg];
-        var dwr = new float[(long)opg * K];
-        int taps = g.KernelH * g.KernelW;
-        for (int grp = 0; grp < g.Groups; grp++)
+        int P = checked(g.Batch * g.OutH * g.OutW), pixels = g.OutH * g.OutW, opg = g.OutCPerGroup, K = g.KernelH * g.KernelW * g.InCPerGroup;
+        int groups = Math.Min(g.Batch, ImageGroups), size = opg * K;
+        var pool = System.Buffers.ArrayPool<float>.Shared;
+        var partial = pool.Rent(checked(groups * size));
+        var col = pool.Rent(checked(groups * pixels * K));
+        var dwr = pool.Rent(size);
+        try
         {
-            ReadOnlySpan<float> dyg = g.Groups == 1 ? dy[..(P * opg)] : Columns(dy, dyG!, P, g.OutC, grp * opg, opg);
-            Im2Col(g, x, col, grp);
-            LinearBackward.Transpose(dyg, dyT, P, opg);
-            MatMul.Run(dyT, col, dwr, opg, P, K, workers, isa);
-            // [oc][(ky, kx, ci)] -> OIHW [oc][ci][ky][kx]
-            for (int oc = 0; oc < opg; oc++)
-                for (int t = 0; t < taps; t++)
-                    for (int ci = 0; ci < cpg; ci++)
-                        dw[((grp * opg + oc) * cpg + ci) * taps + t] = dwr[(long)oc * K + t * cpg + ci];
+            fixed (float* px = x, pdy = dy, pp = partial, pc = col)
+                for (int grp = 0; grp < g.Groups; grp++)
+                {
+                    var args = new WeightArgs { G = g, X = px, Dy = pdy, Partial = pp, Col = pc, Group = grp, Groups = groups, Isa = Isa.Resolve(isa) };
+                    if (workers.Count == 1) for (int i = 0; i < groups; i++) WeightTask(&args, i);
+                    else workers.For(groups, &WeightTask, &args);
+                    // Sum the image groups' partials in order, then [oc][(ky, kx, ci)] -> OIHW [oc][ci][ky][kx].
+                    var sum = dwr.AsSpan(0, size);
+                    partial.AsSpan(0, size).CopyTo(sum);
+                    for (int i = 1; i < groups; i++) System.Numerics.Tensors.TensorPrimitives.Add(sum, partial.AsSpan(i * size, size), sum);
+                    int cpg = g.InCPerGroup, taps = g.KernelH * g.KernelW;
+                    for (int oc = 0; oc < opg; oc++)
+                        for (int t = 0; t < taps; t++)
+                            for (int ci = 0; ci < cpg; ci++)
+                                dw[((grp * opg + oc) * cpg + ci) * taps + t] = sum[oc * K + t * cpg + ci];
+                }
+        }
+        finally
+        {
+            pool.Return(partial);
+            pool.Return(col);
+            pool.Return(dwr);
         }
         if (!db.IsEmpty) LinearBackward.ColumnSums(dy, db, P, g.OutC);
+    }
+
+    /// <summary>Image groups of the general weight gradient, each with its own partial; fixed so results do not depend on threads.</summary>
+    private const int ImageGroups = 8;
+
+    private struct WeightArgs
+    {
+        public Conv2dGeometry G;
+        public float* X, Dy, Partial, Col;
+        public int Group, Groups;
+        public IsaLevel Isa;
+    }
+
+    /// <summary>One image group: for each image, im2col then partial (+)= dY_n,gᵀ · col_n.</summary>
+    private static void WeightTask(void* context, int index)
+    {
+        var a = (WeightArgs*)context;
+        ref readonly var g = ref a->G;
+        int pixels = g.OutH * g.OutW, opg = g.OutCPerGroup, K = g.KernelH * g.KernelW * g.InCPerGroup;
+        var (n0, n1) = Workers.Split(g.Batch, a->Groups, index);
+        float* partial = a->Partial + (long)index * opg * K;
+        float* col = a->Col + (long)index * pixels * K;
+        var colSpan = new Span<float>(col, pixels * K);
+        var xSpan = new ReadOnlySpan<float>(a->X, (int)g.InputLength);
+        for (int n = n0; n < n1; n++)
+        {
+            Im2Col(g, xSpan, colSpan, a->Group, n);
+            OuterProductKernel.Run(a->Isa, a->Dy + (long)n * pixels * g.OutC + a->Group * opg, g.OutC, col, K, pixels, partial, opg, K, accumulate: n > n0);
+        }
+        if (n1 == n0) new Span<float>(partial, opg * K).Clear();
     }
 
     private static void CheckBuffers(in Conv2dGeometry g, int dyLength, int wLength, int xLength, string xName)
@@ -89,58 +148,38 @@ public static unsafe class ConvBackward
                     wr[oc * K + t * cpg + ci] = w[((grp * opg + oc) * cpg + ci) * taps + t];
     }
 
-    /// <summary>col [P, (ky, kx, ci)] for group grp; zero where the window hangs over the padding.</summary>
-    private static void Im2Col(in Conv2dGeometry g, ReadOnlySpan<float> x, Span<float> col, int grp)
+    /// <summary>col [OH·OW, (ky, kx, ci)] of image n for group grp; zero where the window hangs over the padding.</summary>
+    private static void Im2Col(in Conv2dGeometry g, ReadOnlySpan<float> x, Span<float> col, int grp, int n)
     {
         int cpg = g.InCPerGroup, K = g.KernelH * g.KernelW * cpg;
         int p = 0;
-        for (int n = 0; n < g.Batch; n++)
-            for (int oy = 0; oy < g.OutH; oy++)
-                for (int ox = 0; ox < g.OutW; ox++, p++)
-                {
-                    var row = col.Slice(p * K, K);
-                    for (int ky = 0; ky < g.KernelH; ky++)
-                    {
-                        int iy = oy * g.StrideH - g.PadTop + ky * g.DilationH;
-                        for (int kx = 0; kx < g.KernelW; kx++)
-                        {
-                            int ix = ox * g.StrideW - g.PadLeft + kx * g.DilationW;
-                            var dst = row.Slice((ky * g.KernelW + kx) * cpg, cpg);
-                            if ((uint)iy >= (uint)g.InH || (uint)ix >= (uint)g.InW) dst.Clear();
-                            else x.Slice(((n * g.InH + iy) * g.InW + ix) * g.InC + grp * cpg, cpg).CopyTo(dst);
-                        }
-                    }
-                }
-    }
-
-    private struct Col2ImArgs
-    {
-        public Conv2dGeometry G;
-        public float* Dcol, Dx;
-        public int Group;
-    }
-
-    /// <summary>dx += col2im(dcol) for group grp, one image per task.</summary>
-    private static void Col2Im(in Conv2dGeometry g, ReadOnlySpan<float> dcol, Span<float> dx, int grp, Workers workers)
-    {
-        fixed (float* pc = dcol, px = dx)
-        {
-            var args = new Col2ImArgs { G = g, Dcol = pc, Dx = px, Group = grp };
-            if (workers.Count == 1) for (int n = 0; n < g.Batch; n++) Col2ImTask(&args, n);
-            else workers.For(g.Batch, &Col2ImTask, &args);
-        }
-    }
-
-    private static void Col2ImTask(void* context, int n)
-    {
-        var a = (Col2ImArgs*)context;
-        ref readonly var g = ref a->G;
-        int cpg = g.InCPerGroup, K = g.KernelH * g.KernelW * cpg;
-        long p = (long)n * g.OutH * g.OutW;
         for (int oy = 0; oy < g.OutH; oy++)
             for (int ox = 0; ox < g.OutW; ox++, p++)
             {
-                float* row = a->Dcol + p * K;
+                var row = col.Slice(p * K, K);
+                for (int ky = 0; ky < g.KernelH; ky++)
+                {
+                    int iy = oy * g.StrideH - g.PadTop + ky * g.DilationH;
+                    for (int kx = 0; kx < g.KernelW; kx++)
+                    {
+                        int ix = ox * g.StrideW - g.PadLeft + kx * g.DilationW;
+                        var dst = row.Slice((ky * g.KernelW + kx) * cpg, cpg);
+                        if ((uint)iy >= (uint)g.InH || (uint)ix >= (uint)g.InW) dst.Clear();
+                        else x.Slice(((n * g.InH + iy) * g.InW + ix) * g.InC + grp * cpg, cpg).CopyTo(dst);
+                    }
+                }
+            }
+    }
+
+    /// <summary>dx_n += col2im(dcol) for image n and group grp; dcol holds that image's [OH·OW, K] rows.</summary>
+    private static void Col2Im(in Conv2dGeometry g, float* dcol, float* dx, int grp, int n)
+    {
+        int cpg = g.InCPerGroup, K = g.KernelH * g.KernelW * cpg;
+        long p = 0;
+        for (int oy = 0; oy < g.OutH; oy++)
+            for (int ox = 0; ox < g.OutW; ox++, p++)
+            {
+                float* row = dcol + p * K;
                 for (int ky = 0; ky < g.KernelH; ky++)
                 {
                     int iy = oy * g.StrideH - g.PadTop + ky * g.DilationH;
@@ -150,7 +189,7 @@ public static unsafe class ConvBackward
                         int ix = ox * g.StrideW - g.PadLeft + kx * g.DilationW;
                         if ((uint)ix >= (uint)g.InW) continue;
                         var src = new ReadOnlySpan<float>(row + (ky * g.KernelW + kx) * cpg, cpg);
-                        var dst = new Span<float>(a->Dx + (((long)n * g.InH + iy) * g.InW + ix) * g.InC + a->Group * cpg, cpg);
+                        var dst = new Span<float>(dx + (((long)n * g.InH + iy) * g.InW + ix) * g.InC + grp * cpg, cpg);
                         System.Numerics.Tensors.TensorPrimitives.Add(dst, src, dst);
                     }
                 }
