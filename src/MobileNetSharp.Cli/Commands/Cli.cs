@@ -20,7 +20,28 @@ internal static class Cli
 
     public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
-    public static void PrintJson(object o) => Console.Out.WriteLine(JsonSerializer.Serialize(o, JsonOptions));
+    /// <summary>As <see cref="JsonOptions"/>, leaving out null properties (optional fields such as a detection's keypoints).</summary>
+    private static readonly JsonSerializerOptions JsonOmitNulls = new(JsonOptions) { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
+
+    public static void PrintJson(object o, JsonSerializerOptions? options = null) => Console.Out.WriteLine(JsonSerializer.Serialize(o, options ?? JsonOptions));
+
+    /// <summary>
+    /// The JSON `detect` and `detect-faces` print: model, image size, latency and `detections` ({label, score,
+    /// box: [x1, y1, x2, y2]} in the photo's pixels, highest score first; with `keypoints` when asked).
+    /// </summary>
+    public static void PrintDetections(string modelPath, Imaging.RgbImage photo, double ms, IEnumerable<Imaging.Detection.Detection> found, bool keypoints) =>
+        PrintJson(new
+        {
+            model = Path.GetFileName(modelPath),
+            image = new { width = photo.Width, height = photo.Height },
+            latencyMs = Math.Round(ms, 3),
+            detections = found.Select(f => new
+            {
+                label = f.Label, score = MathF.Round(f.Score, 4),
+                box = new[] { f.X1, f.Y1, f.X2, f.Y2 }.Select(v => MathF.Round(v, 1)),
+                keypoints = keypoints ? f.Keypoints.Select(k => new[] { MathF.Round(k.X, 1), MathF.Round(k.Y, 1) }) : null,
+            }),
+        }, JsonOmitNulls);
 
     /// <summary>Median wall time in ms of <paramref name="runs"/> calls of <paramref name="work"/>, after <paramref name="warmups"/> untimed ones (the first runs compile the plan and JIT).</summary>
     public static double MedianMs(Action work, int warmups = 2, int runs = 5)

@@ -44,17 +44,7 @@ public static class DetectCommand
             if (r.GetValue(draw) is { } png) photo.SavePngWithBoxes(png, found.Select(f => (f.X1, f.Y1, f.X2, f.Y2)));
             if (r.GetValue(json))
             {
-                Cli.PrintJson(new
-                {
-                    model = Path.GetFileName(modelPath),
-                    image = new { width = photo.Width, height = photo.Height },
-                    latencyMs = Math.Round(ms, 3),
-                    detections = found.Select(f => new
-                    {
-                        label = f.Label, score = MathF.Round(f.Score, 4),
-                        box = new[] { f.X1, f.Y1, f.X2, f.Y2 }.Select(v => MathF.Round(v, 1)),
-                    }),
-                });
+                Cli.PrintDetections(modelPath, photo, ms, found, keypoints: false);
                 return 0;
             }
             Console.Out.WriteLine($"{found.Count} object(s) in {photo.Width}x{photo.Height}, {ms:F2} ms per detection "

@@ -40,18 +40,7 @@ public static class DetectFacesCommand
             if (r.GetValue(draw) is { } png) photo.SavePngWithBoxes(png, faces.Select(f => (f.X1, f.Y1, f.X2, f.Y2)));
             if (r.GetValue(json))
             {
-                Cli.PrintJson(new
-                {
-                    model = Path.GetFileName(modelPath),
-                    image = new { width = photo.Width, height = photo.Height },
-                    latencyMs = Math.Round(ms, 3),
-                    detections = faces.Select(f => new
-                    {
-                        label = f.Label, score = MathF.Round(f.Score, 4),
-                        box = new[] { f.X1, f.Y1, f.X2, f.Y2 }.Select(v => MathF.Round(v, 1)),
-                        keypoints = f.Keypoints.Select(k => new[] { MathF.Round(k.X, 1), MathF.Round(k.Y, 1) }),
-                    }),
-                });
+                Cli.PrintDetections(modelPath, photo, ms, faces, keypoints: true);
                 return 0;
             }
             Console.Out.WriteLine($"{faces.Count} face(s) in {photo.Width}x{photo.Height}, {ms:F2} ms per detection (median of 5: letterbox, BlazeFace, decoding, NMS)");
