@@ -17,8 +17,8 @@ internal static class ExperimentCommand
         var name = new Argument<string>("name") { Description = "The experiment: seed-claims" };
         name.AcceptOnlyFromAmong("seed-claims");
         var quick = new Option<bool>("--quick") { Description = "A few minutes on tiny subsets: checks the pipeline, not the claims" };
-        var epochs = new Option<int?>("--epochs", "-e") { Description = "Epochs per network (default 4; 1 with --quick)" };
-        var images = new Option<int?>("--train-images") { Description = "Training images per network (default 20,000; 320 with --quick)" };
+        var epochs = new Option<int?>("--epochs", "-e") { Description = "Epochs per network (default 2; 1 with --quick)" };
+        var images = new Option<int?>("--train-images") { Description = "Training images per network (default 5,000; 320 with --quick)" };
         var seeds = new Option<int?>("--seeds") { Description = "Seeds per compared configuration (default 3; 2 with --quick)" };
         var output = new Option<string>("--out", "-o") { Description = "Folder for report.md, results.json and the charts", DefaultValueFactory = _ => "seed-claims" };
         var threads = Cli.Threads();
@@ -39,12 +39,23 @@ internal static class ExperimentCommand
             ConsoleCancelEventHandler onCancel = (_, ev) => { ev.Cancel = true; cts.Cancel(); };
             Console.CancelKeyPress += onCancel;
             IReadOnlyList<ClaimResult> claims;
+            // DIR/log.txt keeps, with times, every finished run's numbers: the report is traceable to it, and a resumed
+            // experiment appends to it.
+            Directory.CreateDirectory(outDir);
+            using var logFile = new StreamWriter(Path.Combine(outDir, "log.txt"), append: true) { AutoFlush = true };
+            void Log(string line)
+            {
+                string stamped = $"{DateTime.UtcNow:yyyy-MM-dd HH:mm:ss}Z {line}";
+                logFile.WriteLine(stamped);
+                if (Console.IsErrorRedirected) Console.Error.WriteLine("mnet: " + stamped);
+            }
+            Log($"{command}: {settings}, {SeedClaims.Machine()}");
             try
             {
                 if (Console.IsErrorRedirected)
                 {
                     int last = -1;
-                    claims = experiment.Run(outDir, (i, n, text) => { if (i >= 0 && i != last) { last = i; Console.Error.WriteLine($"mnet: [{i}/{n}] {text}"); } }, cts.Token);
+                    claims = experiment.Run(outDir, (i, n, text) => { if (i >= 0 && i != last) { last = i; Console.Error.WriteLine($"mnet: [{i}/{n}] {text}"); } }, cts.Token, Log);
                 }
                 else
                 {
@@ -60,16 +71,18 @@ internal static class ExperimentCommand
                                 task.MaxValue = Math.Max(1, n);
                                 if (i >= 0) task.Value = i;
                                 task.Description = Markup.Escape(text.Length > 90 ? text[..90] : text);
-                            }, cts.Token);
+                            }, cts.Token, Log);
                         });
                 }
             }
             catch (OperationCanceledException)
             {
-                Console.Error.WriteLine("mnet: experiment cancelled; nothing was written.");
+                Log("cancelled");
+                Console.Error.WriteLine($"mnet: experiment cancelled; the finished runs are kept in {Path.Combine(outDir, "runs")} and the same command resumes after them.");
                 return 130;
             }
             finally { Console.CancelKeyPress -= onCancel; }
+            Log("report written");
             foreach (var c in claims) Console.Out.WriteLine($"- {c.Claim}: {c.Verdict}");
             Console.Out.WriteLine($"report: {Path.Combine(outDir, "report.md")}, data: {Path.Combine(outDir, "results.json")}");
             return 0;

@@ -61,17 +61,21 @@ internal sealed class SeedClaims(SeedClaimsSettings settings, string command)
     }
 
     /// <summary>Runs the plan, then writes the report; returns the claims.</summary>
-    public IReadOnlyList<ClaimResult> Run(string outDir, Action<int, int, string> progress, CancellationToken ct)
+    /// <param name="log">Receives one line per finished run with everything measured (the run's log).</param>
+    public IReadOnlyList<ClaimResult> Run(string outDir, Action<int, int, string> progress, CancellationToken ct, Action<string>? log = null)
     {
         var clock = Stopwatch.StartNew();
         progress(0, 1, "measuring untrained V1 and V2 widths to pair them by latency and MACs");
         var plan = MakePlan();
+        log?.Invoke($"pairs for claim 2: {plan.PairNote}");
         var specs = plan.All.ToArray();
-        var runner = new SeedClaimsRunner(settings, text => progress(-1, specs.Length, text));
+        var runner = new SeedClaimsRunner(settings, text => progress(-1, specs.Length, text), outDir);
         for (int i = 0; i < specs.Length; i++)
         {
             progress(i, specs.Length, $"{specs[i].Label} seed {specs[i].Seed}");
-            runner.Run(specs[i], ct);
+            var r = runner.Run(specs[i], ct);
+            // The log line of each finished run: the report's numbers can be traced to it.
+            log?.Invoke(string.Create(Inv, $"{r.Spec.Id}: test accuracy {100 * r.TestAccuracy:F2}%, {r.Params:N0} params, {r.Macs / 1e6:F2}M MACs, latency {r.LatencyMs:F3} ms, training {r.TrainImagesPerSecond:F1} images/s for {r.TrainSeconds:F1} s, final loss {r.FinalLoss:F4}{(runner.WasReused(r.Spec) ? " (reused from an earlier run of this command)" : "")}"));
         }
         progress(specs.Length, specs.Length, "writing the report");
         var results = runner.Results.ToDictionary(x => x.Spec.Id);

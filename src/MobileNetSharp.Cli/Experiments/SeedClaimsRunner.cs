@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.Json;
 using MobileNetSharp.Graph;
 using MobileNetSharp.Models;
 using MobileNetSharp.Runtime;
@@ -14,9 +15,16 @@ namespace MobileNetSharp.Cli.Experiments;
 /// momentum, cosine schedule after warm-up, weight decay 5e-4, label smoothing 0.1, crop/flip/erase augmentation),
 /// then test accuracy, latency (ours, 1 thread, batch 1, median) and training images/s.
 /// </summary>
-internal sealed class SeedClaimsRunner(SeedClaimsSettings settings, Action<string>? status = null)
+/// <remarks>
+/// With a <c>cacheDir</c>, every finished run is written there (runs/ID.json, atomically) together with the settings it
+/// was trained under, and a later experiment with the same settings reuses it instead of training again: an hour-long
+/// experiment interrupted at run 20 resumes at run 20, and one row can be retrained by deleting its file.
+/// </remarks>
+internal sealed class SeedClaimsRunner(SeedClaimsSettings settings, Action<string>? status = null, string? cacheDir = null)
 {
     private readonly Dictionary<string, RunResult> _done = [];
+    private readonly HashSet<string> _reused = [];
+    private static readonly JsonSerializerOptions CacheJson = new() { WriteIndented = true };
     private readonly Lazy<ImageDataset> _train = new(() => FashionMnist.Load(train: true).Take(settings.TrainImages));
     private readonly Lazy<ImageDataset> _test = new(() => FashionMnist.Load(train: false).Take(settings.TestImages));
 
@@ -35,6 +43,11 @@ internal sealed class SeedClaimsRunner(SeedClaimsSettings settings, Action<strin
     public RunResult Run(RunSpec s, CancellationToken ct)
     {
         if (_done.TryGetValue(s.Id, out var r)) return r;
+        if (LoadCached(s) is { } cached)
+        {
+            _reused.Add(s.Id);
+            return _done[s.Id] = cached;
+        }
         var g = Build(s);
         var cost = CostModel.Analyze(g);
         var options = new TrainerOptions
@@ -54,7 +67,43 @@ internal sealed class SeedClaimsRunner(SeedClaimsSettings settings, Action<strin
             accuracy = Evaluation.Run(session, _test.Value, 100, cancellation: ct).Accuracy;
         r = new RunResult(s, cost.Params, cost.Macs, accuracy, Latency(model, settings.LatencyRuns), t.ImagesPerSecond, seconds, t.TrainLoss);
         _done[s.Id] = r;
+        SaveCached(r);
         return r;
+    }
+
+    /// <summary>Whether <paramref name="s"/>'s result came from the cache rather than from training now.</summary>
+    public bool WasReused(RunSpec s) => _reused.Contains(s.Id);
+
+    /// <summary>The settings a cached run must match to be reused (everything but the thread count, which does not change results).</summary>
+    private string SettingsKey => JsonSerializer.Serialize(settings with { Threads = 0 });
+
+    private string? CachePath(RunSpec s) => cacheDir is null ? null : Path.Combine(cacheDir, "runs", s.Id + ".json");
+
+    private sealed record CacheEntry(string Settings, RunResult Result);
+
+    private RunResult? LoadCached(RunSpec s)
+    {
+        if (CachePath(s) is not { } path || !File.Exists(path)) return null;
+        try
+        {
+            var entry = JsonSerializer.Deserialize<CacheEntry>(File.ReadAllText(path));
+            if (entry?.Result is { } r && entry.Settings == SettingsKey && r.Spec == s)
+            {
+                status?.Invoke($"{s.Label} seed {s.Seed}: reused from {path}");
+                return r;
+            }
+        }
+        catch (JsonException) { }
+        status?.Invoke($"{s.Label} seed {s.Seed}: {path} is from other settings or unreadable; training again");
+        return null;
+    }
+
+    private void SaveCached(RunResult r)
+    {
+        if (CachePath(r.Spec) is not { } path) return;
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(new CacheEntry(SettingsKey, r), CacheJson);
+        AtomicFile.Write(path, stream => stream.Write(bytes));
     }
 
     /// <summary>Median latency in ms of one image on one thread (the deployment case), after warm-up.</summary>

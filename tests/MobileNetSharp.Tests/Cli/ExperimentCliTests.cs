@@ -47,6 +47,20 @@ public sealed class ExperimentCliTests : IDisposable
             Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], bytes.Take(4));
             Assert.Contains($"({png})", report);
         }
+
+        // The log has one line per finished run, with its numbers.
+        string log = File.ReadAllText(Path.Combine(_dir, "log.txt"));
+        foreach (var run in runs.EnumerateArray())
+            Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"test accuracy {100 * run.GetProperty("testAccuracy").GetDouble():F2}%"), log);
+
+        // The same command again reuses every finished run (an interrupted experiment resumes) and reports the same accuracies.
+        var (code2, _, err2) = CliRunner.Run("experiment", "seed-claims", "--quick", "--out", _dir, "--threads", "1");
+        Assert.True(code2 == 0, err2);
+        using var again = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "results.json")));
+        var accuracies = runs.EnumerateArray().Select(r => r.GetProperty("testAccuracy").GetDouble()).ToArray();
+        Assert.Equal(accuracies, again.RootElement.GetProperty("runs").EnumerateArray().Select(r => r.GetProperty("testAccuracy").GetDouble()));
+        Assert.Equal(runs.GetArrayLength(), Directory.GetFiles(Path.Combine(_dir, "runs"), "*.json").Length);
+        Assert.Contains("reused", File.ReadAllText(Path.Combine(_dir, "log.txt")));
     }
 
     [Fact]
