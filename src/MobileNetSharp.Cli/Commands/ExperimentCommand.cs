@@ -49,7 +49,7 @@ internal static class ExperimentCommand
                 logFile.WriteLine(stamped);
                 if (Console.IsErrorRedirected) Console.Error.WriteLine("mnet: " + stamped);
             }
-            Log($"{command}: {settings}, {SeedClaims.Machine()}");
+            Log($"{command}: {System.Text.Json.JsonSerializer.Serialize(settings)}, {SeedClaims.Machine()}");
             try
             {
                 if (Console.IsErrorRedirected)
