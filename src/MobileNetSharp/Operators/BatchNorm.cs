@@ -104,14 +104,15 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f, Act
         var (layout, rows, c) = TrainingShape(n);
         var mean = PlanCompiler.Buffer(n.Name + ".batch_mean", [c]);
         var invStd = PlanCompiler.Buffer(n.Name + ".batch_invstd", [c]);
+        var scale = PlanCompiler.Buffer(n.Name + ".batch_scale", [c]);
         var p = Enumerable.Range(1, 4).Select(i => t.Plan.Get(n.Input(i), MemoryLayout.Plain)).ToArray();
-        t.Plan.Add(new BatchNormTrainingStep(n.Name, Epsilon, Activation, rows, c, t.Plan.Get(n.Input(0), layout), p[0], p[1], t.Plan.Produce(n.Output, layout), mean, invStd));
+        t.Plan.Add(new BatchNormTrainingStep(n.Name, Epsilon, Activation, rows, c, t.Plan.Get(n.Input(0), layout), p[0], p[1], t.Plan.Produce(n.Output, layout), mean, invStd, scale));
         var newMean = PlanCompiler.Buffer(n.Input(3).Name + ".next", [c]);
         var newVar = PlanCompiler.Buffer(n.Input(4).Name + ".next", [c]);
         t.Plan.Add(new RunningStatisticsStep(n.Name + ".running", Epsilon, rows, t.BatchNormMomentum ?? 1 - Momentum, mean, invStd, p[2], p[3], newMean, newVar));
         t.UpdatesState(n.Input(3).Name, newMean, [c]);
         t.UpdatesState(n.Input(4).Name, newVar, [c]);
-        t.Save(n, (mean, invStd));
+        t.Save(n, (mean, invStd, scale));
     }
 
     void IDifferentiable.LowerBackward(Node n, GradientCompiler t)
@@ -138,29 +139,25 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f, Act
             return;
         }
         var (lay, rows, _) = TrainingShape(n);
-        var (mean, invStd) = t.Saved<(Slot, Slot)>(n);
+        var (mean, invStd, batchScale) = t.Saved<(Slot, Slot, Slot)>(n);
         var dx = t.InputGrad(x, lay) ?? PlanCompiler.Buffer(n.Name + ".dx.unused", PlanCompiler.Physical(x.Shape, lay));
         var dgamma = t.InputGrad(n.Input(1), MemoryLayout.Plain) ?? PlanCompiler.Buffer(n.Name + ".dgamma.unused", [c]);
         var dbeta = t.InputGrad(n.Input(2), MemoryLayout.Plain) ?? PlanCompiler.Buffer(n.Name + ".dbeta.unused", [c]);
-        var dy = t.OutputGrad(n.Output, lay);
-        if (!Activation.IsNone)
-        {
-            // The fused clamp's gradient, from the output, into dx; the batch-norm gradient then runs in place on it.
-            t.Plan.Add(new ActivationGradStep(n.Name + ".act.grad", Activation, t.Plan.Get(n.Output, lay), dy, dx, fromOutput: true));
-            dy = dx;
-        }
-        t.Plan.Add(new BatchNormGradStep(n.Name + ".grad", rows, c, t.Plan.Get(x, lay), dy,
-            t.Plan.Get(n.Input(1), MemoryLayout.Plain), mean, invStd, dx, dgamma, dbeta));
+        // The fused clamp's gradient is folded into the batch-norm gradient (its mask recomputed from x), so the
+        // output need not be read back.
+        t.Plan.Add(new BatchNormGradStep(n.Name + ".grad", Activation, rows, c, t.Plan.Get(x, lay), t.OutputGrad(n.Output, lay),
+            t.Plan.Get(n.Input(1), MemoryLayout.Plain), t.Plan.Get(n.Input(2), MemoryLayout.Plain), batchScale, mean, invStd, dx, dgamma, dbeta));
     }
 }
 
 /// <summary>Training-mode batch norm on [rows, C]: batch statistics, normalization, affine.</summary>
-internal sealed class BatchNormTrainingStep(string name, float eps, Activation act, int rows, int c, Slot x, Slot gamma, Slot beta, Slot y, Slot mean, Slot invStd)
-    : Step(name, [x, gamma, beta], [y, mean, invStd])
+internal sealed class BatchNormTrainingStep(string name, float eps, Activation act, int rows, int c, Slot x, Slot gamma, Slot beta, Slot y, Slot mean, Slot invStd, Slot scale)
+    : Step(name, [x, gamma, beta], [y, mean, invStd, scale])
 {
     public override string Kernel => act.IsNone ? "BatchNormalization(training)" : $"BatchNormalization(training)+{act}";
     public override void Execute(RunContext ctx) =>
-        BatchNormTraining.Forward(ctx.Read(x), ctx.Read(gamma), ctx.Read(beta), ctx.Write(y), ctx.Write(mean), ctx.Write(invStd), rows, c, eps, ctx.Workers, act);
+        BatchNormTraining.Forward(ctx.Read(x), ctx.Read(gamma), ctx.Read(beta), ctx.Write(y), ctx.Write(mean), ctx.Write(invStd), rows, c, eps, ctx.Workers, act,
+            ctx.Write(scale));
 }
 
 /// <summary>The next running mean and variance from the batch's statistics.</summary>
@@ -178,14 +175,21 @@ internal sealed class RunningStatisticsStep(string name, float eps, int rows, fl
     }
 }
 
-/// <summary>dX, dγ, dβ of training-mode batch norm.</summary>
-internal sealed class BatchNormGradStep(string name, int rows, int c, Slot x, Slot dy, Slot gamma, Slot mean, Slot invStd, Slot dx, Slot dgamma, Slot dbeta)
-    : Step(name, [x, dy, gamma, mean, invStd], [dx, dgamma, dbeta])
+/// <summary>dX, dγ, dβ of training-mode batch norm, through its fused clamp if it has one.</summary>
+internal sealed class BatchNormGradStep(string name, Activation act, int rows, int c, Slot x, Slot dy, Slot gamma, Slot beta, Slot scale, Slot mean,
+    Slot invStd, Slot dx, Slot dgamma, Slot dbeta)
+    : Step(name, [x, dy, gamma, beta, scale, mean, invStd], [dx, dgamma, dbeta])
 {
-    public override string Kernel => "BatchNormalization-grad";
-    public override void Execute(RunContext ctx) =>
-        BatchNormTraining.Backward(ctx.Read(x), ctx.Read(dy), ctx.Read(gamma), ctx.Read(mean), ctx.Read(invStd),
-            ctx.Write(dx), ctx.Write(dgamma), ctx.Write(dbeta), rows, c, ctx.Workers);
+    public override string Kernel => act.IsNone ? "BatchNormalization-grad" : $"BatchNormalization-grad+{act}";
+    public override void Execute(RunContext ctx)
+    {
+        if (act.IsNone)
+            BatchNormTraining.Backward(ctx.Read(x), ctx.Read(dy), ctx.Read(gamma), ctx.Read(mean), ctx.Read(invStd),
+                ctx.Write(dx), ctx.Write(dgamma), ctx.Write(dbeta), rows, c, ctx.Workers);
+        else
+            BatchNormTraining.Backward(ctx.Read(x), ctx.Read(dy), ctx.Read(gamma), ctx.Read(beta), ctx.Read(scale), ctx.Read(mean), ctx.Read(invStd),
+                ctx.Write(dx), ctx.Write(dgamma), ctx.Write(dbeta), rows, c, act, ctx.Workers);
+    }
 }
 
 /// <summary>

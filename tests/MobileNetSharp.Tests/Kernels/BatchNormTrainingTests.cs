@@ -125,6 +125,52 @@ public class BatchNormTrainingTests
         }
     }
 
+    /// <summary>
+    /// The backward through a fused clamp (one pass, the mask recomputed from x) equals the clamp's gradient from the
+    /// output followed by the plain backward, bit for bit, at every ISA and thread count; the mask really cuts.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void FusedClampBackwardEqualsClampGradientThenBackward(int rows, int c, float offset)
+    {
+        var rng = new Random(rows * 7 + c);
+        float[] x = TestData.Random(rng, (long)rows * c, 2f).Select(v => v + offset).ToArray(), gamma = TestData.Random(rng, c),
+            beta = TestData.Random(rng, c), dy = TestData.Random(rng, (long)rows * c);
+        foreach (var act in new[] { MobileNetSharp.Graph.Activation.Relu, MobileNetSharp.Graph.Activation.Relu6, MobileNetSharp.Graph.Activation.Clip(-0.5f, 0.25f) })
+            foreach (var (isa, workers) in TestData.Sweep())
+            {
+                string ctx = $"[{rows}, {c}] {act} {isa} {workers.Count}T";
+                var (y, mean, inv, scale) = (new float[x.Length], new float[c], new float[c], new float[c]);
+                BatchNormTraining.Forward(x, gamma, beta, y, mean, inv, rows, c, Eps, workers, isa, act, scale);
+
+                var masked = new float[x.Length];
+                ActivationBackward.FromOutput(act, y, dy, masked, workers, isa);
+                var (dx, dg, db) = (new float[x.Length], new float[c], new float[c]);
+                BatchNormTraining.Backward(x, masked, gamma, mean, inv, dx, dg, db, rows, c, workers, isa);
+
+                var (fdx, fdg, fdb) = (Enumerable.Repeat(float.NaN, x.Length).ToArray(), new float[c], new float[c]);
+                BatchNormTraining.Backward(x, dy, gamma, mean, inv, fdx, fdg, fdb, rows, c, workers, isa, act, beta, scale);
+                Assert.True(dx.AsSpan().SequenceEqual(fdx), ctx + " dx");
+                Assert.True(dg.AsSpan().SequenceEqual(fdg), ctx + " dgamma");
+                Assert.True(db.AsSpan().SequenceEqual(fdb), ctx + " dbeta");
+
+                // In place over dy, as the training plan runs it.
+                var inPlace = (float[])dy.Clone();
+                BatchNormTraining.Backward(x, inPlace, gamma, mean, inv, inPlace, fdg, fdb, rows, c, workers, isa, act, beta, scale);
+                Assert.True(dx.AsSpan().SequenceEqual(inPlace), ctx + " dx in place");
+                if (rows > 2) Assert.Contains(masked, v => v == 0);
+            }
+    }
+
+    [Fact]
+    public void FusedClampBackwardRefusesMissingScaleOrNonClamp()
+    {
+        var (x, c3) = (new float[12], new float[3]);
+        Assert.Throws<ArgumentException>(() => BatchNormTraining.Backward(x, x, c3, c3, new float[2], c3, c3, x, c3, c3, 4, 3, MobileNetSharp.Graph.Activation.Relu6));
+        Assert.Throws<ArgumentException>(() => BatchNormTraining.Backward(x, x, c3, c3, c3, c3, c3, x, c3, c3, 4, 3, MobileNetSharp.Graph.Activation.HardSwish));
+        Assert.Throws<ArgumentException>(() => BatchNormTraining.Forward(x, c3, c3, x, c3, c3, 4, 3, Eps, null, MobileNetSharp.Graph.Activation.Relu, new float[2]));
+    }
+
     [Fact]
     public void OneRowNormalizesToBetaAndPassesNoGradient()
     {

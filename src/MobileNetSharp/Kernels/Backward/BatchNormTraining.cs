@@ -29,9 +29,13 @@ public static unsafe class BatchNormTraining
     /// </summary>
     /// <exception cref="ArgumentException">rows or channels below 1, epsilon negative or NaN, a buffer shorter than its shape,
     /// or an activation other than None, Relu and Clip.</exception>
+    /// <param name="scale">When not empty, receives the per-channel gamma·invStd [C] exactly as the normalization used it,
+    /// which <see cref="Backward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int, Activation, Workers?)"/>
+    /// needs to recompute the fused clamp's pre-activation bit for bit.</param>
     public static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
-        Span<float> mean, Span<float> invStd, int rows, int channels, float epsilon, Workers? workers = null, Activation activation = default) =>
-        Forward(x, gamma, beta, y, mean, invStd, rows, channels, epsilon, workers, null, activation);
+        Span<float> mean, Span<float> invStd, int rows, int channels, float epsilon, Workers? workers = null, Activation activation = default,
+        Span<float> scale = default) =>
+        Forward(x, gamma, beta, y, mean, invStd, rows, channels, epsilon, workers, null, activation, scale);
 
     /// <summary>The clamp bounds of an activation that is a clamp (None, ReLU, Clip).</summary>
     internal static (float Lo, float Hi) ClampOf(in Activation a) => a.Kind switch
@@ -44,7 +48,8 @@ public static unsafe class BatchNormTraining
 
     /// <summary><see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int, float, Workers?)"/> at a chosen ISA (tests sweep it).</summary>
     internal static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, Span<float> y,
-        Span<float> mean, Span<float> invStd, int rows, int channels, float epsilon, Workers? workers, IsaLevel? isa, Activation activation = default)
+        Span<float> mean, Span<float> invStd, int rows, int channels, float epsilon, Workers? workers, IsaLevel? isa, Activation activation = default,
+        Span<float> scaleOut = default)
     {
         var (lo, hi) = ClampOf(activation);
         CheckSizes(rows, channels);
@@ -54,6 +59,8 @@ public static unsafe class BatchNormTraining
             throw new ArgumentException($"Batch norm forward: x ({x.Length}) and y ({y.Length}) need [{rows}, {channels}] = {n} values.");
         if (gamma.Length < channels || beta.Length < channels || mean.Length < channels || invStd.Length < channels)
             throw new ArgumentException($"Batch norm forward: gamma ({gamma.Length}), beta ({beta.Length}), mean ({mean.Length}) and invStd ({invStd.Length}) need {channels} values.");
+        if (!scaleOut.IsEmpty && scaleOut.Length < channels)
+            throw new ArgumentException($"Batch norm forward: scale ({scaleOut.Length}) needs {channels} values.");
         workers ??= Workers.Single;
         IsaLevel level = Isa.Resolve(isa);
 
@@ -75,8 +82,9 @@ public static unsafe class BatchNormTraining
             invStd[c] = (float)inv;
             scale[c] = (float)(gamma[c] * inv);
         }
+        if (!scaleOut.IsEmpty) scale.CopyTo(scaleOut);
         // y = clamp(scale·(x - mean) + beta)
-        Affine(default, x, y, default, scale, mean, beta, rows, channels, workers, level, lo, hi);
+        Affine(default, x, y, default, scale, mean, beta, rows, channels, workers, level, new Clamp(default, default, lo, hi));
     }
 
     /// <summary>
@@ -90,11 +98,30 @@ public static unsafe class BatchNormTraining
         ReadOnlySpan<float> invStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta, int rows, int channels, Workers? workers = null) =>
         Backward(x, dy, gamma, mean, invStd, dx, dgamma, dbeta, rows, channels, workers, null);
 
-    /// <summary><see cref="Backward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int, Workers?)"/> at a chosen ISA (tests sweep it).</summary>
+    /// <summary>
+    /// The gradients of <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int, float, Workers?, Activation, Span{float})"/>
+    /// with its fused clamp <paramref name="activation"/> (ReLU or Clip), in one reduction and one write pass: dy is
+    /// masked where the pre-activation z = scale·(x - mean) + beta lies outside the open interval (lo, hi) (the flat
+    /// sides, as PyTorch's ReLU/Hardtanh backward), and then flows through the batch-norm gradient. z is recomputed from
+    /// x with the forward's own <paramref name="scale"/> and the same fused multiply-add, so the mask is bit-exact
+    /// without reading the output: one pass over the tensor fewer than a separate activation gradient.
+    /// </summary>
+    /// <exception cref="ArgumentException">As the other overload; also beta or scale shorter than C, or a non-clamp activation.</exception>
+    public static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        ReadOnlySpan<float> scale, ReadOnlySpan<float> mean, ReadOnlySpan<float> invStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta,
+        int rows, int channels, Activation activation, Workers? workers = null) =>
+        Backward(x, dy, gamma, mean, invStd, dx, dgamma, dbeta, rows, channels, workers, null, activation, beta, scale);
+
+    /// <summary>The backward at a chosen ISA (tests sweep it), with an optional fused clamp (see the public overloads).</summary>
     internal static void Backward(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean,
-        ReadOnlySpan<float> invStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta, int rows, int channels, Workers? workers, IsaLevel? isa)
+        ReadOnlySpan<float> invStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta, int rows, int channels, Workers? workers, IsaLevel? isa,
+        Activation activation = default, ReadOnlySpan<float> beta = default, ReadOnlySpan<float> scale = default)
     {
+        var (lo, hi) = ClampOf(activation);
         CheckSizes(rows, channels);
+        bool masked = !activation.IsNone;
+        if (masked && (beta.Length < channels || scale.Length < channels))
+            throw new ArgumentException($"Batch norm backward with a fused {activation}: beta ({beta.Length}) and scale ({scale.Length}) need {channels} values.");
         long n = (long)rows * channels;
         if (x.Length < n || dy.Length < n || dx.Length < n)
             throw new ArgumentException($"Batch norm backward: x ({x.Length}), dy ({dy.Length}) and dx ({dx.Length}) need [{rows}, {channels}] = {n} values.");
@@ -104,7 +131,9 @@ public static unsafe class BatchNormTraining
         IsaLevel level = Isa.Resolve(isa);
 
         // [0, C) = Σ dy, [C, 2C) = Σ dy·(x - mean)
-        double[] sums = ChannelReduction.Run(ChannelReduction.Op.SumAndCenteredProduct, x, dy, mean, 1, rows, channels, workers, level);
+        var clamp = masked ? new Clamp(scale, beta, lo, hi) : new Clamp();
+        double[] sums = ChannelReduction.Run(ChannelReduction.Op.SumAndCenteredProduct, x, dy, mean, 1, rows, channels, workers, level,
+            clamp.Scale, clamp.Shift, clamp.Lo, clamp.Hi);
         // dx = a·dy + b·(x - mean) + c with a = gamma·invStd, b = -a·invStd²·Σ dy·(x - mean)/rows, c = -a·Σ dy/rows.
         var (a, b, k) = (new float[channels], new float[channels], new float[channels]);
         for (int c = 0; c < channels; c++)
@@ -117,7 +146,7 @@ public static unsafe class BatchNormTraining
             dbeta[c] = (float)sumDy;
             dgamma[c] = (float)(sumDyXc * inv);
         }
-        Affine(dy, x, dx, a, b, mean, k, rows, channels, workers, level);
+        Affine(dy, x, dx, a, b, mean, k, rows, channels, workers, level, masked ? clamp with { Mask = true } : new Clamp());
     }
 
     /// <summary>
@@ -150,14 +179,37 @@ public static unsafe class BatchNormTraining
         if (rows < 1 || channels < 1) throw new ArgumentException($"Batch norm: rows and channels must be positive, got [{rows}, {channels}].");
     }
 
-    /// <summary>out = p·u + q·(v - m) + r per channel (p and u empty: out = q·(v - m) + r), row blocks over the workers.</summary>
-    private static void Affine(ReadOnlySpan<float> u, ReadOnlySpan<float> v, Span<float> output, ReadOnlySpan<float> p, ReadOnlySpan<float> q,
-        ReadOnlySpan<float> m, ReadOnlySpan<float> r, int rows, int channels, Workers workers, IsaLevel isa,
-        float lo = float.NegativeInfinity, float hi = float.PositiveInfinity)
+    /// <summary>
+    /// A clamp to [Lo, Hi]: applied to the output (forward), or, with <see cref="Mask"/>, used to zero u where the
+    /// pre-activation z = Scale·(v - m) + Shift is outside (Lo, Hi) (backward).
+    /// </summary>
+    private readonly ref struct Clamp(ReadOnlySpan<float> scale, ReadOnlySpan<float> shift, float lo, float hi)
     {
-        fixed (float* pu = u, pv = v, po = output, pp = p, pq = q, pm = m, pr = r)
+        public ReadOnlySpan<float> Scale { get; } = scale;
+        public ReadOnlySpan<float> Shift { get; } = shift;
+        public float Lo { get; } = lo;
+        public float Hi { get; } = hi;
+        public bool Mask { get; init; }
+        public bool IsNone => float.IsNegativeInfinity(Lo) && float.IsPositiveInfinity(Hi);
+        public Clamp() : this(default, default, float.NegativeInfinity, float.PositiveInfinity) { }
+    }
+
+    /// <summary>
+    /// out = p·u + q·(v - m) + r per channel (p and u empty: out = q·(v - m) + r), then clamped or, with a masking
+    /// clamp, with u zeroed outside the clamp's open interval; row blocks over the workers.
+    /// </summary>
+    private static void Affine(ReadOnlySpan<float> u, ReadOnlySpan<float> v, Span<float> output, ReadOnlySpan<float> p, ReadOnlySpan<float> q,
+        ReadOnlySpan<float> m, ReadOnlySpan<float> r, int rows, int channels, Workers workers, IsaLevel isa, Clamp clamp)
+    {
+        fixed (float* pu = u, pv = v, po = output, pp = p, pq = q, pm = m, pr = r, ps = clamp.Scale, pz = clamp.Shift)
         {
-            var args = new AffineArgs { U = pu, V = pv, Out = po, P = pp, Q = pq, M = pm, R = pr, Rows = rows, Channels = channels, Isa = isa, Lo = lo, Hi = hi };
+            bool none = clamp.IsNone;
+            var args = new AffineArgs
+            {
+                U = pu, V = pv, Out = po, P = pp, Q = pq, M = pm, R = pr, Rows = rows, Channels = channels, Isa = isa,
+                Lo = none ? float.NegativeInfinity : clamp.Lo, Hi = none ? float.PositiveInfinity : clamp.Hi,
+                Clamp = !none && !clamp.Mask, MaskScale = !none && clamp.Mask ? ps : null, MaskShift = pz,
+            };
             args.Blocks = workers.Count == 1 || (long)rows * channels < ParallelThreshold ? 1 : Math.Min(rows, workers.Count * 4);
             workers.For(args.Blocks, &AffineTask, &args);
         }
@@ -165,10 +217,11 @@ public static unsafe class BatchNormTraining
 
     private struct AffineArgs
     {
-        public float* U, V, Out, P, Q, M, R;
+        public float* U, V, Out, P, Q, M, R, MaskScale, MaskShift;
         public int Rows, Channels, Blocks;
         public IsaLevel Isa;
         public float Lo, Hi;
+        public bool Clamp;
     }
 
     private static void AffineTask(void* context, int index)
@@ -188,8 +241,8 @@ public static unsafe class BatchNormTraining
         public readonly void Invoke<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged
         {
             int C = A->Channels, w = TS.Count;
-            float* u = A->U, v = A->V, o = A->Out, p = A->P, q = A->Q, m = A->M, r = A->R;
-            bool hasU = u != null, clamp = !(float.IsNegativeInfinity(A->Lo) && float.IsPositiveInfinity(A->Hi));
+            float* u = A->U, v = A->V, o = A->Out, p = A->P, q = A->Q, m = A->M, r = A->R, ms = A->MaskScale, mz = A->MaskShift;
+            bool hasU = u != null, clamp = A->Clamp, mask = ms != null;
             TV lo = TS.Splat(A->Lo), hi = TS.Splat(A->Hi);
             // Row-major sweep (each row once, the [C] coefficients stay in L1); whole vectors, then the channel tail.
             int full = C - C % w, tail = C - full;
@@ -198,19 +251,36 @@ public static unsafe class BatchNormTraining
                 long at = row * C;
                 for (int c0 = 0; c0 < full; c0 += w)
                 {
-                    TV t = TS.Fma(TS.Load(q + c0), TS.Sub(TS.Load(v + at + c0), TS.Load(m + c0)), TS.Load(r + c0));
-                    if (hasU) t = TS.Fma(TS.Load(p + c0), TS.Load(u + at + c0), t);
+                    TV d = TS.Sub(TS.Load(v + at + c0), TS.Load(m + c0));
+                    TV t = TS.Fma(TS.Load(q + c0), d, TS.Load(r + c0));
+                    if (hasU)
+                    {
+                        TV du = TS.Load(u + at + c0);
+                        if (mask) du = Masked<TS, TV>(TS.Fma(TS.Load(ms + c0), d, TS.Load(mz + c0)), du, lo, hi);
+                        t = TS.Fma(TS.Load(p + c0), du, t);
+                    }
                     if (clamp) t = TS.Min(TS.Max(t, lo), hi);
                     TS.Store(o + at + c0, t);
                 }
                 if (tail > 0)
                 {
-                    TV t = TS.Fma(TS.LoadPartial(q + full, tail), TS.Sub(TS.LoadPartial(v + at + full, tail), TS.LoadPartial(m + full, tail)), TS.LoadPartial(r + full, tail));
-                    if (hasU) t = TS.Fma(TS.LoadPartial(p + full, tail), TS.LoadPartial(u + at + full, tail), t);
+                    TV d = TS.Sub(TS.LoadPartial(v + at + full, tail), TS.LoadPartial(m + full, tail));
+                    TV t = TS.Fma(TS.LoadPartial(q + full, tail), d, TS.LoadPartial(r + full, tail));
+                    if (hasU)
+                    {
+                        TV du = TS.LoadPartial(u + at + full, tail);
+                        if (mask) du = Masked<TS, TV>(TS.Fma(TS.LoadPartial(ms + full, tail), d, TS.LoadPartial(mz + full, tail)), du, lo, hi);
+                        t = TS.Fma(TS.LoadPartial(p + full, tail), du, t);
+                    }
                     if (clamp) t = TS.Min(TS.Max(t, lo), hi);
                     TS.StorePartial(o + at + full, t, tail);
                 }
             }
         }
     }
+
+    /// <summary>dy where lo &lt; z &lt; hi, else 0: the gradient of a clamp at its pre-activation z (flat at the kinks).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static TV Masked<TS, TV>(TV z, TV dy, TV lo, TV hi) where TS : unmanaged, ISimd<TV> where TV : unmanaged =>
+        TS.GreaterSelect(z, lo, TS.GreaterSelect(hi, z, dy, TS.Zero), TS.Zero);
 }

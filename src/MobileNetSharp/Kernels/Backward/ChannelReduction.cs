@@ -30,22 +30,29 @@ internal static unsafe class ChannelReduction
 
     /// <summary>
     /// Returns double [segments, outputs, channels]: for <see cref="Op.SumAndCenteredProduct"/> output 0 is Σ b and
-    /// output 1 is Σ b·(a - m). <paramref name="m"/> ([channels]) is only read by the centred ops.
+    /// output 1 is Σ b·(a - m). <paramref name="m"/> ([channels]) is only read by the centred ops. With
+    /// <paramref name="maskScale"/> and <paramref name="maskShift"/> ([channels], SumAndCenteredProduct only) b counts only
+    /// where maskLo &lt; maskScale·(a - m) + maskShift &lt; maskHi: batch-norm backward through its fused clamp.
     /// </summary>
     public static double[] Run(Op op, ReadOnlySpan<float> a, ReadOnlySpan<float> b, ReadOnlySpan<float> m,
-        int segments, int rows, int channels, Workers workers, IsaLevel isa)
+        int segments, int rows, int channels, Workers workers, IsaLevel isa,
+        ReadOnlySpan<float> maskScale = default, ReadOnlySpan<float> maskShift = default, float maskLo = 0, float maskHi = 0)
     {
+        bool masked = !maskScale.IsEmpty;
+        if (masked && (op != Op.SumAndCenteredProduct || maskScale.Length < channels || maskShift.Length < channels))
+            throw new ArgumentException("A masked channel reduction is SumAndCenteredProduct with a scale and a shift per channel.");
         int outputs = Outputs(op);
         long total = (long)segments * rows * channels;
         int blocks = total < (1 << 15) ? 1 : Math.Max(1, Math.Min(rows, MaxBlocks / segments));
         int tasks = segments * blocks;
         var partial = new double[(long)tasks * outputs * channels];
-        fixed (float* pa = a, pb = b, pm = m)
+        fixed (float* pa = a, pb = b, pm = m, ps = maskScale, pz = maskShift)
         fixed (double* pp = partial)
         {
             var args = new Args
             {
                 A = pa, B = pb, M = pm, Partial = pp, Op = op, Segments = segments, Rows = rows, Channels = channels, Blocks = blocks, Isa = isa,
+                MaskScale = masked ? ps : null, MaskShift = pz, MaskLo = maskLo, MaskHi = maskHi,
             };
             if (workers.Count == 1 || tasks == 1) for (int t = 0; t < tasks; t++) Task(&args, t);
             else workers.For(tasks, &Task, &args);
@@ -67,7 +74,8 @@ internal static unsafe class ChannelReduction
 
     private struct Args
     {
-        public float* A, B, M;
+        public float* A, B, M, MaskScale, MaskShift;
+        public float MaskLo, MaskHi;
         public double* Partial;
         public Op Op;
         public int Segments, Rows, Channels, Blocks;
@@ -100,7 +108,10 @@ internal static unsafe class ChannelReduction
             {
                 case Op.Sum: Reduce<TS, TV, SumTerm>(); break;
                 case Op.SquaredDeviation: Reduce<TS, TV, SquaredDeviationTerm>(); break;
-                default: Reduce<TS, TV, CenteredProductTerm>(); break;
+                default:
+                    if (A->MaskScale != null) Reduce<TS, TV, MaskedCenteredProductTerm>();
+                    else Reduce<TS, TV, CenteredProductTerm>();
+                    break;
             }
         }
 
@@ -111,6 +122,7 @@ internal static unsafe class ChannelReduction
             float* aBase = A->A + Offset, bBase = A->B == null ? null : A->B + Offset, mBase = A->M;
             double* out0 = Out, out1 = Out + C;
             float* lanes = stackalloc float[2 * 16];
+            TV lo = TS.Splat(A->MaskLo), hi = TS.Splat(A->MaskHi);
             // A chunk of rows stays in L1/L2 while the channel vectors sweep over it (consecutive channel
             // vectors share cache lines); each channel vector's chunk sum is added to the double partial.
             for (int r0 = Row0; r0 < Row1; r0 += ChunkRows)
@@ -121,6 +133,12 @@ internal static unsafe class ChannelReduction
                     int n = Math.Min(w, C - c0);
                     bool whole = n == w;
                     TV m = TT.Centred && mBase != null ? (whole ? TS.Load(mBase + c0) : TS.LoadPartial(mBase + c0, n)) : TS.Zero;
+                    TV q = TS.Zero, z = TS.Zero;
+                    if (TT.Masked)
+                    {
+                        q = whole ? TS.Load(A->MaskScale + c0) : TS.LoadPartial(A->MaskScale + c0, n);
+                        z = whole ? TS.Load(A->MaskShift + c0) : TS.LoadPartial(A->MaskShift + c0, n);
+                    }
                     TV s0 = TS.Zero, s1 = TS.Zero, t0 = TS.Zero, t1 = TS.Zero;
                     int r = r0;
                     // Two rows per step: two independent chains per output.
@@ -135,6 +153,11 @@ internal static unsafe class ChannelReduction
                             b0 = whole ? TS.Load(bBase + o) : TS.LoadPartial(bBase + o, n);
                             b1 = whole ? TS.Load(bBase + o + C) : TS.LoadPartial(bBase + o + C, n);
                         }
+                        if (TT.Masked)
+                        {
+                            b0 = BatchNormTraining.Masked<TS, TV>(TS.Fma(q, TS.Sub(a0, m), z), b0, lo, hi);
+                            b1 = BatchNormTraining.Masked<TS, TV>(TS.Fma(q, TS.Sub(a1, m), z), b1, lo, hi);
+                        }
                         TT.Accumulate<TS, TV>(a0, b0, m, ref s0, ref t0);
                         TT.Accumulate<TS, TV>(a1, b1, m, ref s1, ref t1);
                     }
@@ -143,6 +166,7 @@ internal static unsafe class ChannelReduction
                         long o = (long)r * C + c0;
                         TV a0 = whole ? TS.Load(aBase + o) : TS.LoadPartial(aBase + o, n);
                         TV b0 = TT.UsesB ? (whole ? TS.Load(bBase + o) : TS.LoadPartial(bBase + o, n)) : TS.Zero;
+                        if (TT.Masked) b0 = BatchNormTraining.Masked<TS, TV>(TS.Fma(q, TS.Sub(a0, m), z), b0, lo, hi);
                         TT.Accumulate<TS, TV>(a0, b0, m, ref s0, ref t0);
                     }
                     TS.Store(lanes, TS.Add(s0, s1));
@@ -162,6 +186,8 @@ internal static unsafe class ChannelReduction
         static abstract bool UsesB { get; }
         static abstract bool Centred { get; }
         static abstract bool TwoOutputs { get; }
+        /// <summary>b is masked by the clamp of a's batch-norm pre-activation first.</summary>
+        static virtual bool Masked => false;
         static abstract void Accumulate<TS, TV>(TV a, TV b, TV m, ref TV s, ref TV t) where TS : unmanaged, ISimd<TV> where TV : unmanaged;
     }
 
@@ -186,6 +212,17 @@ internal static unsafe class ChannelReduction
             TV d = TS.Sub(a, m);
             s = TS.Fma(d, d, s);
         }
+    }
+
+    private readonly struct MaskedCenteredProductTerm : ITerm
+    {
+        public static bool UsesB => true;
+        public static bool Centred => true;
+        public static bool TwoOutputs => true;
+        public static bool Masked => true;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Accumulate<TS, TV>(TV a, TV b, TV m, ref TV s, ref TV t) where TS : unmanaged, ISimd<TV> where TV : unmanaged =>
+            CenteredProductTerm.Accumulate<TS, TV>(a, b, m, ref s, ref t);
     }
 
     private readonly struct CenteredProductTerm : ITerm
