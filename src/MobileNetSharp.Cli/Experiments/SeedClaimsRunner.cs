@@ -11,9 +11,14 @@ namespace MobileNetSharp.Cli.Experiments;
 
 /// <summary>
 /// Trains and measures the networks of the seed-claims experiment on Fashion-MNIST: every network in small-input
-/// mode (28x28x1, 10 classes, normalization in the graph), the same recipe as the built-in model (SGD with Nesterov
-/// momentum, cosine schedule after warm-up, weight decay 5e-4, label smoothing 0.1, crop/flip/erase augmentation),
-/// then test accuracy, latency (ours, 1 thread, batch 1, median) and training images/s.
+/// mode (28x28x1, 10 classes, normalization in the graph) with SGD (Nesterov momentum 0.9), a linear warm-up over the
+/// first half of training then cosine decay, weight decay 5e-4 and label smoothing 0.1, then test accuracy, latency
+/// (ours, 1 thread, batch 1, median) and training images/s.
+/// <para>
+/// The recipe suits the short budget (~150 steps): without augmentation and at a peak learning rate of 0.2 rather than
+/// the built-in model's 0.05 with crop/flip/erase, MobileNetV1 x0.5 reaches ~80% instead of ~51-65% after 2 epochs over
+/// 5,000 images (measured on a held-out 10% before the full run; the built-in model's recipe pays off over 15 epochs).
+/// </para>
 /// </summary>
 /// <remarks>
 /// With a <c>cacheDir</c>, every finished run is written there (runs/ID.json, atomically) together with the settings it
@@ -24,6 +29,9 @@ internal sealed class SeedClaimsRunner(SeedClaimsSettings settings, Action<strin
 {
     private readonly Dictionary<string, RunResult> _done = [];
     private readonly HashSet<string> _reused = [];
+    /// <summary>The peak learning rate (see the class remarks for why it is higher than the built-in model's).</summary>
+    public const float LearningRate = 0.2f;
+
     private static readonly JsonSerializerOptions CacheJson = new() { WriteIndented = true };
     private readonly Lazy<ImageDataset> _train = new(() => FashionMnist.Load(train: true).Take(settings.TrainImages));
     private readonly Lazy<ImageDataset> _test = new(() => FashionMnist.Load(train: false).Take(settings.TestImages));
@@ -52,8 +60,8 @@ internal sealed class SeedClaimsRunner(SeedClaimsSettings settings, Action<strin
         var cost = CostModel.Analyze(g);
         var options = new TrainerOptions
         {
-            Epochs = settings.Epochs, BatchSize = 64, LearningRate = 0.05f, WeightDecay = 5e-4f, LabelSmoothing = 0.1f,
-            WarmupEpochs = Math.Min(1, settings.Epochs / 4.0), Augment = Augmentation.Standard, Seed = s.Seed, Threads = settings.Threads,
+            Epochs = settings.Epochs, BatchSize = 64, LearningRate = LearningRate, WeightDecay = 5e-4f, LabelSmoothing = 0.1f,
+            WarmupEpochs = settings.Epochs / 2.0, Augment = Augmentation.None, Seed = s.Seed, Threads = settings.Threads,
         };
         using var trainer = new Trainer(g, _train.Value, null, options);
         trainer.Progress = p => status?.Invoke($"{s.Label} seed {s.Seed}: epoch {p.Epoch}/{p.Epochs} step {p.Batch}/{p.BatchesPerEpoch} loss {p.Loss:F3}");
