@@ -28,14 +28,35 @@ internal sealed class SeedClaims(SeedClaimsSettings settings, string command)
             .Concat(Linear).Concat(Relu6).Concat(WidthSweep).Concat(ResolutionSweep).DistinctBy(s => s.Id);
     }
 
-    public Plan MakePlan()
+    /// <summary>Claim 2's V1/V2 width pairs, matched by measured latency and by MACs, and how close they are.</summary>
+    public sealed record Pairing(float V1AtLatency, float V2AtLatency, float V1AtMacs, float V2AtMacs, string Note);
+
+    /// <param name="runner">With a cache folder, the pairing measured by an earlier run of the same settings is reused: latency
+    /// is noisy, and pairs measured afresh could differ and send a resumed experiment after other networks.</param>
+    public Plan MakePlan(SeedClaimsRunner? runner = null)
     {
         const float w = SeedClaimsSettings.BaseWidth;
         const int r = SeedClaimsSettings.BaseResolution;
         var seeds = Enumerable.Range(0, settings.Seeds).ToArray();
         RunSpec[] Seeded(string arch, float width, bool nonLinear = false) => seeds.Select(s => new RunSpec(arch, width, r, s, nonLinear)).ToArray();
 
-        // Claim 2's pairs: every V1 and V2 width, untrained, measured once; the pair closest in latency (and in MACs).
+        var pairs = runner?.LoadCached<Pairing>("pairing", p => settings.Widths.Contains(p.V1AtLatency) && settings.V2Widths.Contains(p.V2AtLatency)
+            && settings.Widths.Contains(p.V1AtMacs) && settings.V2Widths.Contains(p.V2AtMacs)) ?? MeasurePairs();
+        runner?.SaveCached("pairing", pairs);
+        return new Plan(
+            Seeded("mobilenet_v1", w), Seeded("conv_mobilenet_v1", w),
+            Seeded("mobilenet_v1", pairs.V1AtLatency), Seeded("mobilenet_v2", pairs.V2AtLatency),
+            Seeded("mobilenet_v1", pairs.V1AtMacs), Seeded("mobilenet_v2", pairs.V2AtMacs),
+            Seeded("mobilenet_v2", w), Seeded("mobilenet_v2", w, nonLinear: true),
+            settings.Widths.Select(x => new RunSpec("mobilenet_v1", x, r, 0)).ToArray(),
+            settings.Resolutions.Select(x => new RunSpec("mobilenet_v1", w, x, 0)).ToArray(),
+            pairs.Note);
+    }
+
+    /// <summary>Claim 2's pairs: every V1 and V2 width, untrained, measured once; the pair closest in latency (and in MACs).</summary>
+    private Pairing MeasurePairs()
+    {
+        const int r = SeedClaimsSettings.BaseResolution;
         var v1 = settings.Widths.Select(x => Measure(new RunSpec("mobilenet_v1", x, r, 0))).ToArray();
         var v2 = settings.V2Widths.Select(x => Measure(new RunSpec("mobilenet_v2", x, r, 0))).ToArray();
         var byLatency = v1.SelectMany(a => v2.Select(b => (a, b))).OrderBy(p => Math.Abs(Math.Log(p.a.Latency / p.b.Latency))).First();
@@ -44,14 +65,7 @@ internal sealed class SeedClaims(SeedClaimsSettings settings, string command)
         string note = string.Create(Inv, $"latency-matched: V1 x{byLatency.a.Spec.Width:0.##} ({byLatency.a.Latency:F2} ms) and V2 x{byLatency.b.Spec.Width:0.##} ({byLatency.b.Latency:F2} ms), {100 * latencyGap:F0}% apart")
             + (latencyGap > 0.10 ? " (no pair within 10%: the closest)" : "")
             + string.Create(Inv, $"; MAC-matched: V1 x{byMacs.a.Spec.Width:0.##} ({byMacs.a.Macs / 1e6:F1}M) and V2 x{byMacs.b.Spec.Width:0.##} ({byMacs.b.Macs / 1e6:F1}M)");
-        return new Plan(
-            Seeded("mobilenet_v1", w), Seeded("conv_mobilenet_v1", w),
-            Seeded("mobilenet_v1", byLatency.a.Spec.Width), Seeded("mobilenet_v2", byLatency.b.Spec.Width),
-            Seeded("mobilenet_v1", byMacs.a.Spec.Width), Seeded("mobilenet_v2", byMacs.b.Spec.Width),
-            Seeded("mobilenet_v2", w), Seeded("mobilenet_v2", w, nonLinear: true),
-            settings.Widths.Select(x => new RunSpec("mobilenet_v1", x, r, 0)).ToArray(),
-            settings.Resolutions.Select(x => new RunSpec("mobilenet_v1", w, x, 0)).ToArray(),
-            note);
+        return new Pairing(byLatency.a.Spec.Width, byLatency.b.Spec.Width, byMacs.a.Spec.Width, byMacs.b.Spec.Width, note);
     }
 
     private (RunSpec Spec, double Latency, long Macs) Measure(RunSpec s)
@@ -66,10 +80,12 @@ internal sealed class SeedClaims(SeedClaimsSettings settings, string command)
     {
         var clock = Stopwatch.StartNew();
         progress(0, 1, "measuring untrained V1 and V2 widths to pair them by latency and MACs");
-        var plan = MakePlan();
+        int total = 1;
+        var runner = new SeedClaimsRunner(settings, text => progress(-1, total, text), outDir);
+        var plan = MakePlan(runner);
         log?.Invoke($"pairs for claim 2: {plan.PairNote}");
         var specs = plan.All.ToArray();
-        var runner = new SeedClaimsRunner(settings, text => progress(-1, specs.Length, text), outDir);
+        total = specs.Length;
         for (int i = 0; i < specs.Length; i++)
         {
             progress(i, specs.Length, $"{specs[i].Label} seed {specs[i].Seed}");
@@ -228,6 +244,7 @@ internal sealed class SeedClaims(SeedClaimsSettings settings, string command)
         foreach (var r in runs.OrderBy(r => r.Spec.Id, StringComparer.Ordinal))
             md.AppendLine(string.Create(Inv, $"| {r.Spec.Arch}{(r.Spec.NonLinear ? " (ReLU6 bottleneck)" : "")} | {r.Spec.Width:0.##} | {r.Spec.Resolution} | {r.Spec.Seed} | {r.Params:N0} | {r.Macs / 1e6:F1}M | {100 * r.TestAccuracy:F2}% | {r.LatencyMs:F2} | {r.TrainImagesPerSecond:F0} |"));
         md.AppendLine().AppendLine($"Pairing for claim 2: {plan.PairNote}.").AppendLine();
+        md.AppendLine("Each row is cached in `runs/` (with the pairing above) and `log.txt` has the line it was made from. To check a row, delete its `runs/ID.json` and run the command again: only that network trains, and its accuracy comes out the same, because training is deterministic (the seed fixes the weights, the shuffle and the dropout masks, and every reduction is split the same way on 1 or 2 threads). Latency is measured afresh and varies with the machine's load.").AppendLine();
         md.AppendLine("The resolution sweep resizes the 28x28 images down (bilinear) to 16, 20, 24 and 28 pixels: like the paper's 128-224 sweep, a lower resolution costs fewer MACs and keeps less information. Upsampling instead would add compute without adding information.");
         AtomicWrite(path, md.ToString());
     }

@@ -85,34 +85,40 @@ internal sealed class SeedClaimsRunner(SeedClaimsSettings settings, Action<strin
     /// <summary>The settings a cached run must match to be reused (everything but the thread count, which does not change results).</summary>
     private string SettingsKey => JsonSerializer.Serialize(settings with { Threads = 0 });
 
-    private string? CachePath(RunSpec s) => cacheDir is null ? null : Path.Combine(cacheDir, "runs", s.Id + ".json");
+    private string? CachePath(string name) => cacheDir is null ? null : Path.Combine(cacheDir, "runs", name + ".json");
 
-    private sealed record CacheEntry(string Settings, RunResult Result);
+    private sealed record CacheEntry<T>(string Settings, T Result);
 
-    private RunResult? LoadCached(RunSpec s)
+    /// <summary>A value cached under <paramref name="name"/> by an earlier run with the same settings that <paramref name="valid"/> accepts, or null.</summary>
+    public T? LoadCached<T>(string name, Func<T, bool> valid) where T : class
     {
-        if (CachePath(s) is not { } path || !File.Exists(path)) return null;
+        if (CachePath(name) is not { } path || !File.Exists(path)) return null;
         try
         {
-            var entry = JsonSerializer.Deserialize<CacheEntry>(File.ReadAllText(path));
-            if (entry?.Result is { } r && entry.Settings == SettingsKey && r.Spec == s)
+            var entry = JsonSerializer.Deserialize<CacheEntry<T>>(File.ReadAllText(path));
+            if (entry?.Result is { } r && entry.Settings == SettingsKey && valid(r))
             {
-                status?.Invoke($"{s.Label} seed {s.Seed}: reused from {path}");
+                status?.Invoke($"{name}: reused from {path}");
                 return r;
             }
         }
         catch (JsonException) { }
-        status?.Invoke($"{s.Label} seed {s.Seed}: {path} is from other settings or unreadable; training again");
+        status?.Invoke($"{name}: {path} is from other settings or unreadable; measuring again");
         return null;
     }
 
-    private void SaveCached(RunResult r)
+    /// <summary>Caches <paramref name="value"/> under <paramref name="name"/> with the settings (atomically; nothing without a cache folder).</summary>
+    public void SaveCached<T>(string name, T value)
     {
-        if (CachePath(r.Spec) is not { } path) return;
+        if (CachePath(name) is not { } path) return;
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(new CacheEntry(SettingsKey, r), CacheJson);
+        byte[] bytes = JsonSerializer.SerializeToUtf8Bytes(new CacheEntry<T>(SettingsKey, value), CacheJson);
         AtomicFile.Write(path, stream => stream.Write(bytes));
     }
+
+    private RunResult? LoadCached(RunSpec s) => LoadCached<RunResult>(s.Id, r => r.Spec == s);
+
+    private void SaveCached(RunResult r) => SaveCached(r.Spec.Id, r);
 
     /// <summary>Median latency in ms of one image on one thread (the deployment case), after warm-up.</summary>
     public static double Latency(ModelGraph model, int runs)
