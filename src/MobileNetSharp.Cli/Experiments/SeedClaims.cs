@@ -19,6 +19,7 @@ internal sealed class SeedClaims(SeedClaimsSettings settings, string command)
 {
     private const double RealTimeBudgetMs = 1000.0 / 30;
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+    private HashSet<string> _reusedIds = [];
 
     /// <summary>The specs of each claim. The matched pairs of claim 2 are chosen from untrained networks' measured latency and counted MACs.</summary>
     public sealed record Plan(RunSpec[] Separable, RunSpec[] Twin, RunSpec[] V1AtLatency, RunSpec[] V2AtLatency, RunSpec[] V1AtMacs, RunSpec[] V2AtMacs,
@@ -94,6 +95,7 @@ internal sealed class SeedClaims(SeedClaimsSettings settings, string command)
             log?.Invoke(string.Create(Inv, $"{r.Spec.Id}: test accuracy {100 * r.TestAccuracy:F2}%, {r.Params:N0} params, {r.Macs / 1e6:F2}M MACs, latency {r.LatencyMs:F3} ms, training {r.TrainImagesPerSecond:F1} images/s for {r.TrainSeconds:F1} s, final loss {r.FinalLoss:F4}{(runner.WasReused(r.Spec) ? " (reused from an earlier run of this command)" : "")}"));
         }
         progress(specs.Length, specs.Length, "writing the report");
+        _reusedIds = specs.Where(runner.WasReused).Select(x => x.Id).ToHashSet();
         var results = runner.Results.ToDictionary(x => x.Spec.Id);
         RunResult[] Get(RunSpec[] s) => s.Select(x => results[x.Id]).ToArray();
         var claims = Claims(plan, Get);
@@ -199,8 +201,13 @@ internal sealed class SeedClaims(SeedClaimsSettings settings, string command)
         var groups = new (string Name, RunSpec[] Specs)[]
         {
             ("V1 separable", p.Separable), ("V1 standard twin", p.Twin), ("V1 (latency-matched)", p.V1AtLatency), ("V2 (latency-matched)", p.V2AtLatency),
-            ("V2 linear bottleneck", p.Linear), ("V2 ReLU6 bottleneck", p.Relu6),
-        };
+            ("V1 (MAC-matched)", p.V1AtMacs), ("V2 (MAC-matched)", p.V2AtMacs), ("V2 linear bottleneck", p.Linear), ("V2 ReLU6 bottleneck", p.Relu6),
+        }
+        // A network can belong to several groups (the latency-matched V2 is often the linear-bottleneck V2): one series
+        // each, named after all its groups, so no series hides under another.
+        .GroupBy(g => string.Join(",", g.Specs.Select(x => x.Id)))
+        .Select(same => (Name: string.Join(" = ", same.Select(g => g.Name)), same.First().Specs))
+        .ToArray();
         ExperimentCharts.Scatter(Path.Combine(dir, "claims-latency.png"), "Every trained network: accuracy vs latency, each seed a point",
             "latency per image (ms)", "test accuracy (%)",
             groups.Select(g => { var r = get(g.Specs); return new ChartSeries(g.Name, r.Select(x => x.LatencyMs).ToArray(), r.Select(x => 100 * x.TestAccuracy).ToArray(),
@@ -213,6 +220,7 @@ internal sealed class SeedClaims(SeedClaimsSettings settings, string command)
         var doc = new JsonObject
         {
             ["date"] = DateTime.UtcNow.ToString("yyyy-MM-dd", Inv), ["machine"] = Machine(), ["command"] = command, ["wallSeconds"] = Math.Round(seconds, 1),
+            ["trainSecondsAllRuns"] = Math.Round(runs.Sum(r => r.TrainSeconds), 1), ["reusedRuns"] = runs.Count(r => _reusedIds.Contains(r.Spec.Id)),
             ["settings"] = JsonSerializer.SerializeToNode(settings), ["pairs"] = plan.PairNote,
             ["runs"] = new JsonArray(runs.OrderBy(r => r.Spec.Id, StringComparer.Ordinal).Select(r => (JsonNode)new JsonObject
             {
@@ -230,7 +238,11 @@ internal sealed class SeedClaims(SeedClaimsSettings settings, string command)
     {
         var md = new StringBuilder();
         md.AppendLine("# The MobileNet claims, checked on Fashion-MNIST").AppendLine();
-        md.AppendLine(string.Create(Inv, $"Date {DateTime.UtcNow:yyyy-MM-dd}, machine: {Machine()}, wall time {seconds / 60:F1} min."));
+        var all = runs.ToArray();
+        int reused = all.Count(r => _reusedIds.Contains(r.Spec.Id));
+        md.AppendLine(string.Create(Inv, $"Date {DateTime.UtcNow:yyyy-MM-dd}, machine: {Machine()}. Wall time of this invocation {seconds / 60:F1} min")
+            + (reused > 0 ? string.Create(Inv, $", which reused {reused} of the {all.Length} runs from earlier invocations of the same command (`runs/`; `log.txt` has when each was made)") : "")
+            + string.Create(Inv, $"; training alone took {all.Sum(r => r.TrainSeconds) / 60:F1} min summed over all runs."));
         md.AppendLine($"Reproduce everything here with `{command}`{(settings.Quick ? " (a --quick run: tiny subsets, one short epoch; its numbers say nothing about the claims)" : "")}.").AppendLine();
         md.AppendLine(string.Create(Inv, $"Every network is trained from scratch by MobileNetSharp in small-input mode on the first {settings.TrainImages:N0} Fashion-MNIST training images for {settings.Epochs} epoch(s) (SGD, Nesterov momentum 0.9, peak learning rate {SeedClaimsRunner.LearningRate} with warm-up over the first half and cosine decay, weight decay 5e-4, label smoothing 0.1, no augmentation: a recipe for a short budget), and scored on the first {settings.TestImages:N0} test images. Latency is ours, 1 thread, batch 1, median of {settings.LatencyRuns} runs. {settings.Seeds} seed(s) per compared configuration; sweeps use seed 0."));
         md.AppendLine().AppendLine("| claim | published | measured here | verdict |").AppendLine("|---|---|---|---|");

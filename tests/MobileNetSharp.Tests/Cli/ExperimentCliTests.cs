@@ -59,7 +59,12 @@ public sealed class ExperimentCliTests : IDisposable
         using var again = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "results.json")));
         var accuracies = runs.EnumerateArray().Select(r => r.GetProperty("testAccuracy").GetDouble()).ToArray();
         Assert.Equal(accuracies, again.RootElement.GetProperty("runs").EnumerateArray().Select(r => r.GetProperty("testAccuracy").GetDouble()));
-        Assert.Equal(runs.GetArrayLength(), Directory.GetFiles(Path.Combine(_dir, "runs"), "*.json").Length);
+        // One file per run, plus claim 2's pairing (reused too, so a resumed run trains the same networks).
+        var cached = Directory.GetFiles(Path.Combine(_dir, "runs"), "*.json").Select(Path.GetFileName).ToArray();
+        Assert.Contains("pairing.json", cached);
+        Assert.Equal(runs.GetArrayLength(), cached.Length - 1);
+        Assert.Equal(root.GetProperty("pairs").GetString(), again.RootElement.GetProperty("pairs").GetString());
+        Assert.Equal(runs.GetArrayLength(), again.RootElement.GetProperty("reusedRuns").GetInt32());
         Assert.Contains("reused", File.ReadAllText(Path.Combine(_dir, "log.txt")));
     }
 

@@ -69,6 +69,7 @@ public class BatchNormTrainingTests
         { 2, 3, 0f },      // two rows: x̂ = ±1
         { 37, 17, 0f },    // odd channels (vector tails at every width)
         { 98, 33, 50f },   // a large mean: the two-pass variance keeps its precision
+        { 200, 9, 1000f }, // mean/std ~ 900: E[x²] - mean² would lose every float digit
         { 1600, 24, 0f },  // enough for the fixed row blocks and the parallel path
         { 300, 1, 0f },    // one channel
     };
