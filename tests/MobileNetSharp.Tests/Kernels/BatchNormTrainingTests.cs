@@ -74,13 +74,16 @@ public class BatchNormTrainingTests
         { 300, 1, 0f },    // one channel
     };
 
+    /// <summary>x [rows, C] around <paramref name="offset"/>, gamma, beta [C] and dy [rows, C], random.</summary>
+    private static (float[] X, float[] Gamma, float[] Beta, float[] Dy) Inputs(Random rng, int rows, int c, float offset) =>
+        (TestData.Random(rng, (long)rows * c, 2f).Select(v => v + offset).ToArray(), TestData.Random(rng, c), TestData.Random(rng, c), TestData.Random(rng, (long)rows * c));
+
     [Theory]
     [MemberData(nameof(Shapes))]
     public void MatchesReferenceAndFiniteDifferences(int rows, int c, float offset)
     {
         var rng = new Random(rows * 131 + c);
-        float[] x = TestData.Random(rng, (long)rows * c, 2f).Select(v => v + offset).ToArray(), gamma = TestData.Random(rng, c),
-            beta = TestData.Random(rng, c), dy = TestData.Random(rng, (long)rows * c);
+        var (x, gamma, beta, dy) = Inputs(rng, rows, c, offset);
         double[] xd = D(x), gd = D(gamma), bd = D(beta), dyd = D(dy);
         var (ry, rmean, rinv) = Forward(xd, gd, bd, rows, c, Eps);
         var (rdx, rdg, rdb) = Backward(xd, dyd, gd, rows, c, Eps);
@@ -134,9 +137,7 @@ public class BatchNormTrainingTests
     [MemberData(nameof(Shapes))]
     public void FusedClampBackwardEqualsClampGradientThenBackward(int rows, int c, float offset)
     {
-        var rng = new Random(rows * 7 + c);
-        float[] x = TestData.Random(rng, (long)rows * c, 2f).Select(v => v + offset).ToArray(), gamma = TestData.Random(rng, c),
-            beta = TestData.Random(rng, c), dy = TestData.Random(rng, (long)rows * c);
+        var (x, gamma, beta, dy) = Inputs(new Random(rows * 7 + c), rows, c, offset);
         foreach (var act in new[] { MobileNetSharp.Graph.Activation.Relu, MobileNetSharp.Graph.Activation.Relu6, MobileNetSharp.Graph.Activation.Clip(-0.5f, 0.25f) })
             foreach (var (isa, workers) in TestData.Sweep())
             {
