@@ -28,6 +28,7 @@ internal static class ExperimentCommand
             if (r.GetValue(epochs) is < 1) throw new ArgumentException("--epochs must be >= 1.");
             if (r.GetValue(images) is < 64) throw new ArgumentException("--train-images must be >= 64 (one batch).");
             if (r.GetValue(seeds) is < 1 or > 20) throw new ArgumentException("--seeds must be in 1..20.");
+            if (r.GetValue(threads) < 1) throw new ArgumentException($"--threads must be >= 1, got {r.GetValue(threads)}.");
             if (!FashionMnist.IsInstalled()) throw new FileNotFoundException($"Fashion-MNIST is not installed in {FashionMnist.DefaultDirectory}: apt-get install dataset-fashion-mnist.");
             var settings = SeedClaimsSettings.Create(r.GetValue(quick), r.GetValue(epochs), r.GetValue(images), r.GetValue(seeds), r.GetValue(threads));
             string outDir = r.GetValue(output)!;

@@ -102,7 +102,7 @@ internal sealed class SeedClaimsRunner(SeedClaimsSettings settings, Action<strin
                 return r;
             }
         }
-        catch (JsonException) { }
+        catch (Exception e) when (e is JsonException or IOException or UnauthorizedAccessException) { }
         status?.Invoke($"{name}: {path} is from other settings or unreadable; measuring again");
         return null;
     }
@@ -136,7 +136,7 @@ internal sealed class SeedClaimsRunner(SeedClaimsSettings settings, Action<strin
             times[i] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         }
         Array.Sort(times);
-        return times[runs / 2];
+        return runs % 2 == 1 ? times[runs / 2] : (times[runs / 2 - 1] + times[runs / 2]) / 2;
     }
 
     private static ModelGraph WithBatch(ModelGraph g, int batch)
