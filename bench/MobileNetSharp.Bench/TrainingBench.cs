@@ -9,10 +9,12 @@ using MobileNetSharp.Training;
 namespace MobileNetSharp.Bench;
 
 /// <summary>
-/// `training [--threads 1,2] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE]`: training images/s of
-/// the Fashion-MNIST MobileNetV2 (width 0.5, 28x28x1, --small-input: 700,202 params) and its standard-convolution
-/// twin, ours and PyTorch's (tools/training/bench_pytorch.py, the identical networks) in the same run. Each
-/// (network, threads) runs in a child process of its own so peak memory is that configuration's.
+/// `training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B]
+/// [--no-pytorch] [--json FILE]`: training images/s of the Fashion-MNIST MobileNetV2 (width 0.5, 28x28x1, --small-input:
+/// 700,202 params) and its standard-convolution twin, ours and PyTorch's (tools/training/bench_pytorch.py, the identical
+/// networks) in the same run. Each (network, threads) runs in a child process of its own so peak memory is that
+/// configuration's. With --rounds R (default 3) ours and PyTorch alternate R times: a shared machine's load drifts over
+/// minutes, so the ratio is the median of the R paired ratios, with their range, and images/s are medians.
 /// </summary>
 public static class TrainingBench
 {
@@ -23,7 +25,8 @@ public static class TrainingBench
         if (args.Length > 0 && args[0] == "--child") return Child(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture),
             int.Parse(args[4], CultureInfo.InvariantCulture), int.Parse(args[5], CultureInfo.InvariantCulture));
         int[] threads = [1, 2];
-        int steps = 20, warmup = 3, batch = 64;
+        int steps = 20, warmup = 3, batch = 64, rounds = 3;
+        string[] networks = Networks;
         string? json = null;
         bool pytorch = true;
         for (int i = 0; i < args.Length; i++)
@@ -33,31 +36,53 @@ public static class TrainingBench
                 case "--steps": steps = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--warmup": warmup = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--batch": batch = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
+                case "--rounds": rounds = Math.Max(1, int.Parse(args[++i], CultureInfo.InvariantCulture)); break;
+                case "--networks": networks = args[++i].Split(','); break;
                 case "--json": json = args[++i]; break;
                 case "--no-pytorch": pytorch = false; break;
                 default: Console.Error.WriteLine($"unknown option {args[i]}"); return 2;
             }
+        if (networks.FirstOrDefault(n => !Networks.Contains(n)) is { } unknown)
+        {
+            Console.Error.WriteLine($"unknown network {unknown}; the networks are {string.Join(", ", Networks)}");
+            return 2;
+        }
         var rows = new List<JsonObject>();
-        foreach (var net in Networks)
+        foreach (var net in networks)
             foreach (var t in threads)
             {
-                var ours = RunChild(net, t, warmup, steps, batch);
-                JsonObject? theirs = pytorch ? PyTorch(net, t, warmup, steps, batch) : null;
+                var ourRounds = new List<JsonObject>();
+                var theirRounds = new List<JsonObject>();
+                for (int round = 0; round < rounds; round++)
+                {
+                    ourRounds.Add(RunChild(net, t, warmup, steps, batch));
+                    if (pytorch && PyTorch(net, t, warmup, steps, batch) is { } r) theirRounds.Add(r);
+                }
+                // The round whose images/s is the median stands for the rest (its step time, memory, load).
+                var ours = ourRounds.OrderBy(r => (double)r["imagesPerSecond"]!).ElementAt(ourRounds.Count / 2);
+                var theirs = theirRounds.Count == 0 ? null : theirRounds.OrderBy(r => (double)r["images_per_s"]!).ElementAt(theirRounds.Count / 2);
+                double[] ratios = theirRounds.Count == ourRounds.Count
+                    ? ourRounds.Zip(theirRounds, (a, b) => (double)a["imagesPerSecond"]! / (double)b["images_per_s"]!).Order().ToArray() : [];
                 var row = new JsonObject
                 {
-                    ["network"] = net, ["threads"] = t, ["batch"] = batch, ["params"] = ours["params"]?.DeepClone(), ["macs"] = ours["macs"]?.DeepClone(),
+                    ["network"] = net, ["threads"] = t, ["batch"] = batch, ["rounds"] = rounds, ["params"] = ours["params"]?.DeepClone(), ["macs"] = ours["macs"]?.DeepClone(),
                     ["oursImagesPerSecond"] = ours["imagesPerSecond"]?.DeepClone(), ["oursMedianStepMs"] = ours["medianStepMs"]?.DeepClone(),
                     ["oursPeakWorkingSetMb"] = ours["peakWorkingSetMb"]?.DeepClone(),
+                    ["oursImagesPerSecondRounds"] = new JsonArray(ourRounds.Select(r => r["imagesPerSecond"]!.DeepClone()).ToArray()),
                     ["pytorchImagesPerSecond"] = theirs?["images_per_s"]?.DeepClone(), ["pytorchMedianStepMs"] = theirs?["median_step_ms"]?.DeepClone(),
                     ["pytorchPeakRssMb"] = theirs?["peak_rss_mb"]?.DeepClone(),
-                    ["speedup"] = theirs?["images_per_s"] is { } p ? Math.Round((double)ours["imagesPerSecond"]! / (double)p, 2) : null,
+                    ["pytorchImagesPerSecondRounds"] = new JsonArray(theirRounds.Select(r => r["images_per_s"]!.DeepClone()).ToArray()),
+                    ["speedup"] = ratios.Length > 0 ? Math.Round(ratios[ratios.Length / 2], 2) : null,
+                    ["speedupMin"] = ratios.Length > 0 ? Math.Round(ratios[0], 2) : null,
+                    ["speedupMax"] = ratios.Length > 0 ? Math.Round(ratios[^1], 2) : null,
                     ["loadAverage1m"] = ours["loadAverage1m"]?.DeepClone(),
                 };
                 rows.Add(row);
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"{net,-20} {t} thread(s): ours {(double)row["oursImagesPerSecond"]!,7:F1} img/s ({(double)row["oursMedianStepMs"]!:F0} ms/step, {(double)row["oursPeakWorkingSetMb"]!:F0} MB)")
                     + (theirs is null ? "" : string.Create(CultureInfo.InvariantCulture,
-                        $"  PyTorch {(double)theirs["images_per_s"]!,7:F1} img/s ({(double)theirs["median_step_ms"]!:F0} ms/step, {(double)theirs["peak_rss_mb"]!:F0} MB)  x{(double)row["speedup"]!:F2}")));
+                        $"  PyTorch {(double)theirs["images_per_s"]!,7:F1} img/s ({(double)theirs["median_step_ms"]!:F0} ms/step, {(double)theirs["peak_rss_mb"]!:F0} MB)")
+                        + (ratios.Length == 0 ? "" : string.Create(CultureInfo.InvariantCulture, $"  x{ratios[ratios.Length / 2]:F2} (rounds x{ratios[0]:F2}-x{ratios[^1]:F2})"))));
             }
         if (json is not null) File.WriteAllText(json, new JsonArray(rows.Select(r => (JsonNode)r).ToArray()).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         return 0;
