@@ -42,7 +42,11 @@ internal static class ExperimentCommand
             IReadOnlyList<ClaimResult> claims;
             // DIR/log.txt keeps, with times, every finished run's numbers: the report is traceable to it, and a resumed
             // experiment appends to it.
-            Directory.CreateDirectory(outDir);
+            try { Directory.CreateDirectory(outDir); }
+            catch (Exception failure) when (failure is IOException or UnauthorizedAccessException)
+            {
+                throw new ArgumentException($"--out {outDir}: cannot create the folder ({failure.Message})", failure);
+            }
             using var logFile = new StreamWriter(Path.Combine(outDir, "log.txt"), append: true) { AutoFlush = true };
             void Log(string line)
             {

@@ -76,6 +76,8 @@ public sealed class ExperimentCliTests : IDisposable
             (["experiment", "seed-claims", "--epochs", "0"], "--epochs"),
             (["experiment", "seed-claims", "--train-images", "10"], "--train-images"),
             (["experiment", "seed-claims", "--seeds", "0"], "--seeds"),
+            (["experiment", "seed-claims", "--threads", "0"], "--threads"),
+            (["experiment", "seed-claims", "--out", "/etc/hostname/under-a-file"], "cannot create the folder"),
         })
         {
             var (code, _, err) = CliRunner.Run(args);
