@@ -71,13 +71,15 @@ public sealed class ExperimentCliTests : IDisposable
     [Fact]
     public void BadOptionsAreClearErrors()
     {
+        string aFile = Path.Combine(_dir, "a-file");
+        File.WriteAllText(aFile, "not a folder");
         foreach (var (args, expect) in new (string[], string)[]
         {
             (["experiment", "seed-claims", "--epochs", "0"], "--epochs"),
             (["experiment", "seed-claims", "--train-images", "10"], "--train-images"),
             (["experiment", "seed-claims", "--seeds", "0"], "--seeds"),
             (["experiment", "seed-claims", "--threads", "0"], "--threads"),
-            (["experiment", "seed-claims", "--out", "/etc/hostname/under-a-file"], "cannot create the folder"),
+            (["experiment", "seed-claims", "--out", Path.Combine(aFile, "under-a-file")], "cannot create the folder"),
         })
         {
             var (code, _, err) = CliRunner.Run(args);
