@@ -16,6 +16,15 @@ namespace MobileNetSharp.Bench;
 /// managed bytes allocated per run, and the largest output difference as a sanity check. With
 /// `--batches 1,8,32` each model is exported and measured at each batch size (throughput); `--json FILE`
 /// also writes the rows as a JSON array.
+/// <para>
+/// Between blocks the bench pauses (<c>--pause MS</c>, default 100) so that neither engine's worker threads
+/// are still running when the other starts. ONNX Runtime's workers keep spinning on a core for about 50 ms
+/// after its last run (measured here by sampling the process's CPU time in 10 ms windows after an ORT block:
+/// 8-12 ms of CPU per window for five windows, then 0). With the earlier 20 ms pause our first three or four
+/// runs after each ORT block had one core instead of two, which doubled our p90 at 2 threads while our
+/// per-position medians after the fourth run matched ORT's. <c>--by-position</c> prints the median and
+/// maximum latency of each run position within a block, the tool that showed it.
+/// </para>
 /// </summary>
 public static class ModelBench
 {
@@ -31,6 +40,8 @@ public static class ModelBench
         float width = 1f;
         bool ortSpin = true;
         int? res = null;
+        int pauseMs = 100;
+        bool byPosition = false;
         for (int i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -44,6 +55,8 @@ public static class ModelBench
                 case "--width": width = float.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--resolution": res = int.Parse(Next(), CultureInfo.InvariantCulture); break;
                 case "--ort-no-spin": ortSpin = false; break;
+                case "--pause": pauseMs = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--by-position": byPosition = true; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
@@ -53,11 +66,12 @@ public static class ModelBench
         if (batches.Count == 0) batches.Add(1);
         batches = batches.Distinct().ToList();
         if (batches.Any(b => b < 1)) throw new ArgumentException("batch sizes must be positive");
+        if (pauseMs < 0) throw new ArgumentException("--pause must be >= 0 ms");
 
         double peak = PeakProbe.SingleCoreGflops();
         Console.WriteLine($"# MobileNetSharp vs ONNX Runtime {typeof(Ort.InferenceSession).Assembly.GetName().Version}");
         Console.WriteLine($"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture}, ISA {MobileNetSharp.Kernels.Isa.Best}, " +
-            $"measured fp32 FMA peak {peak:F0} GFLOP/s per core; batch {string.Join(", ", batches)}, {runs} timed runs each, alternated in blocks of {Block} with 20 ms pauses after warm-up; " +
+            $"measured fp32 FMA peak {peak:F0} GFLOP/s per core; batch {string.Join(", ", batches)}, {runs} timed runs each, alternated in blocks of {Block} with {pauseMs} ms pauses after warm-up; " +
             $"ORT worker spinning {(ortSpin ? "on (its default)" : "off")}.");
         Console.WriteLine();
         Console.WriteLine("| model | batch | threads | ours median | ours p90 | ours min | ORT median | ORT p90 | ORT min | ours/ORT | ours img/s | ORT img/s | ours GFLOP/s | % peak | load ours/ORT | first run ours/ORT | alloc/run | max rel diff |");
@@ -67,7 +81,7 @@ public static class ModelBench
             foreach (int batch in batches)
                 foreach (int t in threads)
                 {
-                    var row = Measure(arch, width, res, batch, t, runs, peak, ortSpin);
+                    var row = Measure(arch, width, res, batch, t, runs, peak, ortSpin, pauseMs, byPosition);
                     rows.Add(row);
                     Console.WriteLine(row.Markdown(peak));
                 }
@@ -90,7 +104,7 @@ public static class ModelBench
             $"| {Model} | {Batch} | {Threads} | {OursMedianMs:F2} ms | {OursP90Ms:F2} | {OursMinMs:F2} | {OrtMedianMs:F2} ms | {OrtP90Ms:F2} | {OrtMinMs:F2} | **{Ratio:F2}** | {OursImagesPerSecond:F0} | {OrtImagesPerSecond:F0} | {OursGflops:F1} | {100 * OursGflops / (peak * Threads):F0}% | {OursLoadMs:F0}/{OrtLoadMs:F0} ms | {OursFirstRunMs:F1}/{OrtFirstRunMs:F1} ms | {AllocatedBytesPerRun} B | {MaxRelDiff:E1} |");
     }
 
-    private static Row Measure(string arch, float width, int? res, int batch, int threads, int runs, double peak, bool ortSpin)
+    private static Row Measure(string arch, float width, int? res, int batch, int threads, int runs, double peak, bool ortSpin, int pauseMs, bool byPosition)
     {
         var graph = ModelZoo.Create(arch, new ModelOptions(width, res, Batch: batch));
         long macs = CostModel.Analyze(graph).Macs;
@@ -135,7 +149,7 @@ public static class ModelBench
         long allocated = 0;
         while (a.Count < runs)
         {
-            Thread.Sleep(20);
+            Thread.Sleep(pauseMs);
             for (int i = 0; i < Block && a.Count < runs; i++)
             {
                 long bytes = GC.GetAllocatedBytesForCurrentThread();
@@ -144,7 +158,7 @@ public static class ModelBench
                 a.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
                 allocated += GC.GetAllocatedBytesForCurrentThread() - bytes;
             }
-            Thread.Sleep(20);
+            Thread.Sleep(pauseMs);
             for (int i = 0; i < Block && b.Count < runs; i++)
             {
                 long t0 = Stopwatch.GetTimestamp();
@@ -152,13 +166,28 @@ public static class ModelBench
                 b.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
             }
         }
+        string label = $"{arch} {width.ToString(CultureInfo.InvariantCulture)}/{inputShape[2]}";
+        if (byPosition) PrintByPosition(label, threads, a, b);
         var sa = LatencyStats.From(a);
         var sb = LatencyStats.From(b);
         double scale = Math.Max(1e-12, ortOutData.Max(Math.Abs));
         double diff = oursOut[0].Floats.Zip(ortOutData).Max(p => Math.Abs(p.First - p.Second)) / scale;
         double gflops = 2.0 * macs / (sa.Median * 1e6);
-        string label = $"{arch} {width.ToString(CultureInfo.InvariantCulture)}/{inputShape[2]}";
         return new Row(label, batch, threads, sa.Median, sb.Median, sa.Median / sb.Median, sa.P90, sb.P90, sa.Min, sb.Min,
             batch * 1000 / sa.Median, batch * 1000 / sb.Median, gflops, oursFirst, ortFirst, oursLoad, ortLoad, allocated / runs, diff);
+    }
+
+    /// <summary>Median and maximum of each run position within a block (run k of every block), to Console.Error.</summary>
+    private static void PrintByPosition(string label, int threads, List<double> ours, List<double> ort)
+    {
+        Console.Error.WriteLine($"{label}, {threads} thread(s), latency by position in block (ms): position: ours median/max | ORT median/max");
+        for (int pos = 0; pos < Block; pos++)
+        {
+            var pa = ours.Where((_, i) => i % Block == pos).ToList();
+            var pb = ort.Where((_, i) => i % Block == pos).ToList();
+            if (pa.Count == 0 || pb.Count == 0) break;
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {pos}: {LatencyStats.From(pa).Median:F2}/{pa.Max():F2} | {LatencyStats.From(pb).Median:F2}/{pb.Max():F2}"));
+        }
     }
 }
