@@ -166,6 +166,14 @@ internal sealed class ConvStep(string name, Conv2dOperator op, int batch, Slot i
 {
     public override string Kernel => op.KernelName;
 
+    // What BlockFusion needs to chain convolution steps.
+    public Conv2dOperator Operator => op;
+    public int Batch => batch;
+    public Slot Input => input;
+    public Slot Output => output;
+    public Slot? Residual => residual;
+    public Slot? Scratch => scratch;
+
     public override void Execute(RunContext ctx) =>
         op.Run(batch, ctx.Read(input), ctx.Write(output), ctx.ReadOptional(residual),
             scratch is null ? default : ctx.Write(scratch), ctx.Workers);

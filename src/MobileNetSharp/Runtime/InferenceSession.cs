@@ -89,7 +89,12 @@ public sealed class InferenceSession : IDisposable
         return new Compiled(optimized, report, cache, Compile(optimized, cache));
     }
 
-    private ExecutionPlan Compile(ModelGraph g, OperatorCache cache) => new PlanCompiler(g, _options.Isa, cache, _options.MaxArenaBytes).Compile();
+    private ExecutionPlan Compile(ModelGraph g, OperatorCache cache) => new PlanCompiler(g, _options.Isa, cache, _options.MaxArenaBytes)
+    {
+        FusionThreads = _options.FuseBlocks && _options.Optimize ? _options.Threads : 0,
+        FusionCacheBytes = _options.FusionCacheBytes,
+        FusionSavingsFactor = _options.FusionSavingsFactor,
+    }.Compile();
 
     /// <summary>
     /// Replaces constants (weights, biases, BatchNorm statistics; by their names in the graph given to the
@@ -189,7 +194,7 @@ public sealed class InferenceSession : IDisposable
         var ticks = new long[plan.Steps.Length];
         for (int r = 0; r < runs; r++) plan.Run(inputs, outputs, _workers, ticks);
         double perTick = 1000.0 / System.Diagnostics.Stopwatch.Frequency / Math.Max(1, runs);
-        return plan.Steps.Select((s, i) => new StepProfile(s.Name, s.Kernel, ticks[i] * perTick)).ToArray();
+        return plan.Steps.Select((s, i) => new StepProfile(s.Name, s.Kernel, ticks[i] * perTick, s.Nodes.Count > 1 ? s.Nodes : null)).ToArray();
     }
 
     private ExecutionPlan PlanFor(ReadOnlySpan<Tensor> inputs)

@@ -42,11 +42,20 @@ internal sealed class PlanCompiler
     public PlanCompiler(ModelGraph g, IsaLevel? isa, OperatorCache cache, long maxArenaBytes) =>
         (_g, Isa, Cache, _maxArenaBytes) = (g, isa, cache, maxArenaBytes);
 
+    /// <summary>Thread ranges fused blocks are planned for; 0 leaves every layer its own step (see <see cref="BlockFusion"/>).</summary>
+    public int FusionThreads { get; init; }
+    /// <summary>Per-thread cache budget of fused blocks, in bytes.</summary>
+    public long FusionCacheBytes { get; init; } = SessionOptions.DefaultFusionCacheBytes;
+    /// <summary>See <see cref="Kernels.Fused.BandedBlock.TryCreate"/>.</summary>
+    public long FusionSavingsFactor { get; init; } = Kernels.Fused.BandedBlock.DefaultSavingsFactor;
+
     public ExecutionPlan Compile()
     {
         var inputs = LowerInputs();
         foreach (var n in _g.Nodes) Lower(n);
-        return Finish(inputs, _g.Outputs.Select(v => (v.Name, Get(v, MemoryLayout.Plain), v.Shape)).ToArray());
+        var results = _g.Outputs.Select(v => (v.Name, Get(v, MemoryLayout.Plain), v.Shape)).ToArray();
+        if (FusionThreads > 0) BlockFusion.Run(_steps, results.Select(r => r.Item2).Concat(inputs).ToHashSet(), FusionThreads, FusionCacheBytes, FusionSavingsFactor);
+        return Finish(inputs, results);
     }
 
     // ---- the phases, for compilers that add steps of their own (training appends the backward pass) ----

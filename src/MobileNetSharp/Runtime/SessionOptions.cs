@@ -19,6 +19,23 @@ public sealed record SessionOptions
     public bool Optimize { get; init; } = true;
     /// <summary>Cap the SIMD level (null: the best the CPU has). For tests and comparisons.</summary>
     public IsaLevel? Isa { get; init; }
+
+    /// <summary>
+    /// Run each 1x1 -> depthwise -> 1x1 chain (an inverted residual block) and each depthwise -> 1x1 pair whose
+    /// intermediate tensors would not fit in cache as one step, in bands of output rows, so the wide tensors
+    /// between the layers are never written whole (default true; needs <see cref="Optimize"/>). The results are
+    /// bit-identical either way; false gives per-layer steps, e.g. for a per-layer profile.
+    /// </summary>
+    public bool FuseBlocks { get; init; } = true;
+
+    /// <summary>256 KiB: half of a 512 KiB L2 (Zen 3; recent cores have 1-2 MiB), the rest left for weights and outputs.</summary>
+    internal const long DefaultFusionCacheBytes = 256 * 1024;
+
+    /// <summary>Per-thread scratch budget of a fused block, and the intermediate size below which layers are left unfused. Tests lower it to fuse small maps.</summary>
+    internal long FusionCacheBytes { get; init; } = DefaultFusionCacheBytes;
+
+    /// <summary>See <see cref="Kernels.Fused.BandedBlock.TryCreate"/>; tests set 0 to fuse every chain they can.</summary>
+    internal long FusionSavingsFactor { get; init; } = Kernels.Fused.BandedBlock.DefaultSavingsFactor;
 }
 
 /// <summary>Name, logical shape (NCHW for images, as declared) and element type of a session input or output.</summary>
@@ -28,4 +45,5 @@ public sealed record TensorInfo(string Name, int[] Shape, Tensors.DataType DataT
 }
 
 /// <summary>Time spent in one step of a plan, from <see cref="InferenceSession.Profile"/>.</summary>
-public sealed record StepProfile(string Name, string Kernel, double Milliseconds);
+/// <param name="Nodes">The graph nodes the step computes (several for a fused block); null means just <paramref name="Name"/>.</param>
+public sealed record StepProfile(string Name, string Kernel, double Milliseconds, IReadOnlyList<string>? Nodes = null);

@@ -105,5 +105,7 @@ internal abstract class Step(string name, Slot[] reads, Slot[] writes)
     public Slot[] Writes { get; } = writes;
     /// <summary>Which kernel this step runs, for profiles and summaries.</summary>
     public virtual string Kernel => GetType().Name.Replace("Step", "");
+    /// <summary>The graph nodes this step computes: its own name, or every node of a fused block.</summary>
+    public virtual IReadOnlyList<string> Nodes => [Name];
     public abstract void Execute(RunContext ctx);
 }

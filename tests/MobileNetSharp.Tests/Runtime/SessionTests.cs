@@ -82,11 +82,17 @@ public class SessionTests
     public void ArenaIsFarSmallerThanAllActivationsButHoldsTheLargest()
     {
         var g = ModelZoo.Create("mobilenet_v2", new ModelOptions(1f, 224));
-        using var s = new InferenceSession(g, new SessionOptions { Threads = 1 });
+        using var s = new InferenceSession(g, new SessionOptions { Threads = 1, FuseBlocks = false });
         long allActivations = s.OptimizedGraph.Nodes.SelectMany(n => n.Outputs).Sum(v => v.Length) * sizeof(float);
         Assert.True(s.ArenaBytes < allActivations / 4, $"arena {s.ArenaBytes} vs {allActivations} bytes of activations");
         // Overlap of live buffers is checked directly in MemoryPlannerTests; here, the real network.
         Assert.True(s.ArenaBytes >= 112 * 112 * 96 * 4);
+
+        // Banded blocks never materialize the expanded tensors (block 2's 112x112x96 above), only the stem's
+        // 112x112x32 output and the bands' per-thread scratch.
+        using var fused = new InferenceSession(g, new SessionOptions { Threads = 2 });
+        Assert.True(fused.ArenaBytes < s.ArenaBytes / 2, $"fused arena {fused.ArenaBytes} vs {s.ArenaBytes} bytes layer by layer");
+        Assert.True(fused.ArenaBytes >= 112 * 112 * 32 * 4);
     }
 
     [Fact]

@@ -125,6 +125,30 @@ public sealed unsafe class Conv2dOperator
         }
     }
 
+    // ---- pieces for fused blocks (Kernels/Fused): the same kernels on a range of rows, on the caller's thread ----
+
+    /// <summary>The "gemm-1x1" path: a pointwise convolution whose input rows are the GEMM's A.</summary>
+    internal bool IsPointwiseGemm => KernelName == "gemm-1x1";
+
+    /// <summary>The depthwise kernel, when this is a depthwise convolution.</summary>
+    internal DepthwiseConvolution? Depthwise => _depthwise;
+
+    /// <summary>
+    /// Pointwise only: y = act(x * W + bias (+ residual)) for <paramref name="rows"/> pixels, NHWC rows of InC
+    /// (input) and OutC (output, residual) floats; always the packed GEMM, so every element is computed exactly
+    /// as <see cref="Run"/> computes it on a tensor of more than <see cref="Gemv.MaxRows"/> pixels.
+    /// </summary>
+    internal void RunPointwiseRows(int rows, float* x, float* y, float* residual, Workers workers) =>
+        GemmDriver.RunPacked(_isa, _activation, rows, x, Geometry.InC, _groups![0], y, Geometry.OutC, residual, Geometry.OutC, workers);
+
+    /// <summary>
+    /// Depthwise only: output rows [oy0, oy1) of one image into <paramref name="output"/> (their OutW * OutC
+    /// floats each, from its start), reading input rows [sourceRow0, sourceRow0 + sourceRows) held contiguously
+    /// at <paramref name="source"/>; rows outside that range are padding (see <see cref="DepthwiseConvolution.RunBand"/>).
+    /// </summary>
+    internal void RunDepthwiseBand(float* source, int sourceRow0, int sourceRows, int oy0, int oy1, float* output) =>
+        _depthwise!.RunBand(source, sourceRow0, sourceRows, oy0, oy1, output, _activation);
+
     private void RunIm2Col(int batch, float* x, float* y, float* res, float* columns, Workers workers)
     {
         Conv2dGeometry g = Geometry;

@@ -124,6 +124,37 @@ internal sealed unsafe class DepthwiseConvolution
         GC.KeepAlive(_packed); // the kernels hold a raw pointer into it
     }
 
+    /// <summary>Whether <see cref="Run"/> first copies each image into a zero-padded scratch image (small maps).</summary>
+    public bool Padded => _padded;
+
+    /// <summary>One of the four specialised square row kernels (3x3 or 5x5, stride 1 or 2, no dilation, multiplier 1).</summary>
+    public bool RowKernel => _shape is DepthwiseShape.K3S1 or DepthwiseShape.K3S2 or DepthwiseShape.K5S1 or DepthwiseShape.K5S2;
+
+    /// <summary>
+    /// Output rows [oy0, oy1) of one image, on the caller's thread, into <paramref name="output"/> (row oy0 first).
+    /// The input rows [sourceRow0, sourceRow0 + sourceRows) are read from <paramref name="source"/> (row sourceRow0
+    /// first); every window row outside them counts as padding, so the range must hold every real input row these
+    /// output rows read (the top and bottom padding of the image stay outside it). The row kernels see this as an
+    /// image of sourceRows rows whose padding on top is PadTop + sourceRow0 - oy0 * stride (negative when the band
+    /// starts below the top) and compute each pixel with the same operations as <see cref="Run"/>.
+    /// </summary>
+    public void RunBand(float* source, int sourceRow0, int sourceRows, int oy0, int oy1, float* output, in Activation activation)
+    {
+        float* w = _packed.Pointer;
+        DepthwiseArgs args = new()
+        {
+            Input = source, Output = output, Residual = null, Weights = w,
+            Bias = w + _g.KernelH * _g.KernelW * _cPad,
+            InH = sourceRows, InW = _g.InW, InC = _g.InC, OutC = _g.OutC, Multiplier = 1,
+            OutH = oy1 - oy0, OutW = _g.OutW, KH = _g.KernelH, KW = _g.KernelW,
+            SH = _g.StrideH, SW = _g.StrideW, DH = 1, DW = 1,
+            PadTop = _g.PadTop + sourceRow0 - oy0 * _g.StrideH, PadLeft = _g.PadLeft, CPad = _cPad, Activation = activation, Isa = _isa,
+            OverlapOk = true,
+        };
+        DepthwiseKernel.Run(ref args, _shape, 1, Workers.Single);
+        GC.KeepAlive(_packed);
+    }
+
     /// <summary>Copies one input image into the _padH x _padW scratch image, zeros where the window reads padding.</summary>
     private void PadCopy(float* image, float* padded)
     {
