@@ -6,7 +6,8 @@ namespace MobileNetSharp.Bench;
 /// Entry point. `kernels [BenchmarkDotNet args]` runs the micro-benchmarks of single kernels;
 /// `models [...]` runs whole models side by side with ONNX Runtime (see ModelBench); `training [...]` measures
 /// training images/s side by side with PyTorch (see TrainingBench); `dwbackward [...]` times the depthwise
-/// backward kernels against the forward (see DwBackwardBench).
+/// backward kernels against the forward (see DwBackwardBench); `fusion [...]` times banded blocks against
+/// layer-by-layer plans (see FusionBench).
 /// </summary>
 public static class Program
 {
@@ -25,8 +26,10 @@ public static class Program
                 return TrainingBench.Run(rest);
             case "dwbackward":
                 return DwBackwardBench.Run(rest);
+            case "fusion":
+                return FusionBench.Run(rest);
             default:
-                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] [--pause MS] [--by-position] | training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B])");
+                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] [--pause MS] [--by-position] | training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B] | fusion [--arch A,B] [--threads 1,2] [--batch B] [--runs N])");
                 return 2;
         }
     }

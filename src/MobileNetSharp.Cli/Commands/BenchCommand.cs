@@ -23,8 +23,9 @@ internal static class BenchCommand
         var batch = new Option<int?>("--batch", "-b") { Description = "Images per run: sets dimension 0 of every input (default: the model's own batch, 1 for architectures)" };
         var runs = new Option<int>("--runs") { Description = "Timed runs", DefaultValueFactory = _ => 50 };
         var warmup = new Option<int>("--warmup") { Description = "Untimed runs after the first, before timing", DefaultValueFactory = _ => 5 };
+        var noFuse = Cli.NoFuse();
         var cmd = new Command("bench", "Load time, first run, latency quantiles, images/s, GFLOP/s, peak memory and allocations per run")
-            { model, width, res, classes, channels, small, threads, batch, runs, warmup, json };
+            { model, width, res, classes, channels, small, threads, batch, runs, warmup, noFuse, json };
         var shapes = new ShapeOptions();
         shapes.AddTo(cmd);
         cmd.SetAction(r => Cli.Guard(() =>
@@ -38,7 +39,7 @@ internal static class BenchCommand
             string source = r.GetValue(model)!;
             bool quiet = r.GetValue(json);
             Result? result = null;
-            Cli.WithStatus(quiet, status => result = Measure(source, r, shapes, width, res, classes, channels, small, nBatch, nThreads, nRuns, nWarmup, status));
+            Cli.WithStatus(quiet, status => result = Measure(source, r, shapes, width, res, classes, channels, small, nBatch, nThreads, nRuns, nWarmup, !r.GetValue(noFuse), status));
             var x = result!;
             if (quiet)
             {
@@ -79,7 +80,7 @@ internal static class BenchCommand
         long PeakWorkingSetBytes, double AllocatedBytesPerRun, double LoadJitMs, double FirstRunJitMs);
 
     private static Result Measure(string source, ParseResult r, ShapeOptions shapes, Option<float> width, Option<int?> res, Option<int> classes,
-        Option<int> channels, Option<bool> small, int? batch, int threads, int runs, int warmup, Action<string> status)
+        Option<int> channels, Option<bool> small, int? batch, int threads, int runs, int warmup, bool fuse, Action<string> status)
     {
         status($"loading {source}...");
         // Load = import (or build) + session creation + the plan for the shapes measured: what a user waits for before the first run.
@@ -87,7 +88,7 @@ internal static class BenchCommand
         var sw = Stopwatch.StartNew();
         var graph = ModelSource.Load(source, r.GetValue(width), r.GetValue(res), r.GetValue(classes), shapes.ImportOptions(r), batch ?? 1,
             r.GetValue(channels), r.GetValue(small));
-        using var session = new InferenceSession(graph, new SessionOptions { Threads = threads });
+        using var session = new InferenceSession(graph, new SessionOptions { Threads = threads, FuseBlocks = fuse });
         var inputShapes = session.Inputs.Select(i => WithBatch(i.Shape, batch)).ToArray();
         var outputShapes = session.OutputShapes(inputShapes);
         double loadMs = sw.Elapsed.TotalMilliseconds;

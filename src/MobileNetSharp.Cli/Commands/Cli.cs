@@ -18,6 +18,9 @@ internal static class Cli
     public static Option<int> Threads() => new("--threads", "-t") { Description = "Worker threads", DefaultValueFactory = _ => Math.Min(Environment.ProcessorCount, MobileNetSharp.Runtime.SessionOptions.MaxThreads) };
     public static Option<bool> Json() => new("--json") { Description = "Print one JSON object instead of tables" };
 
+    /// <summary>SessionOptions.FuseBlocks off: one step per layer.</summary>
+    public static Option<bool> NoFuse() => new("--no-fuse") { Description = "Run every layer as its own step instead of banding inverted-residual blocks (same results; per-layer times)" };
+
     public static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
     /// <summary>As <see cref="JsonOptions"/>, leaving out null properties (optional fields such as a detection's keypoints).</summary>

@@ -16,8 +16,8 @@ internal static class ProfileCommand
         var (width, res, classes, threads, json) = (Cli.Width(), Cli.Resolution(), Cli.Classes(), Cli.Threads(), Cli.Json());
         var runs = new Option<int>("--runs") { Description = "Profiled runs", DefaultValueFactory = _ => 10 };
         var top = new Option<int>("--top") { Description = "Slowest steps to list", DefaultValueFactory = _ => 15 };
-        var (channels, small) = (Cli.Channels(), Cli.SmallInput());
-        var cmd = new Command("profile", "Time per step and per kernel") { model, width, res, classes, channels, small, threads, runs, top, json };
+        var (channels, small, noFuse) = (Cli.Channels(), Cli.SmallInput(), Cli.NoFuse());
+        var cmd = new Command("profile", "Time per step and per kernel") { model, width, res, classes, channels, small, threads, runs, top, noFuse, json };
         var shapes = new ShapeOptions();
         shapes.AddTo(cmd);
         cmd.SetAction(r => Cli.Guard(() =>
@@ -26,7 +26,7 @@ internal static class ProfileCommand
                 channels: r.GetValue(channels), smallInput: r.GetValue(small));
             int nRuns = r.GetValue(runs);
             if (nRuns < 1 || nRuns > 10000) throw new ArgumentException("--runs must be in 1..10000.");
-            using var session = new InferenceSession(g, new SessionOptions { Threads = r.GetValue(threads) });
+            using var session = new InferenceSession(g, new SessionOptions { Threads = r.GetValue(threads), FuseBlocks = !r.GetValue(noFuse) });
             var inputs = session.Inputs.Select((i, k) => Tensor.Random(k + 1, i.Shape)).ToArray();
             var steps = session.Profile(inputs, nRuns);
             var costs = StepCosts(session, steps);
@@ -43,7 +43,7 @@ internal static class ProfileCommand
                 Cli.PrintJson(new
                 {
                     model = g.Name, threads = r.GetValue(threads), totalMs = total, arenaBytes = session.ArenaBytes, macs = totalMacs, gflops = Gflops(totalMacs, total),
-                    steps = steps.Select((s, i) => new { name = s.Name, kernel = s.Kernel, ms = s.Milliseconds, layerKind = SummaryCommand.KindName(costs[i].Kind), macs = costs[i].Macs, gflops = Gflops(costs[i].Macs, s.Milliseconds) }),
+                    steps = steps.Select((s, i) => new { name = s.Name, nodes = s.Nodes ?? [s.Name], kernel = s.Kernel, ms = s.Milliseconds, layerKind = SummaryCommand.KindName(costs[i].Kind), macs = costs[i].Macs, gflops = Gflops(costs[i].Macs, s.Milliseconds) }),
                     kernels = byKernel.Select(k => new { kernel = k.Kernel, steps = k.Count, ms = k.Ms, macs = k.Macs, gflops = Gflops(k.Macs, k.Ms) }),
                     layerKinds = byKind.Select(k => new { layerKind = SummaryCommand.KindName(k.Kind), steps = k.Count, ms = k.Ms, share = total > 0 ? k.Ms / total : 0, macs = k.Macs, macShare = totalMacs > 0 ? (double)k.Macs / totalMacs : 0, gflops = Gflops(k.Macs, k.Ms) }),
                 });
@@ -74,8 +74,10 @@ internal static class ProfileCommand
 
     /// <summary>
     /// MACs and layer kind of each step: a step named after a node of the optimized graph (the plan's compute
-    /// steps are) carries that node's cost at the profiled shapes; the extra steps a lowering or a layout
-    /// change adds (".nhwc", ".copy", ...) are data movement, counted as other with no MACs.
+    /// steps are) carries that node's cost at the profiled shapes; a fused block carries the sum over its nodes
+    /// and the kind of its largest part (the 1x1 convolutions of an inverted residual; `--no-fuse` splits it);
+    /// the extra steps a lowering or a layout change adds (".nhwc", ".copy", ...) are data movement, counted as
+    /// other with no MACs.
     /// </summary>
     internal static (long Macs, LayerKind Kind)[] StepCosts(InferenceSession session, IReadOnlyList<StepProfile> steps)
     {
@@ -84,9 +86,16 @@ internal static class ProfileCommand
         var claimed = new HashSet<string>(StringComparer.Ordinal);
         return steps.Select(s =>
         {
-            if (!nodes.TryGetValue(s.Name, out var n) || !claimed.Add(s.Name)) return (0L, LayerKind.Other);
-            var cost = n.Op.Cost(n);
-            return (cost.Macs, cost.Kind);
+            long macs = 0, largest = -1;
+            var kind = LayerKind.Other;
+            foreach (var name in s.Nodes ?? [s.Name])
+            {
+                if (!nodes.TryGetValue(name, out var n) || !claimed.Add(name)) continue;
+                var cost = n.Op.Cost(n);
+                macs += cost.Macs;
+                if (cost.Macs > largest) (largest, kind) = (cost.Macs, cost.Kind);
+            }
+            return (macs, kind);
         }).ToArray();
     }
 }

@@ -124,6 +124,26 @@ public class ProfileCostTests
         Assert.True(j.GetProperty("kernels").GetArrayLength() > 0 && j.GetProperty("totalMs").GetDouble() > 0);
     }
 
+    /// <summary>Banded blocks are one step each, listing their nodes and carrying their MACs; `--no-fuse` gives a step per layer and the same total.</summary>
+    [Fact]
+    public void FusedBlocksCarryTheirNodesAndMacs()
+    {
+        string[] model = ["mobilenet_v2", "--width", "0.5", "--resolution", "160"];
+        long summaryMacs = JsonDocument.Parse(CliRunner.Run(["summary", .. model, "--json"]).Out).RootElement.GetProperty("macs").GetInt64();
+        foreach (bool fuse in new[] { true, false })
+        {
+            var (code, stdout, stderr) = CliRunner.Run(["profile", .. model, "--runs", "1", "--threads", "2", "--json", .. fuse ? Array.Empty<string>() : ["--no-fuse"]]);
+            Assert.True(code == 0, stderr);
+            var steps = JsonDocument.Parse(stdout).RootElement.GetProperty("steps").EnumerateArray().ToArray();
+            Assert.Equal(summaryMacs, steps.Sum(s => s.GetProperty("macs").GetInt64()));
+            var fused = steps.Where(s => s.GetProperty("kernel").GetString()!.StartsWith("fused", StringComparison.Ordinal)).ToArray();
+            if (!fuse) { Assert.Empty(fused); continue; }
+            var block2 = Assert.Single(fused, s => s.GetProperty("name").GetString() == "block2.project");
+            Assert.Equal(["block2.expand", "block2.dw", "block2.project"], block2.GetProperty("nodes").EnumerateArray().Select(n => n.GetString()!));
+            Assert.Equal("pointwise1x1", block2.GetProperty("layerKind").GetString());
+        }
+    }
+
     [Fact]
     public void TableShowsTheSplitByLayerKind()
     {
