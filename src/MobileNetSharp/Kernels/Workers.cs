@@ -80,7 +80,10 @@ public sealed unsafe class Workers : IDisposable
     /// </summary>
     public BurstScope Burst()
     {
-        if (Count > 1) Interlocked.Increment(ref _bursts);
+        // Wake sleeping workers now: they start spinning while the caller runs the first (serial) steps, instead of
+        // being woken by the first parallel loop and joining it a wake-up later.
+        if (Count > 1 && Interlocked.Increment(ref _bursts) == 1)
+            lock (_wake) Monitor.PulseAll(_wake);
         return new BurstScope(this);
     }
 
@@ -190,7 +193,7 @@ public sealed unsafe class Workers : IDisposable
             {
                 lock (_wake)
                 {
-                    while ((generation = _generation) == seen && !_disposed) Monitor.Wait(_wake);
+                    while ((generation = _generation) == seen && !_disposed && Volatile.Read(ref _bursts) == 0) Monitor.Wait(_wake);
                 }
             }
             if (_disposed) return;
