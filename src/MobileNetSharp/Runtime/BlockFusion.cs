@@ -7,8 +7,8 @@ namespace MobileNetSharp.Runtime;
 /// <summary>
 /// A pass over a lowered inference plan: each chain of convolution steps 1x1 -> depthwise -> 1x1 (an inverted
 /// residual block, the residual already fused into the last) or depthwise -> 1x1 (a separable pair) whose
-/// intermediates nobody else reads becomes one <see cref="BandedBlockStep"/>, when those intermediates are too
-/// large to stay in cache (<see cref="BandedBlock.TryCreate"/>). Runs on steps rather than on the graph so the
+/// intermediates nobody else reads becomes one <see cref="BandedBlockStep"/>, when the kernels allow it and those
+/// intermediates are too large to stay in cache and outweigh the weights the bands re-read (<see cref="BandedBlock.TryCreate"/>). Runs on steps rather than on the graph so the
 /// graph keeps its ONNX form (export, summaries, training) and the choice can depend on the plan's shapes.
 /// </summary>
 internal static class BlockFusion

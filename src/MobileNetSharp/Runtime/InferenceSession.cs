@@ -194,7 +194,7 @@ public sealed class InferenceSession : IDisposable
         var ticks = new long[plan.Steps.Length];
         for (int r = 0; r < runs; r++) plan.Run(inputs, outputs, _workers, ticks);
         double perTick = 1000.0 / System.Diagnostics.Stopwatch.Frequency / Math.Max(1, runs);
-        return plan.Steps.Select((s, i) => new StepProfile(s.Name, s.Kernel, ticks[i] * perTick, s.Nodes.Count > 1 ? s.Nodes : null)).ToArray();
+        return plan.Steps.Select((s, i) => new StepProfile(s.Name, s.Kernel, ticks[i] * perTick) { Nodes = s.Nodes.Count > 1 ? s.Nodes : null }).ToArray();
     }
 
     private ExecutionPlan PlanFor(ReadOnlySpan<Tensor> inputs)

@@ -21,10 +21,12 @@ public sealed record SessionOptions
     public IsaLevel? Isa { get; init; }
 
     /// <summary>
-    /// Run each 1x1 -> depthwise -> 1x1 chain (an inverted residual block) and each depthwise -> 1x1 pair whose
-    /// intermediate tensors would not fit in cache as one step, in bands of output rows, so the wide tensors
-    /// between the layers are never written whole (default true; needs <see cref="Optimize"/>). The results are
-    /// bit-identical either way; false gives per-layer steps, e.g. for a per-layer profile.
+    /// Run each 1x1 -> depthwise -> 1x1 chain (an inverted residual block) and each depthwise -> 1x1 pair as one
+    /// step, in bands of output rows, so the wide tensors between the layers are never written whole (default
+    /// true; needs <see cref="Optimize"/>). Only chains with nothing in between (squeeze-excite breaks one), a 3x3
+    /// or 5x5 depthwise and intermediates too large for the cache budget, where the traffic saved outweighs the
+    /// weights each band re-reads (see Kernels/Fused/BandedBlock). The results are bit-identical either way;
+    /// false gives per-layer steps, e.g. for a per-layer profile.
     /// </summary>
     public bool FuseBlocks { get; init; } = true;
 
@@ -45,5 +47,8 @@ public sealed record TensorInfo(string Name, int[] Shape, Tensors.DataType DataT
 }
 
 /// <summary>Time spent in one step of a plan, from <see cref="InferenceSession.Profile"/>.</summary>
-/// <param name="Nodes">The graph nodes the step computes (several for a fused block); null means just <paramref name="Name"/>.</param>
-public sealed record StepProfile(string Name, string Kernel, double Milliseconds, IReadOnlyList<string>? Nodes = null);
+public sealed record StepProfile(string Name, string Kernel, double Milliseconds)
+{
+    /// <summary>The graph nodes the step computes when it is a fused block (several); null for a step of one node, <see cref="Name"/>.</summary>
+    public IReadOnlyList<string>? Nodes { get; init; }
+}

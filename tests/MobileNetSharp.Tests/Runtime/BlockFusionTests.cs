@@ -10,7 +10,8 @@ namespace MobileNetSharp.Tests.Runtime;
 /// Banded blocks (BlockFusion + Kernels/Fused/BandedBlock) against the layer-by-layer plan of the same graph:
 /// the fused plan runs the same kernels on bands of rows, so outputs must be bit-identical, for random block
 /// shapes (odd channels, 3x3/5x5, stride 1/2, symmetric and SAME_UPPER-style pads, every fusable activation,
-/// with and without the residual), every band height from one row up, batch 1-3, 1 and 2 threads and every ISA.
+/// with and without the residual), every band height from one row up, batch 1-3, 1 and 2 threads and every ISA;
+/// pads that make whole bands padding, concurrent runs, other input shapes, and maps too small to band.
 /// </summary>
 public class BlockFusionTests
 {
@@ -43,16 +44,21 @@ public class BlockFusionTests
         using var fused = new InferenceSession(g, new SessionOptions { Threads = threads, Isa = isa, FusionCacheBytes = cacheBytes, FusionSavingsFactor = savingsFactor });
         using var plain = new InferenceSession(g, new SessionOptions { Threads = threads, Isa = isa, FuseBlocks = false });
         var input = Tensor.Random(seed, g.Inputs[0].Shape);
-        var a = fused.Run(input)[0];
-        var b = plain.Run(input)[0];
+        Same(fused.Run(input)[0], plain.Run(input)[0], $"{threads} thread(s), cache {cacheBytes} B");
+        Assert.Equal(0, FusedSteps(plain, input));
+        return FusedSteps(fused, input);
+    }
+
+    private static void Same(Tensor a, Tensor b, string what)
+    {
         Assert.Equal(b.Shape, a.Shape);
         for (int i = 0; i < a.Length; i++)
             if (BitConverter.SingleToInt32Bits(a.Floats[i]) != BitConverter.SingleToInt32Bits(b.Floats[i]))
-                Assert.Fail($"element {i}: fused {a.Floats[i]:R}, layer by layer {b.Floats[i]:R}");
-        int steps = fused.Profile([input], 1).Count(s => s.Kernel.StartsWith("fused", StringComparison.Ordinal));
-        Assert.Equal(0, plain.Profile([input], 1).Count(s => s.Kernel.StartsWith("fused", StringComparison.Ordinal)));
-        return steps;
+                Assert.Fail($"{what}: element {i}: fused {a.Floats[i]:R}, layer by layer {b.Floats[i]:R}");
     }
+
+    private static int FusedSteps(InferenceSession s, Tensor input) =>
+        s.Profile([input], 1).Count(p => p.Kernel.StartsWith("fused", StringComparison.Ordinal));
 
     public static TheoryData<int, int> Seeds()
     {
@@ -134,5 +140,89 @@ public class BlockFusionTests
         var dwOut = g.Nodes.Single(n => n.Name.StartsWith("dw", StringComparison.Ordinal)).Output;
         g.Outputs.Add(dwOut);
         Assert.Equal(0, AssertSame(g, 2, null, 64));
+    }
+
+    /// <summary>
+    /// A block on a map of at most Gemv.MaxRows pixels (1x1 here, batch 1 or 3): layer by layer, the expand and
+    /// the project (no residual) take Gemv (k loop split into two accumulators), the fused block always the
+    /// packed GEMM (one accumulator), so the bits differ. BandedBlock.TryCreate leaves such maps unfused.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(4)] // control: 4 rows > Gemv.MaxRows, both plans take the packed GEMM and match
+    public void TinyMapsAreNotFusedOrMatchBitForBit(int batch)
+    {
+        var rng = new Random(7);
+        var g = Block(rng, batch, 1, 1, 8, 48, 8, 3, 1, (1, 1, 1, 1), Activation.Relu6, Activation.Relu6, expand: true, residual: false);
+        using var fused = new InferenceSession(g, new SessionOptions { Threads = 1, FusionCacheBytes = 64, FusionSavingsFactor = 0 });
+        using var plain = new InferenceSession(g, new SessionOptions { Threads = 1, FuseBlocks = false });
+        var input = Tensor.Random(3, g.Inputs[0].Shape);
+        int steps = FusedSteps(fused, input);
+        Assert.Equal(batch > 3 ? 1 : 0, steps);
+        Same(fused.Run(input)[0], plain.Run(input)[0], $"fused steps {steps}");
+    }
+
+    /// <summary>Random asymmetric pads (top/bottom up to k+1, so whole bands of padding), tiny heights, batch 1-3, 2 threads.</summary>
+    [Fact]
+    public void RandomPadsAndHeightsMatchLayerByLayer()
+    {
+        int fusedTotal = 0;
+        for (int seed = 0; seed < 60; seed++)
+        {
+            var rng = new Random(1000 + seed);
+            int k = rng.Next(2) == 0 ? 3 : 5, s = rng.Next(1, 3);
+            int pt = rng.Next(0, k + 2), pb = rng.Next(0, k + 2), pl = rng.Next(0, k / 2 + 1), pr = rng.Next(0, k / 2 + 1);
+            int h = rng.Next(1, 3 * k);
+            if (h + pt + pb < k) pb = k - h - pt;
+            int w = rng.Next(18, 30);
+            bool expand = seed % 3 != 2;
+            int cin = rng.Next(expand ? 1 : 5, 10), cexp = rng.Next(5, 36), cout = rng.Next(4, 10);
+            int batch = rng.Next(1, 4);
+            var g = Block(rng, batch, h, w, cin, cexp, cout, k, s, (pt, pl, pb, pr), Activation.Relu6, Activation.HardSwish, expand, residual: false);
+            var input = Tensor.Random(seed, g.Inputs[0].Shape);
+            using var plain = new InferenceSession(g, new SessionOptions { Threads = 2, FuseBlocks = false });
+            var expected = plain.Run(input)[0];
+            foreach (long cache in new long[] { 64, 2048, 16 * 1024 })
+            {
+                using var fused = new InferenceSession(g, new SessionOptions { Threads = 2, FusionCacheBytes = cache, FusionSavingsFactor = 0 });
+                fusedTotal += FusedSteps(fused, input);
+                Same(fused.Run(input)[0], expected, $"seed {seed} k{k} s{s} pads {pt},{pl},{pb},{pr} h{h} w{w} batch {batch} cache {cache}");
+            }
+        }
+        Assert.True(fusedTotal > 60, $"only {fusedTotal} fused plans");
+    }
+
+    /// <summary>Concurrent runs on one fused session (each takes its own arena, so its own band scratch).</summary>
+    [Fact]
+    public void ConcurrentRunsOnAFusedSessionMatch()
+    {
+        var rng = new Random(11);
+        var g = Block(rng, 2, 20, 20, 8, 40, 8, 3, 1, (1, 1, 1, 1), Activation.Relu6, Activation.Relu6, expand: true, residual: true);
+        using var fused = new InferenceSession(g, new SessionOptions { Threads = 2, FusionCacheBytes = 4096, FusionSavingsFactor = 0 });
+        using var plain = new InferenceSession(g, new SessionOptions { Threads = 2, FuseBlocks = false });
+        var inputs = Enumerable.Range(0, 4).Select(i => Tensor.Random(i + 1, g.Inputs[0].Shape)).ToArray();
+        var expected = inputs.Select(x => plain.Run(x)[0]).ToArray();
+        Assert.Equal(1, FusedSteps(fused, inputs[0]));
+        Parallel.For(0, 4, new ParallelOptions { MaxDegreeOfParallelism = 4 }, t =>
+        {
+            for (int r = 0; r < 30; r++) Same(fused.Run(inputs[(t + r) % 4])[0], expected[(t + r) % 4], $"task {t} run {r}");
+        });
+    }
+
+    /// <summary>Plans for other input shapes (H x W and batch) fuse with their own geometry.</summary>
+    [Fact]
+    public void OtherInputShapesMatch()
+    {
+        var rng = new Random(12);
+        var g = Block(rng, 1, 16, 16, 6, 30, 6, 5, 2, (1, 1, 2, 2), Activation.Relu, Activation.Relu6, expand: true, residual: false);
+        using var fused = new InferenceSession(g, new SessionOptions { Threads = 2, FusionCacheBytes = 2048, FusionSavingsFactor = 0 });
+        using var plain = new InferenceSession(g, new SessionOptions { Threads = 2, FuseBlocks = false });
+        foreach (var shape in new[] { new[] { 1, 6, 23, 19 }, new[] { 3, 6, 16, 16 }, new[] { 2, 6, 9, 31 } })
+        {
+            var x = Tensor.Random(5, shape);
+            Assert.Equal(1, FusedSteps(fused, x));
+            Same(fused.Run(x)[0], plain.Run(x)[0], Shape.Format(shape));
+        }
     }
 }

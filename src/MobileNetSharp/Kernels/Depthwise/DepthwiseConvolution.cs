@@ -135,8 +135,9 @@ internal sealed unsafe class DepthwiseConvolution
     /// The input rows [sourceRow0, sourceRow0 + sourceRows) are read from <paramref name="source"/> (row sourceRow0
     /// first); every window row outside them counts as padding, so the range must hold every real input row these
     /// output rows read (the top and bottom padding of the image stay outside it). The row kernels see this as an
-    /// image of sourceRows rows whose padding on top is PadTop + sourceRow0 - oy0 * stride (negative when the band
-    /// starts below the top) and compute each pixel with the same operations as <see cref="Run"/>.
+    /// image of sourceRows rows whose padding on top is PadTop + sourceRow0 - oy0 * stride (negative when the source
+    /// starts above the band's first window row, e.g. when it is the whole image) and compute each pixel with the
+    /// same operations as <see cref="Run"/>.
     /// </summary>
     public void RunBand(float* source, int sourceRow0, int sourceRows, int oy0, int oy1, float* output, in Activation activation)
     {

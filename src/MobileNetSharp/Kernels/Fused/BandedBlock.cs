@@ -44,7 +44,8 @@ internal sealed unsafe class BandedBlock
     /// The banded form of expand (may be null) -> depthwise -> project when the three can chain, the tensors
     /// between them hold more than <paramref name="cacheBytes"/> (smaller ones stay in cache layer by layer
     /// anyway) and the intermediate traffic saved is at least <paramref name="savingsFactor"/> times the weight
-    /// traffic the bands add; null otherwise. The band is the largest whose scratch fits in <paramref name="cacheBytes"/>.
+    /// traffic the bands add; null otherwise. The band is the largest whose scratch fits in <paramref name="cacheBytes"/>
+    /// (one row when not even that fits; the scratch then exceeds the budget).
     /// </summary>
     public static BandedBlock? TryCreate(Conv2dOperator? expand, Conv2dOperator depthwise, Conv2dOperator project, int batch,
         long cacheBytes, long savingsFactor = DefaultSavingsFactor)
@@ -53,6 +54,9 @@ internal sealed unsafe class BandedBlock
         if (depthwise.Depthwise is not { Padded: false } dw || !dw.RowKernel || d.DilationH != 1) return null;
         if (!project.IsPointwiseGemm || project.Geometry.InC != d.OutC || project.Geometry.InH != d.OutH || project.Geometry.InW != d.OutW) return null;
         if (expand is not null && (!expand.IsPointwiseGemm || expand.Geometry.OutC != d.InC || expand.Geometry.InH != d.InH || expand.Geometry.InW != d.InW)) return null;
+        // Layer by layer, a 1x1 over at most Gemv.MaxRows pixels takes Gemv, whose sums split into two accumulators;
+        // the bands always take the packed GEMM, so such maps would not be bit-identical (and are never worth banding).
+        if ((long)batch * d.OutH * d.OutW <= Gemm.Gemv.MaxRows || (expand is not null && (long)batch * d.InH * d.InW <= Gemm.Gemv.MaxRows)) return null;
         long between = (long)batch * d.OutH * d.OutW * d.OutC + (expand is null ? 0 : (long)batch * d.InH * d.InW * d.InC);
         if (between * sizeof(float) <= cacheBytes) return null;
         int rows = 1;
