@@ -18,18 +18,16 @@ public static class FusionBench
         var archs = new List<string>();
         var threads = new List<int>();
         int runs = 100, batch = 1;
-        for (int i = 0; i < args.Length; i++)
-        {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-            switch (args[i])
+        var reader = new BenchArgs(args);
+        foreach (var option in reader.Options())
+            switch (option)
             {
-                case "--arch": archs.AddRange(Next().Split(',')); break;
-                case "--threads": threads.AddRange(Next().Split(',').Select(int.Parse)); break;
-                case "--runs": runs = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--batch": batch = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                default: throw new ArgumentException($"unknown option {args[i]}");
+                case "--arch": archs.AddRange(reader.Value().Split(',')); break;
+                case "--threads": threads.AddRange(reader.Ints(min: 1)); break;
+                case "--runs": runs = reader.Int(min: 1); break;
+                case "--batch": batch = reader.Int(min: 1); break;
+                default: throw reader.Unknown();
             }
-        }
         if (archs.Count == 0) archs.AddRange(["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_lite0"]);
         if (threads.Count == 0) threads.AddRange([1, Environment.ProcessorCount]);
         Console.WriteLine($"# Banded blocks vs layer by layer, batch {batch}, {runs} runs each, alternated in blocks of 10");

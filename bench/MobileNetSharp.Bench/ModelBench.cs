@@ -42,31 +42,27 @@ public static class ModelBench
         int? res = null;
         int pauseMs = 100;
         bool byPosition = false;
-        for (int i = 0; i < args.Length; i++)
-        {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-            switch (args[i])
+        var reader = new BenchArgs(args);
+        foreach (var option in reader.Options())
+            switch (option)
             {
-                case "--arch": archs.AddRange(Next().Split(',')); break;
-                case "--threads": threads.AddRange(Next().Split(',').Select(int.Parse)); break;
-                case "--runs": runs = int.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--batch" or "--batches": batches.AddRange(Next().Split(',').Select(b => int.Parse(b, CultureInfo.InvariantCulture))); break;
-                case "--json": jsonPath = Next(); break;
-                case "--width": width = float.Parse(Next(), CultureInfo.InvariantCulture); break;
-                case "--resolution": res = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--arch": archs.AddRange(reader.Value().Split(',')); break;
+                case "--threads": threads.AddRange(reader.Ints(min: 1)); break;
+                case "--runs": runs = reader.Int(min: 1); break;
+                case "--batch" or "--batches": batches.AddRange(reader.Ints(min: 1)); break;
+                case "--json": jsonPath = reader.Value(); break;
+                case "--width": width = reader.Float(); break;
+                case "--resolution": res = reader.Int(min: 1); break;
                 case "--ort-no-spin": ortSpin = false; break;
-                case "--pause": pauseMs = int.Parse(Next(), CultureInfo.InvariantCulture); break;
+                case "--pause": pauseMs = reader.Int(min: 0); break;
                 case "--by-position": byPosition = true; break;
-                default: throw new ArgumentException($"unknown option {args[i]}");
+                default: throw reader.Unknown();
             }
-        }
         if (archs.Count == 0) archs.AddRange(DefaultArchs);
         if (threads.Count == 0) threads.AddRange([1, Environment.ProcessorCount]);
         threads = threads.Distinct().ToList();
         if (batches.Count == 0) batches.Add(1);
         batches = batches.Distinct().ToList();
-        if (batches.Any(b => b < 1)) throw new ArgumentException("batch sizes must be positive");
-        if (pauseMs < 0) throw new ArgumentException("--pause must be >= 0 ms");
 
         double peak = PeakProbe.SingleCoreGflops();
         Console.WriteLine($"# MobileNetSharp vs ONNX Runtime {typeof(Ort.InferenceSession).Assembly.GetName().Version}");

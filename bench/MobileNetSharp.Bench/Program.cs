@@ -15,6 +15,20 @@ public static class Program
     {
         string mode = args.Length > 0 ? args[0] : "models";
         string[] rest = args.Length > 0 ? args[1..] : [];
+        try
+        {
+            return Dispatch(mode, rest);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or OverflowException or IndexOutOfRangeException)
+        {
+            // Bad options: one line, no stack trace (an index past the end is an option missing its value).
+            Console.Error.WriteLine($"error: {(e is IndexOutOfRangeException ? "an option is missing its value" : e.Message)}");
+            return 2;
+        }
+    }
+
+    private static int Dispatch(string mode, string[] rest)
+    {
         switch (mode)
         {
             case "kernels":
