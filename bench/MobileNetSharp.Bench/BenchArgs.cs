@@ -53,4 +53,14 @@ internal sealed class BenchArgs(string[] args)
     }
 
     public ArgumentException Unknown() => new($"unknown option {args[_i]}");
+
+    /// <summary>Checks what a run would only reach later: architecture names, thread counts and the output file's folder.</summary>
+    public static void CheckUpFront(IEnumerable<string> archs, IEnumerable<int> threads, string? outputPath = null)
+    {
+        foreach (var arch in archs) Models.ModelZoo.Get(arch); // throws ArgumentException naming the known ones
+        foreach (int t in threads)
+            if (t > Runtime.SessionOptions.MaxThreads) throw new ArgumentException($"--threads values must be at most {Runtime.SessionOptions.MaxThreads}, got {t}");
+        if (outputPath is not null && Path.GetDirectoryName(Path.GetFullPath(outputPath)) is { } dir && !Directory.Exists(dir))
+            throw new ArgumentException($"--json: the folder {dir} does not exist");
+    }
 }

@@ -30,6 +30,7 @@ public static class FusionBench
             }
         if (archs.Count == 0) archs.AddRange(["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_lite0"]);
         if (threads.Count == 0) threads.AddRange([1, Environment.ProcessorCount]);
+        BenchArgs.CheckUpFront(archs, threads);
         Console.WriteLine($"# Banded blocks vs layer by layer, batch {batch}, {runs} runs each, alternated in blocks of 10");
         Console.WriteLine();
         Console.WriteLine("| model | threads | fused steps | fused median | fused p90 | unfused median | unfused p90 | fused/unfused |");

@@ -63,6 +63,7 @@ public static class ModelBench
         threads = threads.Distinct().ToList();
         if (batches.Count == 0) batches.Add(1);
         batches = batches.Distinct().ToList();
+        BenchArgs.CheckUpFront(archs, threads, jsonPath);
 
         double peak = PeakProbe.SingleCoreGflops();
         Console.WriteLine($"# MobileNetSharp vs ONNX Runtime {typeof(Ort.InferenceSession).Assembly.GetName().Version}");

@@ -19,7 +19,7 @@ public static class Program
         {
             return Dispatch(mode, rest);
         }
-        catch (Exception e) when (e is ArgumentException or FormatException or OverflowException or IndexOutOfRangeException)
+        catch (Exception e) when (e is ArgumentException or FormatException or OverflowException or IndexOutOfRangeException or IOException or UnauthorizedAccessException)
         {
             // Bad options: one line, no stack trace (an index past the end is an option missing its value).
             Console.Error.WriteLine($"error: {(e is IndexOutOfRangeException ? "an option is missing its value" : e.Message)}");

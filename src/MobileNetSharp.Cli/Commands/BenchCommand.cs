@@ -47,7 +47,7 @@ internal static class BenchCommand
                 {
                     model = x.Model, threads = nThreads, batch = x.Batch, shape = x.Inputs[0].Shape,
                     inputs = x.Inputs.Select(i => new { name = i.Name, shape = i.Shape }),
-                    runs = nRuns, warmup = nWarmup, macs = x.Macs,
+                    runs = nRuns, warmup = nWarmup, macs = x.Macs, fuseBlocks = !r.GetValue(noFuse),
                     loadMs = x.LoadMs, firstRunMs = x.FirstRunMs, medianMs = x.MedianMs, p90Ms = x.P90Ms, p99Ms = x.P99Ms, minMs = x.MinMs,
                     imagesPerSecond = x.ImagesPerSecond, gflops = x.Gflops,
                     peakWorkingSetBytes = x.PeakWorkingSetBytes, allocatedBytesPerRun = x.AllocatedBytesPerRun,
@@ -57,9 +57,9 @@ internal static class BenchCommand
             }
             var inv = CultureInfo.InvariantCulture;
             string inputs = string.Join(", ", x.Inputs.Select(i => $"{i.Name} {string.Join("x", i.Shape)}"));
-            var t = new Table().Title($"{Markup.Escape(x.Model)}: {Markup.Escape(inputs)}, {nThreads} thread(s), {nRuns} timed runs after {nWarmup} warm-up")
+            var t = new Table().Title($"{Markup.Escape(x.Model)}: {Markup.Escape(inputs)}, {nThreads} thread(s), {nRuns} timed runs after {nWarmup} warm-up{(r.GetValue(noFuse) ? ", layer by layer (--no-fuse)" : "")}")
                 .AddColumns("measure", "value");
-            t.AddRow("load (import + session)", $"{Cli.Ms(x.LoadMs)} (JIT {Cli.Ms(x.LoadJitMs)})");
+            t.AddRow("load (import + session + plan)", $"{Cli.Ms(x.LoadMs)} (JIT {Cli.Ms(x.LoadJitMs)})");
             t.AddRow("first run", $"{Cli.Ms(x.FirstRunMs)} (JIT {Cli.Ms(x.FirstRunJitMs)})");
             t.AddRow("median", Cli.Ms(x.MedianMs));
             t.AddRow("p90", Cli.Ms(x.P90Ms));
