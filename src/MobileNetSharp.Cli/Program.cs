@@ -10,7 +10,15 @@ public static class Program
     {
         var root = new RootCommand("mnet: MobileNet-family models in pure C#: build, summarize, compare, run, convert.");
         foreach (var c in Commands()) root.Subcommands.Add(c);
-        return root.Parse(args).Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        var parsed = root.Parse(args.Length == 0 ? ["--help"] : args); // bare `mnet`: the command list
+        if (parsed.Errors.Count > 0)
+        {
+            // One line, like every other bad argument, instead of System.CommandLine's errors plus the whole help text.
+            string command = parsed.CommandResult.Command is RootCommand ? "mnet" : $"mnet {parsed.CommandResult.Command.Name}";
+            Console.Error.WriteLine($"{string.Join(" ", parsed.Errors.Select(e => e.Message))} ({command} --help lists the options)");
+            return 1;
+        }
+        return parsed.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
     }
 
     public static IEnumerable<Command> Commands() =>

@@ -130,11 +130,21 @@ public class CliTests
         Assert.DoesNotContain("   at ", stderr); // no stack trace
     }
 
-    [Fact]
-    public void ParseErrorsAreReportedWithoutAStackTrace()
+    /// <summary>Options the parser rejects (unknown, unparsable, missing) get one line naming the problem and where the help is, not the help itself.</summary>
+    [Theory]
+    [InlineData("'abc' for option '--width'", "mnet summary --help", "summary", "mobilenet_v1", "--width", "abc")]
+    [InlineData("Unrecognized command or argument '--batch'", "mnet profile --help", "profile", "mobilenet_v2", "--batch", "0")]
+    [InlineData("Unrecognized command or argument 'abc'", "mnet bench --help", "bench", "mobilenet_v2", "--no-fuse=abc")]
+    [InlineData("Required argument missing", "mnet profile --help", "profile")]
+    [InlineData("Unrecognized command or argument 'nosuch'", "mnet --help", "nosuch")]
+    public void ParseErrorsAreOneLineWithoutAStackTrace(string message, string help, params string[] args)
     {
-        var (code, _, stderr) = CliRunner.Run("summary", "mobilenet_v1", "--width", "abc");
-        Assert.NotEqual(0, code);
+        var (code, stdout, stderr) = CliRunner.Run(args);
+        Assert.Equal(1, code);
+        Assert.Contains(message, stderr);
+        Assert.Contains(help, stderr);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
+        Assert.DoesNotContain("Usage:", stdout + stderr);
         Assert.DoesNotContain("   at ", stderr);
     }
 }
