@@ -42,7 +42,8 @@ internal static class BlockFusion
             if (dw.Residual is not null || dw.Scratch is not null || project.Scratch is not null) continue;
             if (expand is not null && (expand.Scratch is not null || expand.Output != dw.Input || !Private(expand.Output))) continue;
             if (project.Input != dw.Output || !Private(dw.Output)) continue;
-            if (project.Residual is { } r && (r == dw.Input || r == project.Input)) continue;
+            // The residual may be the block's input (read twice, never written), not the depthwise output the bands never materialize.
+            if (project.Residual is { } r && r == project.Input) continue;
             int batch = dw.Batch;
             if ((expand?.Batch ?? batch) != batch || project.Batch != batch) continue;
             var block = BandedBlock.TryCreate(expand?.Operator, dw.Operator, project.Operator, batch, cacheBytes, savingsFactor);

@@ -79,6 +79,7 @@ public class BlockFusionTests
         int h = rng.Next(k, 24), w = rng.Next(14, 30);
         bool expand = seed % 4 != 3;
         int cin = rng.Next(expand ? 1 : 5, 12), cexp = rng.Next(5, 40), cout = rng.Next(1, 12);
+        if (!expand) cout = Math.Min(cout, cin); // a pair whose 1x1 widens the channels is left unbanded (see WideningPairsAreLeftAlone)
         // Symmetric "same" pads, or TF SAME_UPPER (the odd pixel at the bottom/right), or none.
         var pads = (seed % 3) switch { 0 => (k / 2, k / 2, k / 2, k / 2), 1 => (s == 2 ? k / 2 - 1 : k / 2, s == 2 ? k / 2 - 1 : k / 2, k / 2, k / 2), _ => (0, 0, 0, 0) };
         int oh = (h + pads.Item1 + pads.Item3 - k) / s + 1, ow = (w + pads.Item2 + pads.Item4 - k) / s + 1;
@@ -129,6 +130,17 @@ public class BlockFusionTests
         Assert.Contains(fused, s => s.Nodes!.Contains("block2.expand"));
         Assert.DoesNotContain(fused, s => s.Nodes!.Any(n => n.StartsWith("block17.", StringComparison.Ordinal)));
         Assert.All(fused, s => Assert.True(s.Nodes!.Count is 2 or 3));
+    }
+
+    /// <summary>A depthwise -> 1x1 pair whose 1x1 widens the channels saves only the narrower depthwise output: not banded.</summary>
+    [Fact]
+    public void WideningPairsAreLeftAlone()
+    {
+        var rng = new Random(6);
+        var widening = Block(rng, 1, 20, 20, 8, 0, 16, 3, 1, (1, 1, 1, 1), Activation.None, Activation.Relu6, expand: false, residual: false);
+        Assert.Equal(0, AssertSame(widening, 2, null, 64));
+        var narrowing = Block(rng, 1, 20, 20, 8, 0, 8, 3, 1, (1, 1, 1, 1), Activation.None, Activation.Relu6, expand: false, residual: true);
+        Assert.Equal(1, AssertSame(narrowing, 2, null, 64));
     }
 
     /// <summary>An intermediate that is also a graph output (or read twice) must stay materialized: no fusion, same result.</summary>
