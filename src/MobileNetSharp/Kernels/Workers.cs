@@ -20,10 +20,9 @@ namespace MobileNetSharp.Kernels;
 /// </para>
 /// <para>
 /// Idle workers spin for ~50 µs (layers of a model arrive back to back) and then block on a monitor;
-/// inside a <see cref="Burst"/> (a whole model run) they are woken at its start and keep spinning until it
-/// ends, because the sequential steps between two parallel layers can outlast 50 µs and a wake-up per layer
-/// costs more than the layer. A run thus keeps every worker's core busy for its whole length, even through
-/// serial steps. When the burst ends they block again, so an idle session costs no CPU.
+/// inside a <see cref="Burst"/> (a whole model run) they keep spinning, because the sequential steps
+/// between two parallel layers can outlast 50 µs and a wake-up per layer costs more than the layer.
+/// When the burst ends they block again, so an idle session costs no CPU.
 /// The caller never waits for a worker to wake up: once it has run out of indices it withdraws the offer
 /// from every worker that has not started, and waits only for those still running an index. So a sleeping
 /// or preempted worker (a loaded machine, another runtime's spinning threads) costs at most the
@@ -76,16 +75,12 @@ public sealed unsafe class Workers : IDisposable
     public int Count { get; }
 
     /// <summary>
-    /// Wakes sleeping workers and keeps them spinning until the returned scope is disposed: wrap a sequence of
-    /// loops that follow each other closely (one inference). Scopes may nest and overlap; a pool of one ignores
-    /// them. Dispose each scope once (a copy disposed as well counts twice).
+    /// Keeps idle workers spinning until the returned scope is disposed: wrap a sequence of loops that
+    /// follow each other closely (one inference). Scopes may nest and overlap; a pool of one ignores them.
     /// </summary>
     public BurstScope Burst()
     {
-        // Wake sleeping workers now: they start spinning while the caller runs the first (serial) steps, instead of
-        // being woken by the first parallel loop and joining it a wake-up later.
-        if (Count > 1 && Interlocked.Increment(ref _bursts) == 1)
-            lock (_wake) Monitor.PulseAll(_wake);
+        if (Count > 1) Interlocked.Increment(ref _bursts);
         return new BurstScope(this);
     }
 
@@ -195,8 +190,7 @@ public sealed unsafe class Workers : IDisposable
             {
                 lock (_wake)
                 {
-                    // <= 0, not == 0: a scope disposed twice drives the count negative, and a worker must still sleep then.
-                    while ((generation = _generation) == seen && !_disposed && Volatile.Read(ref _bursts) <= 0) Monitor.Wait(_wake);
+                    while ((generation = _generation) == seen && !_disposed) Monitor.Wait(_wake);
                 }
             }
             if (_disposed) return;
