@@ -208,6 +208,7 @@ public class ConvBackwardTests
     [InlineData(7, 16, 33)]
     [InlineData(2333, 19, 13)] // many 256-row blocks over the 8 row groups: the blocked weight gradient's accumulation
     [InlineData(300, 8, 7)]   // one full block and a partial one; fewer blocks than groups
+    [InlineData(300, 97, 390)] // wide enough for the packed outer product (ragged last panel and tile)
     public void LinearGradientsMatchReferenceAndFiniteDifferences(int rows, int inF, int outF)
     {
         var rng = new Random(rows * 1000 + inF + outF);
@@ -231,6 +232,39 @@ public class ConvBackwardTests
             TestData.AssertClose(F(rdb), db, rows, ctx + " db");
             TestData.AssertClose(F(fdx.Grad), fdx.Index.Select(i => dx[i]).ToArray(), outF, ctx + " dx vs finite differences");
             TestData.AssertClose(F(fdw.Grad), fdw.Index.Select(i => dw[i]).ToArray(), rows, ctx + " dw vs finite differences");
+        }
+    }
+
+    /// <summary>
+    /// Packing X's panels and dY's tile changes where the operands are read from, not the order of the sums: the
+    /// packed outer product equals the in-place one bit for bit, at every ISA, for shapes with ragged panels and tiles.
+    /// </summary>
+    [Theory]
+    [InlineData(256, 96, 384)]
+    [InlineData(100, 97, 389)]
+    [InlineData(37, 161, 400)]
+    public unsafe void PackedOuterProductEqualsInPlace(int rows, int inF, int outF)
+    {
+        var rng = new Random(rows + inF + outF);
+        float[] x = TestData.Random(rng, (long)rows * (inF + 3)), dy = TestData.Random(rng, (long)rows * (outF + 5));
+        foreach (var isa in Isa.Supported)
+        {
+            var (packed, inPlace) = (new float[outF * inF], new float[outF * inF]);
+            // Row strides wider than the used columns, as for a column slice of a wider tensor; and accumulate onto ones.
+            packed.AsSpan().Fill(1f);
+            inPlace.AsSpan().Fill(1f);
+            fixed (float* px = x, pdy = dy, pp = packed, pi = inPlace)
+            {
+                OuterProductKernel.Run(isa, pdy, outF + 5, px, inF + 3, rows, pp, outF, inF, accumulate: true);
+                OuterProductKernel.Run(isa, pdy, outF + 5, px, inF + 3, rows, pi, outF, inF, accumulate: true, allowPacking: false);
+            }
+            Assert.Equal(inPlace, packed);
+            var reference = new double[outF * inF];
+            for (int r = 0; r < rows; r++)
+                for (int o = 0; o < outF; o++)
+                    for (int i = 0; i < inF; i++)
+                        reference[o * inF + i] += (double)dy[r * (outF + 5) + o] * x[r * (inF + 3) + i];
+            TestData.AssertClose(F(reference.Select(v => v + 1).ToArray()), packed, rows, $"outer product {rows}x{inF}x{outF} {isa}");
         }
     }
 

@@ -11,6 +11,8 @@ public class GemmTests
         [1, 1, 1], [1, 1280, 1000], [2, 7, 3], [5, 17, 33], [6, 16, 32], [7, 33, 17], [13, 5, 65], [3, 64, 40], [25, 100, 9], [49, 96, 24],
         // GEMV path (rows <= 3): odd k, columns off the panel width, a last narrow panel, the classifier heads.
         [1, 576, 1024], [2, 33, 47], [3, 17, 15], [2, 1, 40], [3, 1024, 1000], [1, 5, 16], [4, 9, 33],
+        // MatMul packs B (m >= 48, k·n >= 16K): ragged last panels, one row past a tile, the 1x1 input gradient's shape.
+        [48, 128, 128], [50, 130, 131], [97, 300, 70], [64, 1280, 17], [61, 160, 200],
     ];
 
     [Theory]
@@ -46,6 +48,25 @@ public class GemmTests
             MobileNetSharp.Kernels.MatMul.Run(a, b, c, m, k, n, workers, isa);
             TestData.AssertClose(expected, c, k, $"MatMul {m}x{k}x{n} {isa} t{workers.Count}");
             Assert.All(c[(m * n)..], v => Assert.Equal(-7f, v));
+        }
+    }
+
+    /// <summary>Packing B changes where it is read from, not the order of the sums: the same bits as reading it in place.</summary>
+    [Theory]
+    [InlineData(48, 128, 128)]
+    [InlineData(50, 130, 131)]
+    [InlineData(97, 300, 70)]
+    public unsafe void MatMulPackedEqualsInPlace(int m, int k, int n)
+    {
+        var rng = new Random(m + k + n);
+        float[] a = TestData.Random(rng, m * k), b = TestData.Random(rng, k * n);
+        foreach ((IsaLevel isa, Workers workers) in TestData.Sweep())
+        {
+            var (packed, inPlace) = (new float[m * n], new float[m * n]);
+            MobileNetSharp.Kernels.MatMul.Run(a, b, packed, m, k, n, workers, isa);
+            fixed (float* pa = a, pb = b, pc = inPlace)
+                MobileNetSharp.Kernels.Gemm.GemmDriver.RunUnpacked(isa, m, n, k, pa, k, pb, n, pc, n, workers);
+            Assert.Equal(inPlace, packed);
         }
     }
 

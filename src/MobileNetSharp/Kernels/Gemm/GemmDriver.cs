@@ -41,6 +41,18 @@ internal static unsafe class GemmDriver
         GC.KeepAlive(b); // the tasks read its pinned buffer through a raw pointer
     }
 
+    /// <summary>C = A * B for B packed by <see cref="PackedB.Pack"/> into caller-owned, pinned memory; no residual or activation.</summary>
+    public static void RunPacked(IsaLevel isa, int m, int n, int k, float* a, nint lda, float* packedB, float* c, nint ldc, Workers workers)
+    {
+        int w = Isa.Width(isa);
+        GemmArgs args = new()
+        {
+            A = a, Lda = lda, B = packedB, PanelFloats = PackedB.PanelFloatsFor(k, w), Packed = true,
+            C = c, Ldc = ldc, M = m, N = n, K = k, Activation = Activation.None, Isa = isa, PanelCount = PackedB.PanelCountFor(n, w),
+        };
+        Run(ref args, workers);
+    }
+
     /// <summary>C = A * B for row-major B with no bias, residual or activation.</summary>
     public static void RunUnpacked(IsaLevel isa, int m, int n, int k, float* a, nint lda, float* b, nint ldb,
         float* c, nint ldc, Workers workers)

@@ -19,20 +19,42 @@ internal sealed unsafe class PackedB
         K = k;
         N = n;
         Width = width;
-        PanelCount = (n + 2 * width - 1) / (2 * width);
-        PanelFloats = (long)(k + 1) * 2 * width;
+        PanelCount = PanelCountFor(n, width);
+        PanelFloats = PanelFloatsFor(k, width);
         _data = new AlignedFloats(PanelFloats * PanelCount);
-        Span<float> data = _data.Span;
-        for (int p = 0; p < PanelCount; p++)
+        Pack(b, k, n, strideK, strideN, bias, width, _data.Span);
+    }
+
+    /// <summary>Panels of 2·width columns that cover n columns.</summary>
+    public static int PanelCountFor(int n, int width) => (n + 2 * width - 1) / (2 * width);
+
+    /// <summary>Floats one panel takes: its bias row and K rows of 2·width.</summary>
+    public static long PanelFloatsFor(int k, int width) => (long)(k + 1) * 2 * width;
+
+    /// <summary>
+    /// Writes the panels of b (element (k, n) at b[k * strideK + n * strideN]) into dest, which holds at least
+    /// PanelCountFor(n, width) · PanelFloatsFor(k, width) floats; for callers that pack into a pooled buffer per call.
+    /// Padding columns are zero, so the micro-kernel's full-vector loads add nothing.
+    /// </summary>
+    public static void Pack(ReadOnlySpan<float> b, int k, int n, int strideK, int strideN, ReadOnlySpan<float> bias, int width, Span<float> dest)
+    {
+        int panelCount = PanelCountFor(n, width);
+        long panelFloats = PanelFloatsFor(k, width);
+        for (int p = 0; p < panelCount; p++)
         {
-            int n0 = p * 2 * width, cols = PanelWidth(p), stride = PanelStride(p);
-            Span<float> panel = data[(int)(p * PanelFloats)..];
-            for (int j = 0; j < cols; j++)
+            int n0 = p * 2 * width, cols = Math.Min(2 * width, n - n0), stride = cols <= width ? width : 2 * width;
+            Span<float> panel = dest.Slice((int)(p * panelFloats), (int)panelFloats);
+            panel.Clear();
+            if (!bias.IsEmpty) bias.Slice(n0, cols).CopyTo(panel);
+            if (strideN == 1)
             {
-                if (!bias.IsEmpty) panel[j] = bias[n0 + j];
+                // Row-major B: each packed row is one contiguous copy.
+                for (int kk = 0; kk < k; kk++) b.Slice(kk * strideK + n0, cols).CopyTo(panel.Slice(stride * (kk + 1), cols));
+                continue;
+            }
+            for (int j = 0; j < cols; j++)
                 for (int kk = 0; kk < k; kk++)
                     panel[stride * (kk + 1) + j] = b[kk * strideK + (n0 + j) * strideN];
-            }
         }
     }
 
