@@ -31,6 +31,7 @@ public static class TfLiteImporter
     public static ModelGraph Load(byte[] bytes, string name = "tflite_model")
     {
         ArgumentNullException.ThrowIfNull(bytes);
+        Runtime.KernelWarmup.Start(); // compile the kernels on a spare core while the file is converted
         var model = TfLiteModel.Read(bytes);
         return new GraphConverter(model, name).Convert();
     }

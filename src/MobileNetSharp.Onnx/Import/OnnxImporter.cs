@@ -24,6 +24,7 @@ public static class OnnxImporter
     /// <summary>Loads a model file; external-data tensors are read from its folder (or <see cref="OnnxImportOptions.ExternalDataDirectory"/>).</summary>
     public static ModelGraph Load(string path, OnnxImportOptions? options = null)
     {
+        Runtime.KernelWarmup.Start(); // compile the kernels on a spare core while the file is parsed
         var bytes = ReadFile(path);
         string directory = options?.ExternalDataDirectory ?? Path.GetDirectoryName(Path.GetFullPath(path))!;
         return Build(Parse(bytes), options ?? new(), directory, Path.GetFileNameWithoutExtension(path));
@@ -32,8 +33,11 @@ public static class OnnxImporter
     public static ModelGraph Load(byte[] bytes, OnnxImportOptions? options = null) => Load(bytes.AsSpan(), options);
 
     /// <summary>Loads a model from memory; external data needs <see cref="OnnxImportOptions.ExternalDataDirectory"/>.</summary>
-    public static ModelGraph Load(ReadOnlySpan<byte> bytes, OnnxImportOptions? options = null) =>
-        Build(Parse(bytes), options ?? new(), options?.ExternalDataDirectory, "onnx_model");
+    public static ModelGraph Load(ReadOnlySpan<byte> bytes, OnnxImportOptions? options = null)
+    {
+        Runtime.KernelWarmup.Start(); // compile the kernels on a spare core while the bytes are parsed
+        return Build(Parse(bytes), options ?? new(), options?.ExternalDataDirectory, "onnx_model");
+    }
 
     private static byte[] ReadFile(string path)
     {

@@ -44,8 +44,10 @@ internal sealed class ExecutionPlan
     /// a concurrent run finds it taken and runs on its own thread (still correct, and the callers' threads
     /// then share the cores instead of waiting on each other).
     /// </summary>
-    public void Run(ReadOnlySpan<Tensor> inputs, Span<Tensor> outputs, Kernels.Workers workers, long[]? stepTicks = null)
+    /// <param name="warmUp">This is <see cref="KernelWarmup"/>'s run; any other tells the warm-up that real work has begun.</param>
+    public void Run(ReadOnlySpan<Tensor> inputs, Span<Tensor> outputs, Kernels.Workers workers, long[]? stepTicks = null, bool warmUp = false)
     {
+        if (!warmUp) KernelWarmup.NoteRun();
         var ctx = Rent();
         bool leased = workers.Count > 1 && Monitor.TryEnter(workers);
         try

@@ -61,6 +61,7 @@ public sealed class InferenceSession : IDisposable
     /// <exception cref="GraphException">The graph is malformed or uses an operator the runtime cannot run (named with its node).</exception>
     public InferenceSession(ModelGraph graph, SessionOptions? options = null)
     {
+        KernelWarmup.Start(); // a graph built in code reaches here first: compile the kernels while this one compiles
         _options = options ?? new SessionOptions();
         if (_options.Threads < 1 || _options.Threads > SessionOptions.MaxThreads)
             throw new ArgumentException($"Threads must be between 1 and {SessionOptions.MaxThreads}, got {_options.Threads}.");
@@ -176,6 +177,15 @@ public sealed class InferenceSession : IDisposable
             else if (outputs[i].DataType != plan.Outputs[i].DataType || !Shape.Equal(outputs[i].Shape, plan.OutputShapes[i]))
                 throw new ArgumentException($"Output #{i} must be {plan.Outputs[i].DataType} {Shape.Format(plan.OutputShapes[i])}, got {outputs[i]}.");
         plan.Run(inputs, outputs, _workers);
+    }
+
+    /// <summary>Runs the default plan once on zeros for <see cref="KernelWarmup"/>.</summary>
+    internal void WarmUp()
+    {
+        var inputs = Inputs.Select(i => Tensor.Create(i.DataType, i.Shape)).ToArray();
+        var plan = PlanFor(inputs);
+        var outputs = plan.Outputs.Select((s, i) => Tensor.Create(s.DataType, plan.OutputShapes[i])).ToArray();
+        plan.Run(inputs, outputs, _workers, warmUp: true);
     }
 
     /// <summary>The output shapes for inputs of the given shapes (compiling that plan if needed).</summary>

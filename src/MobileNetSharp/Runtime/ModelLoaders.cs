@@ -29,6 +29,7 @@ public static class ModelLoaders
     /// <exception cref="ModelFormatException">No loader knows the extension, or the file is unreadable.</exception>
     public static ModelGraph Load(string path)
     {
+        KernelWarmup.Start(); // compile the kernels on a spare core while the file loads
         string ext = Path.GetExtension(path);
         Func<string, ModelGraph>? load;
         lock (Loaders)

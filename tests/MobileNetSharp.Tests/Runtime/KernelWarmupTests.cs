@@ -1,0 +1,29 @@
+using MobileNetSharp.Runtime;
+
+namespace MobileNetSharp.Tests.Runtime;
+
+/// <summary>The background kernel warm-up: started once per process by the first load, finishes, and never faults.</summary>
+public class KernelWarmupTests
+{
+    [Fact]
+    public void StartsOnceAndFinishesWithoutFault()
+    {
+        KernelWarmup.Start();
+        var first = KernelWarmup.Completion;
+        KernelWarmup.Start();
+        Assert.Same(first, KernelWarmup.Completion);
+        Assert.True(first.Wait(TimeSpan.FromMinutes(5)), "the warm-up did not finish");
+        Assert.False(first.IsFaulted);
+        // Any process with a spare core and the warm-up enabled (the default) has started it by now.
+        if (KernelWarmup.Enabled && Environment.ProcessorCount > 1) Assert.NotSame(Task.CompletedTask, first);
+    }
+
+    [Fact]
+    public void LoadingAModelStartsIt()
+    {
+        using var session = new InferenceSession(MobileNetSharp.Models.ModelZoo.mobilenet_v2(0.35f, 32, 10));
+        session.Run(MobileNetSharp.Tensors.Tensor.Zeros(session.Inputs[0].Shape));
+        if (KernelWarmup.Enabled && Environment.ProcessorCount > 1) Assert.NotSame(Task.CompletedTask, KernelWarmup.Completion);
+        Assert.True(KernelWarmup.Completion.Wait(TimeSpan.FromMinutes(5)));
+    }
+}
