@@ -54,7 +54,10 @@ public static class KernelWarmup
     /// A real run has begun. The model being warmed up is finished (it is ahead of that run in the same kernels, so the
     /// two threads compile in parallel), but no further one is started: it would only take a core from the runs.
     /// </summary>
-    internal static void NoteRun() => _runStarted = true;
+    internal static void NoteRun()
+    {
+        if (!_runStarted) _runStarted = true; // read first: concurrent runs then share the line instead of bouncing it
+    }
 
     private static void Run()
     {
