@@ -127,8 +127,8 @@ internal static unsafe class OuterProductKernel
     }
 
     /// <summary>One tile: rows past <paramref name="mr"/> alias the last valid output (computed, never stored).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     /// <param name="fullLoads">X holds 2W readable columns per row (packed, zero-padded) even where nc is less.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile<TS, TV>(int mr, int nc, float* dy, nint ldy, float* x, nint ldx, int rows, float* c, nint ldc, bool accumulate, bool fullLoads)
         where TS : unmanaged, ISimd<TV> where TV : unmanaged
     {

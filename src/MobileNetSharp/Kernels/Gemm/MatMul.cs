@@ -22,7 +22,7 @@ public static unsafe class MatMul
         IsaLevel level = Isa.Resolve(isa);
         int w = Isa.Width(level);
         long packFloats = PackedB.PanelCountFor(n, w) * PackedB.PanelFloatsFor(k, w);
-        if (m < MinRowsToPack || n <= w || (long)k * n < MinFloatsToPack || packFloats > int.MaxValue)
+        if (m < MinRowsToPack || n <= w || (long)k * n < MinFloatsToPack || packFloats > Array.MaxLength - 16)
         {
             fixed (float* pa = a, pb = b, pc = c)
                 GemmDriver.RunUnpacked(level, m, n, k, pa, k, pb, n, pc, n, workers);
