@@ -1,3 +1,5 @@
+using MobileNetSharp.Graph;
+using MobileNetSharp.Kernels;
 using MobileNetSharp.Models;
 
 namespace MobileNetSharp.Runtime;
@@ -12,13 +14,15 @@ namespace MobileNetSharp.Runtime;
 /// </para>
 /// <para>
 /// How: the first model load in the process (<see cref="ModelLoaders"/>, the ONNX and TFLite importers, or a new
-/// <see cref="InferenceSession"/>) calls <see cref="Start"/>, which runs tiny MobileNets (V2, V3-Small and
-/// EfficientNet-Lite0 at width 0.25 and 64x64, which between them use the common activations, 3x3 and 5x5 depthwise
-/// kernels at strides 1 and 2, the stem, squeeze-excite, pooling and GEMV) once each on a background thread, in
-/// one-thread sessions, at the default ISA. The load itself goes on unhindered on the calling thread; a method both
-/// threads need is compiled once (the runtime makes the later caller wait for it). Once any real run has begun, the
-/// warm-up finishes the model in hand (still ahead of that run, so the two compile in parallel) and starts no other. Once per process; skipped on
-/// a single core, where there is no spare core to use, and when <see cref="Enabled"/> is false.
+/// <see cref="InferenceSession"/>) calls <see cref="Start"/>, which compiles on a background thread, most common first:
+/// the input transpose, the stem, 1x1 (GEMM and GEMV) and 3x3 depthwise kernels with ReLU6 and linear outputs
+/// (MobileNetV1/V2 and most imported MobileNets), then hard-swish, ReLU, hard-sigmoid and 5x5 (V3), then ReLU6 with
+/// 5x5 (EfficientNet-Lite), each by running a small convolution at the default ISA; then tiny V2, V3-Small and
+/// Lite0 networks (width 0.25, 64x64) for the rest (pooling, squeeze-excite, element-wise ops, the planner). The load
+/// itself goes on unhindered on the calling thread; a method both threads need is compiled once (the runtime makes
+/// the later caller wait for it). Once a real run has begun, the warm-up finishes the group in hand (still ahead of
+/// that run, so the two compile in parallel) and starts no other. Once per process; skipped on a single core, where
+/// there is no spare core to use, and when <see cref="Enabled"/> is false.
 /// </para>
 /// </summary>
 public static class KernelWarmup
@@ -51,7 +55,7 @@ public static class KernelWarmup
     }
 
     /// <summary>
-    /// A real run has begun. The model being warmed up is finished (it is ahead of that run in the same kernels, so the
+    /// A real run has begun. The group being warmed up is finished (it is ahead of that run in the same kernels, so the
     /// two threads compile in parallel), but no further one is started: it would only take a core from the runs.
     /// </summary>
     internal static void NoteRun()
@@ -61,22 +65,62 @@ public static class KernelWarmup
 
     private static void Run()
     {
-        // V2 first (ReLU6, 3x3 depthwise: also V1's and most imported MobileNets' kernels), then V3-Small (hard-swish,
-        // ReLU, squeeze-excite, 5x5), then EfficientNet-Lite0 (ReLU6 with 5x5).
-        foreach (var name in (string[])["mobilenet_v2", "mobilenet_v3_small", "efficientnet_lite0"])
+        // First the kernels themselves, straight through small convolutions (no graph, optimizer or planner to get
+        // through first), most common first: what MobileNetV1/V2 and most imported MobileNets use, then V3's, then
+        // EfficientNet-Lite's. Then tiny whole networks for the rest (pooling, squeeze-excite, element-wise ops) and
+        // the load path's own code, which the caller's thread needs too.
+        Action[] groups =
+        [
+            () => Kernels(Activation.Relu6, [3], Activation.None),
+            () => Kernels(Activation.HardSwish, [3, 5], Activation.Relu),
+            () => Kernels(Activation.Relu, [5], Activation.HardSigmoid(1f / 6f, 0.5f)),
+            () => Kernels(Activation.Relu6, [5], null),
+            () => Network("mobilenet_v2"),
+            () => Network("mobilenet_v3_small"),
+            () => Network("efficientnet_lite0"),
+        ];
+        foreach (var group in groups)
         {
             if (_runStarted) return;
             // Best effort by design: the warm-up only exists to trigger compilation. A failure here (none is known)
             // must not surface in an unrelated caller; the user's own run reports its own errors.
-            try
-            {
-                var graph = ModelZoo.Create(name, new ModelOptions(0.25f, 64, 10));
-                using var session = new InferenceSession(graph, new SessionOptions { Threads = 1 });
-                session.WarmUp();
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-            }
+            try { group(); }
+            catch (Exception e) when (e is not OutOfMemoryException) { }
         }
+    }
+
+    /// <summary>
+    /// Runs, with activation <paramref name="act"/>: the 3x3 stride-2 stem, 1x1 convolutions (full and narrow panels,
+    /// and the few-row GEMV), and depthwise convolutions of the given kernel sizes at strides 1 and 2; and the 1x1
+    /// paths again with <paramref name="act2"/> (projections and classifiers are often linear).
+    /// </summary>
+    private static void Kernels(Activation act, int[] depthwiseSizes, Activation? act2)
+    {
+        var x = new float[16 * 16 * 24];
+        var y = new float[16 * 16 * 24];
+        // An image input's NCHW -> NHWC (data-movement steps move 32-bit elements as int), then the stem.
+        Layout.Transpose<int>(new int[3 * 16 * 16], [1, 3, 16, 16], [0, 2, 3, 1], new int[3 * 16 * 16]);
+        Conv(new Conv2dGeometry(1, 16, 16, 3, 16, 3, 3, 2, 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1), act);
+        foreach (var a in act2 is { } second ? [act, second] : new[] { act })
+        {
+            Conv(new Conv2dGeometry(1, 8, 8, 16, 24, 1, 1), a);  // a 16-column panel and an 8-column one
+            Conv(new Conv2dGeometry(1, 1, 1, 16, 24, 1, 1), a);  // GEMV
+        }
+        foreach (int k in depthwiseSizes)
+            foreach (int stride in (int[])[1, 2])
+                Conv(new Conv2dGeometry(1, 16, 16, 24, 24, k, k, stride, stride, PadTop: k / 2, PadLeft: k / 2, PadBottom: k / 2, PadRight: k / 2, Groups: 24), act);
+
+        void Conv(Conv2dGeometry g, Activation a)
+        {
+            var op = new Conv2dOperator(g, new float[g.WeightLength], new float[g.OutC], a);
+            op.Run(1, x, y, default, new float[op.ScratchLength(1)], Workers.Single);
+        }
+    }
+
+    private static void Network(string name)
+    {
+        var graph = ModelZoo.Create(name, new ModelOptions(0.25f, 64, 10));
+        using var session = new InferenceSession(graph, new SessionOptions { Threads = 1 });
+        session.WarmUp();
     }
 }
