@@ -18,6 +18,10 @@ public class KernelWarmupTests
         if (KernelWarmup.Enabled && Environment.ProcessorCount > 1) Assert.NotSame(Task.CompletedTask, first);
     }
 
+    /// <summary>The background warm-up swallows errors; here every group runs with errors rethrown, so none is silently broken.</summary>
+    [Fact]
+    public void EveryGroupRunsWithoutError() => KernelWarmup.RunGroups(stopWhenARunStarts: false, rethrow: true);
+
     [Fact]
     public void LoadingAModelStartsIt()
     {
