@@ -84,8 +84,8 @@ internal static class BenchCommand
     {
         status($"loading {source}...");
         // Load = import (or build) + session creation + the plan for the shapes measured: what a user waits for before the first run.
-        // JIT time is this thread's: the kernel warm-up compiles on a thread of its own (KernelWarmup).
-        var jit0 = System.Runtime.JitInfo.GetCompilationTime(currentThread: true);
+        // JIT time is the process's (kernel workers included), and so includes what the kernel warm-up compiled meanwhile on its own thread.
+        var jit0 = System.Runtime.JitInfo.GetCompilationTime();
         var sw = Stopwatch.StartNew();
         var graph = ModelSource.Load(source, r.GetValue(width), r.GetValue(res), r.GetValue(classes), shapes.ImportOptions(r), batch ?? 1,
             r.GetValue(channels), r.GetValue(small));
@@ -93,7 +93,7 @@ internal static class BenchCommand
         var inputShapes = session.Inputs.Select(i => WithBatch(i.Shape, batch)).ToArray();
         var outputShapes = session.OutputShapes(inputShapes);
         double loadMs = sw.Elapsed.TotalMilliseconds;
-        var jit1 = System.Runtime.JitInfo.GetCompilationTime(currentThread: true);
+        var jit1 = System.Runtime.JitInfo.GetCompilationTime();
 
         var inputs = session.Inputs.Select((i, k) => i.DataType == DataType.Float32 ? Tensor.Random(k + 1, inputShapes[k]) : Tensor.Create(i.DataType, inputShapes[k])).ToArray();
         var outputs = session.Outputs.Select((o, k) => Tensor.Create(o.DataType, outputShapes[k])).ToArray();
@@ -101,7 +101,7 @@ internal static class BenchCommand
         sw.Restart();
         session.Run(inputs, outputs);
         double firstMs = sw.Elapsed.TotalMilliseconds;
-        var jit2 = System.Runtime.JitInfo.GetCompilationTime(currentThread: true);
+        var jit2 = System.Runtime.JitInfo.GetCompilationTime();
 
         status($"{warmup} warm-up run(s)...");
         for (int i = 0; i < warmup; i++) session.Run(inputs, outputs);

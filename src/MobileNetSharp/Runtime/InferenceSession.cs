@@ -56,7 +56,8 @@ public sealed class InferenceSession : IDisposable
     public IReadOnlyList<TensorInfo> Outputs { get; }
     public SessionOptions Options => _options;
 
-    /// <summary>Compiles <paramref name="graph"/> for its declared input shapes.</summary>
+    /// <summary>Compiles <paramref name="graph"/> for its declared input shapes. The first session or model load in a
+    /// process also starts <see cref="KernelWarmup"/> (a background thread; <see cref="KernelWarmup.Enabled"/> turns it off).</summary>
     /// <exception cref="ArgumentException">Invalid options.</exception>
     /// <exception cref="GraphException">The graph is malformed or uses an operator the runtime cannot run (named with its node).</exception>
     public InferenceSession(ModelGraph graph, SessionOptions? options = null)

@@ -20,8 +20,8 @@ namespace MobileNetSharp.Runtime;
 /// 5x5 (EfficientNet-Lite), each by running a small convolution at the default ISA; then tiny V2, V3-Small and
 /// Lite0 networks (width 0.25, 64x64) for the rest (pooling, squeeze-excite, element-wise ops, the planner). The load
 /// itself goes on unhindered on the calling thread; a method both threads need is compiled once (the runtime makes
-/// the later caller wait for it). Once a real run has begun, the warm-up finishes the group in hand (still ahead of
-/// that run, so the two compile in parallel) and starts no other. Once per process; skipped on a single core, where
+/// the later caller wait for it). Once a real run has begun, the warm-up finishes the kernel group in hand (still
+/// ahead of that run, so the two compile in parallel), leaves a tiny network at its next stage, and starts no other. Once per process; skipped on a single core, where
 /// there is no spare core to use, and when <see cref="Enabled"/> is false.
 /// </para>
 /// </summary>
@@ -33,12 +33,16 @@ public static class KernelWarmup
     private static Task _completion = Task.CompletedTask;
 
     /// <summary>
-    /// False stops later <see cref="Start"/> calls from doing anything (for processes that must not run work they did not
-    /// ask for, or that measure a cold first run). Also set by the environment variable MNET_KERNEL_WARMUP=0.
+    /// False makes later <see cref="Start"/> calls do nothing and a warm-up under way stop after the group in hand (for
+    /// processes that must not run work they did not ask for, or that measure a cold first run). Initially false when
+    /// the environment variable MNET_KERNEL_WARMUP is 0, false or off (any case).
     /// </summary>
-    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("MNET_KERNEL_WARMUP") != "0";
+    public static bool Enabled { get; set; } = !(Environment.GetEnvironmentVariable("MNET_KERNEL_WARMUP")?.Trim().ToLowerInvariant() is "0" or "false" or "off");
 
-    /// <summary>The background warm-up (a completed task when it never started). It never faults.</summary>
+    /// <summary>
+    /// The background warm-up (a completed task when it never started). It runs on a background thread named
+    /// "mnet-kernel-warmup", so it never holds up process exit, and it faults only on OutOfMemoryException.
+    /// </summary>
     public static Task Completion { get { lock (Gate) return _completion; } }
 
     /// <summary>Starts the warm-up once per process (no-op afterwards, when disabled, or with one processor).</summary>
@@ -50,7 +54,14 @@ public static class KernelWarmup
         {
             if (_started) return;
             _started = true;
-            _completion = Task.Factory.StartNew(Run, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var thread = new Thread(() =>
+            {
+                try { Run(); done.SetResult(); }
+                catch (Exception e) { done.SetException(e); } // only OutOfMemoryException gets here
+            }) { IsBackground = true, Name = "mnet-kernel-warmup" };
+            thread.Start();
+            _completion = done.Task;
         }
     }
 
@@ -78,13 +89,13 @@ public static class KernelWarmup
             () => Kernels(Activation.HardSwish, [3, 5], Activation.Relu),
             () => Kernels(Activation.Relu, [5], Activation.HardSigmoid(1f / 6f, 0.5f)),
             () => Kernels(Activation.Relu6, [5], null),
-            () => Network("mobilenet_v2"),
-            () => Network("mobilenet_v3_small"),
-            () => Network("efficientnet_lite0"),
+            () => Network("mobilenet_v2", stopWhenARunStarts),
+            () => Network("mobilenet_v3_small", stopWhenARunStarts),
+            () => Network("efficientnet_lite0", stopWhenARunStarts),
         ];
         foreach (var group in groups)
         {
-            if (stopWhenARunStarts && _runStarted) return;
+            if (stopWhenARunStarts && (_runStarted || !Enabled)) return;
             // Best effort by design: the warm-up only exists to trigger compilation. A failure here (none is known;
             // KernelWarmupTests runs every group with rethrow) must not surface in an unrelated caller.
             try { group(); }
@@ -120,10 +131,14 @@ public static class KernelWarmup
         }
     }
 
-    private static void Network(string name)
+    /// <param name="stopWhenARunStarts">Checked again before the session is built and before it runs: unlike a kernel
+    /// group, a network spends most of its time in code a real run no longer needs.</param>
+    private static void Network(string name, bool stopWhenARunStarts)
     {
         var graph = ModelZoo.Create(name, new ModelOptions(0.25f, 64, 10));
+        if (stopWhenARunStarts && _runStarted) return;
         using var session = new InferenceSession(graph, new SessionOptions { Threads = 1 });
+        if (stopWhenARunStarts && _runStarted) return;
         session.WarmUp();
     }
 }

@@ -245,10 +245,14 @@ public class ConvBackwardTests
     [InlineData(37, 161, 400)]
     public unsafe void PackedOuterProductEqualsInPlace(int rows, int inF, int outF)
     {
+        // These shapes must take the packed path, or the test compares in-place with in-place.
+        Assert.True(inF >= OuterProductKernel.MinPackedIn && outF >= OuterProductKernel.MinPackedOut);
         var rng = new Random(rows + inF + outF);
         float[] x = TestData.Random(rng, (long)rows * (inF + 3)), dy = TestData.Random(rng, (long)rows * (outF + 5));
         foreach (var isa in Isa.Supported)
         {
+            int panel = 2 * Isa.Width(isa);
+            Assert.True((long)(inF + panel - 1) / panel * panel * rows <= OuterProductKernel.PackBudgetFloats);
             var (packed, inPlace) = (new float[outF * inF], new float[outF * inF]);
             // Row strides wider than the used columns, as for a column slice of a wider tensor; and accumulate onto ones.
             packed.AsSpan().Fill(1f);

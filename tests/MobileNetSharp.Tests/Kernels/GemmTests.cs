@@ -58,10 +58,13 @@ public class GemmTests
     [InlineData(97, 300, 70)]
     public unsafe void MatMulPackedEqualsInPlace(int m, int k, int n)
     {
+        // These shapes must take the packed path, or the test compares in-place with in-place.
+        Assert.True(m >= MobileNetSharp.Kernels.MatMul.MinRowsToPack && (long)k * n >= MobileNetSharp.Kernels.MatMul.MinFloatsToPack);
         var rng = new Random(m + k + n);
         float[] a = TestData.Random(rng, m * k), b = TestData.Random(rng, k * n);
         foreach ((IsaLevel isa, Workers workers) in TestData.Sweep())
         {
+            Assert.True(n > Isa.Width(isa));
             var (packed, inPlace) = (new float[m * n], new float[m * n]);
             MobileNetSharp.Kernels.MatMul.Run(a, b, packed, m, k, n, workers, isa);
             fixed (float* pa = a, pb = b, pc = inPlace)

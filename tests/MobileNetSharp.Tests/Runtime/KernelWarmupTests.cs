@@ -2,7 +2,7 @@ using MobileNetSharp.Runtime;
 
 namespace MobileNetSharp.Tests.Runtime;
 
-/// <summary>The background kernel warm-up: started once per process by the first load, finishes, and never faults.</summary>
+/// <summary>The background kernel warm-up: started once per process, finishes without fault, and every group of it works.</summary>
 public class KernelWarmupTests
 {
     [Fact]
@@ -12,8 +12,7 @@ public class KernelWarmupTests
         var first = KernelWarmup.Completion;
         KernelWarmup.Start();
         Assert.Same(first, KernelWarmup.Completion);
-        Assert.True(first.Wait(TimeSpan.FromMinutes(5)), "the warm-up did not finish");
-        Assert.False(first.IsFaulted);
+        Assert.True(first.Wait(TimeSpan.FromMinutes(5)), "the warm-up did not finish"); // Wait throws if it faulted
         // Any process with a spare core and the warm-up enabled (the default) has started it by now.
         if (KernelWarmup.Enabled && Environment.ProcessorCount > 1) Assert.NotSame(Task.CompletedTask, first);
     }
@@ -21,13 +20,4 @@ public class KernelWarmupTests
     /// <summary>The background warm-up swallows errors; here every group runs with errors rethrown, so none is silently broken.</summary>
     [Fact]
     public void EveryGroupRunsWithoutError() => KernelWarmup.RunGroups(stopWhenARunStarts: false, rethrow: true);
-
-    [Fact]
-    public void LoadingAModelStartsIt()
-    {
-        using var session = new InferenceSession(MobileNetSharp.Models.ModelZoo.mobilenet_v2(0.35f, 32, 10));
-        session.Run(MobileNetSharp.Tensors.Tensor.Zeros(session.Inputs[0].Shape));
-        if (KernelWarmup.Enabled && Environment.ProcessorCount > 1) Assert.NotSame(Task.CompletedTask, KernelWarmup.Completion);
-        Assert.True(KernelWarmup.Completion.Wait(TimeSpan.FromMinutes(5)));
-    }
 }

@@ -29,7 +29,7 @@ internal sealed unsafe class PackedB
     public static int PanelCountFor(int n, int width) => (n + 2 * width - 1) / (2 * width);
 
     /// <summary>Floats one panel takes: its bias row and K rows of 2·width.</summary>
-    public static long PanelFloatsFor(int k, int width) => (long)(k + 1) * 2 * width;
+    public static long PanelFloatsFor(int k, int width) => ((long)k + 1) * 2 * width;
 
     /// <summary>
     /// Writes the panels of b (element (k, n) at b[k * strideK + n * strideN]) into dest, which holds at least
@@ -38,6 +38,7 @@ internal sealed unsafe class PackedB
     /// </summary>
     public static void Pack(ReadOnlySpan<float> b, int k, int n, int strideK, int strideN, ReadOnlySpan<float> bias, int width, Span<float> dest)
     {
+        if (k < 0 || n < 0 || strideK < 0 || strideN < 0) throw new ArgumentException($"Packing B: sizes and strides must be non-negative, got k {k}, n {n}, strides {strideK}, {strideN}.");
         int panelCount = PanelCountFor(n, width);
         long panelFloats = PanelFloatsFor(k, width);
         for (int p = 0; p < panelCount; p++)
