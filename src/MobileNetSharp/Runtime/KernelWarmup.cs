@@ -21,8 +21,9 @@ namespace MobileNetSharp.Runtime;
 /// Lite0 networks (width 0.25, 64x64) for the rest (pooling, squeeze-excite, element-wise ops, the planner). The load
 /// itself goes on unhindered on the calling thread; a method both threads need is compiled once (the runtime makes
 /// the later caller wait for it). Once a real run has begun, the warm-up finishes the kernel group in hand (still
-/// ahead of that run, so the two compile in parallel), leaves a tiny network at its next stage, and starts no other. Once per process; skipped on a single core, where
-/// there is no spare core to use, and when <see cref="Enabled"/> is false.
+/// ahead of that run, so the two compile in parallel), leaves a tiny network at its next stage, and starts no other.
+/// Once per process; skipped on a single core, where there is no spare core to use, and when <see cref="Enabled"/> is
+/// false.
 /// </para>
 /// </summary>
 public static class KernelWarmup
