@@ -93,6 +93,8 @@ internal static class OpConverters
         ["Xor"] = n => ComputeOpConverters.Logical(n, LogicalKind.Xor),
         ["Where"] = ComputeOpConverters.Where,
         ["Cast"] = ComputeOpConverters.Cast,
+        ["QuantizeLinear"] = QuantizationConverters.QuantizeLinear,
+        ["DequantizeLinear"] = QuantizationConverters.DequantizeLinear,
         ["CastLike"] = ComputeOpConverters.CastLike,
         ["Expand"] = ComputeOpConverters.Expand,
         ["Tile"] = ComputeOpConverters.Tile,
