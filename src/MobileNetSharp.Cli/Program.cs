@@ -37,6 +37,7 @@ public static class Program
         TrainCommand.Create(),
         EvalCommand.Create(),
         ClassifyCommand.Create(),
+        QuantizeCommand.Create(),
         ExperimentCommand.Create(),
     ];
 }

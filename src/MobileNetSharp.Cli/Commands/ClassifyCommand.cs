@@ -93,7 +93,7 @@ internal static class ClassifyCommand
         return cmd;
     }
 
-    private static float[]? Floats(string? text, int channels, string option)
+    internal static float[]? Floats(string? text, int channels, string option)
     {
         if (text is null) return null;
         var v = text.Split(',').Select(s => float.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture)).ToArray();

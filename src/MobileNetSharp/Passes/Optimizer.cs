@@ -12,7 +12,9 @@ public sealed record OptimizationReport(int IdentitiesRemoved, int BatchNormsFol
 public static class Optimizer
 {
     /// <summary>Rewrites <paramref name="g"/> in place (callers clone first if they keep the original).</summary>
-    public static OptimizationReport Run(ModelGraph g)
+    /// <param name="fuseResiduals">False keeps residual Adds as nodes of their own: post-training quantization gives
+    /// an Add its own output range, so it must see the Add (see Quantization.PostTrainingQuantizer).</param>
+    public static OptimizationReport Run(ModelGraph g, bool fuseResiduals = true)
     {
         int ids = RemoveIdentity.Run(g);
         int expands = DropBroadcastExpand.Run(g); // before fusion: the SE Mul then reads the squeezed tensor directly
@@ -22,7 +24,7 @@ public static class Optimizer
         int swish = FuseSwish.Run(g); // before activation fusion: the merged activation then folds into the conv
         // Activations first: Add+Relu becomes one node, which then folds into the conv before it.
         int acts = FuseActivation.Run(g);
-        int res = FuseResidualAdd.Run(g);
+        int res = fuseResiduals ? FuseResidualAdd.Run(g) : 0;
         g.InferShapes();
         return new OptimizationReport(ids, bn, swish, acts, res, hard, expands);
     }
