@@ -24,6 +24,7 @@ internal static class QuantizeCommand
         var method = new Option<string>("--method") { Description = "Activation ranges: minmax (no clipping), percentile (clip the outer --percentile), entropy (KL-optimal clipping)", DefaultValueFactory = _ => "minmax" };
         var percentile = new Option<double>("--percentile") { Description = "For --method percentile: the percentile kept at each end", DefaultValueFactory = _ => 99.999 };
         var perTensor = new Option<bool>("--per-tensor") { Description = "One weight scale per layer instead of one per output channel (loses accuracy on depthwise layers)" };
+        var reduceRange = new Option<bool>("--reduce-range") { Description = "7-bit weights, for ONNX Runtime on x86 CPUs without VNNI (its uint8 x int8 kernels saturate on full-range weights)" };
         var activationType = new Option<string>("--activation-type") { Description = "uint8 or int8 activations (asymmetric either way)", DefaultValueFactory = _ => "uint8" };
         var skip = new Option<string[]>("--skip") { Description = "Node names to keep in float (see the --report table)", AllowMultipleArgumentsPerToken = true };
         var report = new Option<bool>("--report") { Description = "Per-tensor SQNR of the quantized model against the float one, and accuracy before and after" };
@@ -34,7 +35,7 @@ internal static class QuantizeCommand
         var output = new Option<string>("--out", "-o") { Description = "The quantized .onnx file to write", Required = true };
         var (width, res, threads, json) = (Cli.Width(), Cli.Resolution(), Cli.Threads(), Cli.Json());
         var cmd = new Command("quantize", "Post-training int8 quantization to an ONNX QDQ model, calibrated on images, with a sensitivity report")
-            { model, calibration, samples, method, percentile, perTensor, activationType, skip, report, eval, evalLimit, mean, std, output, width, res, threads, json };
+            { model, calibration, samples, method, percentile, perTensor, reduceRange, activationType, skip, report, eval, evalLimit, mean, std, output, width, res, threads, json };
         cmd.SetAction(r => Cli.Guard(() =>
         {
             string target = r.GetValue(output)!;
@@ -51,6 +52,7 @@ internal static class QuantizeCommand
                 },
                 Percentile = r.GetValue(percentile),
                 PerTensor = r.GetValue(perTensor),
+                ReduceRange = r.GetValue(reduceRange),
                 ActivationType = r.GetValue(activationType) switch
                 {
                     "uint8" => DataType.UInt8, "int8" => DataType.Int8,
@@ -158,7 +160,7 @@ internal static class QuantizeCommand
     {
         var o = Cli.Out;
         var opt = q.Options;
-        o.MarkupLine(Markup.Escape($"{model} -> {target}: {q.QuantizedLayers.Count} layers with int8 weights ({(opt.PerTensor ? "per-tensor" : "per-channel")}), "
+        o.MarkupLine(Markup.Escape($"{model} -> {target}: {q.QuantizedLayers.Count} layers with {(opt.ReduceRange ? "7-bit" : "int8")} weights ({(opt.PerTensor ? "per-tensor" : "per-channel")}), "
             + $"{q.Activations.Count} {opt.ActivationType.ToString().ToLowerInvariant()} activations, ranges by {opt.Method.ToString().ToLowerInvariant()} "
             + $"from {q.CalibrationImages} images; {floatBytes / 1024.0:F0} KB float -> {quantBytes / 1024.0:F0} KB"));
         if (q.FloatLayers.Count > 0) o.MarkupLine(Markup.Escape($"kept in float: {string.Join(", ", q.FloatLayers)}"));
@@ -192,7 +194,7 @@ internal static class QuantizeCommand
         Cli.PrintJson(new
         {
             model, output = target,
-            method = q.Options.Method.ToString().ToLowerInvariant(), perTensor = q.Options.PerTensor,
+            method = q.Options.Method.ToString().ToLowerInvariant(), perTensor = q.Options.PerTensor, reduceRange = q.Options.ReduceRange,
             activationType = q.Options.ActivationType.ToString().ToLowerInvariant(),
             calibrationImages = q.CalibrationImages, floatBytes, quantizedBytes = quantBytes,
             quantizedLayers = q.QuantizedLayers, floatLayers = q.FloatLayers,

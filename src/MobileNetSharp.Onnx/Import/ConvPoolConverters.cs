@@ -18,11 +18,11 @@ internal static class ConvPoolConverters
     /// What Conv and ConvTranspose read alike: float X, W and optional B, the spatial rank (at most
     /// <paramref name="maxSpatial"/>), and the window, whose kernel must be the weight's.
     /// </summary>
-    private static (Value X, Value W, Value? Bias, int Spatial, Window Window) WeightedWindow(NodeContext n, int maxSpatial = int.MaxValue)
+    private static (Value X, Value W, Value? Bias, int Spatial, Window Window) WeightedWindow(NodeContext n, int maxSpatial = int.MaxValue) =>
+        WeightedWindow(n, n.Input(0), n.Input(1), n.OptionalInput(2), maxSpatial);
+
+    private static (Value X, Value W, Value? Bias, int Spatial, Window Window) WeightedWindow(NodeContext n, Value x, Value w, Value? bias, int maxSpatial = int.MaxValue)
     {
-        var x = n.Input(0);
-        var w = n.Input(1);
-        var bias = n.OptionalInput(2);
         foreach (var (v, role) in new[] { (x, "X"), (w, "W"), (bias, "B") })
             if (v is not null && v.DataType != Tensors.DataType.Float32) throw n.Error($"{role} '{v.Name}' is {v.DataType}; only FLOAT is supported.");
         int spatial = SpatialRank(n, x);
@@ -36,28 +36,29 @@ internal static class ConvPoolConverters
         return (x, w, bias, spatial, win);
     }
 
-    public static void Conv(NodeContext n)
+    public static void Conv(NodeContext n) => Convolution(n, n.Input(0), n.Input(1), n.OptionalInput(2), final: true);
+
+    /// <summary>
+    /// A convolution with Conv's attributes on the given operands (QLinearConv passes its dequantized ones).
+    /// <paramref name="final"/>: the result is this ONNX node's output; otherwise a helper value.
+    /// </summary>
+    internal static Value Convolution(NodeContext n, Value x, Value w, Value? bias, bool final)
     {
-        var (x, w, bias, spatial, win) = WeightedWindow(n);
+        (x, w, bias, int spatial, var win) = WeightedWindow(n, x, w, bias);
         int group = n.Attr.Int32("group", 1);
+        Value Out(Op op, string suffix, params Value?[] inputs) => final ? n.Emit(op, inputs) : n.EmitHelper(op, suffix, inputs);
         if (spatial == 2)
-        {
-            n.Emit(new Graph.Conv(win.Kernel[0], win.Kernel[1], win.Strides[0], win.Strides[1],
-                win.Pads[0], win.Pads[1], win.Pads[2], win.Pads[3], win.Dilations[0], win.Dilations[1], group, win.AutoPad), x, w, bias);
-            return;
-        }
+            return Out(new Graph.Conv(win.Kernel[0], win.Kernel[1], win.Strides[0], win.Strides[1],
+                win.Pads[0], win.Pads[1], win.Pads[2], win.Pads[3], win.Dilations[0], win.Dilations[1], group, win.AutoPad), "conv", x, w, bias);
         if (spatial > 2)
-        {
-            n.Emit(new ConvNd(win.Kernel, win.Strides, win.Pads, win.Dilations, group, win.AutoPad), x, w, bias);
-            return;
-        }
+            return Out(new ConvNd(win.Kernel, win.Strides, win.Pads, win.Dilations, group, win.AutoPad), "conv", x, w, bias);
         var w2 = w.Constant is { } wt
             ? n.NewConstant("weight2d", wt.Reshape(wt.Shape[0], wt.Shape[1], 1, wt.Shape[2]))
             : n.EmitHelper(new Unsqueeze([2]), "weight2d", w);
         var conv = new Graph.Conv(1, win.Kernel[0], 1, win.Strides[0], 0, win.Pads[0], 0, win.Pads[1],
             1, win.Dilations[0], group, win.AutoPad);
         var y = n.EmitHelper(conv, "conv2d", n.EmitHelper(new Unsqueeze([2]), "to2d", x), w2, bias);
-        n.Emit(new Squeeze([2]), y);
+        return Out(new Squeeze([2]), "conv1d", y);
     }
 
     /// <summary>

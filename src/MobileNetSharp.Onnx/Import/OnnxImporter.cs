@@ -314,7 +314,11 @@ public static class OnnxImporter
     private static void CheckSupported(NodeProto node, int index, int opset)
     {
         if (node.Domain is not ("" or "ai.onnx"))
-            throw new ModelFormatException($"Unsupported ONNX operator '{node.Domain}.{node.OpType}' in node '{Name(node, index)}' (opset {opset} of the default domain; other domains are not supported).");
+        {
+            if (OpConverters.TryGet(node.Domain, node.OpType, out _)) return;
+            throw new ModelFormatException($"Unsupported ONNX operator '{node.Domain}.{node.OpType}' in node '{Name(node, index)}' (opset {opset} of the default domain; "
+                + $"of other domains only {OpConverters.MicrosoftDomain}'s QLinearAdd and QLinearGlobalAveragePool are supported).");
+        }
         if (!LoadTimeOps.Handles(node.OpType) && !OpConverters.TryGet(node.OpType, out _))
             throw new ModelFormatException($"Unsupported ONNX operator '{node.OpType}' in node '{Name(node, index)}' (opset {opset}).");
     }
@@ -325,7 +329,7 @@ public static class OnnxImporter
         var n = new NodeContext(node, index, ctx);
         bool loadTime = LoadTimeOps.Handles(node.OpType);
         if (loadTime && LoadTimeOps.TryEvaluate(n)) { }
-        else if (OpConverters.TryGet(node.OpType, out var convert)) convert(n);
+        else if (OpConverters.TryGet(node.Domain, node.OpType, out var convert)) convert(n);
         else if (loadTime)
         {
             var runtime = Enumerable.Range(0, n.InputCount).Select(n.OptionalInput).First(v => v is { IsConstant: false })!;

@@ -95,6 +95,8 @@ internal static class OpConverters
         ["Cast"] = ComputeOpConverters.Cast,
         ["QuantizeLinear"] = QuantizationConverters.QuantizeLinear,
         ["DequantizeLinear"] = QuantizationConverters.DequantizeLinear,
+        ["QLinearConv"] = QuantizationConverters.QLinearConv,
+        ["QLinearMatMul"] = QuantizationConverters.QLinearMatMul,
         ["CastLike"] = ComputeOpConverters.CastLike,
         ["Expand"] = ComputeOpConverters.Expand,
         ["Tile"] = ComputeOpConverters.Tile,
@@ -105,4 +107,18 @@ internal static class OpConverters
         Converters.Keys.Union(LoadTimeOps.Names).Order(StringComparer.Ordinal).ToArray();
 
     public static bool TryGet(string opType, out Action<NodeContext> converter) => Converters.TryGetValue(opType, out converter!);
+
+    /// <summary>ONNX Runtime's contrib operators that its quantizer writes (domain com.microsoft).</summary>
+    private static readonly Dictionary<string, Action<NodeContext>> MicrosoftConverters = new()
+    {
+        ["QLinearAdd"] = QuantizationConverters.QLinearAdd,
+        ["QLinearGlobalAveragePool"] = QuantizationConverters.QLinearGlobalAveragePool,
+    };
+
+    public const string MicrosoftDomain = "com.microsoft";
+
+    /// <summary>The converter for an op of the default domain or of <see cref="MicrosoftDomain"/>.</summary>
+    public static bool TryGet(string domain, string opType, out Action<NodeContext> converter) =>
+        domain is "" or "ai.onnx" ? TryGet(opType, out converter) : domain == MicrosoftDomain
+            ? MicrosoftConverters.TryGetValue(opType, out converter!) : (converter = null!) is not null;
 }

@@ -58,6 +58,21 @@ public static class PostTrainingQuantizer
         _ => false,
     };
 
+    /// <summary>The activation a node applies last (fused into it, or the node itself), if any.</summary>
+    internal static Activation? FusedActivation(Node n) => n.Op switch
+    {
+        Conv c => c.Activation,
+        Gemm g => g.Activation,
+        BinaryOp b => b.Activation,
+        BatchNorm bn => bn.Activation,
+        ActivationOp a => a.Activation,
+        _ => null,
+    };
+
+    /// <summary>Activations whose output range is bounded above: ReLU6 and other clips, hard-sigmoid, sigmoid, tanh.</summary>
+    internal static bool IsBounded(Activation? a) => a is { } x && (x.Kind is ActivationKind.HardSigmoid or ActivationKind.Sigmoid or ActivationKind.Tanh
+        || (x.Kind == ActivationKind.Clip && float.IsFinite(x.Beta)));
+
     private static bool IsFloatConstant(Value v) => v is { IsConstant: true, DataType: DataType.Float32 };
 
     /// <summary>
@@ -91,16 +106,20 @@ public static class PostTrainingQuantizer
         foreach (var (v, producer) in points)
         {
             var o = observers[v.Name];
-            var (lo, hi) = o.Range(options.Method, options.Percentile, qmax - qmin + 1);
+            // A bounded activation's output keeps its whole range: what piles up at ReLU6's 6 is signal, not an outlier
+            // tail, and clipping it (entropy chose [0, 0.9] for such tensors) cost the built-in model 12 points.
+            var method = v.Producer is { } n && IsBounded(FusedActivation(n)) ? CalibrationMethod.MinMax : options.Method;
+            var (lo, hi) = o.Range(method, options.Percentile, qmax - qmin + 1);
             var p = QdqRewriter.ActivationParams(lo, hi, options.ActivationType);
             parameters[v.Name] = p;
             ranges.Add(new ActivationRange(v.Name, producer, o.Min, o.Max, lo, hi, p));
         }
-        var (quantized, dequantized) = QdqRewriter.Rewrite(prepared, parameters, layers, options.PerTensor);
+        var (quantized, dequantized) = QdqRewriter.Rewrite(prepared, parameters, layers, options.PerTensor,
+            options.ReduceRange ? QdqRewriter.ReducedWeightMax : QdqRewriter.WeightMax);
         ranges = ranges.Select(r => r with { Dequantized = dequantized[r.Name] }).ToList();
         quantized.Metadata["mnet.quantization"] = $"method={options.Method.ToString().ToLowerInvariant()}"
             + (options.Method == CalibrationMethod.Percentile ? $" percentile={options.Percentile}" : "")
-            + $" weights=int8-{(options.PerTensor ? "per-tensor" : "per-channel")} activations={options.ActivationType.ToString().ToLowerInvariant()}"
+            + $" weights=int{(options.ReduceRange ? 7 : 8)}-{(options.PerTensor ? "per-tensor" : "per-channel")} activations={options.ActivationType.ToString().ToLowerInvariant()}"
             + $" calibration-images={images}";
         var skipped = prepared.Nodes.Where(n => HasQuantizableWeights(n) && options.Skip.Contains(n.Name)).Select(n => n.Name).ToList();
         return new QuantizationResult(quantized, prepared, ranges, layers.Select(n => n.Name).ToList(), skipped, images, options);

@@ -16,9 +16,12 @@ internal static class QdqRewriter
     /// <summary>int8 weights use [-127, 127] so the range is symmetric (TFLite's quantization spec for weights).</summary>
     public const int WeightMax = 127;
 
+    /// <summary>With <see cref="QuantizationOptions.ReduceRange"/>: [-63, 63], so two products of a uint8 and a weight stay within int16.</summary>
+    public const int ReducedWeightMax = 63;
+
     /// <returns>The QDQ graph, and for each quantized activation the name of its DequantizeLinear output.</returns>
     public static (ModelGraph Graph, Dictionary<string, string> Dequantized) Rewrite(ModelGraph prepared, IReadOnlyDictionary<string, QuantParams> activations,
-        IReadOnlyCollection<Node> layers, bool perTensor)
+        IReadOnlyCollection<Node> layers, bool perTensor, int weightMax = WeightMax)
     {
         var g = prepared.Clone();
         var names = new HashSet<string>(Calibrator.Values(g).Keys, StringComparer.Ordinal);
@@ -45,7 +48,7 @@ internal static class QdqRewriter
         foreach (var input in g.Inputs) QuantizeActivation(input);
         foreach (var n in g.Nodes)
         {
-            if (layerNames.Contains(n.Name)) QuantizeParameters(n, activations, perTensor, nodes, Fresh);
+            if (layerNames.Contains(n.Name)) QuantizeParameters(n, activations, perTensor, weightMax, nodes, Fresh);
             for (int i = 0; i < n.Inputs.Length; i++)
                 if (n.Inputs[i] is { } v && replaced.TryGetValue(v, out var dq)) n.Inputs[i] = dq;
             nodes.Add(n);
@@ -59,12 +62,12 @@ internal static class QdqRewriter
     }
 
     /// <summary>Weights (input 1) to int8 through DequantizeLinear, and the bias (input 2) to int32 when the layer's input is quantized.</summary>
-    private static void QuantizeParameters(Node n, IReadOnlyDictionary<string, QuantParams> activations, bool perTensor,
+    private static void QuantizeParameters(Node n, IReadOnlyDictionary<string, QuantParams> activations, bool perTensor, int weightMax,
         List<Node> nodes, Func<string, string> fresh)
     {
         var w = n.Input(1);
         int axis = WeightAxis(n);
-        var (wq, wp) = QuantizeWeights(w.Constant!, axis, perTensor);
+        var (wq, wp) = QuantizeWeights(w.Constant!, axis, perTensor, weightMax);
         var wConst = Value.FromConstant(fresh(w.Name + "_quantized"), wq);
         var wOut = new Value(fresh(w.Name + "_DequantizeLinear_Output"), DataType.Float32, w.Shape);
         nodes.Add(new Node(fresh(w.Name + "_DequantizeLinear"), new DequantizeLinear(wp), [wConst], [wOut]));
@@ -100,8 +103,8 @@ internal static class QdqRewriter
     /// <summary>Gemm's C is a plain per-output bias only when alpha = beta = 1.</summary>
     private static bool BiasIsPlain(Node n) => n.Op is not Gemm gm || (gm.Alpha == 1f && gm.Beta == 1f);
 
-    /// <summary>Symmetric int8 weights: scale = max|w| / 127 per output channel (or per tensor), zero point 0.</summary>
-    internal static (Tensor Quantized, QuantParams Params) QuantizeWeights(Tensor w, int axis, bool perTensor)
+    /// <summary>Symmetric int8 weights: scale = max|w| / <paramref name="weightMax"/> per output channel (or per tensor), zero point 0.</summary>
+    internal static (Tensor Quantized, QuantParams Params) QuantizeWeights(Tensor w, int axis, bool perTensor, int weightMax = WeightMax)
     {
         var data = w.Floats;
         int channels = perTensor ? 1 : w.Shape[axis];
@@ -112,7 +115,7 @@ internal static class QdqRewriter
             for (int c = 0; c < split.Item2; c++, at += split.Item3)
                 absMax[perTensor ? 0 : c] = Math.Max(absMax[perTensor ? 0 : c],
                     System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(data.AsSpan((int)at, (int)split.Item3)) is var m && float.IsFinite(m) ? Math.Abs(m) : 0);
-        var scales = absMax.Select(a => a > 0 ? a / WeightMax : 1f).ToArray();
+        var scales = absMax.Select(a => a > 0 ? a / weightMax : 1f).ToArray();
         var p = new QuantParams(scales, new int[channels], DataType.Int8, axis);
         var q = new sbyte[data.Length];
         QuantizeLinearKernel.Quantize(data, System.Runtime.InteropServices.MemoryMarshal.AsBytes(q.AsSpan()), p, split);

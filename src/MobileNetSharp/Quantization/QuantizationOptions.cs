@@ -7,11 +7,13 @@ public enum CalibrationMethod
 {
     /// <summary>The smallest and largest value seen: no clipping, coarsest steps when there are outliers.</summary>
     MinMax,
-    /// <summary>The <see cref="QuantizationOptions.Percentile"/>-th percentile at each end of a 2048-bin histogram: clips rare outliers.</summary>
+    /// <summary>The <see cref="QuantizationOptions.Percentile"/>-th percentile at each end of a 2048-bin histogram: clips rare outliers.
+    /// Outputs of bounded activations (ReLU6, sigmoid) keep their whole range.</summary>
     Percentile,
     /// <summary>
-    /// The clipping threshold that minimizes the KL divergence between the histogram of |x| and its quantized
-    /// copy (Migacz, "8-bit Inference with TensorRT", GTC 2017): the classic calibrator for ReLU networks.
+    /// The clipping thresholds that minimize the KL divergence between the histogram and its quantized copy
+    /// (Migacz, "8-bit Inference with TensorRT", GTC 2017), found for the positive and the negative side separately
+    /// since activations are asymmetric. Outputs of bounded activations (ReLU6, sigmoid) keep their whole range.
     /// </summary>
     Entropy,
 }
@@ -28,6 +30,14 @@ public sealed record QuantizationOptions
     /// <summary>One weight scale per tensor instead of one per output channel. Per-tensor is what loses MobileNets
     /// their accuracy: a depthwise layer's channels differ in range by orders of magnitude.</summary>
     public bool PerTensor { get; init; }
+
+    /// <summary>
+    /// 7-bit weights ([-63, 63]) for ONNX Runtime on x86 CPUs without VNNI: its uint8 x int8 kernels multiply with
+    /// vpmaddubsw, which saturates a pair of products above 32767 (255 x 127 x 2 does), so full-range weights give it
+    /// wrong results (measured: a QLinearConv off by up to 70 steps). ONNX Runtime's quantizer calls this reduce_range.
+    /// Our own integer kernels accumulate exactly and need no such limit.
+    /// </summary>
+    public bool ReduceRange { get; init; }
 
     /// <summary>UInt8 (default) or Int8 activations; either way asymmetric, with a zero point.</summary>
     public DataType ActivationType { get; init; } = DataType.UInt8;

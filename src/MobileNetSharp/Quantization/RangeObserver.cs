@@ -13,7 +13,8 @@ public sealed class RangeObserver
     public const int Bins = 2048;
 
     private long[]? _values;   // over [Min, Max]
-    private long[]? _magnitudes; // |x| over [0, max(|Min|, |Max|)]
+    private long[]? _positive; // x > 0 over [0, Max]
+    private long[]? _negative; // -x for x < 0 over [0, -Min]
 
     public float Min { get; private set; } = float.PositiveInfinity;
     public float Max { get; private set; } = float.NegativeInfinity;
@@ -35,14 +36,18 @@ public sealed class RangeObserver
     {
         if (Count == 0) return;
         _values ??= new long[Bins];
-        _magnitudes ??= new long[Bins];
-        float span = Max - Min, absMax = Math.Max(Math.Abs(Min), Math.Abs(Max));
-        float toBin = span > 0 ? Bins / span : 0, toMag = absMax > 0 ? Bins / absMax : 0;
+        _positive ??= new long[Bins];
+        _negative ??= new long[Bins];
+        float span = Max - Min;
+        float toBin = span > 0 ? Bins / span : 0, toPos = Max > 0 ? Bins / Max : 0, toNeg = Min < 0 ? Bins / -Min : 0;
         foreach (float v in x)
         {
             if (float.IsNaN(v)) continue;
             _values[Math.Clamp((int)((v - Min) * toBin), 0, Bins - 1)]++;
-            _magnitudes[Math.Clamp((int)(Math.Abs(v) * toMag), 0, Bins - 1)]++;
+            // Exact zeros (half of a ReLU output) are in neither side: the zero point represents them without error
+            // whatever the thresholds, and their spike would make KL prefer the narrowest range.
+            if (v > 0) _positive[Math.Clamp((int)(v * toPos), 0, Bins - 1)]++;
+            else if (v < 0) _negative[Math.Clamp((int)(-v * toNeg), 0, Bins - 1)]++;
         }
     }
 
@@ -56,9 +61,13 @@ public sealed class RangeObserver
             case CalibrationMethod.Percentile when _values is not null:
                 (lo, hi) = PercentileRange(percentile);
                 break;
-            case CalibrationMethod.Entropy when _magnitudes is not null:
-                float t = EntropyThreshold(_magnitudes, Math.Max(Math.Abs(Min), Math.Abs(Max)), Min >= 0 ? levels : levels / 2);
-                (lo, hi) = (Math.Max(Min, -t), Math.Min(Max, t));
+            case CalibrationMethod.Entropy when _positive is not null && _negative is not null:
+                // Each side on its own, with the share of the integer codes its span takes: activations are asymmetric
+                // (a zero point), so a normalized image's dark spike at -0.8 must not set the bright side's threshold.
+                float posSpan = Math.Max(Max, 0), negSpan = Math.Max(-Min, 0);
+                int posLevels = (int)Math.Round(levels * posSpan / (posSpan + negSpan));
+                if (Max > 0) hi = EntropyThreshold(_positive, Max, Math.Max(2, posLevels));
+                if (Min < 0) lo = -EntropyThreshold(_negative, -Min, Math.Max(2, levels - posLevels));
                 break;
         }
         return (Math.Min(lo, 0), Math.Max(hi, 0));
@@ -79,8 +88,9 @@ public sealed class RangeObserver
     }
 
     /// <summary>
-    /// The |x| threshold whose clipped, <paramref name="levels"/>-level copy of the histogram is closest in KL
-    /// divergence to the histogram with the clipped mass folded into its last bin (Migacz 2017, slides 29-37).
+    /// The threshold on a one-sided histogram (of x or -x, over [0, <paramref name="absMax"/>]) whose clipped,
+    /// <paramref name="levels"/>-level copy is closest in KL divergence to the histogram with the clipped mass folded
+    /// into its last bin (Migacz 2017, slides 29-37). A histogram whose mass sits at its far end keeps it all.
     /// </summary>
     internal static float EntropyThreshold(long[] hist, float absMax, int levels)
     {

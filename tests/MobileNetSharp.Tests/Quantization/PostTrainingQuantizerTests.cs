@@ -30,11 +30,15 @@ public class PostTrainingQuantizerTests(ITestOutputHelper output)
         return () => source.Epoch(0).Select(b => b.Images);
     }
 
-    [Fact]
-    public void BuiltinModelKeepsItsAccuracyInOurEngineAndInOnnxRuntime()
+    /// <param name="reduceRange">7-bit weights: ONNX Runtime's AVX2 kernels (vpmaddubsw) then cannot saturate, so it must
+    /// agree with our float simulation of the same file almost everywhere; with full-range weights it departs on ~1%.</param>
+    [Theory]
+    [InlineData(false, 200)]
+    [InlineData(true, 30)]
+    public void BuiltinModelKeepsItsAccuracyInOurEngineAndInOnnxRuntime(bool reduceRange, int maxDisagreements)
     {
         var graph = OnnxImporter.Load(BuiltinPath(), new OnnxImportOptions { DefaultBatch = 500 });
-        var result = PostTrainingQuantizer.Quantize(graph, Calibration(256));
+        var result = PostTrainingQuantizer.Quantize(graph, Calibration(256), new QuantizationOptions { ReduceRange = reduceRange });
         Assert.Equal(256, result.CalibrationImages);
         Assert.Equal(53, result.QuantizedLayers.Count); // every conv and the classifier
         var qBytes = OnnxExporter.ToBytes(result.Model);
@@ -60,11 +64,11 @@ public class PostTrainingQuantizerTests(ITestOutputHelper output)
             }
         }
         double ortAccuracy = ortRight / 10_000.0;
-        output.WriteLine($"float {100 * floatAccuracy:F2}%, int8 in our engine {100 * ourAccuracy:F2}%, in ONNX Runtime {100 * ortAccuracy:F2}%; "
+        output.WriteLine($"reduce range {reduceRange}: float {100 * floatAccuracy:F2}%, int8 in our engine {100 * ourAccuracy:F2}%, in ONNX Runtime {100 * ortAccuracy:F2}%; "
             + $"our and ORT's predictions differ on {disagree} of 10,000 images");
         Assert.True(Math.Abs(ourAccuracy - floatAccuracy) <= 0.005, $"ours: {100 * floatAccuracy:F2}% -> {100 * ourAccuracy:F2}%");
         Assert.True(Math.Abs(ortAccuracy - floatAccuracy) <= 0.005, $"ORT: {100 * floatAccuracy:F2}% -> {100 * ortAccuracy:F2}%");
-        Assert.True(disagree <= 200, $"{disagree} of 10,000 predictions differ between our simulation and ORT's integer kernels");
+        Assert.True(disagree <= maxDisagreements, $"{disagree} of 10,000 predictions differ between our simulation and ORT's integer kernels");
     }
 
     [Fact]

@@ -85,3 +85,63 @@ public class QdqImportTests
         Assert.Contains("block_size", Assert.ThrowsAny<ModelFormatException>(() => OnnxImporter.Load(blocked)).Message);
     }
 }
+
+/// <summary>The operator form ONNX Runtime's quantizer writes (QLinearConv, com.microsoft QLinearAdd and QLinearGlobalAveragePool).</summary>
+public class QOperatorImportTests
+{
+    private static byte[] Model()
+    {
+        var rng = new Random(3);
+        var w = new sbyte[6 * 4 * 3 * 3];
+        // 7-bit weights: with full-range ones ONNX Runtime's AVX2 uint8 x int8 kernel saturates (vpmaddubsw) and is off by up to 70 steps.
+        for (int i = 0; i < w.Length; i++) w[i] = (sbyte)rng.Next(-63, 64);
+        var b = new OnnxModelBuilder(13).Input("x", 1, 4, 5, 5).Output("y", 1, 6, 1, 1)
+            .Initializer("xs", new Tensor([0.05f], [])).Initializer("xz", new Tensor(DataType.UInt8, [], new byte[] { 128 }))
+            .Initializer("w", new Tensor(DataType.Int8, [6, 4, 3, 3], w))
+            .Initializer("ws", new Tensor(Enumerable.Range(1, 6).Select(i => 0.002f * i).ToArray(), 6)).Initializer("wz", new Tensor(DataType.Int8, [6], new sbyte[6]))
+            .Initializer("ys", new Tensor([0.1f], [])).Initializer("yz", new Tensor(DataType.UInt8, [], new byte[] { 100 }))
+            .Initializer("bias", new Tensor(DataType.Int32, [6], new[] { 1000, -2000, 0, 37, 5000, -1 }))
+            .Initializer("as", new Tensor([0.15f], [])).Initializer("az", new Tensor(DataType.UInt8, [], new byte[] { 90 }))
+            .Initializer("gs", new Tensor([0.12f], [])).Initializer("gz", new Tensor(DataType.UInt8, [], new byte[] { 80 }))
+            .Node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], "quant")
+            .Node("QLinearConv", ["xq", "xs", "xz", "w", "ws", "wz", "ys", "yz", "bias"], ["yq"], "qconv", ("pads", new long[] { 1, 1, 1, 1 }))
+            .Node("QLinearAdd", ["yq", "ys", "yz", "yq", "ys", "yz", "as", "az"], ["aq"], "qadd")
+            .Node("QLinearGlobalAveragePool", ["aq", "as", "az", "gs", "gz"], ["gq"], "qgap")
+            .Node("DequantizeLinear", ["gq", "gs", "gz"], ["y"], "dequant");
+        b.Graph.Node[2].Domain = b.Graph.Node[3].Domain = "com.microsoft";
+        b.Model.OpsetImport.Add(new MobileNetSharp.Onnx.Proto.OperatorSetIdProto { Domain = "com.microsoft", Version = 1 });
+        return b.ToBytes();
+    }
+
+    [Fact]
+    public void QOperatorChainMatchesOnnxRuntimeWithinOneStep()
+    {
+        var model = Model();
+        var g = OnnxImporter.Load(model);
+        Assert.Contains(g.Nodes, n => n.Op is Conv);
+        Assert.Equal(4, g.Nodes.Count(n => n.Op is QuantizeLinear)); // input, conv, add, pool outputs
+        int exact = 0, total = 0;
+        for (int seed = 0; seed < 20; seed++)
+        {
+            var x = Tensor.Random(seed, [1, 4, 5, 5], -6, 6);
+            var ours = new InferenceSession(g).Run(x)[0].Floats;
+            var theirs = OrtRunner.Run(model, [new("x", x)])["y"].Floats;
+            for (int i = 0; i < ours.Length; i++, total++)
+            {
+                float steps = Math.Abs(ours[i] - theirs[i]) / 0.12f;
+                Assert.True(steps <= 1.001f, $"seed {seed} [{i}]: ours {ours[i]}, ORT {theirs[i]}");
+                if (steps < 0.5f) exact++;
+            }
+        }
+        Assert.True(exact >= 0.8 * total, $"only {exact} of {total} outputs equal ORT's");
+    }
+
+    [Fact]
+    public void OtherDomainsAreNamed()
+    {
+        var b = new OnnxModelBuilder(13).Input("x", 4).Output("y", 4).Node("Gelu", ["x"], ["y"], "g");
+        b.Graph.Node[0].Domain = "com.example";
+        var e = Assert.ThrowsAny<ModelFormatException>(() => OnnxImporter.Load(b.ToBytes()));
+        Assert.Contains("com.example.Gelu", e.Message);
+    }
+}
