@@ -116,7 +116,11 @@ public class Int8GemmTests
             _ when ties => Enumerable.Range(0, n).Select(j => j % 3 == 0 ? 0.5f : j % 3 == 1 ? 0.25f : 0.125f).ToArray(),
             0 => Enumerable.Repeat(natural, n).ToArray(),                                                  // per-tensor
             1 => Enumerable.Range(0, n).Select(_ => natural * (0.25f + 2f * rng.NextSingle())).ToArray(), // per-channel
-            2 => Enumerable.Repeat(1f, n).ToArray(),                                                       // saturates
+            // Saturates. Below 1 everywhere, kernels may clamp after rounding: the largest float below 1 with the
+            // wrapping bias (variant 2) puts f next to ±2^31, where a conversion could overflow. Variant 8 (1 and 4)
+            // keeps the clamp in float.
+            2 when variant < 6 => Enumerable.Repeat(0.99999994f, n).ToArray(),
+            2 => Enumerable.Range(0, n).Select(j => j % 2 == 0 ? 1f : 4f).ToArray(),
             4 => Enumerable.Range(0, n).Select(_ => natural * 30f * rng.NextSingle() + 1e-30f).ToArray(),  // many clamp
             _ => Enumerable.Range(0, n).Select(_ => 1e-9f).ToArray(),                                      // all collapse onto zpC
         };
@@ -137,7 +141,7 @@ public class Int8GemmTests
         return cs;
     }
 
-    private const int Variants = 8;
+    private const int Variants = 9;
 
     public static IEnumerable<object[]> ShapeVariants =>
         Shapes.SelectMany(s => Enumerable.Range(0, Variants).Select(v => new object[] { s[0], s[1], s[2], v }));

@@ -124,19 +124,28 @@ internal static unsafe class Int8MicroKernel
 
         var e = new EpilogueAvx2(g, j);
         nint ldc = g->Ldc;
-        e.Store(c, nc, c00, c01);
-        if (mr > 1) e.Store(c + ldc, nc, c10, c11);
-        if (mr > 2) e.Store(c + 2 * ldc, nc, c20, c21);
-        if (mr > 3) e.Store(c + 3 * ldc, nc, c30, c31);
-        if (mr > 4) e.Store(c + 4 * ldc, nc, c40, c41);
-        if (mr > 5) e.Store(c + 5 * ldc, nc, c50, c51);
+        e.Store(c, c + ldc, mr > 1, nc, c00, c01, c10, c11);
+        if (mr > 2) e.Store(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c20, c21, c30, c31);
+        if (mr > 4) e.Store(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c40, c41, c50, c51);
     }
 
-    /// <summary>The requantization of 16 columns with AVX2; cvtps2dq rounds half to even under the default MXCSR.</summary>
+    /// <summary>
+    /// The requantization of two rows of 16 columns with AVX2. cvtps2dq rounds half to even under the default
+    /// MXCSR, as MathF.Round does. Two rows share one byte pack (vpackssdw, vpackuswb, one vpermd for both).
+    /// <para>
+    /// When every multiplier is below 1 (<see cref="Requantization.ClampAfterRounding"/>, the normal case:
+    /// M = sx·sw/sy), the clamp moves after rounding, onto the bytes: |f| &lt; 2^31 then, so cvtps2dq cannot
+    /// overflow; rounding is monotone and leaves the integer bounds fixed, so round(clamp(f)) = clamp(round(f));
+    /// and the saturating packs and add only saturate values the clamp would cut anyway. Same bytes, two float
+    /// ops per 8 outputs fewer, which matters at the small K of expansion layers.
+    /// </para>
+    /// </summary>
     private readonly struct EpilogueAvx2
     {
         private readonly Vector256<float> _m0, _m1, _lower, _upper;
-        private readonly Vector256<int> _zeroPoint;
+        private readonly Vector256<short> _zeroPoint;
+        private readonly Vector256<byte> _min, _max;
+        private readonly bool _clampBytes;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public EpilogueAvx2(Int8GemmArgs* g, int j)
@@ -145,27 +154,55 @@ internal static unsafe class Int8MicroKernel
             _m1 = Avx.LoadVector256(g->Multipliers + j + 8);
             _lower = Vector256.Create(g->Lower);
             _upper = Vector256.Create(g->Upper);
-            _zeroPoint = Vector256.Create(g->ZeroPointC);
+            _zeroPoint = Vector256.Create((short)g->ZeroPointC);
+            _min = Vector256.Create(g->MinByte);
+            _max = Vector256.Create(g->MaxByte);
+            _clampBytes = g->ClampAfterRounding;
         }
 
+        /// <summary>Row r0 (acc00, acc01) to c0 and, if <paramref name="second"/>, row r1 (acc10, acc11) to c1.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void Store(byte* c, int nc, Vector256<int> acc0, Vector256<int> acc1)
+        public void Store(byte* c0, byte* c1, bool second, int nc, Vector256<int> acc00, Vector256<int> acc01, Vector256<int> acc10, Vector256<int> acc11)
         {
-            Vector256<int> q0 = Requantize(acc0, _m0), q1 = Requantize(acc1, _m1);
-            // int32 -> int16 -> uint8; every value is already in [0, 255], so neither pack saturates.
-            // vpackssdw interleaves 128-bit lanes (q0 0-3, q1 0-3, q0 4-7, q1 4-7); vpermq puts them back in order.
-            Vector256<short> s = Avx2.Permute4x64(Avx2.PackSignedSaturate(q0, q1).AsInt64(), 0b11_01_10_00).AsInt16();
-            Vector128<byte> bytes = Sse2.PackUnsignedSaturate(s.GetLower(), s.GetUpper());
-            if (nc == PackedInt8Weights.PanelWidth) Sse2.Store(c, bytes);
-            else StorePartial(c, bytes, nc);
+            Vector256<byte> bytes;
+            if (_clampBytes)
+            {
+                Vector256<short> s0 = Avx2.AddSaturate(Avx2.PackSignedSaturate(Round(acc00, _m0), Round(acc01, _m1)), _zeroPoint);
+                Vector256<short> s1 = Avx2.AddSaturate(Avx2.PackSignedSaturate(Round(acc10, _m0), Round(acc11, _m1)), _zeroPoint);
+                bytes = Avx2.PackUnsignedSaturate(s0, s1);
+                bytes = Avx2.Min(Avx2.Max(bytes, _min), _max);
+            }
+            else
+            {
+                // Clamped in float first: every value is in [qmin - zpC, qmax - zpC], so nothing below saturates.
+                Vector256<short> s0 = Avx2.Add(Avx2.PackSignedSaturate(ClampRound(acc00, _m0), ClampRound(acc01, _m1)), _zeroPoint);
+                Vector256<short> s1 = Avx2.Add(Avx2.PackSignedSaturate(ClampRound(acc10, _m0), ClampRound(acc11, _m1)), _zeroPoint);
+                bytes = Avx2.PackUnsignedSaturate(s0, s1);
+            }
+            // The packs work within 128-bit lanes: dwords hold columns (row 0: 0-3, 8-11; row 1: 0-3, 8-11 | row 0:
+            // 4-7, 12-15; row 1: 4-7, 12-15). vpermd puts row 0 in the low half and row 1 in the high half, in order.
+            bytes = Avx2.PermuteVar8x32(bytes.AsInt32(), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsByte();
+            if (nc == PackedInt8Weights.PanelWidth)
+            {
+                Sse2.Store(c0, bytes.GetLower());
+                if (second) Sse2.Store(c1, bytes.GetUpper());
+            }
+            else
+            {
+                StorePartial(c0, bytes.GetLower(), nc);
+                if (second) StorePartial(c1, bytes.GetUpper(), nc);
+            }
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private Vector256<int> Requantize(Vector256<int> acc, Vector256<float> multiplier)
+        private static Vector256<int> Round(Vector256<int> acc, Vector256<float> multiplier) =>
+            Avx.ConvertToVector256Int32(Avx.Multiply(Avx.ConvertToVector256Single(acc), multiplier));
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private Vector256<int> ClampRound(Vector256<int> acc, Vector256<float> multiplier)
         {
             Vector256<float> f = Avx.Multiply(Avx.ConvertToVector256Single(acc), multiplier);
-            f = Avx.Min(Avx.Max(f, _lower), _upper);
-            return Avx2.Add(Avx.ConvertToVector256Int32(f), _zeroPoint);
+            return Avx.ConvertToVector256Int32(Avx.Min(Avx.Max(f, _lower), _upper));
         }
     }
 

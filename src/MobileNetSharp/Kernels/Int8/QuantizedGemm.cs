@@ -9,6 +9,7 @@ internal unsafe struct Int8GemmArgs
     public byte* A; public nint Lda; public int ZeroPointA;
     public int* B; public long PanelInts; public int* ColumnSums;
     public float* Multipliers; public int* Bias; public float Lower, Upper; public int ZeroPointC;
+    public byte MinByte, MaxByte; public bool ClampAfterRounding;
     public byte* C; public nint Ldc;
     public int M, N, K, KPairs;
     public Int8Path Path; public int RowsPerTile;
@@ -108,7 +109,8 @@ public static unsafe class QuantizedGemm
                 A = a, Lda = lda, ZeroPointA = aZeroPoint,
                 B = b.Data, PanelInts = b.PanelInts, ColumnSums = b.ColumnSums,
                 Multipliers = multipliers, Bias = bias, Lower = requantization.LowerBound, Upper = requantization.UpperBound,
-                ZeroPointC = requantization.OutputZeroPoint,
+                ZeroPointC = requantization.OutputZeroPoint, MinByte = requantization.Min, MaxByte = requantization.Max,
+                ClampAfterRounding = requantization.ClampAfterRounding,
                 C = c, Ldc = ldc, M = m, N = b.N, K = b.K, KPairs = b.KPairs,
                 Path = path, RowsPerTile = Int8MicroKernel.RowsPerTile(path), PanelCount = b.PanelCount,
             };

@@ -48,6 +48,8 @@ public sealed class Requantization
         multipliers.CopyTo(PaddedMultipliers);
         bias.CopyTo(PaddedBias);
         HasBias = !bias.IsEmpty;
+        ClampAfterRounding = true;
+        foreach (float m in multipliers) ClampAfterRounding &= m < 1f;
     }
 
     /// <summary>The same multiplier for all <paramref name="channels"/> output channels (per-tensor weight scale).</summary>
@@ -90,6 +92,11 @@ public sealed class Requantization
     internal float[] PaddedMultipliers { get; }
     /// <summary>Bias padded with zeros to whole 16-column panels (pinned).</summary>
     internal int[] PaddedBias { get; }
+    /// <summary>
+    /// Every multiplier is below 1, so |(float)acc · M| &lt; 2^31 for every int32 acc and a kernel may round
+    /// first and clamp the integers (same result: rounding is monotone and keeps the integer bounds).
+    /// </summary>
+    internal bool ClampAfterRounding { get; }
     /// <summary>The float clamp bounds of the contract, relative to the zero point.</summary>
     internal float LowerBound => Min - OutputZeroPoint;
     internal float UpperBound => Max - OutputZeroPoint;
