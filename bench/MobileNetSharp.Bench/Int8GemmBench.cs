@@ -7,7 +7,7 @@ using MobileNetSharp.Kernels.Int8;
 namespace MobileNetSharp.Bench;
 
 /// <summary>
-/// `int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar]`: the int8 GEMM (<see cref="QuantizedGemm"/>,
+/// `int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN]`: the int8 GEMM (<see cref="QuantizedGemm"/>,
 /// uint8 x int8 -> uint8 with the requantization fused, a ReLU6-like clamp) against the float GEMM
 /// (<c>GemmDriver</c> on packed B, bias + ReLU6 fused) on the 1x1 convolutions of MobileNetV2 at 224x224
 /// (rows = H·W, K = input channels, N = output channels). Both kernels of one shape and thread count run in
@@ -28,12 +28,14 @@ public static unsafe class Int8GemmBench
         int[] threads = [1, 2];
         int runs = 60;
         IsaLevel isa = Isa.Best;
+        string? only = null;
         for (int i = 0; i + 1 < args.Length; i += 2)
             switch (args[i])
             {
                 case "--threads": threads = args[i + 1].Split(',').Select(int.Parse).ToArray(); break;
                 case "--runs": runs = int.Parse(args[i + 1]); break;
                 case "--isa": isa = Isa.Resolve(Isa.Cap(Isa.Hardware, args[i + 1])); break;
+                case "--shape": only = args[i + 1]; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         Console.WriteLine($"isa {isa} (int8 path {QuantizedGemm.PathFor(isa)}), {runs} runs after warm-up, medians");
@@ -42,6 +44,7 @@ public static unsafe class Int8GemmBench
         var totals = new double[threads.Length, 2];
         foreach (var (m, k, n) in Shapes)
         {
+            if (only != null && only != $"{m}x{k}x{n}") continue;
             // fp32 operands and the float GEMM's packed B (bias in its panels).
             float[] af = new float[m * k], bf = new float[k * n], bias = new float[n], cf = new float[m * n];
             for (int i = 0; i < af.Length; i++) af[i] = rng.NextSingle();
@@ -86,7 +89,7 @@ public static unsafe class Int8GemmBench
                 Console.WriteLine($"{$"{m}x{k}x{n}",-18} {threads[ti],2} {mf,9:F3} {m8,9:F3} {Median(ratio),9:F2} {ops / mf / 1e6,9:F1} {ops / m8 / 1e6,9:F1} {tf[0],9:F3} {t8[0],9:F3}");
             }
         }
-        double allOps = Shapes.Sum(s => 2.0 * s.Rows * s.K * s.N);
+        double allOps = Shapes.Where(s => only == null || only == $"{s.Rows}x{s.K}x{s.N}").Sum(s => 2.0 * s.Rows * s.K * s.N);
         for (int ti = 0; ti < threads.Length; ti++)
             Console.WriteLine($"{"sum of shapes",-18} {threads[ti],2} {totals[ti, 0],9:F3} {totals[ti, 1],9:F3} {totals[ti, 1] / totals[ti, 0],9:F2} {allOps / totals[ti, 0] / 1e6,9:F1} {allOps / totals[ti, 1] / 1e6,9:F1}");
         return 0;

@@ -42,6 +42,8 @@ public class Int8GemmTests
         // MobileNetV2's pointwise shapes at reduced row counts, and the classifier head (K 1280, N 1000).
         [37, 16, 96], [29, 24, 144], [50, 144, 24], [19, 192, 32], [13, 384, 64], [11, 576, 96], [49, 960, 160],
         [49, 320, 1280], [1, 1280, 1000], [4, 1280, 1000],
+        // K past what a task keeps on its stack: the packed rows of A come from the array pool.
+        [8, 6001, 19],
     ];
 
     /// <summary>One randomized case: everything but the shape drawn from the seed.</summary>
@@ -267,6 +269,23 @@ public class Int8GemmTests
             distinct = cOut.Distinct().Count();
         }
         Assert.True(distinct > 10, $"only {distinct} distinct outputs: the scales clamp almost everything");
+    }
+
+    /// <summary>A steady-state call allocates nothing, on one thread or two, with A's packed rows on the stack or pooled.</summary>
+    [Theory]
+    [InlineData(200, 96, 40)]
+    [InlineData(30, 6001, 17)]
+    public void Int8GemmAllocatesNothing(int m, int k, int n)
+    {
+        var rng = new Random(9);
+        var a = new byte[m * k];
+        var b = new sbyte[k * n];
+        rng.NextBytes(a);
+        var packed = PackedInt8Weights.FromKxN(b, k, n);
+        var rq = Requantization.PerTensor(n, 0.01f, [], 3);
+        var c = new byte[m * n];
+        foreach ((IsaLevel isa, Workers workers) in TestData.Sweep())
+            AllocationTests.AssertNoAllocation(() => QuantizedGemm.Run(m, a, k, 7, packed, rq, c, n, workers, isa), $"int8 gemm {m}x{k}x{n} {isa} t{workers.Count}");
     }
 
     [Fact]
