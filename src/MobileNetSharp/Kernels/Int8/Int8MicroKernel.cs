@@ -11,11 +11,12 @@ namespace MobileNetSharp.Kernels.Int8;
 /// The inner step is one k pair: a broadcast int32 holding two zero-extended activations (A[i,2q], A[i,2q+1])
 /// times a packed row of B holding the int16 pairs (B[2q,j], B[2q+1,j]); vpmaddwd multiplies the 16-bit halves
 /// and adds each pair into an int32 lane exactly, and vpaddd accumulates. vpmaddubsw (u8 x s8 -> s16, twice
-/// the throughput) is not used because its pair sum saturates at int16 (255·127·2 = 64,770).
+/// the products per instruction) is not used because its pair sum saturates at int16 (255·127·2 = 64,770 &gt;
+/// 32,767); ONNX Runtime's AVX2 u8s8 kernel does use it, and the tests show it then departs from the exact sum.
 /// </para>
 /// <para>
 /// Tiles: f32-gemm style, named by rows x columns. 256-bit: 6x16 (12 accumulators, two B vectors, one
-/// broadcast, one product). 128-bit: 6x8 over each half of a 16-column panel. Scalar: row by row. Rows past
+/// broadcast, one product), and 6x8 for a last panel of at most 8 columns. 128-bit: 6x8 over each half of a 16-column panel. Scalar: row by row. Rows past
 /// <c>mr</c> alias the last valid row (computed, never stored), so the k loop has no branch.
 /// </para>
 /// <para>
@@ -68,7 +69,9 @@ internal static unsafe class Int8MicroKernel
             switch (g->Path)
             {
                 case Int8Path.Avx2:
-                    Tile6x16Avx2(g, mr, nc, j, a, b, c + j);
+                    // A last panel of at most 8 columns (N = 24, 1000) takes the one-vector tile instead of computing 16.
+                    if (nc > 8) Tile6x16Avx2(g, mr, nc, j, a, b, c + j);
+                    else Tile6x8Avx2(g, mr, nc, j, a, b, c + j);
                     break;
                 case Int8Path.Sse2:
                     Tile6x8V128<Sse2Ops>(g, mr, Math.Min(nc, 8), j, a, b, c + j);
@@ -127,6 +130,39 @@ internal static unsafe class Int8MicroKernel
         e.Store(c, c + ldc, mr > 1, nc, c00, c01, c10, c11);
         if (mr > 2) e.Store(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c20, c21, c30, c31);
         if (mr > 4) e.Store(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c40, c41, c50, c51);
+    }
+
+    /// <summary>C[0..mr, j..j+nc) for nc in (0, 8] with AVX2: a 6x8 tile over the first half of a panel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile6x8Avx2(Int8GemmArgs* g, int mr, int nc, int j, int* a, int* b, byte* c)
+    {
+        nint kp = g->KPairs;
+        int* a0 = a;
+        int* a1 = mr > 1 ? a0 + kp : a0;
+        int* a2 = mr > 2 ? a1 + kp : a1;
+        int* a3 = mr > 3 ? a2 + kp : a2;
+        int* a4 = mr > 4 ? a3 + kp : a3;
+        int* a5 = mr > 5 ? a4 + kp : a4;
+        Vector256<int> init = Avx2.Subtract(Avx.LoadVector256(g->Bias + j),
+            Avx2.MultiplyLow(Vector256.Create(g->ZeroPointA), Avx.LoadVector256(g->ColumnSums + j)));
+        Vector256<int> c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init;
+        for (nint q = 0; q < kp; q++)
+        {
+            Vector256<short> b0 = Avx.LoadVector256(b).AsInt16();
+            b += PackedInt8Weights.PanelWidth;
+            c0 = Avx2.Add(c0, Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a0 + q).AsInt16(), b0));
+            c1 = Avx2.Add(c1, Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a1 + q).AsInt16(), b0));
+            c2 = Avx2.Add(c2, Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a2 + q).AsInt16(), b0));
+            c3 = Avx2.Add(c3, Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a3 + q).AsInt16(), b0));
+            c4 = Avx2.Add(c4, Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a4 + q).AsInt16(), b0));
+            c5 = Avx2.Add(c5, Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a5 + q).AsInt16(), b0));
+        }
+
+        var e = new EpilogueAvx2(g, j);
+        nint ldc = g->Ldc;
+        e.Store8(c, c + ldc, mr > 1, nc, c0, c1);
+        if (mr > 2) e.Store8(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c2, c3);
+        if (mr > 4) e.Store8(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c4, c5);
     }
 
     /// <summary>
@@ -191,6 +227,35 @@ internal static unsafe class Int8MicroKernel
             {
                 StorePartial(c0, bytes.GetLower(), nc);
                 if (second) StorePartial(c1, bytes.GetUpper(), nc);
+            }
+        }
+
+        /// <summary>Columns [0, nc) of row r0 (acc0) to c0 and, if <paramref name="second"/>, of row r1 (acc1) to c1; nc &lt;= 8.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Store8(byte* c0, byte* c1, bool second, int nc, Vector256<int> acc0, Vector256<int> acc1)
+        {
+            Vector256<byte> bytes;
+            if (_clampBytes)
+            {
+                Vector256<short> s = Avx2.AddSaturate(Avx2.PackSignedSaturate(Round(acc0, _m0), Round(acc1, _m0)), _zeroPoint);
+                bytes = Avx2.Min(Avx2.Max(Avx2.PackUnsignedSaturate(s, s), _min), _max);
+            }
+            else
+            {
+                Vector256<short> s = Avx2.Add(Avx2.PackSignedSaturate(ClampRound(acc0, _m0), ClampRound(acc1, _m0)), _zeroPoint);
+                bytes = Avx2.PackUnsignedSaturate(s, s);
+            }
+            // Dwords now hold (row 0: 0-3, row 1: 0-3, repeated | row 0: 4-7, row 1: 4-7, repeated): row 0 to bytes 0-7, row 1 to 8-15.
+            Vector128<byte> rows = Avx2.PermuteVar8x32(bytes.AsInt32(), Vector256.Create(0, 4, 1, 5, 0, 4, 1, 5)).AsByte().GetLower();
+            if (nc == 8)
+            {
+                Unsafe.WriteUnaligned(c0, rows.AsUInt64().ToScalar());
+                if (second) Unsafe.WriteUnaligned(c1, rows.AsUInt64().GetElement(1));
+            }
+            else
+            {
+                StorePartial(c0, rows, nc);
+                if (second) StorePartial(c1, Sse2.ShiftRightLogical128BitLane(rows, 8), nc);
             }
         }
 
