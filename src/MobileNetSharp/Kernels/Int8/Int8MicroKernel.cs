@@ -61,6 +61,7 @@ internal static unsafe class Int8MicroKernel
     /// <summary>C rows [0, mr) (at <paramref name="c"/>, stride Ldc) for panels [p0, p1), from the packed rows of A.</summary>
     public static void RunPanels(Int8GemmArgs* g, int mr, int* a, byte* c, int p0, int p1)
     {
+        if (g->Path == Int8Path.Avx2) { RunPanelsAvx2(g, mr, a, c, p0, p1); return; }
         for (int p = p0; p < p1; p++)
         {
             int j = p * PackedInt8Weights.PanelWidth;
@@ -68,11 +69,6 @@ internal static unsafe class Int8MicroKernel
             int* b = g->B + p * g->PanelInts;
             switch (g->Path)
             {
-                case Int8Path.Avx2:
-                    // A last panel of at most 8 columns (N = 24, 1000) takes the one-vector tile instead of computing 16.
-                    if (nc > 8) Tile6x16Avx2(g, mr, nc, j, a, b, c + j);
-                    else Tile6x8Avx2(g, mr, nc, j, a, b, c + j);
-                    break;
                 case Int8Path.Sse2:
                     Tile6x8V128<Sse2Ops>(g, mr, Math.Min(nc, 8), j, a, b, c + j);
                     if (nc > 8) Tile6x8V128<Sse2Ops>(g, mr, nc - 8, j + 8, a, b + 8, c + j + 8);
@@ -88,8 +84,26 @@ internal static unsafe class Int8MicroKernel
         }
     }
 
-    /// <summary>C[0..mr, j..j+nc) for nc in (0, 16] with AVX2: a 6x16 tile over one panel.</summary>
+    /// <summary>
+    /// The AVX2 panel walk, with the 6x16 tile inlined: at the K of expansion layers (16, 24) a tile's k loop is
+    /// only 8-12 steps, and the call, prologue and constant set-up per panel were measured at ~7% of the time.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void RunPanelsAvx2(Int8GemmArgs* g, int mr, int* a, byte* c, int p0, int p1)
+    {
+        for (int p = p0; p < p1; p++)
+        {
+            int j = p * PackedInt8Weights.PanelWidth;
+            int nc = Math.Min(PackedInt8Weights.PanelWidth, g->N - j);
+            int* b = g->B + p * g->PanelInts;
+            // A last panel of at most 8 columns (N = 24, 1000) takes the one-vector tile instead of computing 16.
+            if (nc > 8) Tile6x16Avx2(g, mr, nc, j, a, b, c + j);
+            else Tile6x8Avx2(g, mr, nc, j, a, b, c + j);
+        }
+    }
+
+    /// <summary>C[0..mr, j..j+nc) for nc in (0, 16] with AVX2: a 6x16 tile over one panel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
     private static void Tile6x16Avx2(Int8GemmArgs* g, int mr, int nc, int j, int* a, int* b, byte* c)
     {
         nint kp = g->KPairs;
