@@ -7,7 +7,8 @@ namespace MobileNetSharp.Bench;
 /// `models [...]` runs whole models side by side with ONNX Runtime (see ModelBench); `training [...]` measures
 /// training images/s side by side with PyTorch (see TrainingBench); `dwbackward [...]` times the depthwise
 /// backward kernels against the forward (see DwBackwardBench); `fusion [...]` times banded blocks against
-/// layer-by-layer plans (see FusionBench).
+/// layer-by-layer plans (see FusionBench); `int8gemm [...]` times the int8 GEMM against the float GEMM on
+/// MobileNetV2's pointwise shapes (see Int8GemmBench).
 /// </summary>
 public static class Program
 {
@@ -42,8 +43,10 @@ public static class Program
                 return DwBackwardBench.Run(rest);
             case "fusion":
                 return FusionBench.Run(rest);
+            case "int8gemm":
+                return Int8GemmBench.Run(rest);
             default:
-                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] [--pause MS] [--by-position] | training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B] | fusion [--arch A,B] [--threads 1,2] [--batch B] [--runs N])");
+                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] [--pause MS] [--by-position] | training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B] | fusion [--arch A,B] [--threads 1,2] [--batch B] [--runs N] | int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN])");
                 return 2;
         }
     }

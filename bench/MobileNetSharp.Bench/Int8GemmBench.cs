@@ -1,0 +1,103 @@
+using System.Diagnostics;
+using MobileNetSharp.Graph;
+using MobileNetSharp.Kernels;
+using MobileNetSharp.Kernels.Gemm;
+using MobileNetSharp.Kernels.Int8;
+
+namespace MobileNetSharp.Bench;
+
+/// <summary>
+/// `int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN]`: the int8 GEMM (<see cref="QuantizedGemm"/>,
+/// uint8 x int8 -> uint8 with the requantization fused, a ReLU6-like clamp) against the float GEMM
+/// (<c>GemmDriver</c> on packed B, bias + ReLU6 fused) on the 1x1 convolutions of MobileNetV2 at 224x224
+/// (rows = H·W, K = input channels, N = output channels). Both kernels of one shape and thread count run in
+/// the same process, alternating run by run after a warm-up; the table gives medians, the median over runs of
+/// int8 time / fp32 time, GOPS = 2·M·K·N / median (a multiply-add is two operations in both), and the
+/// minimum of each (less sensitive to other processes on a shared machine).
+/// </summary>
+public static unsafe class Int8GemmBench
+{
+    private static readonly (int Rows, int K, int N)[] Shapes =
+    [
+        (112 * 112, 16, 96), (56 * 56, 24, 144), (56 * 56, 144, 24), (28 * 28, 192, 32),
+        (14 * 14, 384, 64), (14 * 14, 576, 96), (7 * 7, 960, 160), (7 * 7, 320, 1280),
+    ];
+
+    public static int Run(string[] args)
+    {
+        int[] threads = [1, 2];
+        int runs = 60;
+        IsaLevel isa = Isa.Best;
+        string? only = null;
+        for (int i = 0; i + 1 < args.Length; i += 2)
+            switch (args[i])
+            {
+                case "--threads": threads = args[i + 1].Split(',').Select(int.Parse).ToArray(); break;
+                case "--runs": runs = int.Parse(args[i + 1]); break;
+                case "--isa": isa = Isa.Resolve(Isa.Cap(Isa.Hardware, args[i + 1])); break;
+                case "--shape": only = args[i + 1]; break;
+                default: throw new ArgumentException($"unknown option {args[i]}");
+            }
+        Console.WriteLine($"isa {isa} (int8 path {QuantizedGemm.PathFor(isa)}), {runs} runs after warm-up, medians");
+        Console.WriteLine($"{"M x K x N",-18} {"T",2} {"fp32 ms",9} {"int8 ms",9} {"int8/fp32",9} {"fp32 GOPS",9} {"int8 GOPS",9} {"fp32 min",9} {"int8 min",9}");
+        var rng = new Random(1);
+        var totals = new double[threads.Length, 2];
+        foreach (var (m, k, n) in Shapes)
+        {
+            if (only != null && only != $"{m}x{k}x{n}") continue;
+            // fp32 operands and the float GEMM's packed B (bias in its panels).
+            float[] af = new float[m * k], bf = new float[k * n], bias = new float[n], cf = new float[m * n];
+            for (int i = 0; i < af.Length; i++) af[i] = rng.NextSingle();
+            for (int i = 0; i < bf.Length; i++) bf[i] = rng.NextSingle() - 0.5f;
+            var packedF = new PackedB(bf, k, n, n, 1, bias, Isa.Width(isa));
+            // int8 operands: the same shapes, random bytes, multipliers that spread the output over [zpC, 255].
+            byte[] a8 = new byte[m * k], c8 = new byte[m * n];
+            sbyte[] b8 = new sbyte[k * n];
+            rng.NextBytes(a8);
+            for (int i = 0; i < b8.Length; i++) b8[i] = (sbyte)rng.Next(-127, 128);
+            var packed8 = PackedInt8Weights.FromKxN(b8, k, n);
+            float[] multipliers = Enumerable.Range(0, n).Select(_ => (0.5f + rng.NextSingle()) * 100f / (74f * 74f * MathF.Sqrt(k))).ToArray();
+            var rq = new Requantization(multipliers, Enumerable.Range(0, n).Select(_ => rng.Next(-1000, 1000)).ToArray(), 10, 10, 200);
+            double ops = 2.0 * m * k * n;
+            for (int ti = 0; ti < threads.Length; ti++)
+            {
+                using var workers = new Workers(threads[ti]);
+                using var burst = workers.Burst();
+                var tf = new List<double>(); var t8 = new List<double>(); var ratio = new List<double>();
+                int warmup = 5;
+                for (int r = 0; r < runs + warmup; r++)
+                {
+                    double f, q;
+                    fixed (float* pa = af, pc = cf)
+                    {
+                        long t0 = Stopwatch.GetTimestamp();
+                        GemmDriver.RunPacked(isa, Activation.Relu6, m, pa, k, packedF, pc, n, null, 0, workers);
+                        f = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                    }
+                    fixed (byte* pa = a8, pc = c8)
+                    {
+                        long t0 = Stopwatch.GetTimestamp();
+                        QuantizedGemm.Run(isa, m, pa, k, 128, packed8, rq, pc, n, workers);
+                        q = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                    }
+                    if (r < warmup) continue; // JIT tiers, caches
+                    tf.Add(f); t8.Add(q); ratio.Add(q / f);
+                }
+                double mf = Median(tf), m8 = Median(t8);
+                totals[ti, 0] += mf;
+                totals[ti, 1] += m8;
+                Console.WriteLine($"{$"{m}x{k}x{n}",-18} {threads[ti],2} {mf,9:F3} {m8,9:F3} {Median(ratio),9:F2} {ops / mf / 1e6,9:F1} {ops / m8 / 1e6,9:F1} {tf[0],9:F3} {t8[0],9:F3}");
+            }
+        }
+        double allOps = Shapes.Where(s => only == null || only == $"{s.Rows}x{s.K}x{s.N}").Sum(s => 2.0 * s.Rows * s.K * s.N);
+        for (int ti = 0; ti < threads.Length; ti++)
+            Console.WriteLine($"{"sum of shapes",-18} {threads[ti],2} {totals[ti, 0],9:F3} {totals[ti, 1],9:F3} {totals[ti, 1] / totals[ti, 0],9:F2} {allOps / totals[ti, 0] / 1e6,9:F1} {allOps / totals[ti, 1] / 1e6,9:F1}");
+        return 0;
+    }
+
+    private static double Median(List<double> v)
+    {
+        v.Sort();
+        return v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
+    }
+}
