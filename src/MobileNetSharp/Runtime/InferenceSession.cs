@@ -85,7 +85,7 @@ public sealed class InferenceSession : IDisposable
     private Compiled Build(ModelGraph source)
     {
         var optimized = source.Clone();
-        var report = _options.Optimize ? Optimizer.Run(optimized) : null;
+        var report = _options.Optimize ? Optimizer.Run(optimized, integerKernels: _options.IntegerKernels) : null;
         optimized.InferShapes();
         var cache = new OperatorCache();
         return new Compiled(optimized, report, cache, Compile(optimized, cache));

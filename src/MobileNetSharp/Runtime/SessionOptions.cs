@@ -30,6 +30,13 @@ public sealed record SessionOptions
     /// </summary>
     public bool FuseBlocks { get; init; } = true;
 
+    /// <summary>
+    /// Compute a quantized (QDQ) model's supported convolutions in integers (<see cref="Passes.FuseQuantizedConv"/>;
+    /// default true; needs <see cref="Optimize"/>). False runs every QuantizeLinear/DequantizeLinear as written, around
+    /// float kernels: ONNX's definition, simulated. The two agree to within one output step.
+    /// </summary>
+    public bool IntegerKernels { get; init; } = true;
+
     /// <summary>256 KiB: half of a 512 KiB L2 (Zen 3; recent cores have 1-2 MiB), the rest left for weights and outputs.</summary>
     internal const long DefaultFusionCacheBytes = 256 * 1024;
 

@@ -12,6 +12,9 @@ public sealed class Tensor
     public int Length => Data.Length;
     public int Rank => Shape.Length;
 
+    /// <summary>For float weights a quantized model's DequantizeLinear produced at load time: the integers they came from.</summary>
+    public QuantizedOrigin? Origin { get; init; }
+
     public Tensor(DataType type, int[] shape, Array data)
     {
         long size = Tensors.Shape.Size(shape);

@@ -1,0 +1,105 @@
+using MobileNetSharp.Graph;
+using MobileNetSharp.Kernels;
+using MobileNetSharp.Onnx;
+using MobileNetSharp.Runtime;
+using MobileNetSharp.Tensors;
+using MobileNetSharp.Tests.Onnx;
+using Xunit.Abstractions;
+
+namespace MobileNetSharp.Tests.Quantization;
+
+/// <summary>
+/// QDQ convolutions computed in integers (FuseQuantizedConv -> QLinearConv -> QuantizedGemm) against the same file run
+/// as written (QuantizeLinear/DequantizeLinear around float kernels) and against ONNX Runtime's integer kernels.
+/// </summary>
+public class IntegerConvTests(ITestOutputHelper output)
+{
+    /// <summary>x -> Q -> DQ -> Conv(1x1, int8 weights through DQ, int32 bias through DQ) -> [Clip] -> Q -> output codes (uint8).</summary>
+    private static byte[] Model(int c, int m, bool perChannel, bool relu6, int weightMax = 63, float biasScaleFactor = 1f, int kernel = 1)
+    {
+        var rng = new Random(c * 31 + m);
+        var w = new sbyte[m * c * kernel * kernel];
+        for (int i = 0; i < w.Length; i++) w[i] = (sbyte)rng.Next(-weightMax, weightMax + 1);
+        float xs = 0.04f;
+        var ws = Enumerable.Range(0, perChannel ? m : 1).Select(_ => 0.001f + 0.01f * rng.NextSingle()).ToArray();
+        var bias = Enumerable.Range(0, m).Select(_ => rng.Next(-20000, 20000)).ToArray();
+        var bs = Enumerable.Range(0, m).Select(j => xs * ws[perChannel ? j : 0] * biasScaleFactor).ToArray();
+        var b = new OnnxModelBuilder(13).Input("x", "N", c, 9, 7).TypedOutput("y", 2, "N", m, 9 + 1 - kernel, 7 + 1 - kernel)
+            .Initializer("xs", new Tensor([xs], [])).Initializer("xz", new Tensor(DataType.UInt8, [], new byte[] { 120 }))
+            .Initializer("w", new Tensor(DataType.Int8, [m, c, kernel, kernel], w))
+            .Initializer("ws", perChannel ? new Tensor(ws, m) : new Tensor(ws, [])).Initializer("wz", perChannel ? new Tensor(DataType.Int8, [m], new sbyte[m]) : new Tensor(DataType.Int8, [], new sbyte[1]))
+            .Initializer("b", new Tensor(DataType.Int32, [m], bias)).Initializer("bs", new Tensor(bs, m)).Initializer("bz", new Tensor(DataType.Int32, [m], new int[m]))
+            .Initializer("ys", new Tensor([relu6 ? 6f / 255 : 0.05f], [])).Initializer("yz", new Tensor(DataType.UInt8, [], new byte[] { (byte)(relu6 ? 0 : 110) }))
+            .Node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], "qx")
+            .Node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"], "dqx")
+            .Node("DequantizeLinear", ["w", "ws", "wz"], ["wf"], "dqw", perChannel ? [("axis", 0L)] : [])
+            .Node("DequantizeLinear", ["b", "bs", "bz"], ["bf"], "dqb", [("axis", 0L)])
+            .Node("Conv", ["xf", "wf", "bf"], [relu6 ? "yc" : "yf"], "conv");
+        if (relu6)
+            b.Initializer("lo", new Tensor([0f], [])).Initializer("hi", new Tensor([6f], [])).Node("Clip", ["yc", "lo", "hi"], ["yf"], "relu6");
+        b.Node("QuantizeLinear", ["yf", "ys", "yz"], ["y"], "qy");
+        return b.ToBytes();
+    }
+
+    private static byte[] Codes(InferenceSession s, Tensor x) => (byte[])s.Run(x)[0].Data;
+
+    [Theory]
+    [InlineData(16, 24, true, true)]
+    [InlineData(17, 33, true, false)]
+    [InlineData(96, 40, false, true)]
+    [InlineData(3, 1, false, false)]
+    public void IntegerPathAgreesWithTheSimulationAndOnnxRuntime(int c, int m, bool perChannel, bool relu6)
+    {
+        var bytes = Model(c, m, perChannel, relu6);
+        var g = OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 3 });
+        var x = Tensor.Random(c + m, [3, c, 9, 7], -5, 5);
+        using var simulated = new InferenceSession(g, new SessionOptions { IntegerKernels = false });
+        Assert.DoesNotContain(simulated.Steps, s => s.Kernel == "qgemm-1x1");
+        var reference = Codes(simulated, x);
+        var ort = (byte[])OrtRunner.Run(bytes, [new("x", x)])["y"].Data;
+        foreach (var isa in Isa.Supported)
+            foreach (int threads in new[] { 1, 2 })
+            {
+                using var s = new InferenceSession(g, new SessionOptions { Isa = isa, Threads = threads });
+                Assert.Equal(1, s.Optimizations!.QuantizedConvsFused);
+                Assert.Contains(s.Steps, st => st.Kernel == "qgemm-1x1");
+                var ours = Codes(s, x);
+                int offSim = 0, offOrt = 0;
+                for (int i = 0; i < ours.Length; i++)
+                {
+                    // The simulation sums float products, the integer path exact integers: a tie can round either way.
+                    Assert.True(Math.Abs(ours[i] - reference[i]) <= 1, $"{isa} t{threads} [{i}]: integer {ours[i]}, simulated {reference[i]}");
+                    if (ours[i] != reference[i]) offSim++;
+                    if (ours[i] != ort[i]) offOrt++;
+                }
+                Assert.True(offSim <= ours.Length / 50, $"{isa} t{threads}: {offSim} of {ours.Length} codes differ from the simulation");
+                Assert.True(offOrt == 0, $"{isa} t{threads}: {offOrt} of {ours.Length} codes differ from ONNX Runtime's integer kernels");
+            }
+    }
+
+    [Fact]
+    public void UnsupportedPatternsKeepTheFloatPath()
+    {
+        // A bias at another scale than x_scale * w_scale, and a 3x3 convolution: both stay float, and still run.
+        foreach (var bytes in new[] { Model(8, 8, true, true, biasScaleFactor: 2f), Model(8, 8, true, true, kernel: 3) })
+        {
+            using var s = new InferenceSession(OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 1 }));
+            Assert.Equal(0, s.Optimizations!.QuantizedConvsFused);
+            Assert.DoesNotContain(s.Steps, st => st.Kernel == "qgemm-1x1");
+            Assert.Equal(DataType.UInt8, s.Run(Tensor.Random(1, [1, 8, 9, 7]))[0].DataType);
+        }
+    }
+
+    [Fact]
+    public void FusedGraphExportsAsStandardQdqThatOnnxRuntimeRuns()
+    {
+        var bytes = Model(16, 24, true, true);
+        var g = OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 2 });
+        var optimized = g.Clone();
+        MobileNetSharp.Passes.Optimizer.Run(optimized);
+        Assert.Contains(optimized.Nodes, n => n.Op is QLinearConv);
+        var exported = OnnxExporter.ToBytes(optimized);
+        var x = Tensor.Random(4, [2, 16, 9, 7], -5, 5);
+        Assert.Equal((byte[])OrtRunner.Run(bytes, [new("x", x)])["y"].Data, (byte[])OrtRunner.Run(exported, [new("x", x)])["y"].Data);
+    }
+}
