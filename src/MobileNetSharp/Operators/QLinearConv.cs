@@ -10,7 +10,7 @@ namespace MobileNetSharp.Graph;
 /// [M, C/groups, kH, kW] (symmetric, per tensor or per output channel), optional int32 bias [M] in units of
 /// x_scale * w_scale, uint8 output [N, M, OH, OW]; y = saturate(round(x_scale * w_scale / y_scale * acc) + y_zero_point)
 /// with acc the exact int32 sum (ONNX QLinearConv, operators.md), and the <see cref="Conv"/>'s fused ReLU or clip
-/// applied as a clamp on the codes. Made by <see cref="Passes.FuseQuantizedConv"/> from a QDQ model's
+/// applied as a clamp on the codes. Made by <see cref="Passes.FuseQuantizedOps"/> from a QDQ model's
 /// DequantizeLinear -> Conv -> QuantizeLinear; the runtime computes 1x1 convolutions (stride 1, no padding, one
 /// group) with <see cref="QuantizedGemm"/>.
 /// </summary>

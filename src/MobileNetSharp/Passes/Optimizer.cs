@@ -5,9 +5,9 @@ namespace MobileNetSharp.Passes;
 /// <summary>What the optimizer changed, for summaries and tests.</summary>
 /// <param name="HardActivationsRecognized">Hard-sigmoids and hard-swishes written out in arithmetic, now one activation each.</param>
 /// <param name="ExpandsDropped">Expands (and size-1 Tiles) removed because every reader broadcasts by itself.</param>
-/// <param name="QuantizedConvsFused">DequantizeLinear -> Conv -> QuantizeLinear patterns now one integer QLinearConv.</param>
+/// <param name="QuantizedOpsFused">DequantizeLinear -> op -> QuantizeLinear patterns now one op on the codes (QLinearConv, QLinearAdd).</param>
 public sealed record OptimizationReport(int IdentitiesRemoved, int BatchNormsFolded, int SwishesFused, int ActivationsFused, int ResidualsFused,
-    int HardActivationsRecognized = 0, int ExpandsDropped = 0, int QuantizedConvsFused = 0);
+    int HardActivationsRecognized = 0, int ExpandsDropped = 0, int QuantizedOpsFused = 0);
 
 /// <summary>The standard pass pipeline, in the order that lets each pass see the previous one's result.</summary>
 public static class Optimizer
@@ -27,9 +27,9 @@ public static class Optimizer
         // Activations first: Add+Relu becomes one node, which then folds into the conv before it.
         int acts = FuseActivation.Run(g);
         // After activation fusion: a ReLU6 between a conv and its QuantizeLinear is then the conv's, a clamp on the codes.
-        int qconvs = integerKernels ? FuseQuantizedConv.Run(g) : 0;
+        int qops = integerKernels ? FuseQuantizedOps.Run(g) : 0;
         int res = fuseResiduals ? FuseResidualAdd.Run(g) : 0;
         g.InferShapes();
-        return new OptimizationReport(ids, bn, swish, acts, res, hard, expands, qconvs);
+        return new OptimizationReport(ids, bn, swish, acts, res, hard, expands, qops);
     }
 }

@@ -31,9 +31,10 @@ public sealed record SessionOptions
     public bool FuseBlocks { get; init; } = true;
 
     /// <summary>
-    /// Compute a quantized (QDQ) model's supported convolutions in integers (<see cref="Passes.FuseQuantizedConv"/>;
-    /// default true; needs <see cref="Optimize"/>). False runs every QuantizeLinear/DequantizeLinear as written, around
-    /// float kernels: ONNX's definition, simulated. The two agree to within one output step.
+    /// Compute a quantized (QDQ) model's supported convolutions in integers and its residual Adds on the codes
+    /// (<see cref="Passes.FuseQuantizedOps"/>; default true; needs <see cref="Optimize"/>). False runs every
+    /// QuantizeLinear/DequantizeLinear as written, around float kernels: ONNX's definition, simulated. The two agree
+    /// to within one output step.
     /// </summary>
     public bool IntegerKernels { get; init; } = true;
 

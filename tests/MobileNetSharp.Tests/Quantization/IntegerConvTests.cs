@@ -9,7 +9,7 @@ using Xunit.Abstractions;
 namespace MobileNetSharp.Tests.Quantization;
 
 /// <summary>
-/// QDQ convolutions computed in integers (FuseQuantizedConv -> QLinearConv -> QuantizedGemm) against the same file run
+/// QDQ convolutions computed in integers (FuseQuantizedOps -> QLinearConv -> QuantizedGemm) against the same file run
 /// as written (QuantizeLinear/DequantizeLinear around float kernels) and against ONNX Runtime's integer kernels.
 /// </summary>
 public class IntegerConvTests(ITestOutputHelper output)
@@ -61,7 +61,7 @@ public class IntegerConvTests(ITestOutputHelper output)
             foreach (int threads in new[] { 1, 2 })
             {
                 using var s = new InferenceSession(g, new SessionOptions { Isa = isa, Threads = threads });
-                Assert.Equal(1, s.Optimizations!.QuantizedConvsFused);
+                Assert.Equal(1, s.Optimizations!.QuantizedOpsFused);
                 Assert.Contains(s.Steps, st => st.Kernel == "qgemm-1x1");
                 var ours = Codes(s, x);
                 int offSim = 0, offOrt = 0;
@@ -72,6 +72,7 @@ public class IntegerConvTests(ITestOutputHelper output)
                     if (ours[i] != reference[i]) offSim++;
                     if (ours[i] != ort[i]) offOrt++;
                 }
+                output.WriteLine($"{isa} t{threads}: {offSim} of {ours.Length} codes differ from the simulation by one step");
                 Assert.True(offSim <= ours.Length / 50, $"{isa} t{threads}: {offSim} of {ours.Length} codes differ from the simulation");
                 Assert.True(offOrt == 0, $"{isa} t{threads}: {offOrt} of {ours.Length} codes differ from ONNX Runtime's integer kernels");
             }
@@ -84,7 +85,7 @@ public class IntegerConvTests(ITestOutputHelper output)
         foreach (var bytes in new[] { Model(8, 8, true, true, biasScaleFactor: 2f), Model(8, 8, true, true, kernel: 3) })
         {
             using var s = new InferenceSession(OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 1 }));
-            Assert.Equal(0, s.Optimizations!.QuantizedConvsFused);
+            Assert.Equal(0, s.Optimizations!.QuantizedOpsFused);
             Assert.DoesNotContain(s.Steps, st => st.Kernel == "qgemm-1x1");
             Assert.Equal(DataType.UInt8, s.Run(Tensor.Random(1, [1, 8, 9, 7]))[0].DataType);
         }
@@ -101,5 +102,42 @@ public class IntegerConvTests(ITestOutputHelper output)
         var exported = OnnxExporter.ToBytes(optimized);
         var x = Tensor.Random(4, [2, 16, 9, 7], -5, 5);
         Assert.Equal((byte[])OrtRunner.Run(bytes, [new("x", x)])["y"].Data, (byte[])OrtRunner.Run(exported, [new("x", x)])["y"].Data);
+    }
+}
+
+/// <summary>QLinearAdd (FuseQuantizedOps) against the QDQ nodes it replaces: bit-identical, with and without ReLU, every ISA level.</summary>
+public class QuantizedAddTests
+{
+    private static byte[] Model(bool relu, bool same)
+    {
+        var b = new OnnxModelBuilder(13).Input("a", 2, 5, 6, 7).Input("b", 2, 5, 6, 7).TypedOutput("y", 2, 2, 5, 6, 7)
+            .Initializer("as", new Tensor([0.037f], [])).Initializer("az", new Tensor(DataType.UInt8, [], new byte[] { 131 }))
+            .Initializer("bs", new Tensor([0.021f], [])).Initializer("bz", new Tensor(DataType.UInt8, [], new byte[] { 77 }))
+            .Initializer("ys", new Tensor([0.05f], [])).Initializer("yz", new Tensor(DataType.UInt8, [], new byte[] { (byte)(relu ? 0 : 128) }))
+            .Node("QuantizeLinear", ["a", "as", "az"], ["aq"]).Node("DequantizeLinear", ["aq", "as", "az"], ["af"])
+            .Node("QuantizeLinear", ["b", "bs", "bz"], ["bq"]).Node("DequantizeLinear", ["bq", "bs", "bz"], ["bf"])
+            .Node("Add", ["af", same ? "af" : "bf"], [relu ? "s" : "sum"], "add");
+        if (relu) b.Node("Relu", ["s"], ["sum"]);
+        b.Node("QuantizeLinear", ["sum", "ys", "yz"], ["y"]);
+        return b.ToBytes();
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public void BitIdenticalToTheQdqNodes(bool relu, bool same)
+    {
+        var g = OnnxImporter.Load(Model(relu, same));
+        var a = Tensor.Random(1, [2, 5, 6, 7], -4, 4);
+        var b = Tensor.Random(2, [2, 5, 6, 7], -3, 3);
+        using var simulated = new InferenceSession(g, new SessionOptions { IntegerKernels = false });
+        var expected = (byte[])simulated.Run(a, b)[0].Data;
+        foreach (var isa in Isa.Supported)
+        {
+            using var s = new InferenceSession(g, new SessionOptions { Isa = isa });
+            Assert.Contains(s.Steps, st => st.Kernel == "qadd");
+            Assert.Equal(expected, (byte[])s.Run(a, b)[0].Data);
+        }
     }
 }

@@ -94,7 +94,7 @@ public static class QuantizeLinearKernel
 
     /// <summary>round(v / s) clamped to [l, h], NaN to 0, plus the zero point, as int32 lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Code(Vector256<float> v, Vector256<float> s, Vector256<float> l, Vector256<float> h, Vector256<int> zp)
+    internal static Vector256<int> Code(Vector256<float> v, Vector256<float> s, Vector256<float> l, Vector256<float> h, Vector256<int> zp)
     {
         var r = Vector256.Round(v / s);
         r = Vector256.ConditionalSelect(Vector256.Equals(r, r), r, Vector256<float>.Zero); // NaN -> 0, as QuantizeOne

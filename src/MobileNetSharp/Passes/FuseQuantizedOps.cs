@@ -1,0 +1,95 @@
+using MobileNetSharp.Graph;
+using MobileNetSharp.Tensors;
+
+namespace MobileNetSharp.Passes;
+
+/// <summary>
+/// Turns a QDQ model's DequantizeLinear -> op -> QuantizeLinear patterns into ops that read and write the uint8 codes,
+/// as ONNX Runtime's QDQ transformer does:
+/// <list type="bullet">
+/// <item>Conv with int8 weights (dequantized at load) into <see cref="QLinearConv"/>, computed in integers. Only
+/// where that reproduces ONNX's definition of the pattern: uint8 activations with one scale, symmetric int8 weights
+/// (per tensor or per output channel), an int32 bias whose scale is exactly x_scale * w_scale (or none), a ReLU or
+/// clip as the fused activation, and a shape the runtime computes in integers (1x1 today).</item>
+/// <item>Add (plain or with ReLU) of two same-shape dequantized tensors into <see cref="QLinearAdd"/>: one pass over
+/// the codes with the same float arithmetic, bit-identical to the nodes it replaces.</item>
+/// </list>
+/// Everything else keeps the float path, which is exact too.
+/// </summary>
+public static class FuseQuantizedOps
+{
+    public static int Run(ModelGraph g)
+    {
+        int fused = 0;
+        var consumers = g.Consumers();
+        var outputs = g.Outputs.ToHashSet();
+        foreach (var n in g.Nodes.ToList())
+        {
+            if (TryAdd(g, n, consumers, outputs))
+            {
+                consumers = g.Consumers();
+                fused++;
+                continue;
+            }
+            if (n.Op is not Conv c || !QLinearConv.IsPointwise(c) || n.OptionalInput(3) is not null) continue;
+            if (c.Activation.Kind is not (ActivationKind.None or ActivationKind.Relu or ActivationKind.Clip)) continue;
+            if (n.Input(0).Producer is not { Op: DequantizeLinear { Params: { PerTensor: true, Type: DataType.UInt8 } xp } } dq) continue;
+            var codes = dq.Input(0);
+            if (codes.IsConstant) continue;
+            if (n.Input(1).Constant?.Origin is not { Params: { Type: DataType.Int8 } wp } wo || wp.ZeroPoints.Any(z => z != 0)) continue;
+            if (!wp.PerTensor && wp.Axis != 0) continue;
+            Tensor? bias = null;
+            if (n.OptionalInput(2) is { } b)
+            {
+                if (b.Constant?.Origin is not { Params: { Type: DataType.Int32 } bp } bo) continue;
+                // The integer kernel adds the bias codes to the accumulator as they are: that is exact only at this scale.
+                bool exact = true;
+                for (int i = 0; i < bp.Scales.Length && exact; i++)
+                    exact = bp.Scales[i] == xp.Scales[0] * wp.Scales[wp.PerTensor ? 0 : i];
+                if (!exact || (bp.PerTensor && !wp.PerTensor && bo.Values.Length > 1)) continue;
+                bias = bo.Values;
+            }
+            var y = n.Output;
+            if (SoleQuantizer(y, consumers, outputs) is not { } q) continue;
+            var yp = ((QuantizeLinear)q.Op).Params;
+
+            var op = new QLinearConv(c, xp, wp, wo.Values, bias, yp);
+            var replacement = new Node(n.Name, op, [codes], [q.Output]);
+            g.Nodes[g.Nodes.IndexOf(n)] = replacement;
+            g.Nodes.Remove(q);
+            RemoveIfUnread(g, dq, consumers, outputs, readers: 1);
+            consumers = g.Consumers();
+            fused++;
+        }
+        return fused;
+    }
+
+    /// <summary>The QuantizeLinear (uint8, one scale) that is the only reader of <paramref name="y"/>, or null.</summary>
+    private static Node? SoleQuantizer(Value y, Dictionary<Value, List<Node>> consumers, HashSet<Value> outputs) =>
+        !outputs.Contains(y) && consumers.TryGetValue(y, out var readers) && readers.Count == 1
+        && readers[0] is { Op: QuantizeLinear { Params: { PerTensor: true, Type: DataType.UInt8 } } } q ? q : null;
+
+    /// <summary>A DequantizeLinear (uint8, one scale) of computed codes, or null.</summary>
+    private static Node? Dequantizer(Value v) =>
+        v.Producer is { Op: DequantizeLinear { Params: { PerTensor: true, Type: DataType.UInt8 } } } dq && !dq.Input(0).IsConstant ? dq : null;
+
+    private static void RemoveIfUnread(ModelGraph g, Node dq, Dictionary<Value, List<Node>> consumers, HashSet<Value> outputs, int readers)
+    {
+        if (consumers[dq.Output].Count == readers && !outputs.Contains(dq.Output)) g.Nodes.Remove(dq);
+    }
+
+    private static bool TryAdd(ModelGraph g, Node n, Dictionary<Value, List<Node>> consumers, HashSet<Value> outputs)
+    {
+        if (n.Op is not BinaryOp { Kind: BinaryKind.Add } add || add.Activation.Kind is not (ActivationKind.None or ActivationKind.Relu)) return false;
+        if (Dequantizer(n.Input(0)) is not { } da || Dequantizer(n.Input(1)) is not { } db) return false;
+        if (!Shape.Equal(n.Input(0).Shape, n.Input(1).Shape) || SoleQuantizer(n.Output, consumers, outputs) is not { } q) return false;
+        var op = new QLinearAdd(((DequantizeLinear)da.Op).Params, ((DequantizeLinear)db.Op).Params, ((QuantizeLinear)q.Op).Params,
+            add.Activation.Kind == ActivationKind.Relu);
+        g.Nodes[g.Nodes.IndexOf(n)] = new Node(n.Name, op, [da.Input(0), db.Input(0)], [q.Output]);
+        g.Nodes.Remove(q);
+        // x + x reads one DequantizeLinear twice.
+        RemoveIfUnread(g, da, consumers, outputs, readers: da == db ? 2 : 1);
+        if (db != da) RemoveIfUnread(g, db, consumers, outputs, readers: 1);
+        return true;
+    }
+}
