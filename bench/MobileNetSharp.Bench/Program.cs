@@ -8,7 +8,8 @@ namespace MobileNetSharp.Bench;
 /// training images/s side by side with PyTorch (see TrainingBench); `dwbackward [...]` times the depthwise
 /// backward kernels against the forward (see DwBackwardBench); `fusion [...]` times banded blocks against
 /// layer-by-layer plans (see FusionBench); `int8gemm [...]` times the int8 GEMM against the float GEMM on
-/// MobileNetV2's pointwise shapes (see Int8GemmBench).
+/// MobileNetV2's pointwise shapes (see Int8GemmBench); `int8dw [...]` times the int8 depthwise kernel against the
+/// float one on MobileNetV2's depthwise layers (see Int8DepthwiseBench).
 /// </summary>
 public static class Program
 {
@@ -45,8 +46,10 @@ public static class Program
                 return FusionBench.Run(rest);
             case "int8gemm":
                 return Int8GemmBench.Run(rest);
+            case "int8dw":
+                return Int8DepthwiseBench.Run(rest);
             default:
-                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] [--pause MS] [--by-position] | training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B] | fusion [--arch A,B] [--threads 1,2] [--batch B] [--runs N] | int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN])");
+                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] [--pause MS] [--by-position] | training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B] | fusion [--arch A,B] [--threads 1,2] [--batch B] [--runs N] | int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN] | int8dw [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape HxWxCkKsS])");
                 return 2;
         }
     }
