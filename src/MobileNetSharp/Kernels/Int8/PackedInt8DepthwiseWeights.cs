@@ -111,6 +111,10 @@ public sealed unsafe class PackedInt8DepthwiseWeights
         return block + 8 * k + i;
     }
 
+    /// <summary><see cref="PairSlot"/> of channels 0..31, for loops over blocks.</summary>
+    internal static ReadOnlySpan<byte> PairSlots =>
+        [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31];
+
     /// <summary>Pair layout: PairCount rows of ChannelStride words, 64-byte aligned; valid while this object is alive (pinned).</summary>
     internal int* Pairs => (int*)Unsafe.AsPointer(ref _array[_offset]);
     /// <summary>Wide layout: Taps rows of ChannelStride int32, channels in order.</summary>

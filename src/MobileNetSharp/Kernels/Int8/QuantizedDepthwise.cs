@@ -11,7 +11,9 @@ internal unsafe struct Int8DepthwiseArgs
     public byte* Input, Output;
     public int InH, InW, C, OutH, OutW, KH, KW, SH, SW, PadTop, PadLeft;
     public int ZeroPointX;
-    public int* Pairs, Wide, Sums, Bias;
+    public int* Pairs, Wide;
+    /// <summary>Per call, in the kernel's channel order, ChannelStride each: bias - zpX · sum_t W (int32, wrapping) and the multipliers (0 past C).</summary>
+    public int* Init;
     public float* Multipliers;
     public float Lower, Upper;
     public int ZeroPointY;
@@ -123,41 +125,68 @@ public static unsafe class QuantizedDepthwise
     internal static void Run(Int8Path path, in Conv2dGeometry g, byte* input, byte inputZeroPoint, PackedInt8DepthwiseWeights weights,
         Requantization requantization, byte* output, Workers workers)
     {
-        fixed (float* multipliers = requantization.PaddedMultipliers)
-        fixed (int* bias = requantization.PaddedBias)
+        int stride = weights.ChannelStride;
+        // The start values and multipliers, once per call (zpX is per call) in the order the kernel's accumulators
+        // hold the channels; on the stack up to 2048 channels, else from the pool.
+        int[]? rented = stride > 2048 ? ArrayPool<int>.Shared.Rent(2 * stride) : null;
+        int* onStack = stackalloc int[rented == null ? 2 * stride : 0];
+        try
         {
-            Int8DepthwiseArgs args = new()
+            fixed (int* heap = rented)
+            fixed (float* multipliers = requantization.PaddedMultipliers)
+            fixed (int* bias = requantization.PaddedBias)
             {
-                Input = input, Output = output,
-                InH = g.InH, InW = g.InW, C = g.InC, OutH = g.OutH, OutW = g.OutW, KH = g.KernelH, KW = g.KernelW,
-                SH = g.StrideH, SW = g.StrideW, PadTop = g.PadTop, PadLeft = g.PadLeft,
-                ZeroPointX = inputZeroPoint,
-                Pairs = weights.Pairs, Wide = weights.Wide, Sums = weights.Sums, Bias = bias, Multipliers = multipliers,
-                Lower = requantization.LowerBound, Upper = requantization.UpperBound, ZeroPointY = requantization.OutputZeroPoint,
-                MinByte = requantization.Min, MaxByte = requantization.Max, ClampAfterRounding = requantization.ClampAfterRounding,
-                Path = path, PaddedW = (g.OutW - 1) * g.StrideW + g.KernelW,
-                Stride = weights.ChannelStride, Taps = weights.Taps, PairCount = weights.PairCount,
-                Rows = g.Batch * g.OutH,
-            };
-            args.ScratchBytes = ScratchBytes(g, args.Stride, args.Taps, args.PairCount);
-            long work = (long)args.Rows * g.OutW * g.InC * args.Taps;
-            args.Chunks = workers.Count == 1 || work < ParallelThreshold ? 1 : Math.Min(args.Rows, workers.Count * 4);
-            if (args.Chunks == 1) Task(&args, 0);
-            else workers.For(args.Chunks, &Task, &args);
+                int* init = rented == null ? onStack : heap;
+                float* mult = (float*)(init + stride);
+                int* sums = weights.Sums;
+                int c = g.InC;
+                for (int cb = 0; cb < stride; cb += PackedInt8DepthwiseWeights.BlockChannels)
+                    for (int j = 0; j < PackedInt8DepthwiseWeights.BlockChannels; j++)
+                    {
+                        int ch = cb + j, slot = path == Int8Path.Avx2 ? cb + PackedInt8DepthwiseWeights.PairSlots[j] : ch;
+                        init[slot] = ch < c ? unchecked(bias[ch] - inputZeroPoint * sums[ch]) : 0;
+                        mult[slot] = ch < c ? multipliers[ch] : 0f;
+                    }
+                Int8DepthwiseArgs args = new()
+                {
+                    Input = input, Output = output,
+                    InH = g.InH, InW = g.InW, C = c, OutH = g.OutH, OutW = g.OutW, KH = g.KernelH, KW = g.KernelW,
+                    SH = g.StrideH, SW = g.StrideW, PadTop = g.PadTop, PadLeft = g.PadLeft,
+                    ZeroPointX = inputZeroPoint,
+                    Pairs = weights.Pairs, Wide = weights.Wide, Init = init, Multipliers = mult,
+                    Lower = requantization.LowerBound, Upper = requantization.UpperBound, ZeroPointY = requantization.OutputZeroPoint,
+                    MinByte = requantization.Min, MaxByte = requantization.Max, ClampAfterRounding = requantization.ClampAfterRounding,
+                    Path = path, PaddedW = (g.OutW - 1) * g.StrideW + g.KernelW,
+                    Stride = stride, Taps = weights.Taps, PairCount = weights.PairCount,
+                    Rows = g.Batch * g.OutH,
+                };
+                args.ScratchBytes = ScratchBytes(g, args.Stride, args.Taps, args.PairCount);
+                long work = (long)args.Rows * g.OutW * c * args.Taps;
+                // A task copies its first window's KH input rows before it computes a row, so tasks of very few rows
+                // cost more in copies than they save (7x7 maps: 8 tasks of one row ran slower at 2 threads than 1):
+                // at least 4 output rows a task, up to 4 tasks per thread.
+                args.Chunks = workers.Count == 1 || work < ParallelThreshold ? 1
+                    : Math.Min(args.Rows, Math.Min(workers.Count * 4, Math.Max(workers.Count, args.Rows / 4)));
+                if (args.Chunks == 1) Task(&args, 0);
+                else workers.For(args.Chunks, &Task, &args);
+            }
+        }
+        finally
+        {
+            if (rented != null) ArrayPool<int>.Shared.Return(rented);
         }
         GC.KeepAlive(weights); // the tasks read its pinned buffer through raw pointers
     }
 
     /// <summary>
     /// One task's scratch, in order (each part 64-byte aligned): KH ring rows and one zero-point row of
-    /// PaddedW · ChannelStride bytes; the accumulator start values (int32) and multipliers (float) in the kernel's
-    /// channel order, ChannelStride each; the ring's row tags (KH longs); the tap pointers of the current output row
+    /// PaddedW · ChannelStride bytes; the ring's row tags (KH longs); the tap pointers of the current output row
     /// (Taps) and the two pointer lists of the tap pairs (2 · PairCount).
     /// </summary>
     private static long ScratchBytes(in Conv2dGeometry g, int stride, int taps, int pairs)
     {
         long row = Align((long)((g.OutW - 1) * (long)g.StrideW + g.KernelW) * stride);
-        return 64 + row * (g.KernelH + 1) + 2 * Align(4L * stride) + Align(8L * g.KernelH) + Align(8L * (taps + 2L * pairs));
+        return 64 + row * (g.KernelH + 1) + Align(8L * g.KernelH) + Align(8L * (taps + 2L * pairs));
     }
 
     private static long Align(long bytes) => (bytes + 63) & ~63L;
@@ -177,23 +206,14 @@ public static unsafe class QuantizedDepthwise
                 long rowBytes = Align((long)g->PaddedW * stride);
                 byte* ring = p; p += rowBytes * g->KH;
                 byte* zpRow = p; p += rowBytes;
-                int* init = (int*)p; p += Align(4L * stride);
-                float* mult = (float*)p; p += Align(4L * stride);
                 long* tags = (long*)p; p += Align(8L * g->KH);
                 byte** taps = (byte**)p;
                 byte** tapA = taps + g->Taps, tapB = tapA + g->PairCount;
+                int* init = g->Init;
+                float* mult = g->Multipliers;
 
                 new Span<byte>(zpRow, checked((int)rowBytes)).Fill((byte)g->ZeroPointX);
                 for (int k = 0; k < g->KH; k++) tags[k] = -1;
-                // Start values and multipliers in the kernel's channel order (the AVX2 pairs are permuted per block).
-                bool permuted = g->Path == Int8Path.Avx2;
-                for (int c = 0; c < stride; c++)
-                {
-                    int slot = permuted ? PackedInt8DepthwiseWeights.PairSlot(c) : c;
-                    bool real = c < g->C;
-                    init[slot] = real ? unchecked(g->Bias[c] - g->ZeroPointX * g->Sums[c]) : 0;
-                    mult[slot] = real ? g->Multipliers[c] : 0f;
-                }
 
                 for (int row = r0; row < r1; row++)
                 {
@@ -267,15 +287,20 @@ public static unsafe class QuantizedDepthwise
         nint step = (nint)g->SW * stride;
         var e = new EpilogueAvx2(g);
         Vector256<byte> zero = Vector256<byte>.Zero;
-        for (int ox = 0; ox < outW; ox++, y += c)
+        // Channel blocks outside, pixels inside: one block's weight pairs, start values and multipliers (under 1 KB for
+        // a 3x3) stay in L1 while the pixels stream by, instead of all channels' weights being re-read per pixel
+        // (19 KB at 960 channels, which with the pixel's own 9 · 960 input bytes overflowed L1).
+        for (int cb = 0; cb < stride; cb += 32)
         {
-            nint off = ox * step;
-            for (int cb = 0; cb < stride; cb += 32)
+            Vector256<int> i0 = Avx.LoadVector256(init + cb), i1 = Avx.LoadVector256(init + cb + 8);
+            Vector256<int> i2 = Avx.LoadVector256(init + cb + 16), i3 = Avx.LoadVector256(init + cb + 24);
+            byte* yb = y + cb;
+            bool whole = cb + 32 <= c;
+            for (int ox = 0; ox < outW; ox++, yb += c)
             {
-                Vector256<int> a0 = Avx.LoadVector256(init + cb), a1 = Avx.LoadVector256(init + cb + 8);
-                Vector256<int> a2 = Avx.LoadVector256(init + cb + 16), a3 = Avx.LoadVector256(init + cb + 24);
+                nint at = ox * step + cb;
+                Vector256<int> a0 = i0, a1 = i1, a2 = i2, a3 = i3;
                 int* w = g->Pairs + cb;
-                nint at = off + cb;
                 for (int q = 0; q < pairs; q++, w += stride)
                 {
                     Vector256<byte> xa = Avx.LoadVector256(tapA[q] + at);
@@ -288,8 +313,8 @@ public static unsafe class QuantizedDepthwise
                     a3 = Avx2.Add(a3, Avx2.MultiplyAddAdjacent(Avx2.UnpackHigh(hi, zero).AsInt16(), Avx.LoadVector256(w + 24).AsInt16()));
                 }
                 Vector256<byte> bytes = e.Bytes(a0, a1, a2, a3, mult + cb);
-                if (cb + 32 <= c) Avx.Store(y + cb, bytes);
-                else StorePartial(y + cb, bytes, c - cb);
+                if (whole) Avx.Store(yb, bytes);
+                else StorePartial(yb, bytes, c - cb);
             }
         }
     }
