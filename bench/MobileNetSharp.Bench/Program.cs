@@ -8,8 +8,9 @@ namespace MobileNetSharp.Bench;
 /// training images/s side by side with PyTorch (see TrainingBench); `dwbackward [...]` times the depthwise
 /// backward kernels against the forward (see DwBackwardBench); `fusion [...]` times banded blocks against
 /// layer-by-layer plans (see FusionBench); `int8gemm [...]` times the int8 GEMM against the float GEMM on
-/// MobileNetV2's pointwise shapes (see Int8GemmBench); `quantized [...]` times float and QDQ files in ours and ORT
-/// (see QuantizedBench).
+/// MobileNetV2's pointwise shapes (see Int8GemmBench); `int8dw [...]` times the int8 depthwise kernel against the
+/// float one on MobileNetV2's depthwise layers (see Int8DepthwiseBench); `quantized [...]` times float and QDQ files
+/// in ours and ORT (see QuantizedBench).
 /// </summary>
 public static class Program
 {
@@ -48,8 +49,10 @@ public static class Program
                 return Int8GemmBench.Run(rest);
             case "quantized":
                 return QuantizedBench.Run(rest);
+            case "int8dw":
+                return Int8DepthwiseBench.Run(rest);
             default:
-                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] [--pause MS] [--by-position] | training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B] | fusion [--arch A,B] [--threads 1,2] [--batch B] [--runs N] | int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN] | quantized [--arch A,B] [--threads 1,2] [--runs N] [--samples N])");
+                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] [--pause MS] [--by-position] | training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B] | fusion [--arch A,B] [--threads 1,2] [--batch B] [--runs N] | int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN] | int8dw [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape HxWxCkKsS] | quantized [--arch A,B] [--threads 1,2] [--runs N] [--samples N])");
                 return 2;
         }
     }

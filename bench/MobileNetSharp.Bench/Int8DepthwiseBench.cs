@@ -1,0 +1,111 @@
+using System.Diagnostics;
+using MobileNetSharp.Graph;
+using MobileNetSharp.Kernels;
+using MobileNetSharp.Kernels.Depthwise;
+using MobileNetSharp.Kernels.Int8;
+
+namespace MobileNetSharp.Bench;
+
+/// <summary>
+/// `int8dw [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape HxWxCkKsS]`: the int8 depthwise convolution
+/// (<see cref="QuantizedDepthwise"/>, uint8 in, int8 weights, uint8 out with the requantization fused, a ReLU6-like
+/// clamp) against the float depthwise kernel (<c>DepthwiseConvolution</c>, bias + ReLU6 fused) on MobileNetV2's
+/// depthwise layers at 224x224 (pad 1) and one 5x5 layer of EfficientNet-Lite (pad 2). Shapes are the layer's
+/// input. Both kernels of one shape and thread count run in the same process, alternating run by run after a
+/// warm-up; the table gives medians, the median over runs of int8 time / fp32 time, GOPS = 2·MACs / median, and
+/// the minimum of each (less sensitive to other processes on a shared machine).
+/// </summary>
+public static unsafe class Int8DepthwiseBench
+{
+    private static readonly (int H, int W, int C, int K, int S)[] Shapes =
+    [
+        (112, 112, 32, 3, 1), (112, 112, 96, 3, 2), (56, 56, 144, 3, 1), (56, 56, 144, 3, 2), (28, 28, 192, 3, 1),
+        (28, 28, 192, 3, 2), (14, 14, 384, 3, 1), (14, 14, 576, 3, 1), (14, 14, 576, 3, 2), (7, 7, 960, 3, 1),
+        (14, 14, 480, 5, 1),
+    ];
+
+    public static int Run(string[] args)
+    {
+        int[] threads = [1, 2];
+        int runs = 60;
+        IsaLevel isa = Isa.Best;
+        string? only = null;
+        for (int i = 0; i + 1 < args.Length; i += 2)
+            switch (args[i])
+            {
+                case "--threads": threads = args[i + 1].Split(',').Select(int.Parse).ToArray(); break;
+                case "--runs": runs = int.Parse(args[i + 1]); break;
+                case "--isa": isa = Isa.Resolve(Isa.Cap(Isa.Hardware, args[i + 1])); break;
+                case "--shape": only = args[i + 1]; break;
+                default: throw new ArgumentException($"unknown option {args[i]}");
+            }
+        Console.WriteLine($"isa {isa} (int8 path {QuantizedGemm.PathFor(isa)}), {runs} runs after warm-up, medians");
+        Console.WriteLine($"{"HxWxC k s",-18} {"T",2} {"fp32 ms",9} {"int8 ms",9} {"int8/fp32",9} {"fp32 GOPS",9} {"int8 GOPS",9} {"fp32 min",9} {"int8 min",9}");
+        var rng = new Random(1);
+        var totals = new double[threads.Length, 2];
+        double allOps = 0;
+        foreach (var (h, w, c, k, s) in Shapes)
+        {
+            string name = $"{h}x{w}x{c}k{k}s{s}";
+            if (only != null && only != name) continue;
+            int pad = k / 2;
+            var g = new Conv2dGeometry(1, h, w, c, c, k, k, s, s, 1, 1, pad, pad, pad, pad, c);
+            double ops = 2.0 * g.OutputLength * k * k;
+            allOps += ops;
+            // fp32: random input and weights, bias + ReLU6 fused.
+            float[] xf = new float[g.InputLength], wf = new float[c * k * k], bf = new float[c], yf = new float[g.OutputLength];
+            for (int i = 0; i < xf.Length; i++) xf[i] = rng.NextSingle();
+            for (int i = 0; i < wf.Length; i++) wf[i] = rng.NextSingle() - 0.5f;
+            for (int i = 0; i < bf.Length; i++) bf[i] = rng.NextSingle() - 0.5f;
+            var dw = new DepthwiseConvolution(g, wf, bf, isa);
+            float[] scratch = new float[Math.Max(1, dw.ScratchLength)];
+            // int8: the same shape, random bytes, multipliers that spread the output over [zpY, 255].
+            byte[] x8 = new byte[g.InputLength], y8 = new byte[g.OutputLength];
+            sbyte[] w8 = new sbyte[c * k * k];
+            rng.NextBytes(x8);
+            for (int i = 0; i < w8.Length; i++) w8[i] = (sbyte)rng.Next(-127, 128);
+            var packed = PackedInt8DepthwiseWeights.FromOihw(w8, c, k, k);
+            float[] multipliers = Enumerable.Range(0, c).Select(_ => (0.5f + rng.NextSingle()) * 100f / (74f * 74f * k)).ToArray();
+            var rq = new Requantization(multipliers, Enumerable.Range(0, c).Select(_ => rng.Next(-1000, 1000)).ToArray(), 10, 10, 200);
+            for (int ti = 0; ti < threads.Length; ti++)
+            {
+                using var workers = new Workers(threads[ti]);
+                using var burst = workers.Burst();
+                var tf = new List<double>(); var t8 = new List<double>(); var ratio = new List<double>();
+                int warmup = 5;
+                for (int r = 0; r < runs + warmup; r++)
+                {
+                    double f, q;
+                    fixed (float* px = xf, py = yf, ps = scratch)
+                    {
+                        long t0 = Stopwatch.GetTimestamp();
+                        dw.Run(1, px, py, null, Activation.Relu6, workers, ps);
+                        f = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                    }
+                    fixed (byte* px = x8, py = y8)
+                    {
+                        long t0 = Stopwatch.GetTimestamp();
+                        QuantizedDepthwise.Run(isa, g, px, 128, packed, rq, py, workers);
+                        q = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+                    }
+                    if (r < warmup) continue; // JIT tiers, caches
+                    tf.Add(f); t8.Add(q); ratio.Add(q / f);
+                }
+                double mf = Median(tf), m8 = Median(t8);
+                totals[ti, 0] += mf;
+                totals[ti, 1] += m8;
+                Console.WriteLine($"{name,-18} {threads[ti],2} {mf,9:F3} {m8,9:F3} {Median(ratio),9:F2} {ops / mf / 1e6,9:F1} {ops / m8 / 1e6,9:F1} {tf[0],9:F3} {t8[0],9:F3}");
+            }
+        }
+        for (int ti = 0; ti < threads.Length; ti++)
+            Console.WriteLine($"{"sum of shapes",-18} {threads[ti],2} {totals[ti, 0],9:F3} {totals[ti, 1],9:F3} {totals[ti, 1] / totals[ti, 0],9:F2} {allOps / totals[ti, 0] / 1e6,9:F1} {allOps / totals[ti, 1] / 1e6,9:F1}");
+        return 0;
+    }
+
+    /// <summary>Sorts in place (so v[0] is then the minimum) and returns the median.</summary>
+    private static double Median(List<double> v)
+    {
+        v.Sort();
+        return v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
+    }
+}
