@@ -12,7 +12,8 @@ namespace MobileNetSharp.Graph;
 /// with acc the exact int32 sum (ONNX QLinearConv, operators.md), and the <see cref="Conv"/>'s fused ReLU or clip
 /// applied as a clamp on the codes. Made by <see cref="Passes.FuseQuantizedOps"/> from a QDQ model's
 /// DequantizeLinear -> Conv -> QuantizeLinear; the runtime computes 1x1 convolutions (stride 1, no padding, one
-/// group) with <see cref="QuantizedGemm"/>.
+/// group) with <see cref="QuantizedGemm"/> and depthwise ones (any kernel, stride and padding, no dilation) with
+/// <see cref="QuantizedDepthwise"/>.
 /// </summary>
 /// <param name="Conv">The convolution's geometry and fused activation.</param>
 /// <param name="Weights">int8 weights, OIHW.</param>
@@ -20,6 +21,12 @@ namespace MobileNetSharp.Graph;
 public sealed record QLinearConv(Conv Conv, QuantParams X, QuantParams W, Tensor Weights, Tensor? Bias, QuantParams Y) : Op, IRunnable
 {
     public override string Type => "QLinearConv";
+
+    /// <summary>True for the convolutions the runtime computes in integers: 1x1 (the GEMM) and depthwise.</summary>
+    public static bool Computes(Conv c, int inChannels) => IsPointwise(c) || IsDepthwise(c, inChannels);
+
+    /// <summary>Depthwise: one group per input channel, one output per group, no dilation.</summary>
+    public static bool IsDepthwise(Conv c, int inChannels) => c.Groups == inChannels && inChannels > 1 && c.DilationH == 1 && c.DilationW == 1;
 
     /// <summary>True for the shapes the integer GEMM computes directly.</summary>
     public static bool IsPointwise(Conv c) => c is { KernelH: 1, KernelW: 1, StrideH: 1, StrideW: 1, DilationH: 1, DilationW: 1, Groups: 1 }
@@ -94,14 +101,23 @@ public sealed record QLinearConv(Conv Conv, QuantParams X, QuantParams W, Tensor
     {
         var x = n.Input(0);
         PlanCompiler.Require(n, 0, DataType.UInt8, "QLinearConv input");
-        if (!IsPointwise(Conv) || X.Type != DataType.UInt8 || Y.Type != DataType.UInt8)
-            throw new ArgumentException($"QLinearConv runs 1x1 convolutions (stride 1, no padding, one group) on uint8 tensors; this one is {Describe()}.");
         int m = Weights.Shape[0], c = x.Shape[1];
+        bool depthwise = IsDepthwise(Conv, c) && m == c;
+        if (!(IsPointwise(Conv) || depthwise) || X.Type != DataType.UInt8 || Y.Type != DataType.UInt8)
+            throw new ArgumentException($"QLinearConv runs 1x1 (stride 1, no padding, one group) and depthwise convolutions on uint8 tensors; this one is {Describe()}.");
         var (min, max) = Clamp();
-        var packed = PackedInt8Weights.FromNxK((sbyte[])Weights.Data, m, c);
         var rq = Requantization.FromScales(m, X.Scales[0], W.Scales, Y.Scales[0], Bias is null ? [] : (int[])Bias.Data, (byte)Y.ZeroPoints[0], min, max);
         var input = plan.Get(x, MemoryLayout.Nhwc);
         var output = plan.Produce(n.Output, MemoryLayout.Nhwc);
+        if (depthwise)
+        {
+            var g = Conv.Geometry(x.Shape, m);
+            var dw = PackedInt8DepthwiseWeights.FromOihw((sbyte[])Weights.Data, c, Conv.KernelH, Conv.KernelW);
+            QuantizedDepthwise.Validate(g, dw, rq);
+            plan.Add(new QLinearDepthwiseStep(n.Name, g, (byte)X.ZeroPoints[0], dw, rq, plan.Isa, input, output));
+            return;
+        }
+        var packed = PackedInt8Weights.FromNxK((sbyte[])Weights.Data, m, c);
         plan.Add(new QLinearPointwiseStep(n.Name, x.Shape[0] * x.Shape[2] * x.Shape[3], c, m, (byte)X.ZeroPoints[0], packed, rq, plan.Isa, input, output));
     }
 }
@@ -114,4 +130,14 @@ internal sealed class QLinearPointwiseStep(string name, int pixels, int inC, int
 
     public override void Execute(RunContext ctx) =>
         QuantizedGemm.Run(pixels, ctx.ReadBytes(input), inC, zeroPoint, weights, requantization, ctx.WriteBytes(output), outC, ctx.Workers, isa);
+}
+
+/// <summary>A depthwise QLinearConv on channels-last uint8 slots.</summary>
+internal sealed class QLinearDepthwiseStep(string name, Conv2dGeometry g, byte zeroPoint, PackedInt8DepthwiseWeights weights,
+    Requantization requantization, IsaLevel? isa, Slot input, Slot output) : Step(name, [input], [output])
+{
+    public override string Kernel => $"qdw{g.KernelH}x{g.KernelW}s{g.StrideH}";
+
+    public override void Execute(RunContext ctx) =>
+        QuantizedDepthwise.Run(g, ctx.ReadBytes(input), zeroPoint, weights, requantization, ctx.WriteBytes(output), ctx.Workers, isa);
 }

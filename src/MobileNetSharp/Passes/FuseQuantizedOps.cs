@@ -10,7 +10,7 @@ namespace MobileNetSharp.Passes;
 /// <item>Conv with int8 weights (dequantized at load) into <see cref="QLinearConv"/>, computed in integers. Only
 /// where that reproduces ONNX's definition of the pattern: uint8 activations with one scale, symmetric int8 weights
 /// (per tensor or per output channel), an int32 bias whose scale is exactly x_scale * w_scale (or none), a ReLU or
-/// clip as the fused activation, and a shape the runtime computes in integers (1x1 today).</item>
+/// clip as the fused activation, and a shape the runtime computes in integers (1x1 and depthwise).</item>
 /// <item>Add (plain or with ReLU) of two same-shape dequantized tensors into <see cref="QLinearAdd"/>: one pass over
 /// the codes with the same float arithmetic, bit-identical to the nodes it replaces.</item>
 /// </list>
@@ -31,7 +31,7 @@ public static class FuseQuantizedOps
                 fused++;
                 continue;
             }
-            if (n.Op is not Conv c || !QLinearConv.IsPointwise(c) || n.OptionalInput(3) is not null) continue;
+            if (n.Op is not Conv c || !QLinearConv.Computes(c, n.Input(0).Shape[1]) || n.OptionalInput(3) is not null) continue;
             if (c.Activation.Kind is not (ActivationKind.None or ActivationKind.Relu or ActivationKind.Clip)) continue;
             if (n.Input(0).Producer is not { Op: DequantizeLinear { Params: { PerTensor: true, Type: DataType.UInt8 } xp } } dq) continue;
             var codes = dq.Input(0);

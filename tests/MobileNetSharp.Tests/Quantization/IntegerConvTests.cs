@@ -15,18 +15,21 @@ namespace MobileNetSharp.Tests.Quantization;
 public class IntegerConvTests(ITestOutputHelper output)
 {
     /// <summary>x -> Q -> DQ -> Conv(1x1, int8 weights through DQ, int32 bias through DQ) -> [Clip] -> Q -> output codes (uint8).</summary>
-    private static byte[] Model(int c, int m, bool perChannel, bool relu6, int weightMax = 63, float biasScaleFactor = 1f, int kernel = 1)
+    private static byte[] Model(int c, int m, bool perChannel, bool relu6, int weightMax = 63, float biasScaleFactor = 1f, int kernel = 1,
+        bool depthwise = false, int stride = 1, int pad = 0)
     {
         var rng = new Random(c * 31 + m);
-        var w = new sbyte[m * c * kernel * kernel];
+        int inPerGroup = depthwise ? 1 : c;
+        var w = new sbyte[m * inPerGroup * kernel * kernel];
         for (int i = 0; i < w.Length; i++) w[i] = (sbyte)rng.Next(-weightMax, weightMax + 1);
         float xs = 0.04f;
         var ws = Enumerable.Range(0, perChannel ? m : 1).Select(_ => 0.001f + 0.01f * rng.NextSingle()).ToArray();
         var bias = Enumerable.Range(0, m).Select(_ => rng.Next(-20000, 20000)).ToArray();
         var bs = Enumerable.Range(0, m).Select(j => xs * ws[perChannel ? j : 0] * biasScaleFactor).ToArray();
-        var b = new OnnxModelBuilder(13).Input("x", "N", c, 9, 7).TypedOutput("y", 2, "N", m, 9 + 1 - kernel, 7 + 1 - kernel)
+        int oh = (9 + 2 * pad - kernel) / stride + 1, ow = (7 + 2 * pad - kernel) / stride + 1;
+        var b = new OnnxModelBuilder(13).Input("x", "N", c, 9, 7).TypedOutput("y", 2, "N", m, oh, ow)
             .Initializer("xs", new Tensor([xs], [])).Initializer("xz", new Tensor(DataType.UInt8, [], new byte[] { 120 }))
-            .Initializer("w", new Tensor(DataType.Int8, [m, c, kernel, kernel], w))
+            .Initializer("w", new Tensor(DataType.Int8, [m, inPerGroup, kernel, kernel], w))
             .Initializer("ws", perChannel ? new Tensor(ws, m) : new Tensor(ws, [])).Initializer("wz", perChannel ? new Tensor(DataType.Int8, [m], new sbyte[m]) : new Tensor(DataType.Int8, [], new sbyte[1]))
             .Initializer("b", new Tensor(DataType.Int32, [m], bias)).Initializer("bs", new Tensor(bs, m)).Initializer("bz", new Tensor(DataType.Int32, [m], new int[m]))
             .Initializer("ys", new Tensor([relu6 ? 6f / 255 : 0.05f], [])).Initializer("yz", new Tensor(DataType.UInt8, [], new byte[] { (byte)(relu6 ? 0 : 110) }))
@@ -34,7 +37,8 @@ public class IntegerConvTests(ITestOutputHelper output)
             .Node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"], "dqx")
             .Node("DequantizeLinear", ["w", "ws", "wz"], ["wf"], "dqw", perChannel ? [("axis", 0L)] : [])
             .Node("DequantizeLinear", ["b", "bs", "bz"], ["bf"], "dqb", [("axis", 0L)])
-            .Node("Conv", ["xf", "wf", "bf"], [relu6 ? "yc" : "yf"], "conv");
+            .Node("Conv", ["xf", "wf", "bf"], [relu6 ? "yc" : "yf"], "conv", ("group", (long)(depthwise ? c : 1)),
+                ("strides", new long[] { stride, stride }), ("pads", new long[] { pad, pad, pad, pad }));
         if (relu6)
             b.Initializer("lo", new Tensor([0f], [])).Initializer("hi", new Tensor([6f], [])).Node("Clip", ["yc", "lo", "hi"], ["yf"], "relu6");
         b.Node("QuantizeLinear", ["yf", "ys", "yz"], ["y"], "qy");
@@ -44,17 +48,21 @@ public class IntegerConvTests(ITestOutputHelper output)
     private static byte[] Codes(InferenceSession s, Tensor x) => (byte[])s.Run(x)[0].Data;
 
     [Theory]
-    [InlineData(16, 24, true, true)]
-    [InlineData(17, 33, true, false)]
-    [InlineData(96, 40, false, true)]
-    [InlineData(3, 1, false, false)]
-    public void IntegerPathAgreesWithTheSimulationAndOnnxRuntime(int c, int m, bool perChannel, bool relu6)
+    [InlineData(16, 24, true, true, 1, false, 1, 0)]
+    [InlineData(17, 33, true, false, 1, false, 1, 0)]
+    [InlineData(96, 40, false, true, 1, false, 1, 0)]
+    [InlineData(3, 1, false, false, 1, false, 1, 0)]
+    [InlineData(32, 32, true, true, 3, true, 1, 1)]
+    [InlineData(19, 19, true, false, 3, true, 2, 1)]
+    [InlineData(40, 40, false, true, 5, true, 2, 2)]
+    [InlineData(8, 8, true, true, 5, true, 1, 0)]
+    public void IntegerPathAgreesWithTheSimulationAndOnnxRuntime(int c, int m, bool perChannel, bool relu6, int kernel, bool depthwise, int stride, int pad)
     {
-        var bytes = Model(c, m, perChannel, relu6);
+        var bytes = Model(c, m, perChannel, relu6, kernel: kernel, depthwise: depthwise, stride: stride, pad: pad);
         var g = OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 3 });
         var x = Tensor.Random(c + m, [3, c, 9, 7], -5, 5);
         using var simulated = new InferenceSession(g, new SessionOptions { IntegerKernels = false });
-        Assert.DoesNotContain(simulated.Steps, s => s.Kernel == "qgemm-1x1");
+        Assert.DoesNotContain(simulated.Steps, s => s.Kernel.StartsWith('q'));
         var reference = Codes(simulated, x);
         var ort = (byte[])OrtRunner.Run(bytes, [new("x", x)])["y"].Data;
         foreach (var isa in Isa.Supported)
@@ -62,7 +70,7 @@ public class IntegerConvTests(ITestOutputHelper output)
             {
                 using var s = new InferenceSession(g, new SessionOptions { Isa = isa, Threads = threads });
                 Assert.Equal(1, s.Optimizations!.QuantizedOpsFused);
-                Assert.Contains(s.Steps, st => st.Kernel == "qgemm-1x1");
+                Assert.Contains(s.Steps, st => st.Kernel == (depthwise ? $"qdw{kernel}x{kernel}s{stride}" : "qgemm-1x1"));
                 var ours = Codes(s, x);
                 int offSim = 0, offOrt = 0;
                 for (int i = 0; i < ours.Length; i++)
@@ -81,7 +89,7 @@ public class IntegerConvTests(ITestOutputHelper output)
     [Fact]
     public void UnsupportedPatternsKeepTheFloatPath()
     {
-        // A bias at another scale than x_scale * w_scale, and a 3x3 convolution: both stay float, and still run.
+        // A bias at another scale than x_scale * w_scale, and a full 3x3 convolution: both stay float, and still run.
         foreach (var bytes in new[] { Model(8, 8, true, true, biasScaleFactor: 2f), Model(8, 8, true, true, kernel: 3) })
         {
             using var s = new InferenceSession(OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 1 }));
