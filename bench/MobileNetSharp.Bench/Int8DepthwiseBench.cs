@@ -26,19 +26,7 @@ public static unsafe class Int8DepthwiseBench
 
     public static int Run(string[] args)
     {
-        int[] threads = [1, 2];
-        int runs = 60;
-        IsaLevel isa = Isa.Best;
-        string? only = null;
-        for (int i = 0; i + 1 < args.Length; i += 2)
-            switch (args[i])
-            {
-                case "--threads": threads = args[i + 1].Split(',').Select(int.Parse).ToArray(); break;
-                case "--runs": runs = int.Parse(args[i + 1]); break;
-                case "--isa": isa = Isa.Resolve(Isa.Cap(Isa.Hardware, args[i + 1])); break;
-                case "--shape": only = args[i + 1]; break;
-                default: throw new ArgumentException($"unknown option {args[i]}");
-            }
+        var (threads, runs, isa, only) = KernelBenchOptions.Parse(args);
         Console.WriteLine($"isa {isa} (int8 path {QuantizedGemm.PathFor(isa)}), {runs} runs after warm-up, medians");
         Console.WriteLine($"{"HxWxC k s",-18} {"T",2} {"fp32 ms",9} {"int8 ms",9} {"int8/fp32",9} {"fp32 GOPS",9} {"int8 GOPS",9} {"fp32 min",9} {"int8 min",9}");
         var rng = new Random(1);
