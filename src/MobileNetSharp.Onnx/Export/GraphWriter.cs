@@ -34,6 +34,15 @@ internal sealed class GraphWriter : IOnnxWriter
         if (!v.IsConstant) return v.Name;
         if (_constants.TryGetValue(v, out var name)) return name;
         name = Fresh(v.Name);
+        if (v.Constant!.Origin is { } origin && Tensors.Shape.Equal(origin.Values.Shape, v.Shape))
+        {
+            // Weights a quantized model's DequantizeLinear produced at load: written back as their integers and that
+            // DequantizeLinear, so a converted QDQ file stays quantized (and as small).
+            origin.Params.Write(this, name, out var scale, out var zeroPoint);
+            Node("DequantizeLinear", Fresh(name + "_DequantizeLinear"), [Constant(name + "_quantized", origin.Values), scale, zeroPoint], [name],
+                [.. origin.Params.AxisAttribute()]);
+            return _constants[v] = name;
+        }
         Proto.Initializer.Add(TensorWriter.Write(v.Constant!, name));
         return _constants[v] = name;
     }

@@ -100,6 +100,20 @@ public class IntegerConvTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ImportedQdqFileExportsWithItsIntegerWeights()
+    {
+        // The importer folds DequantizeLinear(int8 weights) into float weights; the exporter writes the integers back.
+        var bytes = Model(16, 24, true, true);
+        var exported = OnnxExporter.ToBytes(OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 2 }));
+        var proto = MobileNetSharp.Onnx.Proto.ModelProto.Parser.ParseFrom(exported);
+        Assert.Contains(proto.Graph.Initializer, t => t.DataType == (int)DataType.Int8 && t.Dims.SequenceEqual(new long[] { 24, 16, 1, 1 }));
+        Assert.Contains(proto.Graph.Initializer, t => t.DataType == (int)DataType.Int32 && t.Dims.SequenceEqual(new long[] { 24 }));
+        Assert.DoesNotContain(proto.Graph.Initializer, t => t.DataType == (int)DataType.Float32 && t.Dims.Count == 4);
+        var x = Tensor.Random(5, [2, 16, 9, 7], -5, 5);
+        Assert.Equal((byte[])OrtRunner.Run(bytes, [new("x", x)])["y"].Data, (byte[])OrtRunner.Run(exported, [new("x", x)])["y"].Data);
+    }
+
+    [Fact]
     public void FusedGraphExportsAsStandardQdqThatOnnxRuntimeRuns()
     {
         var bytes = Model(16, 24, true, true);
