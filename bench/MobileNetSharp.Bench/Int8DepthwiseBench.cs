@@ -28,7 +28,7 @@ public static unsafe class Int8DepthwiseBench
     {
         var (threads, runs, isa, only) = KernelBenchOptions.Parse(args);
         Console.WriteLine($"isa {isa} (int8 path {QuantizedGemm.PathFor(isa)}), {runs} runs after warm-up, medians");
-        Console.WriteLine($"{"HxWxC k s",-18} {"T",2} {"fp32 ms",9} {"int8 ms",9} {"int8/fp32",9} {"fp32 GOPS",9} {"int8 GOPS",9} {"fp32 min",9} {"int8 min",9}");
+        KernelComparison.Header("HxWxC k s");
         var rng = new Random(1);
         var totals = new double[threads.Length, 2];
         double allOps = 0;
@@ -79,21 +79,12 @@ public static unsafe class Int8DepthwiseBench
                     if (r < warmup) continue; // JIT tiers, caches
                     tf.Add(f); t8.Add(q); ratio.Add(q / f);
                 }
-                double mf = Median(tf), m8 = Median(t8);
+                var (mf, m8) = KernelComparison.Row(name, threads[ti], tf, t8, ratio, ops);
                 totals[ti, 0] += mf;
                 totals[ti, 1] += m8;
-                Console.WriteLine($"{name,-18} {threads[ti],2} {mf,9:F3} {m8,9:F3} {Median(ratio),9:F2} {ops / mf / 1e6,9:F1} {ops / m8 / 1e6,9:F1} {tf[0],9:F3} {t8[0],9:F3}");
             }
         }
-        for (int ti = 0; ti < threads.Length; ti++)
-            Console.WriteLine($"{"sum of shapes",-18} {threads[ti],2} {totals[ti, 0],9:F3} {totals[ti, 1],9:F3} {totals[ti, 1] / totals[ti, 0],9:F2} {allOps / totals[ti, 0] / 1e6,9:F1} {allOps / totals[ti, 1] / 1e6,9:F1}");
+        KernelComparison.Totals(threads, totals, allOps);
         return 0;
-    }
-
-    /// <summary>Sorts in place (so v[0] is then the minimum) and returns the median.</summary>
-    private static double Median(List<double> v)
-    {
-        v.Sort();
-        return v.Count % 2 == 1 ? v[v.Count / 2] : (v[v.Count / 2 - 1] + v[v.Count / 2]) / 2;
     }
 }

@@ -1,3 +1,4 @@
+using MobileNetSharp;
 using IsaLevel = MobileNetSharp.Kernels.IsaLevel;
 using KernelIsa = MobileNetSharp.Kernels.Isa;
 
@@ -27,5 +28,27 @@ internal sealed record KernelBenchOptions(int[] Threads, int Runs, IsaLevel Isa,
                 default: throw reader.Unknown();
             }
         return new KernelBenchOptions(threads, runs, isa, shape);
+    }
+}
+
+/// <summary>The table the single-kernel modes print: fp32 against int8 per shape and thread count, then the sums.</summary>
+internal static class KernelComparison
+{
+    public static void Header(string shape) =>
+        Console.WriteLine($"{shape,-18} {"T",2} {"fp32 ms",9} {"int8 ms",9} {"int8/fp32",9} {"fp32 GOPS",9} {"int8 GOPS",9} {"fp32 min",9} {"int8 min",9}");
+
+    /// <summary>Prints one row (medians, the median per-run ratio, GOPS for <paramref name="ops"/> operations, minima); returns the two medians.</summary>
+    public static (double Fp32, double Int8) Row(string name, int threads, List<double> fp32, List<double> int8, List<double> ratio, double ops)
+    {
+        var f = Runtime.LatencyStats.From(fp32);
+        var q = Runtime.LatencyStats.From(int8);
+        Console.WriteLine($"{name,-18} {threads,2} {f.Median,9:F3} {q.Median,9:F3} {Runtime.LatencyStats.From(ratio).Median,9:F2} {ops / f.Median / 1e6,9:F1} {ops / q.Median / 1e6,9:F1} {f.Min,9:F3} {q.Min,9:F3}");
+        return (f.Median, q.Median);
+    }
+
+    public static void Totals(int[] threads, double[,] totals, double ops)
+    {
+        for (int ti = 0; ti < threads.Length; ti++)
+            Console.WriteLine($"{"sum of shapes",-18} {threads[ti],2} {totals[ti, 0],9:F3} {totals[ti, 1],9:F3} {totals[ti, 1] / totals[ti, 0],9:F2} {ops / totals[ti, 0] / 1e6,9:F1} {ops / totals[ti, 1] / 1e6,9:F1}");
     }
 }
