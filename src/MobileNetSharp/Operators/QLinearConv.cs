@@ -23,7 +23,7 @@ public sealed record QLinearConv(Conv Conv, QuantParams X, QuantParams W, Tensor
     public override string Type => "QLinearConv";
 
     /// <summary>True for the convolutions the runtime computes in integers: 1x1 (the GEMM) and depthwise.</summary>
-    public static bool Computes(Conv c, int inChannels) => IsPointwise(c) || IsDepthwise(c, inChannels);
+    public static bool Computes(Conv c, int inChannels, int outChannels) => IsPointwise(c) || (IsDepthwise(c, inChannels) && outChannels == inChannels);
 
     /// <summary>Depthwise: one group per input channel, one output per group, no dilation.</summary>
     public static bool IsDepthwise(Conv c, int inChannels) => c.Groups == inChannels && inChannels > 1 && c.DilationH == 1 && c.DilationW == 1;

@@ -31,7 +31,7 @@ public static class FuseQuantizedOps
                 fused++;
                 continue;
             }
-            if (n.Op is not Conv c || !QLinearConv.Computes(c, n.Input(0).Shape[1]) || n.OptionalInput(3) is not null) continue;
+            if (n.Op is not Conv c || !QLinearConv.Computes(c, n.Input(0).Shape[1], n.Input(1).Shape[0]) || n.OptionalInput(3) is not null) continue;
             if (c.Activation.Kind is not (ActivationKind.None or ActivationKind.Relu or ActivationKind.Clip)) continue;
             if (n.Input(0).Producer is not { Op: DequantizeLinear { Params: { PerTensor: true, Type: DataType.UInt8 } xp } } dq) continue;
             var codes = dq.Input(0);
@@ -54,6 +54,10 @@ public static class FuseQuantizedOps
             var yp = ((QuantizeLinear)q.Op).Params;
 
             var op = new QLinearConv(c, xp, wp, wo.Values, bias, yp);
+            // Valid files the integer kernels cannot express keep the float path: an empty clip (min > max) or a
+            // requantization multiplier that over- or underflows float.
+            if (op.Clamp() is var (lo, hi) && lo > hi) continue;
+            if (wp.Scales.Any(ws => xp.Scales[0] * ws / yp.Scales[0] is var m && !(m > 0 && float.IsFinite(m)))) continue;
             var replacement = new Node(n.Name, op, [codes], [q.Output]);
             g.Nodes[g.Nodes.IndexOf(n)] = replacement;
             g.Nodes.Remove(q);
