@@ -39,27 +39,7 @@ public static class ImageFolder
         if (resolution < 1 || resolution > 4096) throw new ArgumentOutOfRangeException(nameof(resolution), resolution, "resolution must be 1..4096.");
         if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"Image folder not found: {root}");
 
-        var classDirs = Directory.GetDirectories(root)
-            .Where(d => !Path.GetFileName(d).StartsWith('.'))
-            .Order(StringComparer.Ordinal)
-            .ToArray();
-        if (classDirs.Length < 2)
-            throw new InvalidDataException($"{root}: an image folder needs at least 2 class sub-folders, found {classDirs.Length}"
-                + (classDirs.Length == 1 ? $" ({Path.GetFileName(classDirs[0])})." : "."));
-        if (classDirs.Length > 256) throw new InvalidDataException($"{root}: {classDirs.Length} class sub-folders; at most 256 are supported.");
-
-        var files = new List<(string Path, byte Label)>();
-        for (int c = 0; c < classDirs.Length; c++)
-        {
-            var images = Directory.GetFiles(classDirs[c])
-                .Where(f => !Path.GetFileName(f).StartsWith('.') && Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
-                .Order(StringComparer.Ordinal)
-                .ToArray();
-            if (images.Length == 0)
-                throw new InvalidDataException($"{classDirs[c]}: class folder holds no images ({string.Join(", ", Extensions)}).");
-            files.AddRange(images.Select(f => (f, (byte)c)));
-        }
-
+        var (classDirs, files) = ListClasses(root);
         int size = channels * resolution * resolution;
         if ((long)files.Count * size > Array.MaxLength)
             throw new InvalidDataException($"{root}: {files.Count} images of {channels}x{resolution}x{resolution} exceed the {Array.MaxLength:N0} bytes one dataset can hold.");
@@ -86,6 +66,104 @@ public static class ImageFolder
         if (labels.Count < files.Count) Array.Resize(ref pixels, labels.Count * size);
         return new ImageDataset(pixels, labels.ToArray(), channels, resolution, resolution, classDirs.Length,
             classDirs.Select(d => Path.GetFileName(d)).ToArray());
+    }
+
+    /// <summary>
+    /// A seeded random sample of at most <paramref name="count"/> images from a folder in either layout, decoding only the
+    /// images chosen (a calibration or evaluation sample of a large photo folder costs <paramref name="count"/> images of
+    /// memory, not the folder's):
+    /// <list type="bullet">
+    /// <item>class folders (root holds no images itself and at least 2 sub-folders that do): labelled as <see cref="Load"/> labels them;</item>
+    /// <item>anything else: every image in root and its sub-folders at any depth (hidden names skipped, ordinal order of
+    /// relative paths), one class named "images", label 0.</item>
+    /// </list>
+    /// The sample is the first <paramref name="count"/> of <see cref="Shuffle.Permutation"/>(files, seed), so it is the same on
+    /// every machine. Images are decoded, cropped and converted as in <see cref="Load"/>.
+    /// </summary>
+    /// <exception cref="DirectoryNotFoundException">root does not exist.</exception>
+    /// <exception cref="InvalidDataException">The folder holds no images; an image does not decode (unless <paramref name="skipBad"/>,
+    /// when it is passed to <paramref name="onBad"/> and the next one in the permutation is taken); or none decoded.</exception>
+    public static ImageDataset Sample(string root, int channels, int resolution, int count, int seed = 0, bool skipBad = false,
+        Action<string, string>? onBad = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(root);
+        if (channels is not (1 or 3)) throw new ArgumentOutOfRangeException(nameof(channels), channels, "channels must be 1 (grey) or 3 (RGB).");
+        if (resolution < 1 || resolution > 4096) throw new ArgumentOutOfRangeException(nameof(resolution), resolution, "resolution must be 1..4096.");
+        if (count < 1) throw new ArgumentOutOfRangeException(nameof(count), count, "count must be >= 1.");
+        if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"Image folder not found: {root}");
+
+        string[] classNames;
+        List<(string Path, byte Label)> files;
+        if (IsClassLayout(root))
+        {
+            var (dirs, listed) = ListClasses(root);
+            (classNames, files) = (dirs.Select(d => Path.GetFileName(d)).ToArray(), listed);
+        }
+        else
+        {
+            files = Directory.EnumerateFiles(root, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.Hidden | FileAttributes.System })
+                .Where(f => !Path.GetRelativePath(root, f).Split(Path.DirectorySeparatorChar).Any(part => part.StartsWith('.')) && IsImage(f))
+                .Order(StringComparer.Ordinal)
+                .Select(f => (f, (byte)0))
+                .ToList();
+            if (files.Count == 0) throw new InvalidDataException($"{root}: holds no images ({string.Join(", ", Extensions)}), in it or its sub-folders.");
+            classNames = ["images"];
+        }
+
+        int size = channels * resolution * resolution, take = Math.Min(count, files.Count);
+        if ((long)take * size > Array.MaxLength)
+            throw new InvalidDataException($"{root}: {take} images of {channels}x{resolution}x{resolution} exceed the {Array.MaxLength:N0} bytes one dataset can hold.");
+        var pixels = new byte[(long)take * size];
+        var labels = new List<byte>(take);
+        foreach (int i in Shuffle.Permutation(files.Count, seed))
+        {
+            if (labels.Count == take) break;
+            try
+            {
+                Decode(files[i].Path, channels, resolution, pixels.AsSpan(labels.Count * size, size));
+                labels.Add(files[i].Label);
+            }
+            catch (InvalidDataException e) when (skipBad)
+            {
+                onBad?.Invoke(files[i].Path, e.Message);
+            }
+        }
+        if (labels.Count == 0) throw new InvalidDataException($"{root}: none of its {files.Count} images decoded.");
+        if (labels.Count < take) Array.Resize(ref pixels, labels.Count * size);
+        return new ImageDataset(pixels, labels.ToArray(), channels, resolution, resolution, classNames.Length, classNames);
+    }
+
+    /// <summary>True when root is laid out as class folders: no images of its own, and at least 2 visible sub-folders holding images.</summary>
+    public static bool IsClassLayout(string root) =>
+        !Directory.EnumerateFiles(root).Any(f => !Path.GetFileName(f).StartsWith('.') && IsImage(f))
+        && Directory.EnumerateDirectories(root).Count(d => !Path.GetFileName(d).StartsWith('.') && Directory.EnumerateFiles(d).Any(IsImage)) >= 2;
+
+    private static bool IsImage(string path) => Extensions.Contains(Path.GetExtension(path).ToLowerInvariant());
+
+    /// <summary>The class folders of root (ordinal order) and their image files, labelled by folder; errors as <see cref="Load"/> documents.</summary>
+    private static (string[] ClassDirs, List<(string Path, byte Label)> Files) ListClasses(string root)
+    {
+        var classDirs = Directory.GetDirectories(root)
+            .Where(d => !Path.GetFileName(d).StartsWith('.'))
+            .Order(StringComparer.Ordinal)
+            .ToArray();
+        if (classDirs.Length < 2)
+            throw new InvalidDataException($"{root}: an image folder needs at least 2 class sub-folders, found {classDirs.Length}"
+                + (classDirs.Length == 1 ? $" ({Path.GetFileName(classDirs[0])})." : "."));
+        if (classDirs.Length > 256) throw new InvalidDataException($"{root}: {classDirs.Length} class sub-folders; at most 256 are supported.");
+
+        var files = new List<(string Path, byte Label)>();
+        for (int c = 0; c < classDirs.Length; c++)
+        {
+            var images = Directory.GetFiles(classDirs[c])
+                .Where(f => !Path.GetFileName(f).StartsWith('.') && IsImage(f))
+                .Order(StringComparer.Ordinal)
+                .ToArray();
+            if (images.Length == 0)
+                throw new InvalidDataException($"{classDirs[c]}: class folder holds no images ({string.Join(", ", Extensions)}).");
+            files.AddRange(images.Select(f => (f, (byte)c)));
+        }
+        return (classDirs, files);
     }
 
     /// <summary>

@@ -34,4 +34,20 @@ internal static class DataSource
         }
         return set;
     }
+
+    /// <summary>
+    /// A seeded random sample of at most <paramref name="count"/> images (the same on every machine): from Fashion-MNIST, or from
+    /// a folder of class folders (labelled) or of images at any depth (one class), decoding only the images chosen.
+    /// </summary>
+    public static ImageDataset Sample(string data, bool train, int channels, int resolution, int count, int seed = 0)
+    {
+        if (data != FashionMnistName)
+        {
+            if (!Directory.Exists(data)) throw new DirectoryNotFoundException($"'{data}' is neither '{FashionMnistName}' nor an existing folder.");
+            return Imaging.ImageFolder.Sample(data, channels, resolution, count, seed);
+        }
+        var set = Load(data, train, channels, resolution);
+        var order = Shuffle.Permutation(set.Count, seed);
+        return set.Subset(order.AsSpan(0, Math.Min(count, set.Count)));
+    }
 }

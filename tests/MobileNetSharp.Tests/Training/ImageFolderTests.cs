@@ -97,6 +97,56 @@ public sealed class ImageFolderTests : IDisposable
     }
 
     [Fact]
+    public void SampleTakesAnyLayoutSeededAndDecodesOnlyWhatItTakes()
+    {
+        // Flat and nested images, hidden ones skipped: one unlabelled class.
+        var nested = Dir(Path.Combine("trip", "day2"));
+        Dir(".thumbs");
+        Solid(Path.Combine(_root, "a.png"), 6, 6, Orange);
+        Solid(Path.Combine(_root, "b.png"), 6, 6, Teal);
+        Solid(Path.Combine(nested, "c.png"), 6, 6, Violet);
+        Solid(Path.Combine(_root, ".thumbs", "hidden.png"), 6, 6, Violet);
+        File.WriteAllText(Path.Combine(_root, "broken.txt"), "not an image: not listed");
+        var all = ImageFolder.Sample(_root, 3, 4, count: 10);
+        Assert.Equal((3, 1, "images"), (all.Count, all.Classes, all.ClassNames![0]));
+        var reds = Enumerable.Range(0, 3).Select(i => (int)all.Image(i)[0]).Order().ToArray();
+        Assert.Equal(new[] { Orange.Red, Teal.Red, Violet.Red }.Select(b => (int)b).Order(), reds);
+
+        // count < files: a seeded choice, the same every time, different for another seed (over a few seeds).
+        var two = ImageFolder.Sample(_root, 3, 4, count: 2, seed: 7);
+        Assert.Equal(2, two.Count);
+        Assert.Equal(two.Image(0).ToArray(), ImageFolder.Sample(_root, 3, 4, count: 2, seed: 7).Image(0).ToArray());
+        Assert.Contains(Enumerable.Range(0, 8), seed => !ImageFolder.Sample(_root, 3, 4, count: 1, seed: seed).Image(0).SequenceEqual(two.Image(0)));
+
+        // A file that does not decode is an error naming it, unless skipped; then the next image in the order is taken.
+        File.WriteAllBytes(Path.Combine(_root, "z.png"), [0x89, 0x50, 0x4E, 0x47, 1, 2, 3]);
+        Assert.Contains("z.png", Assert.Throws<InvalidDataException>(() => ImageFolder.Sample(_root, 3, 4, count: 10)).Message);
+        var bad = new List<string>();
+        Assert.Equal(3, ImageFolder.Sample(_root, 3, 4, count: 10, skipBad: true, onBad: (path, _) => bad.Add(path)).Count);
+        Assert.Single(bad);
+
+        // Class folders keep their labels.
+        var classes = Directory.CreateTempSubdirectory("mnet-sample-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(classes, "cat"));
+            Directory.CreateDirectory(Path.Combine(classes, "dog"));
+            Solid(Path.Combine(classes, "cat", "1.png"), 5, 5, Orange);
+            Solid(Path.Combine(classes, "dog", "1.png"), 5, 5, Teal);
+            Assert.True(ImageFolder.IsClassLayout(classes));
+            var labelled = ImageFolder.Sample(classes, 3, 4, count: 5);
+            Assert.Equal(["cat", "dog"], labelled.ClassNames);
+            for (int i = 0; i < 2; i++) Assert.Equal(labelled.Labels[i] == 0 ? Orange.Red : Teal.Red, labelled.Image(i)[0]);
+        }
+        finally { Directory.Delete(classes, recursive: true); }
+
+        // Nothing to take.
+        var empty = Directory.CreateTempSubdirectory("mnet-empty-").FullName;
+        try { Assert.Contains("holds no images", Assert.Throws<InvalidDataException>(() => ImageFolder.Sample(empty, 3, 4, 1)).Message); }
+        finally { Directory.Delete(empty); }
+    }
+
+    [Fact]
     public void LumaIsBt601()
     {
         Assert.Equal(0, ImageFolder.Luma(0, 0, 0));
