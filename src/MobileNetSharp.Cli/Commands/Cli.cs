@@ -73,7 +73,7 @@ internal static class Cli
         catch (Exception e) when (e is ArgumentException or GraphException or ModelFormatException or IOException
             or UnauthorizedAccessException or FormatException or NotSupportedException or InvalidDataException)
         {
-            Console.Error.WriteLine($"mnet: error: {e.Message}");
+            Console.Error.WriteLine($"mnet: error: {UserMessage(e)}");
             return 1;
         }
         catch (Exception e)
@@ -82,6 +82,21 @@ internal static class Cli
             Console.Error.WriteLine($"mnet: internal error ({e.GetType().Name}): {e.Message}. Please report it with the command line.");
             return 70;
         }
+    }
+
+    /// <summary>
+    /// The message without what .NET appends for programmers: an argument exception's " (Parameter 'name')" (a C#
+    /// parameter name means nothing to a command-line user) and an out-of-range one's "Actual value was ..." line
+    /// (library messages already state the value).
+    /// </summary>
+    internal static string UserMessage(Exception e)
+    {
+        string m = e.Message;
+        if (e is ArgumentOutOfRangeException { ActualValue: not null } r && m.LastIndexOf(Environment.NewLine + "Actual value was ", StringComparison.Ordinal) is var k and >= 0)
+            m = m[..k];
+        if (e is ArgumentException { ParamName: { } p })
+            m = m.Replace($" (Parameter '{p}')", "", StringComparison.Ordinal);
+        return m;
     }
 
     /// <summary>

@@ -75,15 +75,15 @@ internal static class QuantizeCommand
             var (mu, sigma) = Normalization(r.GetValue(mean), r.GetValue(std), channels, info);
 
             string calData = r.GetValue(calibration)!;
-            var calSet = DataSource.Load(calData, train: true, channels, resolution);
-            var order = Shuffle.Permutation(calSet.Count, seed: 0);
-            calSet = calSet.Subset(order.AsSpan(0, Math.Min(nSamples, calSet.Count)));
-            var calSource = new BatchSource(calSet, new BatchOptions(32, resolution, channels, Shuffle: false));
+            var calSet = DataSource.Sample(calData, train: true, channels, resolution, nSamples);
+            int batch = PostTrainingQuantizer.BatchFor(graph);
+            var calSource = new BatchSource(calSet, new BatchOptions(batch, resolution, channels, Shuffle: false));
             IEnumerable<Tensor> Calibration() => calSource.Epoch(0).Select(b => Normalize(b.Images, mu, sigma));
 
             bool quiet = r.GetValue(json);
             QuantizationResult result = null!;
             QuantizationReport? sensitivity = null;
+            bool evalOnCalibration = false;
             int passes = options.Method == CalibrationMethod.MinMax ? 1 : 2;
             WithProgress(quiet, calSet.Count * passes, "calibrating", advance =>
                 result = PostTrainingQuantizer.Quantize(graph, Calibration, options, (pass, done) => advance((pass - 1) * calSet.Count + done)));
@@ -92,19 +92,25 @@ internal static class QuantizeCommand
             if (r.GetValue(report))
             {
                 string evalData = r.GetValue(eval) ?? calData;
-                var evalSet = DataSource.Load(evalData, train: evalData != DataSource.FashionMnistName, channels, resolution, nEval);
+                // Fashion-MNIST's report uses its test images; a folder's, the calibration images themselves unless --eval says otherwise.
+                evalOnCalibration = evalData == calData && evalData != DataSource.FashionMnistName;
+                var evalSet = evalData == DataSource.FashionMnistName
+                    ? DataSource.Load(evalData, train: false, channels, resolution, nEval)
+                    : DataSource.Sample(evalData, train: false, channels, resolution, nEval, seed: evalOnCalibration ? 0 : 1);
                 int classes = graph.Outputs[^1].Shape[^1];
-                bool labelled = classes == evalSet.Classes || (info is not null && evalSet.ClassNames.All(info.Labels.Contains));
+                bool labelled = evalSet.Classes > 1 && (classes == evalSet.Classes || (info is not null && evalSet.ClassNames.All(info.Labels.Contains)));
                 if (labelled && info is not null) evalSet = EvalCommand.MatchLabels(evalSet, info);
-                var evalSource = new BatchSource(evalSet, new BatchOptions(50, resolution, channels, Shuffle: false));
+                var evalSource = new BatchSource(evalSet, new BatchOptions(batch, resolution, channels, Shuffle: false));
                 WithProgress(quiet, evalSet.Count, "comparing float and int8", advance =>
                     sensitivity = QuantizationReport.Run(result, evalSource.Epoch(0).Select(b => (Normalize(b.Images, mu, sigma), b.Labels)), labelled,
                         options.Threads, advance));
             }
 
-            long floatBytes = OnnxExporter.ToBytes(result.Prepared).LongLength, quantBytes = new FileInfo(target).Length;
-            if (quiet) PrintJson(name, target, result, sensitivity, floatBytes, quantBytes);
-            else Print(name, target, result, sensitivity, floatBytes, quantBytes);
+            // The size the user started from: the model file, or the built model as an ONNX file.
+            string? file = name == BuiltinModel.Name ? BuiltinModel.Path : File.Exists(name) ? name : null;
+            long floatBytes = file is not null ? new FileInfo(file).Length : OnnxExporter.ToBytes(graph).LongLength, quantBytes = new FileInfo(target).Length;
+            if (quiet) PrintJson(name, target, result, sensitivity, evalOnCalibration, floatBytes, quantBytes);
+            else Print(name, target, result, sensitivity, evalOnCalibration, floatBytes, quantBytes);
             return 0;
         }));
         return cmd;
@@ -156,7 +162,7 @@ internal static class QuantizeCommand
     private static string F(double v, string format = "G4") =>
         double.IsPositiveInfinity(v) ? "inf" : double.IsNegativeInfinity(v) ? "-inf" : v.ToString(format, CultureInfo.InvariantCulture);
 
-    private static void Print(string model, string target, QuantizationResult q, QuantizationReport? report, long floatBytes, long quantBytes)
+    private static void Print(string model, string target, QuantizationResult q, QuantizationReport? report, bool evalOnCalibration, long floatBytes, long quantBytes)
     {
         var o = Cli.Out;
         var opt = q.Options;
@@ -173,6 +179,8 @@ internal static class QuantizeCommand
         o.MarkupLine(Markup.Escape(string.Create(inv, $"on {report.Images} images: top-1 agreement with float {100 * report.Agreement:F2}%")
             + (report.FloatAccuracy is { } fa ? string.Create(inv, $", accuracy float {100 * fa:F2}% -> int8 {100 * report.QuantizedAccuracy!.Value:F2}%") : "")
             + $", output SQNR {F(report.OutputSqnrDb, "F1")} dB"));
+        if (evalOnCalibration)
+            o.MarkupLine("[yellow]These images are the calibration images, whose ranges the model was fitted to: give --eval FOLDER for held-out images.[/]");
         var worst = report.Tensors.Where(t => double.IsFinite(t.OwnSqnrDb)).OrderBy(t => t.OwnSqnrDb).Take(3).Select(t => t.Name).ToHashSet();
         var table = new Table().AddColumns("tensor", "written by", "seen", "range", "scale", "zero point", "own SQNR dB", "model SQNR dB");
         var ranges = q.Activations.ToDictionary(a => a.Name);
@@ -188,7 +196,7 @@ internal static class QuantizeCommand
             + "The lowest own SQNRs (yellow) are the first candidates for --skip (give the 'written by' node)."));
     }
 
-    private static void PrintJson(string model, string target, QuantizationResult q, QuantizationReport? report, long floatBytes, long quantBytes)
+    private static void PrintJson(string model, string target, QuantizationResult q, QuantizationReport? report, bool evalOnCalibration, long floatBytes, long quantBytes)
     {
         static double? Finite(double v) => double.IsFinite(v) ? v : null; // JSON has no infinity: null means no noise (or no signal)
         Cli.PrintJson(new
@@ -201,7 +209,7 @@ internal static class QuantizeCommand
             activations = q.Activations.Select(a => new { name = a.Name, producer = a.Producer, seenMin = a.SeenMin, seenMax = a.SeenMax, lo = a.Lo, hi = a.Hi, scale = a.Params.Scales[0], zeroPoint = a.Params.ZeroPoints[0] }),
             report = report is null ? null : new
             {
-                images = report.Images, agreement = report.Agreement, floatAccuracy = report.FloatAccuracy, quantizedAccuracy = report.QuantizedAccuracy,
+                images = report.Images, evaluatedOnCalibrationImages = evalOnCalibration, agreement = report.Agreement, floatAccuracy = report.FloatAccuracy, quantizedAccuracy = report.QuantizedAccuracy,
                 outputSqnrDb = Finite(report.OutputSqnrDb),
                 tensors = report.Tensors.Select(t => new { name = t.Name, producer = t.Producer, ownSqnrDb = Finite(t.OwnSqnrDb), modelSqnrDb = Finite(t.ModelSqnrDb) }),
             },

@@ -41,6 +41,24 @@ public static class PostTrainingQuantizer
         return g;
     }
 
+    /// <summary>
+    /// The largest batch (1..<paramref name="max"/>) whose float activations, all held at once, fit in
+    /// <paramref name="budgetBytes"/>: calibration and the report expose every tensor of the model as an output, so a
+    /// batch costs the sum of all activation sizes (about 27 MB an image for MobileNetV2 at 224), not the peak of a run.
+    /// </summary>
+    public static int BatchFor(ModelGraph model, long budgetBytes = 256L << 20, int max = 32)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(max, 1);
+        var g = model.Clone();
+        g.InferShapes();
+        long perImage = 0;
+        foreach (var n in g.Nodes)
+            foreach (var o in n.Outputs)
+                if (o is { DataType: DataType.Float32, Shape.Length: > 1 } && o.Shape.Skip(1).All(d => d > 0))
+                    perImage += 4L * o.Shape.Skip(1).Aggregate(1L, (a, d) => a * d);
+        return (int)Math.Clamp(budgetBytes / Math.Max(1, perImage), 1, max);
+    }
+
     /// <summary>True for the layers whose weights are quantized.</summary>
     public static bool HasQuantizableWeights(Node n) => n.Op switch
     {
@@ -87,6 +105,7 @@ public static class PostTrainingQuantizer
     {
         options ??= new QuantizationOptions();
         options.Validate();
+        RefuseQuantized(model);
         var prepared = Prepare(model);
         var nodeNames = model.Nodes.Select(n => n.Name).Concat(prepared.Nodes.Select(n => n.Name)).ToHashSet(StringComparer.Ordinal);
         var unknown = options.Skip.Where(s => !nodeNames.Contains(s)).ToList();
@@ -123,6 +142,20 @@ public static class PostTrainingQuantizer
             + $" calibration-images={images}";
         var skipped = prepared.Nodes.Where(n => HasQuantizableWeights(n) && options.Skip.Contains(n.Name)).Select(n => n.Name).ToList();
         return new QuantizationResult(quantized, prepared, ranges, layers.Select(n => n.Name).ToList(), skipped, images, options);
+    }
+
+    /// <summary>
+    /// Quantizing twice would calibrate on already-rounded values and stack a second rounding on every weight: the
+    /// user almost surely meant the float original, so say so rather than write a worse copy.
+    /// </summary>
+    private static void RefuseQuantized(ModelGraph model)
+    {
+        var q = model.Nodes.FirstOrDefault(n => n.Op is QuantizeLinear or DequantizeLinear
+            || n.Inputs.Any(i => i is { Constant.Origin: not null }));
+        if (q is not null)
+            throw new ArgumentException($"the model is already quantized (node '{q.Name}', {q.Op.Type}, "
+                + (q.Op is QuantizeLinear or DequantizeLinear ? "is a Q/DQ node" : "reads int8 weights")
+                + "): quantize its float original instead.");
     }
 
     /// <summary>

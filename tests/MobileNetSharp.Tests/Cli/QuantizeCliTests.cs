@@ -55,6 +55,30 @@ public sealed class QuantizeCliTests : IDisposable
         Assert.Contains("top-1 agreement with float", stdout);
     }
 
+    [Fact]
+    public void CalibratesOnAFolderOfImagesAndRefusesToQuantizeTwice()
+    {
+        // The ten example images as one flat folder: no class sub-folders are needed to calibrate.
+        string flat = Directory.CreateDirectory(Path.Combine(_dir, "photos")).FullName;
+        foreach (var f in Directory.EnumerateFiles(Examples(), "*.png", SearchOption.AllDirectories)) File.Copy(f, Path.Combine(flat, Path.GetFileName(f)), overwrite: true);
+        string q = Path.Combine(_dir, "folder.onnx");
+        var (code, stdout, err) = CliRunner.Run("quantize", "builtin", "--calibration", flat, "--report", "--json", "--out", q);
+        Assert.True(code == 0, err);
+        using var doc = JsonDocument.Parse(stdout);
+        var report = doc.RootElement.GetProperty("report");
+        Assert.Equal(Directory.GetFiles(flat).Length, doc.RootElement.GetProperty("calibrationImages").GetInt32());
+        Assert.True(report.GetProperty("evaluatedOnCalibrationImages").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, report.GetProperty("floatAccuracy").ValueKind); // one unlabelled class: agreement only
+        Assert.InRange(report.GetProperty("agreement").GetDouble(), 0.0, 1.0);
+        long builtinBytes = new FileInfo(Path.Combine(AppContext.BaseDirectory, "models", "builtin.onnx")).Length;
+        Assert.Equal(builtinBytes, doc.RootElement.GetProperty("floatBytes").GetInt64()); // the file the user gave, not the prepared graph
+
+        (code, _, err) = CliRunner.Run("quantize", q, "--samples", "4", "--out", Path.Combine(_dir, "twice.onnx"));
+        Assert.Equal(1, code);
+        Assert.Contains("already quantized", err);
+        Assert.False(File.Exists(Path.Combine(_dir, "twice.onnx")));
+    }
+
     [Theory]
     [InlineData(new[] { "quantize", "--out", "x.txt" }, "must name a .onnx file")]
     [InlineData(new[] { "quantize", "--out", "OUT", "--method", "magic" }, "--method 'magic' is not minmax, percentile or entropy")]
@@ -72,6 +96,7 @@ public sealed class QuantizeCliTests : IDisposable
         Assert.Equal(1, code);
         Assert.Contains(message, err);
         Assert.Single(err.Trim().Split('\n'));
+        Assert.DoesNotContain("(Parameter '", err);
         Assert.False(File.Exists(Path.Combine(_dir, "o.onnx")), "nothing is written on an error");
     }
 }
