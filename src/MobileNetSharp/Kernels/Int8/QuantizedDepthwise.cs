@@ -394,9 +394,11 @@ public static unsafe class QuantizedDepthwise
                 nint at = off + cb;
                 for (int t = 0; t < count; t++, w += stride)
                 {
-                    (Vector128<ushort> lo, Vector128<ushort> hi) = Vector128.Widen(Vector128.Load(taps[t] + at));
-                    (Vector128<uint> x0, Vector128<uint> x1) = Vector128.Widen(lo);
-                    (Vector128<uint> x2, Vector128<uint> x3) = Vector128.Widen(hi);
+                    // WidenLower/WidenUpper: the tuple-returning Widen is not accelerated in .NET 10.
+                    var codes = Vector128.Load(taps[t] + at);
+                    Vector128<ushort> lo = Vector128.WidenLower(codes), hi = Vector128.WidenUpper(codes);
+                    Vector128<uint> x0 = Vector128.WidenLower(lo), x1 = Vector128.WidenUpper(lo);
+                    Vector128<uint> x2 = Vector128.WidenLower(hi), x3 = Vector128.WidenUpper(hi);
                     a0 += x0.AsInt32() * Vector128.Load(w);
                     a1 += x1.AsInt32() * Vector128.Load(w + 4);
                     a2 += x2.AsInt32() * Vector128.Load(w + 8);
@@ -414,10 +416,14 @@ public static unsafe class QuantizedDepthwise
         }
     }
 
-    /// <summary>float multiply, clamp in float, round half to even (the contract's order; no shortcut on this path).</summary>
+    /// <summary>
+    /// float multiply, clamp in float, round half to even (the contract's order; no shortcut on this path). The Native
+    /// min, max and conversion: the product is finite and clamped into int range, so the IEEE and saturating forms'
+    /// fix-ups (slow on x86) would change nothing.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector128<int> RoundV128(Vector128<int> acc, float* m, Vector128<float> lower, Vector128<float> upper) =>
-        Vector128.ConvertToInt32(Vector128.Round(Vector128.Min(Vector128.Max(Vector128.ConvertToSingle(acc) * Vector128.Load(m), lower), upper)));
+        Vector128.ConvertToInt32Native(Vector128.Round(Vector128.MinNative(Vector128.MaxNative(Vector128.ConvertToSingle(acc) * Vector128.Load(m), lower), upper)));
 
     /// <summary>One output row one value at a time, in the contract's order of operations.</summary>
     private static void RowScalar(Int8DepthwiseArgs* g, byte** taps, int* init, float* mult, byte* y)
