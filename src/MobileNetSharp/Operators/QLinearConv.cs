@@ -12,8 +12,8 @@ namespace MobileNetSharp.Graph;
 /// with acc the exact int32 sum (ONNX QLinearConv, operators.md), and the <see cref="Conv"/>'s fused ReLU or clip
 /// applied as a clamp on the codes. Made by <see cref="Passes.FuseQuantizedOps"/> from a QDQ model's
 /// DequantizeLinear -> Conv -> QuantizeLinear; the runtime computes 1x1 convolutions (stride 1, no padding, one
-/// group) with <see cref="QuantizedGemm"/> and depthwise ones (any kernel, stride and padding, no dilation) with
-/// <see cref="QuantizedDepthwise"/>.
+/// group) with <see cref="QuantizedGemm"/>, depthwise ones (any kernel, stride and padding, no dilation) with
+/// <see cref="QuantizedDepthwise"/>, and other one-group convolutions (the stem) with <see cref="QuantizedConvolution"/>.
 /// </summary>
 /// <param name="Conv">The convolution's geometry and fused activation.</param>
 /// <param name="Weights">int8 weights, OIHW.</param>
@@ -22,8 +22,12 @@ public sealed record QLinearConv(Conv Conv, QuantParams X, QuantParams W, Tensor
 {
     public override string Type => "QLinearConv";
 
-    /// <summary>True for the convolutions the runtime computes in integers: 1x1 (the GEMM) and depthwise.</summary>
-    public static bool Computes(Conv c, int inChannels, int outChannels) => IsPointwise(c) || (IsDepthwise(c, inChannels) && outChannels == inChannels);
+    /// <summary>
+    /// True for the convolutions the runtime computes in integers: 1x1 (the GEMM), depthwise (one output per channel),
+    /// and standard ones of one group with any kernel (unfolded into the GEMM). Grouped convolutions between the two stay float.
+    /// </summary>
+    public static bool Computes(Conv c, int inChannels, int outChannels) =>
+        IsPointwise(c) || (IsDepthwise(c, inChannels) && outChannels == inChannels) || c.Groups == 1;
 
     /// <summary>Depthwise: one group per input channel, one output per group, no dilation.</summary>
     public static bool IsDepthwise(Conv c, int inChannels) => c.Groups == inChannels && inChannels > 1 && c.DilationH == 1 && c.DilationW == 1;
@@ -103,8 +107,8 @@ public sealed record QLinearConv(Conv Conv, QuantParams X, QuantParams W, Tensor
         PlanCompiler.Require(n, 0, DataType.UInt8, "QLinearConv input");
         int m = Weights.Shape[0], c = x.Shape[1];
         bool depthwise = IsDepthwise(Conv, c) && m == c;
-        if (!(IsPointwise(Conv) || depthwise) || X.Type != DataType.UInt8 || Y.Type != DataType.UInt8)
-            throw new ArgumentException($"QLinearConv runs 1x1 (stride 1, no padding, one group) and depthwise convolutions on uint8 tensors; this one is {Describe()}.");
+        if (!(IsPointwise(Conv) || depthwise || Conv.Groups == 1) || X.Type != DataType.UInt8 || Y.Type != DataType.UInt8)
+            throw new ArgumentException($"QLinearConv runs one-group and depthwise convolutions on uint8 tensors; this one is {Describe()} with {Conv.Groups} groups.");
         var (min, max) = Clamp();
         var rq = Requantization.FromScales(m, X.Scales[0], W.Scales, Y.Scales[0], Bias is null ? [] : (int[])Bias.Data, (byte)Y.ZeroPoints[0], min, max);
         var input = plan.Get(x, MemoryLayout.Nhwc);
@@ -115,6 +119,14 @@ public sealed record QLinearConv(Conv Conv, QuantParams X, QuantParams W, Tensor
             var dw = PackedInt8DepthwiseWeights.FromOihw((sbyte[])Weights.Data, c, Conv.KernelH, Conv.KernelW);
             QuantizedDepthwise.Validate(g, dw, rq);
             plan.Add(new QLinearDepthwiseStep(n.Name, g, (byte)X.ZeroPoints[0], dw, rq, plan.Isa, input, output));
+            return;
+        }
+        if (!IsPointwise(Conv))
+        {
+            var g = Conv.Geometry(x.Shape, m);
+            var weights = QuantizedConvolution.PackWeights((sbyte[])Weights.Data, m, c, Conv.KernelH, Conv.KernelW);
+            QuantizedConvolution.Validate(g, weights, rq);
+            plan.Add(new QLinearConvolutionStep(n.Name, g, (byte)X.ZeroPoints[0], weights, rq, plan.Isa, input, output));
             return;
         }
         var packed = PackedInt8Weights.FromNxK((sbyte[])Weights.Data, m, c);
@@ -140,4 +152,14 @@ internal sealed class QLinearDepthwiseStep(string name, Conv2dGeometry g, byte z
 
     public override void Execute(RunContext ctx) =>
         QuantizedDepthwise.Run(g, ctx.ReadBytes(input), zeroPoint, weights, requantization, ctx.WriteBytes(output), ctx.Workers, isa);
+}
+
+/// <summary>A one-group QLinearConv with a kernel larger than 1x1 (or strided, or padded) on channels-last uint8 slots: unfold, then the integer GEMM.</summary>
+internal sealed class QLinearConvolutionStep(string name, Conv2dGeometry g, byte zeroPoint, PackedInt8Weights weights,
+    Requantization requantization, IsaLevel? isa, Slot input, Slot output) : Step(name, [input], [output])
+{
+    public override string Kernel => $"qconv{g.KernelH}x{g.KernelW}s{g.StrideH}";
+
+    public override void Execute(RunContext ctx) =>
+        QuantizedConvolution.Run(g, ctx.ReadBytes(input), zeroPoint, weights, requantization, ctx.WriteBytes(output), ctx.Workers, isa);
 }

@@ -56,6 +56,9 @@ public class IntegerConvTests(ITestOutputHelper output)
     [InlineData(19, 19, true, false, 3, true, 2, 1)]
     [InlineData(40, 40, false, true, 5, true, 2, 2)]
     [InlineData(8, 8, true, true, 5, true, 1, 0)]
+    [InlineData(3, 32, true, true, 3, false, 2, 1)]   // the stem: unfolded into the integer GEMM
+    [InlineData(8, 8, true, false, 3, false, 1, 1)]
+    [InlineData(5, 7, false, true, 5, false, 2, 2)]
     public void IntegerPathAgreesWithTheSimulationAndOnnxRuntime(int c, int m, bool perChannel, bool relu6, int kernel, bool depthwise, int stride, int pad)
     {
         var bytes = Model(c, m, perChannel, relu6, kernel: kernel, depthwise: depthwise, stride: stride, pad: pad);
@@ -70,7 +73,8 @@ public class IntegerConvTests(ITestOutputHelper output)
             {
                 using var s = new InferenceSession(g, new SessionOptions { Isa = isa, Threads = threads });
                 Assert.Equal(1, s.Optimizations!.QuantizedOpsFused);
-                Assert.Contains(s.Steps, st => st.Kernel == (depthwise ? $"qdw{kernel}x{kernel}s{stride}" : "qgemm-1x1"));
+                string expectedKernel = depthwise ? $"qdw{kernel}x{kernel}s{stride}" : kernel == 1 && stride == 1 ? "qgemm-1x1" : $"qconv{kernel}x{kernel}s{stride}";
+                Assert.Contains(s.Steps, st => st.Kernel == expectedKernel);
                 var ours = Codes(s, x);
                 int offSim = 0, offOrt = 0;
                 for (int i = 0; i < ours.Length; i++)
@@ -89,9 +93,9 @@ public class IntegerConvTests(ITestOutputHelper output)
     [Fact]
     public void UnsupportedPatternsKeepTheFloatPath()
     {
-        // A bias at another scale than x_scale * w_scale, a full 3x3 convolution, and a depthwise one with two outputs per
-        // channel: all stay float, and give what the QDQ nodes define.
-        foreach (var bytes in new[] { Model(8, 8, true, true, biasScaleFactor: 2f), Model(8, 8, true, true, kernel: 3), Model(8, 16, true, true, kernel: 3, depthwise: true, pad: 1) })
+        // A bias at another scale than x_scale * w_scale, and a depthwise convolution with two outputs per channel (a
+        // grouped one): both stay float, and give what the QDQ nodes define.
+        foreach (var bytes in new[] { Model(8, 8, true, true, biasScaleFactor: 2f), Model(8, 16, true, true, kernel: 3, depthwise: true, pad: 1) })
         {
             var g = OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 1 });
             using var s = new InferenceSession(g);

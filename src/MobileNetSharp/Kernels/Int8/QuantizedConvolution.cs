@@ -1,0 +1,162 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace MobileNetSharp.Kernels.Int8;
+
+/// <summary>
+/// A standard (one group) integer convolution of any kernel, stride, padding and dilation on channels-last uint8
+/// tensors: the stem of every MobileNet, and the full convolutions of their standard-convolution twins. Each band
+/// of output pixels is unfolded (im2col) into rows of K = KH·KW·C codes, ordered [ky][kx][c], and multiplied by
+/// <see cref="QuantizedGemm"/> with the requantization fused, so the arithmetic is exactly the 1x1 kernel's:
+/// <code>
+/// acc[p, m] = Σ_(ky,kx,c) (x[p; ky,kx,c] - zpX) · w[m, c, ky, kx] + bias[m]      int32
+/// y[p, m]   = saturate(roundHalfToEven(acc · x_scale · w_scale[m] / y_scale) + zpY), clamped by the activation
+/// </code>
+/// A tap outside the image reads zpX, the code of real 0, which is what zero padding of the dequantized input
+/// means (ONNX QLinearConv pads with the input zero point).
+/// <para>
+/// Bands are sized so their unfolded rows stay near 64 KB (in L2 while the GEMM walks them), and run one band per
+/// task across the workers; every output element is computed identically whatever the split, so the result does
+/// not depend on the thread count.
+/// </para>
+/// </summary>
+public static unsafe class QuantizedConvolution
+{
+    /// <summary>Target size of one band's unfolded rows.</summary>
+    private const int BandBytes = 64 * 1024;
+
+    /// <summary>
+    /// Packs OIHW int8 weights [M, C, KH, KW] for <see cref="Run"/>: as a GEMM B of K = KH·KW·C rows in [ky][kx][c]
+    /// order, the order <see cref="Run"/> unfolds the input in.
+    /// </summary>
+    /// <exception cref="ArgumentException">A size below 1, or a weight length that is not M·C·KH·KW.</exception>
+    public static PackedInt8Weights PackWeights(ReadOnlySpan<sbyte> oihw, int outC, int inC, int kernelH, int kernelW)
+    {
+        if (outC < 1 || inC < 1 || kernelH < 1 || kernelW < 1)
+            throw new ArgumentException($"Int8 convolution: weights [{outC}, {inC}, {kernelH}, {kernelW}] need every size >= 1.");
+        long k = (long)inC * kernelH * kernelW;
+        if (oihw.Length != outC * k) throw new ArgumentException($"Int8 convolution: {oihw.Length} weights for [{outC}, {inC}, {kernelH}, {kernelW}].");
+        var nk = new sbyte[oihw.Length];
+        for (int m = 0; m < outC; m++)
+            for (int c = 0; c < inC; c++)
+                for (int ky = 0; ky < kernelH; ky++)
+                    for (int kx = 0; kx < kernelW; kx++)
+                        nk[m * k + ((long)ky * kernelW + kx) * inC + c] = oihw[(int)(((m * (long)inC + c) * kernelH + ky) * kernelW + kx)];
+        return PackedInt8Weights.FromNxK(nk, outC, (int)k);
+    }
+
+    /// <summary>Checks a geometry against packed weights and requantization.</summary>
+    /// <exception cref="ArgumentException">Groups other than 1, or weights or requantization for other sizes.</exception>
+    public static void Validate(in Conv2dGeometry g, PackedInt8Weights weights, Requantization requantization)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(requantization);
+        g.Validate();
+        if (g.Groups != 1) throw new ArgumentException($"Int8 convolution: one group only, got {g.Groups} (depthwise has its own kernel).");
+        long k = (long)g.InC * g.KernelH * g.KernelW;
+        if (weights.K != k || weights.N != g.OutC)
+            throw new ArgumentException($"Int8 convolution: weights are K {weights.K} x N {weights.N}, the geometry needs K {k} x N {g.OutC}.");
+        if (requantization.Channels != g.OutC)
+            throw new ArgumentException($"Int8 convolution: requantization is for {requantization.Channels} channels, the geometry has {g.OutC}.");
+    }
+
+    /// <summary>y = QLinearConv(x) on NHWC uint8 tensors: input [N, H, W, C], output [N, OH, OW, M].</summary>
+    /// <exception cref="ArgumentException">See <see cref="Validate"/>; or spans shorter than the geometry's tensors.</exception>
+    public static void Run(in Conv2dGeometry g, ReadOnlySpan<byte> input, byte inputZeroPoint, PackedInt8Weights weights,
+        Requantization requantization, Span<byte> output, Workers workers, IsaLevel? isa = null)
+    {
+        ArgumentNullException.ThrowIfNull(workers);
+        Validate(g, weights, requantization);
+        if (input.Length < g.InputLength) throw new ArgumentException($"Int8 convolution: input has {input.Length} bytes, the geometry needs {g.InputLength}.", nameof(input));
+        if (output.Length < g.OutputLength) throw new ArgumentException($"Int8 convolution: output has {output.Length} bytes, the geometry needs {g.OutputLength}.", nameof(output));
+        fixed (byte* x = input, y = output)
+            Run(Isa.Resolve(isa), g, x, inputZeroPoint, weights, requantization, y, workers);
+    }
+
+    /// <summary>One call's work, shared with the worker tasks through a GCHandle (the weights are managed objects).</summary>
+    private sealed class Job
+    {
+        public Conv2dGeometry G;
+        public byte* X, Y;
+        public byte ZeroPoint;
+        public Int8Path Path;
+        public int K, BandPixels, BandsPerImage;
+        public PackedInt8Weights Weights = null!;
+        public Requantization Requantization = null!;
+    }
+
+    /// <summary>The unchecked entry for compiled plans: the caller validated the geometry once.</summary>
+    internal static void Run(IsaLevel isa, in Conv2dGeometry g, byte* x, byte zeroPoint, PackedInt8Weights weights, Requantization requantization,
+        byte* y, Workers workers)
+    {
+        int k = g.InC * g.KernelH * g.KernelW;
+        int pixels = g.OutH * g.OutW;
+        // Whole 6-row GEMM tiles per band, so only an image's last band has a partial tile.
+        int band = Math.Min(pixels, Math.Max(6, BandBytes / k / 6 * 6));
+        var job = new Job
+        {
+            G = g, X = x, Y = y, ZeroPoint = zeroPoint, Path = QuantizedGemm.PathFor(isa), K = k,
+            BandPixels = band, BandsPerImage = (pixels + band - 1) / band, Weights = weights, Requantization = requantization,
+        };
+        var handle = GCHandle.Alloc(job);
+        try { workers.For(g.Batch * job.BandsPerImage, &Task, (void*)GCHandle.ToIntPtr(handle)); }
+        finally { handle.Free(); }
+    }
+
+    private static void Task(void* context, int index)
+    {
+        var job = (Job)GCHandle.FromIntPtr((nint)context).Target!;
+        Conv2dGeometry g = job.G;
+        int image = index / job.BandsPerImage, pixels = g.OutH * g.OutW;
+        int p0 = index % job.BandsPerImage * job.BandPixels, p1 = Math.Min(pixels, p0 + job.BandPixels);
+        byte[] rows = ArrayPool<byte>.Shared.Rent((p1 - p0) * job.K);
+        try
+        {
+            fixed (byte* columns = rows)
+            {
+                Unfold(g, job.X + (long)image * g.InH * g.InW * g.InC, job.ZeroPoint, p0, p1, columns);
+                QuantizedGemm.Run(job.Path, p1 - p0, columns, job.K, job.ZeroPoint, job.Weights, job.Requantization,
+                    job.Y + ((long)image * pixels + p0) * g.OutC, g.OutC, Workers.Single);
+            }
+        }
+        finally { ArrayPool<byte>.Shared.Return(rows); }
+    }
+
+    /// <summary>Output pixels [p0, p1) of one image as rows of K codes, [ky][kx][c]; taps off the image are the zero point.</summary>
+    private static void Unfold(in Conv2dGeometry g, byte* image, byte zeroPoint, int p0, int p1, byte* columns)
+    {
+        int c = g.InC, kw = g.KernelW;
+        uint span = (uint)(kw * c);
+        byte* dst = columns;
+        for (int p = p0; p < p1; p++)
+        {
+            int oy = p / g.OutW, ox = p % g.OutW;
+            int ix0 = ox * g.StrideW - g.PadLeft;
+            // Undilated taps of one kernel row are adjacent pixels: one copy of KW·C bytes when all are inside (the
+            // stem's 3 channels would otherwise be 9 copies of 3 bytes a pixel).
+            bool rowInside = g.DilationW == 1 && ix0 >= 0 && ix0 + kw <= g.InW;
+            for (int ky = 0; ky < g.KernelH; ky++, dst += span)
+            {
+                int iy = oy * g.StrideH - g.PadTop + ky * g.DilationH;
+                if ((uint)iy >= (uint)g.InH)
+                {
+                    Unsafe.InitBlockUnaligned(dst, zeroPoint, span);
+                    continue;
+                }
+                byte* src = image + (long)iy * g.InW * c;
+                if (rowInside)
+                {
+                    Unsafe.CopyBlockUnaligned(dst, src + (long)ix0 * c, span);
+                    continue;
+                }
+                for (int kx = 0; kx < kw; kx++)
+                {
+                    int ix = ix0 + kx * g.DilationW;
+                    if ((uint)ix < (uint)g.InW) Unsafe.CopyBlockUnaligned(dst + kx * c, src + (long)ix * c, (uint)c);
+                    else Unsafe.InitBlockUnaligned(dst + kx * c, zeroPoint, (uint)c);
+                }
+            }
+        }
+    }
+}
