@@ -15,9 +15,12 @@ namespace MobileNetSharp.Tests.Quantization;
 public class IntegerConvTests(ITestOutputHelper output)
 {
     /// <summary>x -> Q -> DQ -> Conv(1x1, int8 weights through DQ, int32 bias through DQ) -> [Clip] -> Q -> output codes (uint8).</summary>
+    /// <param name="pad">Top and left padding.</param>
+    /// <param name="padEnd">Bottom and right padding, when other than <paramref name="pad"/> (TensorFlow's SAME puts the odd one there).</param>
     private static byte[] Model(int c, int m, bool perChannel, bool relu6, int weightMax = 63, float biasScaleFactor = 1f, int kernel = 1,
-        bool depthwise = false, int stride = 1, int pad = 0)
+        bool depthwise = false, int stride = 1, int pad = 0, int? padEnd = null)
     {
+        int end = padEnd ?? pad;
         var rng = new Random(c * 31 + m);
         int inPerGroup = depthwise ? 1 : c;
         var w = new sbyte[m * inPerGroup * kernel * kernel];
@@ -26,7 +29,7 @@ public class IntegerConvTests(ITestOutputHelper output)
         var ws = Enumerable.Range(0, perChannel ? m : 1).Select(_ => 0.001f + 0.01f * rng.NextSingle()).ToArray();
         var bias = Enumerable.Range(0, m).Select(_ => rng.Next(-20000, 20000)).ToArray();
         var bs = Enumerable.Range(0, m).Select(j => xs * ws[perChannel ? j : 0] * biasScaleFactor).ToArray();
-        int oh = (9 + 2 * pad - kernel) / stride + 1, ow = (7 + 2 * pad - kernel) / stride + 1;
+        int oh = (9 + pad + end - kernel) / stride + 1, ow = (7 + pad + end - kernel) / stride + 1;
         var b = new OnnxModelBuilder(13).Input("x", "N", c, 9, 7).TypedOutput("y", 2, "N", m, oh, ow)
             .Initializer("xs", new Tensor([xs], [])).Initializer("xz", new Tensor(DataType.UInt8, [], new byte[] { 120 }))
             .Initializer("w", new Tensor(DataType.Int8, [m, inPerGroup, kernel, kernel], w))
@@ -38,7 +41,7 @@ public class IntegerConvTests(ITestOutputHelper output)
             .Node("DequantizeLinear", ["w", "ws", "wz"], ["wf"], "dqw", perChannel ? [("axis", 0L)] : [])
             .Node("DequantizeLinear", ["b", "bs", "bz"], ["bf"], "dqb", [("axis", 0L)])
             .Node("Conv", ["xf", "wf", "bf"], [relu6 ? "yc" : "yf"], "conv", ("group", (long)(depthwise ? c : 1)),
-                ("strides", new long[] { stride, stride }), ("pads", new long[] { pad, pad, pad, pad }));
+                ("strides", new long[] { stride, stride }), ("pads", new long[] { pad, pad, end, end }));
         if (relu6)
             b.Initializer("lo", new Tensor([0f], [])).Initializer("hi", new Tensor([6f], [])).Node("Clip", ["yc", "lo", "hi"], ["yf"], "relu6");
         b.Node("QuantizeLinear", ["yf", "ys", "yz"], ["y"], "qy");
@@ -59,9 +62,16 @@ public class IntegerConvTests(ITestOutputHelper output)
     [InlineData(3, 32, true, true, 3, false, 2, 1)]   // the stem: unfolded into the integer GEMM
     [InlineData(8, 8, true, false, 3, false, 1, 1)]
     [InlineData(5, 7, false, true, 5, false, 2, 2)]
-    public void IntegerPathAgreesWithTheSimulationAndOnnxRuntime(int c, int m, bool perChannel, bool relu6, int kernel, bool depthwise, int stride, int pad)
+    // Asymmetric pads through the fusion pass (TF SAME: the extra row and column at the bottom and right), odd channel
+    // counts off every vector width, 5x5 and 3x3 at stride 2.
+    [InlineData(37, 37, true, true, 5, true, 2, 1, 2)]
+    [InlineData(19, 19, true, false, 5, true, 2, 2, 1)]
+    [InlineData(67, 67, true, true, 3, true, 2, 0, 1)]
+    [InlineData(3, 16, true, true, 3, false, 2, 0, 1)]  // a TF SAME stem
+    public void IntegerPathAgreesWithTheSimulationAndOnnxRuntime(int c, int m, bool perChannel, bool relu6, int kernel, bool depthwise, int stride, int pad,
+        int? padEnd = null)
     {
-        var bytes = Model(c, m, perChannel, relu6, kernel: kernel, depthwise: depthwise, stride: stride, pad: pad);
+        var bytes = Model(c, m, perChannel, relu6, kernel: kernel, depthwise: depthwise, stride: stride, pad: pad, padEnd: padEnd);
         var g = OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 3 });
         var x = Tensor.Random(c + m, [3, c, 9, 7], -5, 5);
         using var simulated = new InferenceSession(g, new SessionOptions { IntegerKernels = false });
