@@ -10,7 +10,8 @@ namespace MobileNetSharp.Graph;
 /// [M, C/groups, kH, kW] (symmetric, per tensor or per output channel), optional int32 bias [M] in units of
 /// x_scale * w_scale, uint8 output [N, M, OH, OW]; y = saturate(round(x_scale * w_scale / y_scale * acc) + y_zero_point)
 /// with acc the exact int32 sum (ONNX QLinearConv, operators.md), and the <see cref="Conv"/>'s fused ReLU or clip
-/// applied as a clamp on the codes. Made by <see cref="Passes.FuseQuantizedOps"/> from a QDQ model's
+/// applied as a clamp on the codes, or its hard-swish applied in float before the output quantization
+/// (<see cref="Requantization.WithHardSwish"/>; not for depthwise layers). Made by <see cref="Passes.FuseQuantizedOps"/> from a QDQ model's
 /// DequantizeLinear -> Conv -> QuantizeLinear; the runtime computes 1x1 convolutions (stride 1, no padding, one
 /// group) with <see cref="QuantizedGemm"/>, depthwise ones (any kernel, stride and padding, no dilation) with
 /// <see cref="QuantizedDepthwise"/>, and other one-group convolutions (the stem) with <see cref="QuantizedConvolution"/>.
@@ -94,8 +95,9 @@ public sealed record QLinearConv(Conv Conv, QuantParams X, QuantParams W, Tensor
         float lo = float.NegativeInfinity, hi = float.PositiveInfinity;
         var a = Conv.Activation;
         if (a.Kind == ActivationKind.Relu) lo = 0;
+        else if (a.Kind == ActivationKind.HardSwish) { } // applied in float before quantizing (Requantization.WithHardSwish): no clamp on the codes
         else if (a.Kind == ActivationKind.Clip) (lo, hi) = (a.Alpha, a.Beta);
-        else if (!a.IsNone) throw new ArgumentException($"QLinearConv takes ReLU or a clip as its activation, not {a}.");
+        else if (!a.IsNone) throw new ArgumentException($"QLinearConv takes ReLU, a clip or hard-swish as its activation, not {a}.");
         int Code(float v) => float.IsNegativeInfinity(v) ? qmin : float.IsPositiveInfinity(v) ? qmax
             : QuantizeLinearKernel.QuantizeOne(v, Y.Scales[0], qmin - Y.ZeroPoints[0], qmax - Y.ZeroPoints[0]) + Y.ZeroPoints[0];
         return ((byte)Code(lo), (byte)Code(hi));
@@ -110,7 +112,10 @@ public sealed record QLinearConv(Conv Conv, QuantParams X, QuantParams W, Tensor
         if (!(IsPointwise(Conv) || depthwise || Conv.Groups == 1) || X.Type != DataType.UInt8 || Y.Type != DataType.UInt8)
             throw new ArgumentException($"QLinearConv runs one-group and depthwise convolutions on uint8 tensors; this one is {Describe()} with {Conv.Groups} groups.");
         var (min, max) = Clamp();
-        var rq = Requantization.FromScales(m, X.Scales[0], W.Scales, Y.Scales[0], Bias is null ? [] : (int[])Bias.Data, (byte)Y.ZeroPoints[0], min, max);
+        int[] bias = Bias is null ? [] : (int[])Bias.Data;
+        var rq = Conv.Activation.Kind == ActivationKind.HardSwish
+            ? Requantization.WithHardSwish(m, X.Scales[0], W.Scales, Y.Scales[0], bias, (byte)Y.ZeroPoints[0], Conv.Activation.Alpha, Conv.Activation.Beta)
+            : Requantization.FromScales(m, X.Scales[0], W.Scales, Y.Scales[0], bias, (byte)Y.ZeroPoints[0], min, max);
         var input = plan.Get(x, MemoryLayout.Nhwc);
         var output = plan.Produce(n.Output, MemoryLayout.Nhwc);
         if (depthwise)

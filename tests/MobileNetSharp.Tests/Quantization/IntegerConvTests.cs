@@ -18,7 +18,7 @@ public class IntegerConvTests(ITestOutputHelper output)
     /// <param name="pad">Top and left padding.</param>
     /// <param name="padEnd">Bottom and right padding, when other than <paramref name="pad"/> (TensorFlow's SAME puts the odd one there).</param>
     private static byte[] Model(int c, int m, bool perChannel, bool relu6, int weightMax = 63, float biasScaleFactor = 1f, int kernel = 1,
-        bool depthwise = false, int stride = 1, int pad = 0, int? padEnd = null)
+        bool depthwise = false, int stride = 1, int pad = 0, int? padEnd = null, bool hardSwish = false)
     {
         int end = padEnd ?? pad;
         var rng = new Random(c * 31 + m);
@@ -30,7 +30,7 @@ public class IntegerConvTests(ITestOutputHelper output)
         var bias = Enumerable.Range(0, m).Select(_ => rng.Next(-20000, 20000)).ToArray();
         var bs = Enumerable.Range(0, m).Select(j => xs * ws[perChannel ? j : 0] * biasScaleFactor).ToArray();
         int oh = (9 + pad + end - kernel) / stride + 1, ow = (7 + pad + end - kernel) / stride + 1;
-        var b = new OnnxModelBuilder(13).Input("x", "N", c, 9, 7).TypedOutput("y", 2, "N", m, oh, ow)
+        var b = new OnnxModelBuilder(hardSwish ? 14 : 13).Input("x", "N", c, 9, 7).TypedOutput("y", 2, "N", m, oh, ow)
             .Initializer("xs", new Tensor([xs], [])).Initializer("xz", new Tensor(DataType.UInt8, [], new byte[] { 120 }))
             .Initializer("w", new Tensor(DataType.Int8, [m, inPerGroup, kernel, kernel], w))
             .Initializer("ws", perChannel ? new Tensor(ws, m) : new Tensor(ws, [])).Initializer("wz", perChannel ? new Tensor(DataType.Int8, [m], new sbyte[m]) : new Tensor(DataType.Int8, [], new sbyte[1]))
@@ -40,9 +40,10 @@ public class IntegerConvTests(ITestOutputHelper output)
             .Node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"], "dqx")
             .Node("DequantizeLinear", ["w", "ws", "wz"], ["wf"], "dqw", perChannel ? [("axis", 0L)] : [])
             .Node("DequantizeLinear", ["b", "bs", "bz"], ["bf"], "dqb", [("axis", 0L)])
-            .Node("Conv", ["xf", "wf", "bf"], [relu6 ? "yc" : "yf"], "conv", ("group", (long)(depthwise ? c : 1)),
+            .Node("Conv", ["xf", "wf", "bf"], [relu6 || hardSwish ? "yc" : "yf"], "conv", ("group", (long)(depthwise ? c : 1)),
                 ("strides", new long[] { stride, stride }), ("pads", new long[] { pad, pad, end, end }));
-        if (relu6)
+        if (hardSwish) b.Node("HardSwish", ["yc"], ["yf"], "hswish");
+        else if (relu6)
             b.Initializer("lo", new Tensor([0f], [])).Initializer("hi", new Tensor([6f], [])).Node("Clip", ["yc", "lo", "hi"], ["yf"], "relu6");
         b.Node("QuantizeLinear", ["yf", "ys", "yz"], ["y"], "qy");
         return b.ToBytes();
@@ -97,6 +98,44 @@ public class IntegerConvTests(ITestOutputHelper output)
                 output.WriteLine($"{isa} t{threads}: {offSim} of {ours.Length} codes differ from the simulation by one step");
                 Assert.True(offSim <= ours.Length / 50, $"{isa} t{threads}: {offSim} of {ours.Length} codes differ from the simulation");
                 Assert.True(offOrt == 0, $"{isa} t{threads}: {offOrt} of {ours.Length} codes differ from ONNX Runtime's integer kernels");
+            }
+    }
+
+    /// <summary>
+    /// Hard-swish (MobileNetV3) between the convolution and the output quantization: computed in float in the GEMM's
+    /// epilogue on the exact integer sum. ONNX Runtime and the simulation run it as float Conv -> HardSwish ->
+    /// QuantizeLinear, so both may differ from ours by one code where a value falls near a rounding tie. A depthwise
+    /// hard-swish layer keeps the float path.
+    /// </summary>
+    [Theory]
+    [InlineData(16, 24, true, 1, false, 1, 0)]
+    [InlineData(37, 19, false, 1, false, 1, 0)]
+    [InlineData(3, 16, true, 3, false, 2, 1)]   // V3's stem
+    [InlineData(24, 24, true, 3, true, 1, 1)]   // depthwise: stays float
+    public void HardSwishRunsInTheGemmEpilogue(int c, int m, bool perChannel, int kernel, bool depthwise, int stride, int pad)
+    {
+        var bytes = Model(c, m, perChannel, relu6: false, kernel: kernel, depthwise: depthwise, stride: stride, pad: pad, hardSwish: true);
+        var g = OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 2 });
+        var x = Tensor.Random(c * 7 + m, [2, c, 9, 7], -5, 5);
+        using var simulated = new InferenceSession(g, new SessionOptions { IntegerKernels = false });
+        var reference = Codes(simulated, x);
+        var ort = (byte[])OrtRunner.Run(bytes, [new("x", x)])["y"].Data;
+        foreach (var isa in Isa.Supported)
+            foreach (int threads in new[] { 1, 2 })
+            {
+                using var s = new InferenceSession(g, new SessionOptions { Isa = isa, Threads = threads });
+                Assert.Equal(depthwise ? 0 : 1, s.Optimizations!.QuantizedOpsFused);
+                var ours = Codes(s, x);
+                int off = 0, distinct = ours.Distinct().Count();
+                for (int i = 0; i < ours.Length; i++)
+                {
+                    Assert.True(Math.Abs(ours[i] - reference[i]) <= 1, $"{isa} t{threads} [{i}]: integer {ours[i]}, simulated {reference[i]}");
+                    Assert.True(Math.Abs(ours[i] - ort[i]) <= 1, $"{isa} t{threads} [{i}]: integer {ours[i]}, ONNX Runtime {ort[i]}");
+                    if (ours[i] != reference[i]) off++;
+                }
+                output.WriteLine($"{isa} t{threads}: {off} of {ours.Length} codes one step from the simulation, {distinct} distinct codes");
+                Assert.True(off <= ours.Length / 50, $"{isa} t{threads}: {off} of {ours.Length} codes differ from the simulation");
+                Assert.True(distinct > 20, "the outputs should cover hard-swish's curve, not sit at one code");
             }
     }
 

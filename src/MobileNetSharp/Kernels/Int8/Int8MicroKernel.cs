@@ -195,11 +195,16 @@ internal static unsafe class Int8MicroKernel
         private readonly Vector256<float> _m0, _m1, _lower, _upper;
         private readonly Vector256<short> _zeroPoint;
         private readonly Vector256<byte> _min, _max;
-        private readonly bool _clampBytes;
+        private readonly bool _clampBytes, _hardSwish;
+        private readonly Vector256<float> _outputScale, _alpha, _beta;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public EpilogueAvx2(Int8GemmArgs* g, int j)
         {
+            _hardSwish = g->HardSwish;
+            _outputScale = Vector256.Create(g->OutputScale);
+            _alpha = Vector256.Create(g->HardSwishAlpha);
+            _beta = Vector256.Create(g->HardSwishBeta);
             _m0 = Avx.LoadVector256(g->Multipliers + j);
             _m1 = Avx.LoadVector256(g->Multipliers + j + 8);
             _lower = Vector256.Create(g->Lower);
@@ -281,6 +286,12 @@ internal static unsafe class Int8MicroKernel
         private Vector256<int> ClampRound(Vector256<int> acc, Vector256<float> multiplier)
         {
             Vector256<float> f = Avx.Multiply(Avx.ConvertToVector256Single(acc), multiplier);
+            if (_hardSwish)
+            {
+                // v · min(max(alpha·v + beta, 0), 1), then QuantizeLinear's division (Requantization.WithHardSwish).
+                Vector256<float> gate = Avx.Min(Avx.Max(Fma.MultiplyAdd(_alpha, f, _beta), Vector256<float>.Zero), Vector256.Create(1f));
+                f = Avx.Divide(Avx.Multiply(f, gate), _outputScale);
+            }
             return Avx.ConvertToVector256Int32(Avx.Min(Avx.Max(f, _lower), _upper));
         }
     }
@@ -324,24 +335,39 @@ internal static unsafe class Int8MicroKernel
         Vector128<float> lower = Vector128.Create(g->Lower), upper = Vector128.Create(g->Upper);
         Vector128<int> zpC = Vector128.Create(g->ZeroPointC);
         nint ldc = g->Ldc;
-        StoreRowV128<TOps>(c, nc, c00, c01, m0, m1, lower, upper, zpC);
-        if (mr > 1) StoreRowV128<TOps>(c + ldc, nc, c10, c11, m0, m1, lower, upper, zpC);
-        if (mr > 2) StoreRowV128<TOps>(c + 2 * ldc, nc, c20, c21, m0, m1, lower, upper, zpC);
-        if (mr > 3) StoreRowV128<TOps>(c + 3 * ldc, nc, c30, c31, m0, m1, lower, upper, zpC);
-        if (mr > 4) StoreRowV128<TOps>(c + 4 * ldc, nc, c40, c41, m0, m1, lower, upper, zpC);
-        if (mr > 5) StoreRowV128<TOps>(c + 5 * ldc, nc, c50, c51, m0, m1, lower, upper, zpC);
+        StoreRowV128<TOps>(g, c, nc, c00, c01, m0, m1, lower, upper, zpC);
+        if (mr > 1) StoreRowV128<TOps>(g, c + ldc, nc, c10, c11, m0, m1, lower, upper, zpC);
+        if (mr > 2) StoreRowV128<TOps>(g, c + 2 * ldc, nc, c20, c21, m0, m1, lower, upper, zpC);
+        if (mr > 3) StoreRowV128<TOps>(g, c + 3 * ldc, nc, c30, c31, m0, m1, lower, upper, zpC);
+        if (mr > 4) StoreRowV128<TOps>(g, c + 4 * ldc, nc, c40, c41, m0, m1, lower, upper, zpC);
+        if (mr > 5) StoreRowV128<TOps>(g, c + 5 * ldc, nc, c50, c51, m0, m1, lower, upper, zpC);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreRowV128<TOps>(byte* c, int nc, Vector128<int> acc0, Vector128<int> acc1, Vector128<float> m0, Vector128<float> m1,
+    private static void StoreRowV128<TOps>(Int8GemmArgs* g, byte* c, int nc, Vector128<int> acc0, Vector128<int> acc1, Vector128<float> m0, Vector128<float> m1,
         Vector128<float> lower, Vector128<float> upper, Vector128<int> zpC) where TOps : unmanaged, IV128Ops
     {
-        Vector128<int> q0 = TOps.RoundToInt32(Vector128.MinNative(Vector128.MaxNative(Vector128.ConvertToSingle(acc0) * m0, lower), upper)) + zpC;
-        Vector128<int> q1 = TOps.RoundToInt32(Vector128.MinNative(Vector128.MaxNative(Vector128.ConvertToSingle(acc1) * m1, lower), upper)) + zpC;
+        Vector128<float> f0 = Vector128.ConvertToSingle(acc0) * m0, f1 = Vector128.ConvertToSingle(acc1) * m1;
+        if (g->HardSwish)
+        {
+            f0 = HardSwishV128(g, f0);
+            f1 = HardSwishV128(g, f1);
+        }
+        Vector128<int> q0 = TOps.RoundToInt32(Vector128.MinNative(Vector128.MaxNative(f0, lower), upper)) + zpC;
+        Vector128<int> q1 = TOps.RoundToInt32(Vector128.MinNative(Vector128.MaxNative(f1, lower), upper)) + zpC;
         // Values are in [0, 255]: narrowing cannot lose anything, saturating or not.
         Vector128<byte> bytes = TOps.NarrowToBytes(q0, q1);
         if (nc == 8) Unsafe.WriteUnaligned(c, bytes.AsUInt64().ToScalar());
         else StorePartial(c, bytes, nc);
+    }
+
+    /// <summary>hard-swish then the output quantization's division (<see cref="Requantization.WithHardSwish"/>), 4 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector128<float> HardSwishV128(Int8GemmArgs* g, Vector128<float> v)
+    {
+        Vector128<float> gate = Vector128.MinNative(Vector128.MaxNative(Vector128.FusedMultiplyAdd(Vector128.Create(g->HardSwishAlpha), v, Vector128.Create(g->HardSwishBeta)),
+            Vector128<float>.Zero), Vector128.Create(1f));
+        return v * gate / Vector128.Create(g->OutputScale);
     }
 
     /// <summary>C[0..mr, j..j+nc) one element at a time, in the contract's order of operations.</summary>
@@ -360,7 +386,9 @@ internal static unsafe class Int8MicroKernel
                     int x = ar[q], w = *bj;
                     acc += (x & 0xFFFF) * (short)w + (x >>> 16) * (w >> 16);
                 }
-                c[r * g->Ldc + jj] = RequantizeScalar(acc, g->Multipliers[j + jj], g->Lower, g->Upper, g->ZeroPointC);
+                c[r * g->Ldc + jj] = g->HardSwish
+                    ? RequantizeHardSwishScalar(acc, g->Multipliers[j + jj], g->HardSwishAlpha, g->HardSwishBeta, g->OutputScale, g->Lower, g->Upper, g->ZeroPointC)
+                    : RequantizeScalar(acc, g->Multipliers[j + jj], g->Lower, g->Upper, g->ZeroPointC);
             }
         }
     }
@@ -370,6 +398,15 @@ internal static unsafe class Int8MicroKernel
     internal static byte RequantizeScalar(int acc, float multiplier, float lower, float upper, int zeroPoint)
     {
         float f = Math.Min(Math.Max((float)acc * multiplier, lower), upper);
+        return (byte)((int)MathF.Round(f) + zeroPoint);
+    }
+
+    /// <summary>The hard-swish epilogue for one value (<see cref="Requantization.WithHardSwish"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static byte RequantizeHardSwishScalar(int acc, float dequantize, float alpha, float beta, float outputScale, float lower, float upper, int zeroPoint)
+    {
+        float v = (float)acc * dequantize;
+        float f = Math.Min(Math.Max(v * Math.Min(Math.Max(MathF.FusedMultiplyAdd(alpha, v, beta), 0f), 1f) / outputScale, lower), upper);
         return (byte)((int)MathF.Round(f) + zeroPoint);
     }
 

@@ -104,6 +104,8 @@ public static unsafe class QuantizedDepthwise
     /// <summary>Throws <see cref="ArgumentException"/> unless the geometry, weights and requantization fit together.</summary>
     internal static void Validate(in Conv2dGeometry g, PackedInt8DepthwiseWeights weights, Requantization requantization)
     {
+        if (requantization.HardSwish)
+            throw new ArgumentException("Int8 depthwise: the hard-swish epilogue is not implemented here; run the layer in float.", nameof(requantization));
         g.Validate();
         if (g.OutC != g.InC || g.Groups != g.InC)
             throw new ArgumentException($"Int8 depthwise: needs OutC = Groups = InC (one channel per group, multiplier 1), got InC {g.InC}, OutC {g.OutC}, Groups {g.Groups}.", nameof(g));

@@ -10,6 +10,7 @@ internal unsafe struct Int8GemmArgs
     public int* B; public long PanelInts; public int* ColumnSums;
     public float* Multipliers; public int* Bias; public float Lower, Upper; public int ZeroPointC;
     public byte MinByte, MaxByte; public bool ClampAfterRounding;
+    public bool HardSwish; public float OutputScale, HardSwishAlpha, HardSwishBeta;
     public byte* C; public nint Ldc;
     public int M, N, K, KPairs;
     public Int8Path Path; public int RowsPerTile;
@@ -111,6 +112,8 @@ public static unsafe class QuantizedGemm
                 Multipliers = multipliers, Bias = bias, Lower = requantization.LowerBound, Upper = requantization.UpperBound,
                 ZeroPointC = requantization.OutputZeroPoint, MinByte = requantization.Min, MaxByte = requantization.Max,
                 ClampAfterRounding = requantization.ClampAfterRounding,
+                HardSwish = requantization.HardSwish, OutputScale = requantization.OutputScale,
+                HardSwishAlpha = requantization.HardSwishAlpha, HardSwishBeta = requantization.HardSwishBeta,
                 C = c, Ldc = ldc, M = m, N = b.N, K = b.K, KPairs = b.KPairs,
                 Path = path, RowsPerTile = Int8MicroKernel.RowsPerTile(path), PanelCount = b.PanelCount,
             };

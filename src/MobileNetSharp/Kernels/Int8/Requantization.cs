@@ -76,6 +76,39 @@ public sealed class Requantization
         return new Requantization(m, bias, outputZeroPoint, min, max);
     }
 
+    /// <summary>
+    /// The same, with a hard-swish between the convolution and the output quantization (MobileNetV3's layers), which a
+    /// clamp on the codes cannot express. Per value:
+    /// <code>
+    /// v = (float)acc · dequantize[j]                       dequantize[j] = inputScale · weightScale[j]
+    /// h = v · min(max(alpha · v + beta, 0), 1)             hard-swish (ONNX HardSwish: alpha 1/6, beta 0.5)
+    /// C = saturate(roundHalfToEven(h / outputScale) + zpC)  QuantizeLinear: a division, as the QDQ form defines it
+    /// </code>
+    /// which is DequantizeLinear -> Conv -> HardSwish -> QuantizeLinear with the convolution's sum exact. The float
+    /// simulation sums float products, so the two may differ by one code where a value falls near a rounding tie.
+    /// </summary>
+    /// <exception cref="ArgumentException">As the constructor, or an output scale that is not finite and &gt; 0.</exception>
+    public static Requantization WithHardSwish(int channels, float inputScale, ReadOnlySpan<float> weightScales, float outputScale,
+        ReadOnlySpan<int> bias, byte outputZeroPoint, float alpha = 1f / 6, float beta = 0.5f)
+    {
+        if (!float.IsFinite(outputScale) || outputScale <= 0)
+            throw new ArgumentException($"Requantization output scale is {outputScale}; it must be finite and > 0.", nameof(outputScale));
+        var r = FromScales(channels, inputScale, weightScales, 1f, bias, outputZeroPoint);
+        r.HardSwish = true;
+        r.OutputScale = outputScale;
+        r.HardSwishAlpha = alpha;
+        r.HardSwishBeta = beta;
+        r.ClampAfterRounding = false;
+        return r;
+    }
+
+    /// <summary>True when the multipliers dequantize and a hard-swish and a division by <see cref="OutputScale"/> follow (<see cref="WithHardSwish"/>).</summary>
+    public bool HardSwish { get; private set; }
+    /// <summary>y_scale, divided by after the hard-swish; 1 otherwise (folded into the multipliers).</summary>
+    public float OutputScale { get; private set; } = 1f;
+    internal float HardSwishAlpha { get; private set; }
+    internal float HardSwishBeta { get; private set; }
+
     /// <summary>N, the output channels this applies to.</summary>
     public int Channels { get; }
     /// <summary>zpC.</summary>
@@ -96,7 +129,7 @@ public sealed class Requantization
     /// Every multiplier is below 1, so |(float)acc · M| &lt; 2^31 for every int32 acc and a kernel may round
     /// first and clamp the integers (same result: rounding is monotone and keeps the integer bounds).
     /// </summary>
-    internal bool ClampAfterRounding { get; }
+    internal bool ClampAfterRounding { get; private set; }
     /// <summary>The float clamp bounds of the contract, relative to the zero point.</summary>
     internal float LowerBound => Min - OutputZeroPoint;
     internal float UpperBound => Max - OutputZeroPoint;
