@@ -294,31 +294,66 @@ public static unsafe class QuantizedDepthwise
         // (19 KB at 960 channels, which with the pixel's own 9 · 960 input bytes overflowed L1).
         for (int cb = 0; cb < stride; cb += 32)
         {
-            Vector256<int> i0 = Avx.LoadVector256(init + cb), i1 = Avx.LoadVector256(init + cb + 8);
-            Vector256<int> i2 = Avx.LoadVector256(init + cb + 16), i3 = Avx.LoadVector256(init + cb + 24);
             byte* yb = y + cb;
-            bool whole = cb + 32 <= c;
-            for (int ox = 0; ox < outW; ox++, yb += c)
+            int* ib = init + cb;
+            float* m = mult + cb;
+            int count = Math.Min(32, c - cb);
+            int ox = 0;
+            // Two outputs at a time: each weight pair vector and tap pointer is loaded once for both, halving the
+            // weight loads (a 3x3 per output and block: 20 -> 10, next to 10 input loads and 30 shuffles).
+            for (; ox + 2 <= outW; ox += 2, yb += 2 * c)
             {
                 nint at = ox * step + cb;
-                Vector256<int> a0 = i0, a1 = i1, a2 = i2, a3 = i3;
+                Vector256<int> a0 = Avx.LoadVector256(ib), a1 = Avx.LoadVector256(ib + 8), a2 = Avx.LoadVector256(ib + 16), a3 = Avx.LoadVector256(ib + 24);
+                Vector256<int> b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+                int* w = g->Pairs + cb;
+                for (int q = 0; q < pairs; q++, w += stride)
+                {
+                    byte* pa = tapA[q] + at, pb = tapB[q] + at;
+                    Vector256<byte> xa = Avx.LoadVector256(pa), xb = Avx.LoadVector256(pb);
+                    Vector256<byte> ya = Avx.LoadVector256(pa + step), yb2 = Avx.LoadVector256(pb + step);
+                    Vector256<byte> lo = Avx2.UnpackLow(xa, xb), hi = Avx2.UnpackHigh(xa, xb);
+                    Vector256<byte> lo2 = Avx2.UnpackLow(ya, yb2), hi2 = Avx2.UnpackHigh(ya, yb2);
+                    // (Seam: with AVX-VNNI each MultiplyAddAdjacent + Add pair is one AvxVnni.MultiplyWideningAndAdd.)
+                    Vector256<short> w0 = Avx.LoadVector256(w).AsInt16(), w1 = Avx.LoadVector256(w + 8).AsInt16();
+                    a0 = Avx2.Add(a0, Avx2.MultiplyAddAdjacent(Avx2.UnpackLow(lo, zero).AsInt16(), w0));
+                    b0 = Avx2.Add(b0, Avx2.MultiplyAddAdjacent(Avx2.UnpackLow(lo2, zero).AsInt16(), w0));
+                    a1 = Avx2.Add(a1, Avx2.MultiplyAddAdjacent(Avx2.UnpackHigh(lo, zero).AsInt16(), w1));
+                    b1 = Avx2.Add(b1, Avx2.MultiplyAddAdjacent(Avx2.UnpackHigh(lo2, zero).AsInt16(), w1));
+                    Vector256<short> w2 = Avx.LoadVector256(w + 16).AsInt16(), w3 = Avx.LoadVector256(w + 24).AsInt16();
+                    a2 = Avx2.Add(a2, Avx2.MultiplyAddAdjacent(Avx2.UnpackLow(hi, zero).AsInt16(), w2));
+                    b2 = Avx2.Add(b2, Avx2.MultiplyAddAdjacent(Avx2.UnpackLow(hi2, zero).AsInt16(), w2));
+                    a3 = Avx2.Add(a3, Avx2.MultiplyAddAdjacent(Avx2.UnpackHigh(hi, zero).AsInt16(), w3));
+                    b3 = Avx2.Add(b3, Avx2.MultiplyAddAdjacent(Avx2.UnpackHigh(hi2, zero).AsInt16(), w3));
+                }
+                Store(yb, e.Bytes(a0, a1, a2, a3, m), count);
+                Store(yb + c, e.Bytes(b0, b1, b2, b3, m), count);
+            }
+            if (ox < outW)
+            {
+                nint at = ox * step + cb;
+                Vector256<int> a0 = Avx.LoadVector256(ib), a1 = Avx.LoadVector256(ib + 8), a2 = Avx.LoadVector256(ib + 16), a3 = Avx.LoadVector256(ib + 24);
                 int* w = g->Pairs + cb;
                 for (int q = 0; q < pairs; q++, w += stride)
                 {
                     Vector256<byte> xa = Avx.LoadVector256(tapA[q] + at);
                     Vector256<byte> xb = Avx.LoadVector256(tapB[q] + at);
                     Vector256<byte> lo = Avx2.UnpackLow(xa, xb), hi = Avx2.UnpackHigh(xa, xb);
-                    // (Seam: with AVX-VNNI each MultiplyAddAdjacent + Add pair is one AvxVnni.MultiplyWideningAndAdd.)
                     a0 = Avx2.Add(a0, Avx2.MultiplyAddAdjacent(Avx2.UnpackLow(lo, zero).AsInt16(), Avx.LoadVector256(w).AsInt16()));
                     a1 = Avx2.Add(a1, Avx2.MultiplyAddAdjacent(Avx2.UnpackHigh(lo, zero).AsInt16(), Avx.LoadVector256(w + 8).AsInt16()));
                     a2 = Avx2.Add(a2, Avx2.MultiplyAddAdjacent(Avx2.UnpackLow(hi, zero).AsInt16(), Avx.LoadVector256(w + 16).AsInt16()));
                     a3 = Avx2.Add(a3, Avx2.MultiplyAddAdjacent(Avx2.UnpackHigh(hi, zero).AsInt16(), Avx.LoadVector256(w + 24).AsInt16()));
                 }
-                Vector256<byte> bytes = e.Bytes(a0, a1, a2, a3, mult + cb);
-                if (whole) Avx.Store(yb, bytes);
-                else StorePartial(yb, bytes, c - cb);
+                Store(yb, e.Bytes(a0, a1, a2, a3, m), count);
             }
         }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(byte* y, Vector256<byte> bytes, int count)
+    {
+        if (count == 32) Avx.Store(y, bytes);
+        else StorePartial(y, bytes, count);
     }
 
     /// <summary>
