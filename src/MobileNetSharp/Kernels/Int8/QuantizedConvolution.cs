@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace MobileNetSharp.Kernels.Int8;
 
@@ -110,12 +111,13 @@ public static unsafe class QuantizedConvolution
         Conv2dGeometry g = job.G;
         int image = index / job.BandsPerImage, pixels = g.OutH * g.OutW;
         int p0 = index % job.BandsPerImage * job.BandPixels, p1 = Math.Min(pixels, p0 + job.BandPixels);
-        byte[] rows = ArrayPool<byte>.Shared.Rent((p1 - p0) * job.K);
+        byte[] rows = ArrayPool<byte>.Shared.Rent((p1 - p0) * job.K + Vector128<byte>.Count); // slack for Unfold's 16-byte stores
         try
         {
             fixed (byte* columns = rows)
             {
-                Unfold(g, job.X + (long)image * g.InH * g.InW * g.InC, job.ZeroPoint, p0, p1, columns);
+                long imageBytes = (long)g.InH * g.InW * g.InC;
+                Unfold(g, job.X + image * imageBytes, imageBytes, job.ZeroPoint, p0, p1, columns);
                 QuantizedGemm.Run(job.Path, p1 - p0, columns, job.K, job.ZeroPoint, job.Weights, job.Requantization,
                     job.Y + ((long)image * pixels + p0) * g.OutC, g.OutC, Workers.Single);
             }
@@ -124,14 +126,21 @@ public static unsafe class QuantizedConvolution
     }
 
     /// <summary>Output pixels [p0, p1) of one image as rows of K codes, [ky][kx][c]; taps off the image are the zero point.</summary>
-    private static void Unfold(in Conv2dGeometry g, byte* image, byte zeroPoint, int p0, int p1, byte* columns)
+    private static void Unfold(in Conv2dGeometry g, byte* image, long imageBytes, byte zeroPoint, int p0, int p1, byte* columns)
     {
         int c = g.InC, kw = g.KernelW;
         uint span = (uint)(kw * c);
+        // A stem's kernel row is 9 bytes: one 16-byte load and store beats a variable-length copy (a memmove call, which
+        // made the unfold cost as much as the GEMM). The store's excess is overwritten by the next row or lands in the
+        // buffer's slack; the load must stay inside the image.
+        bool shortRows = span <= (uint)Vector128<byte>.Count;
+        byte* lastSafeLoad = image + imageBytes - Vector128<byte>.Count;
         byte* dst = columns;
+        // Row and column advance by counting: a division per pixel cost as much as its copies.
+        int oy = p0 / g.OutW, ox = p0 % g.OutW - 1;
         for (int p = p0; p < p1; p++)
         {
-            int oy = p / g.OutW, ox = p % g.OutW;
+            if (++ox == g.OutW) { ox = 0; oy++; }
             int ix0 = ox * g.StrideW - g.PadLeft;
             // Undilated taps of one kernel row are adjacent pixels: one copy of KW·C bytes when all are inside (the
             // stem's 3 channels would otherwise be 9 copies of 3 bytes a pixel).
@@ -147,7 +156,9 @@ public static unsafe class QuantizedConvolution
                 byte* src = image + (long)iy * g.InW * c;
                 if (rowInside)
                 {
-                    Unsafe.CopyBlockUnaligned(dst, src + (long)ix0 * c, span);
+                    byte* from = src + (long)ix0 * c;
+                    if (shortRows && from <= lastSafeLoad) Vector128.Store(Vector128.Load(from), dst);
+                    else Unsafe.CopyBlockUnaligned(dst, from, span);
                     continue;
                 }
                 for (int kx = 0; kx < kw; kx++)
