@@ -22,7 +22,18 @@ public static unsafe class Int8DepthwiseBench
         (112, 112, 32, 3, 1), (112, 112, 96, 3, 2), (56, 56, 144, 3, 1), (56, 56, 144, 3, 2), (28, 28, 192, 3, 1),
         (28, 28, 192, 3, 2), (14, 14, 384, 3, 1), (14, 14, 576, 3, 1), (14, 14, 576, 3, 2), (7, 7, 960, 3, 1),
         (14, 14, 480, 5, 1),
+        (112, 112, 16, 3, 1), (56, 56, 72, 3, 1), // MobileNetV3-Large's narrow early layers (channel counts off the 32-wide block)
     ];
+
+    /// <summary>--shape HxWxCkKsS: any shape, not only the listed ones (a name that matched nothing used to print NaN sums).</summary>
+    private static (int H, int W, int C, int K, int S)[] Select(string? shape)
+    {
+        if (shape is null) return Shapes;
+        var m = System.Text.RegularExpressions.Regex.Match(shape, @"^(\d+)x(\d+)x(\d+)k(\d+)s(\d+)$");
+        if (!m.Success) throw new ArgumentException($"--shape '{shape}' is not HxWxCkKsS, e.g. 112x112x16k3s1.");
+        int V(int i) => int.Parse(m.Groups[i].Value, System.Globalization.CultureInfo.InvariantCulture);
+        return [(V(1), V(2), V(3), V(4), V(5))];
+    }
 
     public static int Run(string[] args)
     {
@@ -32,10 +43,9 @@ public static unsafe class Int8DepthwiseBench
         var rng = new Random(1);
         var totals = new double[threads.Length, 2];
         double allOps = 0;
-        foreach (var (h, w, c, k, s) in Shapes)
+        foreach (var (h, w, c, k, s) in Select(only))
         {
             string name = $"{h}x{w}x{c}k{k}s{s}";
-            if (only != null && only != name) continue;
             int pad = k / 2;
             var g = new Conv2dGeometry(1, h, w, c, c, k, k, s, s, 1, 1, pad, pad, pad, pad, c);
             double ops = 2.0 * g.OutputLength * k * k;

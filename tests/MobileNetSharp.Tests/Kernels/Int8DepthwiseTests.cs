@@ -58,6 +58,8 @@ public class Int8DepthwiseTests
         // The generic path: other kernel sizes, non-square kernels, stride 3, mixed strides.
         [33, 9, 9, 1, 1, 1, 1, 0, 0, 0, 0, 1], [17, 8, 8, 2, 2, 2, 2, 0, 0, 0, 0, 1], [96, 14, 14, 7, 7, 1, 1, 3, 3, 3, 3, 1],
         [33, 11, 10, 3, 5, 1, 2, 1, 2, 1, 2, 3], [17, 13, 13, 3, 3, 3, 3, 1, 1, 1, 1, 1], [3, 6, 5, 1, 3, 1, 1, 0, 1, 0, 1, 1],
+        // Partial 32-channel blocks stored in 16/8/4/1-byte pieces: exactly 16 (MobileNetV3's first block), 16+8+4+1, 8+4.
+        [16, 9, 9, 3, 3, 1, 1, 1, 1, 1, 1, 2], [29, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1], [12, 6, 5, 3, 3, 2, 2, 1, 1, 1, 1, 2],
     ];
 
     private sealed class Case
