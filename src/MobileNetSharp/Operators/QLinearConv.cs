@@ -11,7 +11,7 @@ namespace MobileNetSharp.Graph;
 /// x_scale * w_scale, uint8 output [N, M, OH, OW]; y = saturate(round(x_scale * w_scale / y_scale * acc) + y_zero_point)
 /// with acc the exact int32 sum (ONNX QLinearConv, operators.md), and the <see cref="Conv"/>'s fused ReLU or clip
 /// applied as a clamp on the codes, or its hard-swish applied in float before the output quantization
-/// (<see cref="Requantization.WithHardSwish"/>; not for depthwise layers). Made by <see cref="Passes.FuseQuantizedOps"/> from a QDQ model's
+/// (<see cref="Requantization.WithHardSwish"/>). Made by <see cref="Passes.FuseQuantizedOps"/> from a QDQ model's
 /// DequantizeLinear -> Conv -> QuantizeLinear; the runtime computes 1x1 convolutions (stride 1, no padding, one
 /// group) with <see cref="QuantizedGemm"/>, depthwise ones (any kernel, stride and padding, no dilation) with
 /// <see cref="QuantizedDepthwise"/>, and other one-group convolutions (the stem) with <see cref="QuantizedConvolution"/>.

@@ -10,7 +10,7 @@ namespace MobileNetSharp.Passes;
 /// <item>Conv with int8 weights (dequantized at load) into <see cref="QLinearConv"/>, computed in integers. Only
 /// where that reproduces ONNX's definition of the pattern: uint8 activations with one scale, symmetric int8 weights
 /// (per tensor or per output channel), an int32 bias whose scale is exactly x_scale * w_scale (or none), a ReLU or
-/// clip (or, outside depthwise layers, a hard-swish) as the fused activation, and a shape the runtime computes in integers (1x1, depthwise, and one-group
+/// clip or a hard-swish as the fused activation, and a shape the runtime computes in integers (1x1, depthwise, and one-group
 /// convolutions of any kernel such as the stem).</item>
 /// <item>Add (plain or with ReLU) of two same-shape dequantized tensors into <see cref="QLinearAdd"/>: one pass over
 /// the codes with the same float arithmetic, bit-identical to the nodes it replaces.</item>
@@ -33,11 +33,9 @@ public static class FuseQuantizedOps
                 continue;
             }
             if (n.Op is not Conv c || !QLinearConv.Computes(c, n.Input(0).Shape[1], n.Input(1).Shape[0]) || n.OptionalInput(3) is not null) continue;
-            // ReLU and clips become a clamp on the codes; hard-swish a float step in the GEMM's epilogue (not in the
-            // depthwise kernel's yet, so a depthwise hard-swish layer keeps the float path).
+            // ReLU and clips become a clamp on the codes; hard-swish a float step in the kernels' epilogue.
             bool hardSwish = c.Activation.Kind == ActivationKind.HardSwish;
-            if (!(c.Activation.Kind is ActivationKind.None or ActivationKind.Relu or ActivationKind.Clip || (hardSwish && !QLinearConv.IsDepthwise(c, n.Input(0).Shape[1]))))
-                continue;
+            if (c.Activation.Kind is not (ActivationKind.None or ActivationKind.Relu or ActivationKind.Clip or ActivationKind.HardSwish)) continue;
             if (n.Input(0).Producer is not { Op: DequantizeLinear { Params: { PerTensor: true, Type: DataType.UInt8 } xp } } dq) continue;
             var codes = dq.Input(0);
             if (codes.IsConstant) continue;

@@ -91,6 +91,70 @@ public class Int8ConvolutionTests
         }
     }
 
+    /// <summary>
+    /// The hard-swish epilogue (<see cref="Requantization.WithHardSwish"/>) of the GEMM (1x1, the stem) and of the
+    /// depthwise kernel, bit for bit against the formula at every ISA level and 1 and 2 threads: v = acc · x_scale ·
+    /// w_scale, v · min(max(fma(alpha, v, beta), 0), 1) / y_scale, clamped, rounded half to even, plus the zero point.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 16, 17, 3, 2, false)]   // V3's stem
+    [InlineData(40, 19, 9, 1, 1, false)]   // 1x1
+    [InlineData(72, 72, 11, 5, 2, true)]   // depthwise 5x5
+    [InlineData(16, 16, 13, 3, 1, true)]   // depthwise 3x3, 16 channels
+    public void HardSwishEpilogueMatchesTheFormulaBitExact(int c, int m, int size, int k, int stride, bool depthwise)
+    {
+        int pad = k / 2;
+        var g = new Conv2dGeometry(2, size, size, c, m, k, k, stride, stride, 1, 1, pad, pad, pad, pad, depthwise ? c : 1);
+        var rng = new Random(c * 131 + k);
+        var x = new byte[g.InputLength];
+        rng.NextBytes(x);
+        int perOut = depthwise ? k * k : c * k * k;
+        var w = new sbyte[m * perOut];
+        for (int i = 0; i < w.Length; i++) w[i] = (sbyte)rng.Next(-127, 128);
+        byte zpX = 121, zpY = 40;
+        float xs = 0.03f, ys = 0.02f;
+        float[] ws = Enumerable.Range(0, m).Select(_ => (0.5f + rng.NextSingle()) * 3f / (127 * 128 * MathF.Sqrt(perOut)) / xs).ToArray();
+        int[] bias = Enumerable.Range(0, m).Select(_ => rng.Next(-3000, 3000)).ToArray();
+        var rq = Requantization.WithHardSwish(m, xs, ws, ys, bias, zpY);
+
+        var expected = new byte[g.OutputLength];
+        for (int n = 0; n < g.Batch; n++)
+            for (int oy = 0; oy < g.OutH; oy++)
+                for (int ox = 0; ox < g.OutW; ox++)
+                    for (int o = 0; o < m; o++)
+                    {
+                        int acc = bias[o];
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++)
+                            {
+                                int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                                bool inside = iy >= 0 && iy < size && ix >= 0 && ix < size;
+                                for (int ch = depthwise ? o : 0; ch < (depthwise ? o + 1 : c); ch++)
+                                {
+                                    int xv = (inside ? x[((n * size + iy) * size + ix) * c + ch] : zpX) - zpX;
+                                    int wi = depthwise ? (o * k + ky) * k + kx : ((o * c + ch) * k + ky) * k + kx;
+                                    acc += xv * w[wi];
+                                }
+                            }
+                        float v = (float)acc * (xs * ws[o]);
+                        float h = v * MathF.Min(MathF.Max(MathF.FusedMultiplyAdd(1f / 6, v, 0.5f), 0f), 1f) / ys;
+                        h = MathF.Min(MathF.Max(h, -zpY), 255 - zpY);
+                        expected[((n * g.OutH + oy) * g.OutW + ox) * m + o] = (byte)((int)MathF.Round(h, MidpointRounding.ToEven) + zpY);
+                    }
+        Assert.True(expected.Distinct().Count() > 30, "the outputs should cover hard-swish's curve");
+        int runs = 0;
+        foreach ((IsaLevel isa, Workers workers) in TestData.Sweep())
+        {
+            var y = new byte[g.OutputLength];
+            if (depthwise) QuantizedDepthwise.Run(g, x, zpX, PackedInt8DepthwiseWeights.FromOihw(w, c, k, k), rq, y, workers, isa);
+            else QuantizedConvolution.Run(g, x, zpX, QuantizedConvolution.PackWeights(w, m, c, k, k), rq, y, workers, isa);
+            int bad = Enumerable.Range(0, y.Length).FirstOrDefault(i => expected[i] != y[i], -1);
+            Assert.True(bad < 0, $"{isa} t{workers.Count}: first difference at {bad}: {(bad < 0 ? 0 : expected[bad])} expected, got {(bad < 0 ? 0 : y[bad])}");
+            runs++;
+        }
+        Assert.Equal(Isa.Supported.Count * 2, runs);
+    }
+
     [Fact]
     public void MismatchedSizesAreRefusedWithTheirNumbers()
     {

@@ -19,6 +19,7 @@ internal unsafe struct Int8DepthwiseArgs
     public int ZeroPointY;
     public byte MinByte, MaxByte;
     public bool ClampAfterRounding;
+    public bool HardSwish; public float OutputScale, HardSwishAlpha, HardSwishBeta;
     public Int8Path Path;
     /// <summary>Padded columns a window row spans: (OutW - 1) · SW + KW; the padded row starts at input column -PadLeft.</summary>
     public int PaddedW;
@@ -104,8 +105,6 @@ public static unsafe class QuantizedDepthwise
     /// <summary>Throws <see cref="ArgumentException"/> unless the geometry, weights and requantization fit together.</summary>
     internal static void Validate(in Conv2dGeometry g, PackedInt8DepthwiseWeights weights, Requantization requantization)
     {
-        if (requantization.HardSwish)
-            throw new ArgumentException("Int8 depthwise: the hard-swish epilogue is not implemented here; run the layer in float.", nameof(requantization));
         g.Validate();
         if (g.OutC != g.InC || g.Groups != g.InC)
             throw new ArgumentException($"Int8 depthwise: needs OutC = Groups = InC (one channel per group, multiplier 1), got InC {g.InC}, OutC {g.OutC}, Groups {g.Groups}.", nameof(g));
@@ -158,6 +157,8 @@ public static unsafe class QuantizedDepthwise
                     Pairs = weights.Pairs, Wide = weights.Wide, Init = init, Multipliers = mult,
                     Lower = requantization.LowerBound, Upper = requantization.UpperBound, ZeroPointY = requantization.OutputZeroPoint,
                     MinByte = requantization.Min, MaxByte = requantization.Max, ClampAfterRounding = requantization.ClampAfterRounding,
+                    HardSwish = requantization.HardSwish, OutputScale = requantization.OutputScale,
+                    HardSwishAlpha = requantization.HardSwishAlpha, HardSwishBeta = requantization.HardSwishBeta,
                     Path = path, PaddedW = (g.OutW - 1) * g.StrideW + g.KernelW,
                     Stride = stride, Taps = weights.Taps, PairCount = weights.PairCount,
                     Rows = g.Batch * g.OutH,
@@ -369,11 +370,16 @@ public static unsafe class QuantizedDepthwise
         private readonly Vector256<float> _lower, _upper;
         private readonly Vector256<short> _zeroPoint;
         private readonly Vector256<byte> _min, _max;
-        private readonly bool _clampBytes;
+        private readonly bool _clampBytes, _hardSwish;
+        private readonly Vector256<float> _outputScale, _alpha, _beta;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public EpilogueAvx2(Int8DepthwiseArgs* g)
         {
+            _hardSwish = g->HardSwish;
+            _outputScale = Vector256.Create(g->OutputScale);
+            _alpha = Vector256.Create(g->HardSwishAlpha);
+            _beta = Vector256.Create(g->HardSwishBeta);
             _lower = Vector256.Create(g->Lower);
             _upper = Vector256.Create(g->Upper);
             _zeroPoint = Vector256.Create((short)g->ZeroPointY);
@@ -407,6 +413,12 @@ public static unsafe class QuantizedDepthwise
         private Vector256<int> ClampRound(Vector256<int> acc, float* m)
         {
             Vector256<float> f = Avx.Multiply(Avx.ConvertToVector256Single(acc), Avx.LoadVector256(m));
+            if (_hardSwish)
+            {
+                // v · min(max(alpha·v + beta, 0), 1), then QuantizeLinear's division (Requantization.WithHardSwish).
+                Vector256<float> gate = Avx.Min(Avx.Max(Fma.MultiplyAdd(_alpha, f, _beta), Vector256<float>.Zero), Vector256.Create(1f));
+                f = Avx.Divide(Avx.Multiply(f, gate), _outputScale);
+            }
             return Avx.ConvertToVector256Int32(Avx.Min(Avx.Max(f, _lower), _upper));
         }
     }
@@ -443,10 +455,10 @@ public static unsafe class QuantizedDepthwise
                     a2 += x2.AsInt32() * Vector128.Load(w + 8);
                     a3 += x3.AsInt32() * Vector128.Load(w + 12);
                 }
-                Vector128<int> q0 = RoundV128(a0, mult + cb, lower, upper) + zpY;
-                Vector128<int> q1 = RoundV128(a1, mult + cb + 4, lower, upper) + zpY;
-                Vector128<int> q2 = RoundV128(a2, mult + cb + 8, lower, upper) + zpY;
-                Vector128<int> q3 = RoundV128(a3, mult + cb + 12, lower, upper) + zpY;
+                Vector128<int> q0 = RoundV128(g, a0, mult + cb, lower, upper) + zpY;
+                Vector128<int> q1 = RoundV128(g, a1, mult + cb + 4, lower, upper) + zpY;
+                Vector128<int> q2 = RoundV128(g, a2, mult + cb + 8, lower, upper) + zpY;
+                Vector128<int> q3 = RoundV128(g, a3, mult + cb + 12, lower, upper) + zpY;
                 // Values are in [0, 255]: narrowing cannot lose anything.
                 Vector128<byte> bytes = Vector128.Narrow(Vector128.Narrow(q0.AsUInt32(), q1.AsUInt32()), Vector128.Narrow(q2.AsUInt32(), q3.AsUInt32()));
                 if (cb + 16 <= c) bytes.Store(y + cb);
@@ -461,8 +473,17 @@ public static unsafe class QuantizedDepthwise
     /// fix-ups (slow on x86) would change nothing.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<int> RoundV128(Vector128<int> acc, float* m, Vector128<float> lower, Vector128<float> upper) =>
-        Vector128.ConvertToInt32Native(Vector128.Round(Vector128.MinNative(Vector128.MaxNative(Vector128.ConvertToSingle(acc) * Vector128.Load(m), lower), upper)));
+    private static Vector128<int> RoundV128(Int8DepthwiseArgs* g, Vector128<int> acc, float* m, Vector128<float> lower, Vector128<float> upper)
+    {
+        Vector128<float> f = Vector128.ConvertToSingle(acc) * Vector128.Load(m);
+        if (g->HardSwish)
+        {
+            Vector128<float> gate = Vector128.MinNative(Vector128.MaxNative(Vector128.FusedMultiplyAdd(Vector128.Create(g->HardSwishAlpha), f,
+                Vector128.Create(g->HardSwishBeta)), Vector128<float>.Zero), Vector128.Create(1f));
+            f = f * gate / Vector128.Create(g->OutputScale);
+        }
+        return Vector128.ConvertToInt32Native(Vector128.Round(Vector128.MinNative(Vector128.MaxNative(f, lower), upper)));
+    }
 
     /// <summary>One output row one value at a time, in the contract's order of operations.</summary>
     private static void RowScalar(Int8DepthwiseArgs* g, byte** taps, int* init, float* mult, byte* y)
@@ -477,7 +498,9 @@ public static unsafe class QuantizedDepthwise
                 int acc = init[ch];
                 int* w = g->Wide + ch;
                 for (int t = 0; t < count; t++, w += stride) acc += taps[t][off + ch] * *w;
-                y[ch] = Int8MicroKernel.RequantizeScalar(acc, mult[ch], g->Lower, g->Upper, g->ZeroPointY);
+                y[ch] = g->HardSwish
+                    ? Int8MicroKernel.RequantizeHardSwishScalar(acc, mult[ch], g->HardSwishAlpha, g->HardSwishBeta, g->OutputScale, g->Lower, g->Upper, g->ZeroPointY)
+                    : Int8MicroKernel.RequantizeScalar(acc, mult[ch], g->Lower, g->Upper, g->ZeroPointY);
             }
         }
     }
