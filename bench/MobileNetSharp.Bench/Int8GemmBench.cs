@@ -23,6 +23,16 @@ public static unsafe class Int8GemmBench
         (14 * 14, 384, 64), (14 * 14, 576, 96), (7 * 7, 960, 160), (7 * 7, 320, 1280),
     ];
 
+    /// <summary>--shape MxKxN: any shape, not only the listed ones (a name that matched nothing used to print NaN sums).</summary>
+    private static (int Rows, int K, int N)[] Select(string? shape)
+    {
+        if (shape is null) return Shapes;
+        var m = System.Text.RegularExpressions.Regex.Match(shape, @"^(\d+)x(\d+)x(\d+)$");
+        if (!m.Success) throw new ArgumentException($"--shape '{shape}' is not MxKxN, e.g. 12544x27x32.");
+        int V(int i) => int.Parse(m.Groups[i].Value, System.Globalization.CultureInfo.InvariantCulture);
+        return [(V(1), V(2), V(3))];
+    }
+
     public static int Run(string[] args)
     {
         var (threads, runs, isa, only) = KernelBenchOptions.Parse(args);
@@ -30,9 +40,9 @@ public static unsafe class Int8GemmBench
         KernelComparison.Header("M x K x N");
         var rng = new Random(1);
         var totals = new double[threads.Length, 2];
-        foreach (var (m, k, n) in Shapes)
+        var shapes = Select(only);
+        foreach (var (m, k, n) in shapes)
         {
-            if (only != null && only != $"{m}x{k}x{n}") continue;
             // fp32 operands and the float GEMM's packed B (bias in its panels).
             float[] af = new float[m * k], bf = new float[k * n], bias = new float[n], cf = new float[m * n];
             for (int i = 0; i < af.Length; i++) af[i] = rng.NextSingle();
@@ -76,7 +86,7 @@ public static unsafe class Int8GemmBench
                 totals[ti, 1] += m8;
             }
         }
-        double allOps = Shapes.Where(s => only == null || only == $"{s.Rows}x{s.K}x{s.N}").Sum(s => 2.0 * s.Rows * s.K * s.N);
+        double allOps = shapes.Sum(s => 2.0 * s.Rows * s.K * s.N);
         KernelComparison.Totals(threads, totals, allOps);
         return 0;
     }

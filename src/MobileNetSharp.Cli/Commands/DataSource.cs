@@ -39,12 +39,14 @@ internal static class DataSource
     /// A seeded random sample of at most <paramref name="count"/> images (the same on every machine): from Fashion-MNIST, or from
     /// a folder of class folders (labelled) or of images at any depth (one class), decoding only the images chosen.
     /// </summary>
-    public static ImageDataset Sample(string data, bool train, int channels, int resolution, int count, int seed = 0)
+    /// <param name="skipBad">Images that do not decode are reported on stderr and replaced by the next ones in the sample's order.</param>
+    public static ImageDataset Sample(string data, bool train, int channels, int resolution, int count, int seed = 0, bool skipBad = false)
     {
         if (data != FashionMnistName)
         {
             if (!Directory.Exists(data)) throw new DirectoryNotFoundException($"'{data}' is neither '{FashionMnistName}' nor an existing folder.");
-            return Imaging.ImageFolder.Sample(data, channels, resolution, count, seed);
+            return Imaging.ImageFolder.Sample(data, channels, resolution, count, seed, skipBad,
+                onBad: (path, reason) => Console.Error.WriteLine($"mnet: skipped {path}: {reason}"));
         }
         var set = Load(data, train, channels, resolution);
         var order = Shuffle.Permutation(set.Count, seed);

@@ -19,7 +19,7 @@ internal static class QuantizeCommand
     public static Command Create()
     {
         var model = new Argument<string>("model") { Description = "A model (.onnx, .tflite), `builtin`, or an architecture (random weights)", DefaultValueFactory = _ => BuiltinModel.Name };
-        var calibration = new Option<string>("--calibration", "-c") { Description = DataSource.Help + " (Fashion-MNIST: its training images), resized and channel-replicated to the model's input", DefaultValueFactory = _ => DataSource.FashionMnistName };
+        var calibration = new Option<string>("--calibration", "-c") { Description = "fashion-mnist (its training images; Debian's dataset-fashion-mnist) or any folder of images (flat, nested or one sub-folder per class), resized and channel-replicated to the model's input", DefaultValueFactory = _ => DataSource.FashionMnistName };
         var samples = new Option<int>("--samples", "-n") { Description = "Calibration images (a seeded random choice)", DefaultValueFactory = _ => 256 };
         var method = new Option<string>("--method") { Description = "Activation ranges: minmax (no clipping), percentile (clip the outer --percentile), entropy (KL-optimal clipping)", DefaultValueFactory = _ => "minmax" };
         var percentile = new Option<double>("--percentile") { Description = "For --method percentile: the percentile kept at each end", DefaultValueFactory = _ => 99.999 };
@@ -28,14 +28,15 @@ internal static class QuantizeCommand
         var activationType = new Option<string>("--activation-type") { Description = "uint8 or int8 activations (asymmetric either way)", DefaultValueFactory = _ => "uint8" };
         var skip = new Option<string[]>("--skip") { Description = "Node names to keep in float (see the --report table)", AllowMultipleArgumentsPerToken = true };
         var report = new Option<bool>("--report") { Description = "Per-tensor SQNR of the quantized model against the float one, and accuracy before and after" };
-        var eval = new Option<string?>("--eval") { Description = "Labelled images for --report (default: Fashion-MNIST's test images when calibrating on Fashion-MNIST, else the calibration folder)" };
+        var eval = new Option<string?>("--eval") { Description = "Images for --report: fashion-mnist or a folder (class sub-folders give accuracy, any folder agreement; default: Fashion-MNIST's test images when calibrating on Fashion-MNIST, else the calibration folder)" };
+        var skipBad = new Option<bool>("--skip-bad") { Description = "Report images that do not decode and take the next ones instead of stopping" };
         var evalLimit = new Option<int>("--eval-limit") { Description = "Images the --report evaluates", DefaultValueFactory = _ => 1000 };
         var mean = new Option<string?>("--mean") { Description = "Per-channel mean subtracted from pixels in [0, 1] before the model, e.g. 0.485,0.456,0.406 (default: the model's metadata, else none)" };
         var std = new Option<string?>("--std") { Description = "Per-channel standard deviation, e.g. 0.229,0.224,0.225" };
         var output = new Option<string>("--out", "-o") { Description = "The quantized .onnx file to write", Required = true };
         var (width, res, threads, json) = (Cli.Width(), Cli.Resolution(), Cli.Threads(), Cli.Json());
         var cmd = new Command("quantize", "Post-training int8 quantization to an ONNX QDQ model, calibrated on images, with a sensitivity report")
-            { model, calibration, samples, method, percentile, perTensor, reduceRange, activationType, skip, report, eval, evalLimit, mean, std, output, width, res, threads, json };
+            { model, calibration, samples, method, percentile, perTensor, reduceRange, activationType, skip, report, eval, evalLimit, skipBad, mean, std, output, width, res, threads, json };
         cmd.SetAction(r => Cli.Guard(() =>
         {
             string target = r.GetValue(output)!;
@@ -62,6 +63,8 @@ internal static class QuantizeCommand
                 Threads = r.GetValue(threads),
             };
             options.Validate();
+            if (options.Method != CalibrationMethod.Percentile && r.GetResult(percentile) is { Implicit: false })
+                throw new ArgumentException("--percentile applies to --method percentile only.");
 
             string name = r.GetValue(model)!;
             var graph = ModelSource.IsOnnx(name) || ModelSource.IsTfLite(name) || name == BuiltinModel.Name
@@ -75,36 +78,44 @@ internal static class QuantizeCommand
             var (mu, sigma) = Normalization(r.GetValue(mean), r.GetValue(std), channels, info);
 
             string calData = r.GetValue(calibration)!;
-            var calSet = DataSource.Sample(calData, train: true, channels, resolution, nSamples);
+            bool skipping = r.GetValue(skipBad);
+            var calSet = DataSource.Sample(calData, train: true, channels, resolution, nSamples, skipBad: skipping);
             int batch = PostTrainingQuantizer.BatchFor(graph);
             var calSource = new BatchSource(calSet, new BatchOptions(batch, resolution, channels, Shuffle: false));
             IEnumerable<Tensor> Calibration() => calSource.Epoch(0).Select(b => Normalize(b.Images, mu, sigma));
 
-            bool quiet = r.GetValue(json);
-            QuantizationResult result = null!;
-            QuantizationReport? sensitivity = null;
             bool evalOnCalibration = false;
-            int passes = options.Method == CalibrationMethod.MinMax ? 1 : 2;
-            WithProgress(quiet, calSet.Count * passes, "calibrating", advance =>
-                result = PostTrainingQuantizer.Quantize(graph, Calibration, options, (pass, done) => advance((pass - 1) * calSet.Count + done)));
-            OnnxExporter.Save(result.Model, target);
-
+            // The report's images are loaded before calibrating, so a bad --eval fails in seconds, not after calibration.
+            ImageDataset? evalSet = null;
+            bool labelled = false;
             if (r.GetValue(report))
             {
                 string evalData = r.GetValue(eval) ?? calData;
                 // Fashion-MNIST's report uses its test images; a folder's, the calibration images themselves unless --eval says otherwise.
-                evalOnCalibration = evalData == calData && evalData != DataSource.FashionMnistName;
-                var evalSet = evalData == DataSource.FashionMnistName
+                evalOnCalibration = evalData != DataSource.FashionMnistName && calData != DataSource.FashionMnistName && Overlaps(evalData, calData);
+                evalSet = evalData == DataSource.FashionMnistName
                     ? DataSource.Load(evalData, train: false, channels, resolution, nEval)
-                    : DataSource.Sample(evalData, train: false, channels, resolution, nEval, seed: evalOnCalibration ? 0 : 1);
+                    : DataSource.Sample(evalData, train: false, channels, resolution, nEval, seed: evalOnCalibration ? 0 : 1, skipBad: skipping);
                 int classes = graph.Outputs[^1].Shape[^1];
-                bool labelled = evalSet.Classes > 1 && (classes == evalSet.Classes || (info is not null && evalSet.ClassNames.All(info.Labels.Contains)));
+                labelled = evalSet.Classes > 1 && (classes == evalSet.Classes || (info is not null && evalSet.ClassNames.All(info.Labels.Contains)));
                 if (labelled && info is not null) evalSet = EvalCommand.MatchLabels(evalSet, info);
+            }
+
+            bool quiet = r.GetValue(json);
+            QuantizationResult result = null!;
+            QuantizationReport? sensitivity = null;
+            int passes = options.Method == CalibrationMethod.MinMax ? 1 : 2;
+            WithProgress(quiet, calSet.Count * passes, "calibrating", advance =>
+                result = PostTrainingQuantizer.Quantize(graph, Calibration, options, (pass, done) => advance((pass - 1) * calSet.Count + done)));
+            if (evalSet is not null)
+            {
                 var evalSource = new BatchSource(evalSet, new BatchOptions(batch, resolution, channels, Shuffle: false));
                 WithProgress(quiet, evalSet.Count, "comparing float and int8", advance =>
                     sensitivity = QuantizationReport.Run(result, evalSource.Epoch(0).Select(b => (Normalize(b.Images, mu, sigma), b.Labels)), labelled,
                         options.Threads, advance));
             }
+            // Written last: a command that fails leaves no file behind.
+            OnnxExporter.Save(result.Model, target);
 
             // The size the user started from: the model file, or the built model as an ONNX file.
             string? file = name == BuiltinModel.Name ? BuiltinModel.Path : File.Exists(name) ? name : null;
@@ -114,6 +125,14 @@ internal static class QuantizeCommand
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>True when one folder is the other or inside it (./photos/ and photos are one folder; photos/a is part of photos).</summary>
+    private static bool Overlaps(string a, string b)
+    {
+        string Full(string p) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(p)) + Path.DirectorySeparatorChar;
+        string fa = Full(a), fb = Full(b);
+        return fa.StartsWith(fb, StringComparison.Ordinal) || fb.StartsWith(fa, StringComparison.Ordinal);
     }
 
     /// <summary>Mean and std to apply before the model: the options, else the model's metadata when it normalizes outside its graph, else none.</summary>
@@ -180,7 +199,7 @@ internal static class QuantizeCommand
             + (report.FloatAccuracy is { } fa ? string.Create(inv, $", accuracy float {100 * fa:F2}% -> int8 {100 * report.QuantizedAccuracy!.Value:F2}%") : "")
             + $", output SQNR {F(report.OutputSqnrDb, "F1")} dB"));
         if (evalOnCalibration)
-            o.MarkupLine("[yellow]These images are the calibration images, whose ranges the model was fitted to: give --eval FOLDER for held-out images.[/]");
+            o.MarkupLine("[yellow]These images include the calibration images, whose ranges the model was fitted to: give --eval FOLDER for held-out images.[/]");
         var worst = report.Tensors.Where(t => double.IsFinite(t.OwnSqnrDb)).OrderBy(t => t.OwnSqnrDb).Take(3).Select(t => t.Name).ToHashSet();
         var table = new Table().AddColumns("tensor", "written by", "seen", "range", "scale", "zero point", "own SQNR dB", "model SQNR dB");
         var ranges = q.Activations.ToDictionary(a => a.Name);

@@ -73,6 +73,18 @@ public sealed class QuantizeCliTests : IDisposable
         long builtinBytes = new FileInfo(Path.Combine(AppContext.BaseDirectory, "models", "builtin.onnx")).Length;
         Assert.Equal(builtinBytes, doc.RootElement.GetProperty("floatBytes").GetInt64()); // the file the user gave, not the prepared graph
 
+        // A file that does not decode: an error naming it, and no output written; --skip-bad reports it and goes on.
+        File.WriteAllBytes(Path.Combine(flat, "broken.png"), [0x89, 0x50, 0x4E, 0x47, 1, 2, 3]);
+        string broken = Path.Combine(_dir, "broken.onnx");
+        (code, _, err) = CliRunner.Run("quantize", "builtin", "--calibration", flat, "--out", broken);
+        Assert.Equal(1, code);
+        Assert.Contains("broken.png", err);
+        Assert.False(File.Exists(broken));
+        (code, _, err) = CliRunner.Run("quantize", "builtin", "--calibration", flat, "--skip-bad", "--report", "--eval", flat + "/", "--out", broken);
+        Assert.True(code == 0, err);
+        Assert.Contains("skipped", err);
+        Assert.True(File.Exists(broken));
+
         (code, _, err) = CliRunner.Run("quantize", q, "--samples", "4", "--out", Path.Combine(_dir, "twice.onnx"));
         Assert.Equal(1, code);
         Assert.Contains("already quantized", err);
@@ -89,6 +101,8 @@ public sealed class QuantizeCliTests : IDisposable
     [InlineData(new[] { "quantize", "/no/such.onnx", "--out", "OUT" }, "No such model file")]
     [InlineData(new[] { "quantize", "--out", "OUT", "--calibration", "/no/such/folder" }, "is neither 'fashion-mnist' nor an existing folder")]
     [InlineData(new[] { "quantize", "--out", "OUT", "--std", "0" }, "--std")]
+    [InlineData(new[] { "quantize", "--out", "OUT", "--percentile", "99" }, "--percentile applies to --method percentile only")]
+    [InlineData(new[] { "quantize", "--out", "OUT", "--report", "--eval", "/no/such/folder" }, "is neither 'fashion-mnist' nor an existing folder")]
     public void BadArgumentsGiveOneLine(string[] args, string message)
     {
         args = args.Select(a => a == "OUT" ? Path.Combine(_dir, "o.onnx") : a).ToArray();
