@@ -51,6 +51,16 @@ public class IntegerConvTests(ITestOutputHelper output)
 
     private static byte[] Codes(InferenceSession s, Tensor x) => (byte[])s.Run(x)[0].Data;
 
+    /// <summary>The model, a random input [batch, c, 9, 7], and the output codes of the float simulation and of ONNX Runtime.</summary>
+    private static (ModelGraph Graph, Tensor X, byte[] Simulated, byte[] Ort) References(byte[] bytes, int c, int batch, int seed)
+    {
+        var g = OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = batch });
+        var x = Tensor.Random(seed, [batch, c, 9, 7], -5, 5);
+        using var simulated = new InferenceSession(g, new SessionOptions { IntegerKernels = false });
+        Assert.DoesNotContain(simulated.Steps, s => s.Kernel.StartsWith('q'));
+        return (g, x, Codes(simulated, x), (byte[])OrtRunner.Run(bytes, [new("x", x)])["y"].Data);
+    }
+
     [Theory]
     [InlineData(16, 24, true, true, 1, false, 1, 0)]
     [InlineData(17, 33, true, false, 1, false, 1, 0)]
@@ -73,12 +83,7 @@ public class IntegerConvTests(ITestOutputHelper output)
         int? padEnd = null)
     {
         var bytes = Model(c, m, perChannel, relu6, kernel: kernel, depthwise: depthwise, stride: stride, pad: pad, padEnd: padEnd);
-        var g = OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 3 });
-        var x = Tensor.Random(c + m, [3, c, 9, 7], -5, 5);
-        using var simulated = new InferenceSession(g, new SessionOptions { IntegerKernels = false });
-        Assert.DoesNotContain(simulated.Steps, s => s.Kernel.StartsWith('q'));
-        var reference = Codes(simulated, x);
-        var ort = (byte[])OrtRunner.Run(bytes, [new("x", x)])["y"].Data;
+        var (g, x, reference, ort) = References(bytes, c, batch: 3, seed: c + m);
         foreach (var isa in Isa.Supported)
             foreach (int threads in new[] { 1, 2 })
             {
@@ -116,11 +121,7 @@ public class IntegerConvTests(ITestOutputHelper output)
     public void HardSwishRunsInTheGemmEpilogue(int c, int m, bool perChannel, int kernel, bool depthwise, int stride, int pad)
     {
         var bytes = Model(c, m, perChannel, relu6: false, kernel: kernel, depthwise: depthwise, stride: stride, pad: pad, hardSwish: true);
-        var g = OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 2 });
-        var x = Tensor.Random(c * 7 + m, [2, c, 9, 7], -5, 5);
-        using var simulated = new InferenceSession(g, new SessionOptions { IntegerKernels = false });
-        var reference = Codes(simulated, x);
-        var ort = (byte[])OrtRunner.Run(bytes, [new("x", x)])["y"].Data;
+        var (g, x, reference, ort) = References(bytes, c, batch: 2, seed: c * 7 + m);
         foreach (var isa in Isa.Supported)
             foreach (int threads in new[] { 1, 2 })
             {
