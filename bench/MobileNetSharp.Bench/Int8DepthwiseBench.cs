@@ -37,7 +37,7 @@ public static unsafe class Int8DepthwiseBench
 
     public static int Run(string[] args)
     {
-        var (threads, runs, isa, only) = KernelBenchOptions.Parse(args);
+        var (threads, runs, isa, only, _) = KernelBenchOptions.Parse(args);
         Console.WriteLine($"isa {isa} (int8 path {QuantizedGemm.PathFor(isa)}), {runs} runs after warm-up, medians");
         KernelComparison.Header("HxWxC k s");
         var rng = new Random(1);

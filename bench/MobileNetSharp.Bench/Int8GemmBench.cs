@@ -7,7 +7,7 @@ using MobileNetSharp.Kernels.Int8;
 namespace MobileNetSharp.Bench;
 
 /// <summary>
-/// `int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN]`: the int8 GEMM (<see cref="QuantizedGemm"/>,
+/// `int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN] [--weight-bits 8|7]`: the int8 GEMM (<see cref="QuantizedGemm"/>,
 /// uint8 x int8 -> uint8 with the requantization fused, a ReLU6-like clamp) against the float GEMM
 /// (<c>GemmDriver</c> on packed B, bias + ReLU6 fused) on the 1x1 convolutions of MobileNetV2 at 224x224
 /// (rows = H·W, K = input channels, N = output channels). Both kernels of one shape and thread count run in
@@ -35,8 +35,9 @@ public static unsafe class Int8GemmBench
 
     public static int Run(string[] args)
     {
-        var (threads, runs, isa, only) = KernelBenchOptions.Parse(args);
-        Console.WriteLine($"isa {isa} (int8 path {QuantizedGemm.PathFor(isa)}), {runs} runs after warm-up, medians");
+        var (threads, runs, isa, only, bits) = KernelBenchOptions.Parse(args, weightBits: true);
+        int wMax = bits == 7 ? 64 : 127;
+        Console.WriteLine($"isa {isa} (int8 path {QuantizedGemm.PathFor(isa)}), {bits}-bit weights in [-{wMax}, {wMax}], {runs} runs after warm-up, medians");
         KernelComparison.Header("M x K x N");
         var rng = new Random(1);
         var totals = new double[threads.Length, 2];
@@ -52,8 +53,10 @@ public static unsafe class Int8GemmBench
             byte[] a8 = new byte[m * k], c8 = new byte[m * n];
             sbyte[] b8 = new sbyte[k * n];
             rng.NextBytes(a8);
-            for (int i = 0; i < b8.Length; i++) b8[i] = (sbyte)rng.Next(-127, 128);
+            for (int i = 0; i < b8.Length; i++) b8[i] = (sbyte)rng.Next(-wMax, wMax + 1);
             var packed8 = PackedInt8Weights.FromKxN(b8, k, n);
+            if (m == shapes[0].Rows && k == shapes[0].K && n == shapes[0].N)
+                Console.WriteLine($"kernel: {(QuantizedGemm.UsesQuads(QuantizedGemm.PathFor(isa), packed8) ? "byte quads (vpmaddubsw)" : "int16 pairs (vpmaddwd)")}");
             float[] multipliers = Enumerable.Range(0, n).Select(_ => (0.5f + rng.NextSingle()) * 100f / (74f * 74f * MathF.Sqrt(k))).ToArray();
             var rq = new Requantization(multipliers, Enumerable.Range(0, n).Select(_ => rng.Next(-1000, 1000)).ToArray(), 10, 10, 200);
             double ops = 2.0 * m * k * n;

@@ -4,11 +4,16 @@ using KernelIsa = MobileNetSharp.Kernels.Isa;
 
 namespace MobileNetSharp.Bench;
 
-/// <summary>The options of the single-kernel modes (int8gemm, int8dw): `--threads 1,2 --runs N --isa scalar|v128|v256|v512 --shape NAME`.</summary>
-internal sealed record KernelBenchOptions(int[] Threads, int Runs, IsaLevel Isa, string? Shape)
+/// <summary>
+/// The options of the single-kernel modes (int8gemm, int8dw): `--threads 1,2 --runs N --isa scalar|v128|v256|v512
+/// --shape NAME`, and for int8gemm `--weight-bits 8|7` (7: the weights ORT's reduce_range writes, which take the
+/// AVX2 byte-quad kernel; 8: full-range weights, the int16-pair kernel).
+/// </summary>
+internal sealed record KernelBenchOptions(int[] Threads, int Runs, IsaLevel Isa, string? Shape, int WeightBits)
 {
-    public static KernelBenchOptions Parse(string[] args)
+    public static KernelBenchOptions Parse(string[] args, bool weightBits = false)
     {
+        int bits = 8;
         int[] threads = [1, 2];
         int runs = 60;
         var isa = KernelIsa.Best;
@@ -25,9 +30,13 @@ internal sealed record KernelBenchOptions(int[] Threads, int Runs, IsaLevel Isa,
                     isa = KernelIsa.Resolve(KernelIsa.Cap(KernelIsa.Hardware, level));
                     break;
                 case "--shape": shape = reader.Value(); break;
+                case "--weight-bits" when weightBits:
+                    bits = reader.Int(7);
+                    if (bits is not (7 or 8)) throw new ArgumentException($"--weight-bits {bits} is not 7 or 8");
+                    break;
                 default: throw reader.Unknown();
             }
-        return new KernelBenchOptions(threads, runs, isa, shape);
+        return new KernelBenchOptions(threads, runs, isa, shape, bits);
     }
 }
 

@@ -75,6 +75,8 @@ public class Int8ConvolutionTests
             var expected = new byte[g.OutputLength];
             Reference(g, x, zpX, wts, multipliers, bias, zpY, qmin, qmax, expected);
             var packed = QuantizedConvolution.PackWeights(wts, m, c, kh, kw);
+            // 7-bit weights take the AVX2 byte-quad GEMM, whose unfold pads each row to a multiple of 4 bytes; full-range ones the int16 pairs.
+            Assert.Equal(variant != 1, packed.HasByteQuads);
             var rq = new Requantization(multipliers, bias, zpY, qmin, qmax);
             int runs = 0;
             foreach ((IsaLevel isa, Workers workers) in TestData.Sweep())

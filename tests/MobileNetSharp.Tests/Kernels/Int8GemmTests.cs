@@ -166,6 +166,95 @@ public class Int8GemmTests
         }
     }
 
+    /// <summary>
+    /// 7-bit weights (ORT's reduce_range) take the AVX2 byte-quad kernel (vpmaddubsw). Its int16 pair sums are exact
+    /// only within the packing's bound, so the weights sit on it: a column of +64s and one of -64s against a row of
+    /// 255s reach ±32,640, and column 0 holds the widest pairs that still qualify, (127, 1), (-128, 0), (-64, -64),
+    /// (127, -128). Rows of A are read in place when K is a multiple of 4 and copied to padded rows otherwise.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(ShapeVariants))]
+    public void Int8GemmByteQuadsMatchReferenceBitExact(int m, int k, int n, int variant)
+    {
+        Case cs = MakeCase(m, k, n, variant);
+        var rng = new Random(variant);
+        for (int i = 0; i < cs.B.Length; i++) cs.B[i] = (sbyte)rng.Next(-64, 65);
+        if (n > 2)
+            for (int kk = 0; kk < k; kk++) { cs.B[kk * n + 1] = 64; cs.B[kk * n + 2] = -64; }
+        sbyte[] widest = [127, 1, -128, 0, -64, -64, 127, -128];
+        for (int kk = 0; kk < k; kk++) cs.B[kk * n] = widest[kk % widest.Length];
+        byte[] expected = cs.Expected();
+        PackedInt8Weights b = cs.Pack();
+        Assert.True(b.HasByteQuads, cs.Description);
+        Requantization rq = cs.Requantization();
+        foreach ((IsaLevel isa, Workers workers) in TestData.Sweep())
+        {
+            byte[] c = cs.NewOutput();
+            QuantizedGemm.Run(m, cs.A, cs.Lda, cs.ZpA, b, rq, c, cs.Ldc, workers, isa);
+            AssertBytes(expected, c, cs.Ldc, cs.N, $"{cs.Description} 7-bit {isa} t{workers.Count} quads {QuantizedGemm.UsesQuads(QuantizedGemm.PathFor(isa), b)}");
+        }
+    }
+
+    /// <summary>
+    /// The byte-quad layout exists exactly when no pair can saturate: same-signed pairs summing past 128 in
+    /// magnitude (255 · 129 &gt; 32,767) keep the int16-pair kernel, whatever else the weights hold; an odd K's last
+    /// weight pairs with the zero padding.
+    /// </summary>
+    [Theory]
+    [InlineData(new sbyte[] { 127, 1, 0, 0 }, true)]
+    [InlineData(new sbyte[] { 127, 2, 0, 0 }, false)]
+    [InlineData(new sbyte[] { 0, 0, 64, 65 }, false)]
+    [InlineData(new sbyte[] { -128, 0, -64, -64 }, true)]
+    [InlineData(new sbyte[] { -64, -65, 0, 0 }, false)]
+    [InlineData(new sbyte[] { 127, -128, -128, 127 }, true)]
+    [InlineData(new sbyte[] { 1, 127, 2 }, true)] // pairs (1, 127) and (2, padding)
+    [InlineData(new sbyte[] { 1, 2, 127 }, true)]
+    [InlineData(new sbyte[] { -128 }, true)]
+    [InlineData(new sbyte[] { 100, 29, 1, 1, 1 }, false)]
+    public void ByteQuadsExistExactlyWhenNoPairCanSaturate(sbyte[] column, bool expected)
+    {
+        var packed = PackedInt8Weights.FromNxK(column, 1, column.Length);
+        Assert.Equal(expected, packed.HasByteQuads);
+        // Either way the kernel matches the exact sum for the worst activations (all 255) and a mixed row.
+        byte[] a = [.. Enumerable.Repeat((byte)255, column.Length), .. Enumerable.Range(0, column.Length).Select(i => (byte)(i % 2 == 0 ? 255 : 0))];
+        int[] exact = [0, 0];
+        for (int r = 0; r < 2; r++)
+            for (int kk = 0; kk < column.Length; kk++) exact[r] += a[r * column.Length + kk] * column[kk];
+        // Multiplier 2^-9 and zero point 128 keep every exact sum here (|acc| <= 255 · 132) inside [0, 255], unclamped.
+        var rq = new Requantization([1f / 512], [], 128);
+        foreach ((IsaLevel isa, Workers workers) in TestData.Sweep())
+        {
+            var c = new byte[2];
+            QuantizedGemm.Run(2, a, column.Length, 0, packed, rq, c, 1, workers, isa);
+            for (int r = 0; r < 2; r++)
+                Assert.Equal((byte)((int)MathF.Round(exact[r] / 512f) + 128), c[r]);
+        }
+    }
+
+    /// <summary>The int16-pair layout of quad-packed weights is built on first use, once, even when threads race for it.</summary>
+    [Fact]
+    public void PairLayoutBuiltOnDemandIsTheSameForRacingThreads()
+    {
+        var rng = new Random(5);
+        int m = 30, k = 37, n = 21;
+        var b = new sbyte[k * n];
+        for (int i = 0; i < b.Length; i++) b[i] = (sbyte)rng.Next(-64, 65);
+        var a = new byte[m * k];
+        rng.NextBytes(a);
+        var rq = new Requantization(Enumerable.Range(0, n).Select(_ => 0.001f + 0.002f * rng.NextSingle()).ToArray(), [], 90);
+        var viaQuads = new byte[m * n];
+        var reference = PackedInt8Weights.FromKxN(b, k, n);
+        QuantizedGemm.Run(m, a, k, 17, reference, rq, viaQuads, n, Workers.Single, IsaLevel.Vector256);
+        var packed = PackedInt8Weights.FromKxN(b, k, n);
+        var results = new byte[8][];
+        Parallel.For(0, 8, i =>
+        {
+            results[i] = new byte[m * n];
+            QuantizedGemm.Run(m, a, k, 17, packed, rq, results[i], n, Workers.Single, i % 2 == 0 ? IsaLevel.Vector128 : IsaLevel.Scalar);
+        });
+        foreach (byte[] r in results) Assert.Equal(viaQuads, r);
+    }
+
     /// <summary>The non-x86 Vector128 code (no pmaddwd) is not chosen on this machine; run it directly.</summary>
     [Theory]
     [MemberData(nameof(ShapeVariants))]

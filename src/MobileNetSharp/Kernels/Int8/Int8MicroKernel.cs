@@ -11,8 +11,12 @@ namespace MobileNetSharp.Kernels.Int8;
 /// The inner step is one k pair: a broadcast int32 holding two zero-extended activations (A[i,2q], A[i,2q+1])
 /// times a packed row of B holding the int16 pairs (B[2q,j], B[2q+1,j]); vpmaddwd multiplies the 16-bit halves
 /// and adds each pair into an int32 lane exactly, and vpaddd accumulates. vpmaddubsw (u8 x s8 -> s16, twice
-/// the products per instruction) is not used because its pair sum saturates at int16 (255·127·2 = 64,770 &gt;
-/// 32,767); ONNX Runtime's AVX2 u8s8 kernel does use it, and the tests show it then departs from the exact sum.
+/// the products per instruction) saturates its pair sums at int16 for full-range weights (255·127·2 = 64,770 &gt;
+/// 32,767); ONNX Runtime's AVX2 u8s8 kernel uses it anyway, and the tests show it then departs from the exact sum.
+/// We use it only where it is exact: weights whose same-signed pairs stay within 128 (every 7-bit weight set;
+/// <see cref="PackedInt8Weights.HasByteQuads"/>) run the byte-quad tiles, four k per step, vpmaddubsw then
+/// vpmaddwd by 1 into int32. Measured on this Zen 3: 94 vs 70 GMAC/s in a register-only loop, and 0.54 vs 0.82
+/// of the float GEMM's time over MobileNetV2's 1x1 shapes (`int8gemm --weight-bits 7` vs `8`).
 /// </para>
 /// <para>
 /// Tiles: f32-gemm style, named by rows x columns. 256-bit: 6x16 (12 accumulators, two B vectors, one
@@ -144,6 +148,111 @@ internal static unsafe class Int8MicroKernel
         e.Store(c, c + ldc, mr > 1, nc, c00, c01, c10, c11);
         if (mr > 2) e.Store(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c20, c21, c30, c31);
         if (mr > 4) e.Store(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c40, c41, c50, c51);
+    }
+
+    /// <summary>
+    /// The AVX2 panel walk over byte quads (<see cref="PackedInt8Weights.HasByteQuads"/>): rows of A are raw bytes at
+    /// stride <paramref name="lda"/>, each at least KQuads·4 bytes readable.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void RunQuadPanelsAvx2(Int8GemmArgs* g, int mr, byte* a, nint lda, byte* c, int p0, int p1)
+    {
+        for (int p = p0; p < p1; p++)
+        {
+            int j = p * PackedInt8Weights.PanelWidth;
+            int nc = Math.Min(PackedInt8Weights.PanelWidth, g->N - j);
+            byte* b = g->Quads + p * g->QuadPanelBytes;
+            if (nc > 8) QuadTile6x16Avx2(g, mr, nc, j, a, lda, b, c + j);
+            else QuadTile6x8Avx2(g, mr, nc, j, a, lda, b, c + j);
+        }
+    }
+
+    /// <summary>
+    /// C[0..mr, j..j+nc) for nc in (0, 16]: a 6x16 tile stepping four k at a time. vpmaddubsw multiplies the
+    /// broadcast quad (A[i,4q..4q+3], unsigned) by the packed quads of 8 columns (signed) and adds adjacent products
+    /// into int16, exact by the packing's guarantee; vpmaddwd by 1 adds the two pair sums into int32. Twice the k
+    /// per multiply instruction of the int16-pair tile, measured ~1.35x its throughput on Zen 3.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void QuadTile6x16Avx2(Int8GemmArgs* g, int mr, int nc, int j, byte* a, nint lda, byte* b, byte* c)
+    {
+        nint kq = g->KQuads;
+        int* a0 = (int*)a;
+        int* a1 = mr > 1 ? (int*)((byte*)a0 + lda) : a0;
+        int* a2 = mr > 2 ? (int*)((byte*)a1 + lda) : a1;
+        int* a3 = mr > 3 ? (int*)((byte*)a2 + lda) : a2;
+        int* a4 = mr > 4 ? (int*)((byte*)a3 + lda) : a3;
+        int* a5 = mr > 5 ? (int*)((byte*)a4 + lda) : a4;
+        Vector256<int> zpA = Vector256.Create(g->ZeroPointA);
+        Vector256<int> init0 = Avx2.Subtract(Avx.LoadVector256(g->Bias + j), Avx2.MultiplyLow(zpA, Avx.LoadVector256(g->ColumnSums + j)));
+        Vector256<int> init1 = Avx2.Subtract(Avx.LoadVector256(g->Bias + j + 8), Avx2.MultiplyLow(zpA, Avx.LoadVector256(g->ColumnSums + j + 8)));
+        Vector256<int> c00 = init0, c01 = init1, c10 = init0, c11 = init1, c20 = init0, c21 = init1;
+        Vector256<int> c30 = init0, c31 = init1, c40 = init0, c41 = init1, c50 = init0, c51 = init1;
+        Vector256<short> ones = Vector256.Create((short)1);
+        for (nint q = 0; q < kq; q++)
+        {
+            Vector256<sbyte> b0 = Avx.LoadVector256((sbyte*)b);
+            Vector256<sbyte> b1 = Avx.LoadVector256((sbyte*)b + 32);
+            b += 4 * PackedInt8Weights.PanelWidth;
+            Vector256<byte> x = Avx2.BroadcastScalarToVector256(a0 + q).AsByte();
+            c00 = Avx2.Add(c00, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b0), ones));
+            c01 = Avx2.Add(c01, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b1), ones));
+            x = Avx2.BroadcastScalarToVector256(a1 + q).AsByte();
+            c10 = Avx2.Add(c10, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b0), ones));
+            c11 = Avx2.Add(c11, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b1), ones));
+            x = Avx2.BroadcastScalarToVector256(a2 + q).AsByte();
+            c20 = Avx2.Add(c20, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b0), ones));
+            c21 = Avx2.Add(c21, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b1), ones));
+            x = Avx2.BroadcastScalarToVector256(a3 + q).AsByte();
+            c30 = Avx2.Add(c30, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b0), ones));
+            c31 = Avx2.Add(c31, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b1), ones));
+            x = Avx2.BroadcastScalarToVector256(a4 + q).AsByte();
+            c40 = Avx2.Add(c40, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b0), ones));
+            c41 = Avx2.Add(c41, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b1), ones));
+            x = Avx2.BroadcastScalarToVector256(a5 + q).AsByte();
+            c50 = Avx2.Add(c50, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b0), ones));
+            c51 = Avx2.Add(c51, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b1), ones));
+        }
+
+        var e = new EpilogueAvx2(g, j);
+        nint ldc = g->Ldc;
+        e.Store(c, c + ldc, mr > 1, nc, c00, c01, c10, c11);
+        if (mr > 2) e.Store(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c20, c21, c30, c31);
+        if (mr > 4) e.Store(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c40, c41, c50, c51);
+    }
+
+    /// <summary>C[0..mr, j..j+nc) for nc in (0, 8]: the 6x8 byte-quad tile over the first half of a panel.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void QuadTile6x8Avx2(Int8GemmArgs* g, int mr, int nc, int j, byte* a, nint lda, byte* b, byte* c)
+    {
+        nint kq = g->KQuads;
+        int* a0 = (int*)a;
+        int* a1 = mr > 1 ? (int*)((byte*)a0 + lda) : a0;
+        int* a2 = mr > 2 ? (int*)((byte*)a1 + lda) : a1;
+        int* a3 = mr > 3 ? (int*)((byte*)a2 + lda) : a2;
+        int* a4 = mr > 4 ? (int*)((byte*)a3 + lda) : a3;
+        int* a5 = mr > 5 ? (int*)((byte*)a4 + lda) : a4;
+        Vector256<int> init = Avx2.Subtract(Avx.LoadVector256(g->Bias + j),
+            Avx2.MultiplyLow(Vector256.Create(g->ZeroPointA), Avx.LoadVector256(g->ColumnSums + j)));
+        Vector256<int> c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init;
+        Vector256<short> ones = Vector256.Create((short)1);
+        for (nint q = 0; q < kq; q++)
+        {
+            Vector256<sbyte> b0 = Avx.LoadVector256((sbyte*)b);
+            b += 4 * PackedInt8Weights.PanelWidth;
+            c0 = Avx2.Add(c0, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a0 + q).AsByte(), b0), ones));
+            c1 = Avx2.Add(c1, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a1 + q).AsByte(), b0), ones));
+            c2 = Avx2.Add(c2, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a2 + q).AsByte(), b0), ones));
+            c3 = Avx2.Add(c3, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a3 + q).AsByte(), b0), ones));
+            c4 = Avx2.Add(c4, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a4 + q).AsByte(), b0), ones));
+            c5 = Avx2.Add(c5, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a5 + q).AsByte(), b0), ones));
+        }
+
+        var e = new EpilogueAvx2(g, j);
+        nint ldc = g->Ldc;
+        e.Store8(c, c + ldc, mr > 1, nc, c0, c1);
+        if (mr > 2) e.Store8(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c2, c3);
+        if (mr > 4) e.Store8(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c4, c5);
     }
 
     /// <summary>C[0..mr, j..j+nc) for nc in (0, 8] with AVX2: a 6x8 tile over the first half of a panel.</summary>

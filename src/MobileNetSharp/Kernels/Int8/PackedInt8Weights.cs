@@ -16,14 +16,28 @@ namespace MobileNetSharp.Kernels.Int8;
 /// it adds nothing. The layout does not depend on the ISA: the 256-bit kernel reads a row as two vectors, the
 /// 128-bit kernel as four, the scalar kernel word by word.
 /// </para>
+/// <para>
+/// Byte quads (<see cref="HasByteQuads"/>): when no pair of weights can make vpmaddubsw saturate, the weights
+/// are also packed as bytes for the AVX2 u8 x s8 kernel: panel p holds ceil(K/4) rows of 16 columns x 4 bytes
+/// (B[4q..4q+3, 16p+j] in word j), again one 64-byte line per row. vpmaddubsw multiplies a broadcast quad of
+/// activations by it and adds adjacent products into int16, which is exact when, for both pairs (4q, 4q+1) and
+/// (4q+2, 4q+3) of every column, the positive weights of the pair sum to at most 128 and the negative ones to at
+/// least -128: then |a0·w0 + a1·w1| &lt;= 255·128 = 32,640 for any activations in [0, 255]. Every 7-bit
+/// weight (|w| &lt;= 64, ONNX Runtime's reduce_range and TFLite's usual x86 setting) qualifies. Then the
+/// int16-pair layout is built only if a non-AVX2 kernel asks for it.
+/// </para>
 /// </summary>
 public sealed unsafe class PackedInt8Weights
 {
     /// <summary>Output columns per packed panel.</summary>
     public const int PanelWidth = 16;
 
-    private readonly int[] _array; // pinned; [panels][kPairs][16] packed words, then the padded column sums
-    private readonly int _offset;  // ints from _array[0] to the first 64-byte boundary
+    private int[]? _array;         // pinned; [panels][kPairs][16] packed words
+    private int _offset;           // ints from _array[0] to the first 64-byte boundary
+    private readonly byte[]? _quads; // pinned; [panels][kQuads][16][4] bytes, when HasByteQuads
+    private readonly int _quadOffset;
+    private readonly sbyte[]? _source;  // the weights as [N, K], kept to build the pair layout on demand
+    private readonly object _pairLock = new();
 
     private PackedInt8Weights(ReadOnlySpan<sbyte> b, int k, int n, int strideK, int strideN, string layout)
     {
@@ -35,32 +49,80 @@ public sealed unsafe class PackedInt8Weights
         KPairs = (k + 1) / 2;
         PanelCount = (n + PanelWidth - 1) / PanelWidth;
         PanelInts = (long)KPairs * PanelWidth;
-        long packedInts = PanelInts * PanelCount, total = packedInts + (long)PanelCount * PanelWidth;
-        if (total + 16 > Array.MaxLength) throw new ArgumentException($"Int8 weights {layout} with K {k}, N {n} are too large to pack.", nameof(b));
-        _array = GC.AllocateArray<int>((int)total + 16, pinned: true); // zeroed: the padding stays 0
-        nint address = (nint)Unsafe.AsPointer(ref _array[0]);
-        _offset = (int)((64 - address % 64) % 64 / sizeof(int));
+        KQuads = (k + 3) / 4;
+        QuadPanelBytes = (long)KQuads * PanelWidth * 4;
+        long total = PanelInts * PanelCount + (long)PanelCount * PanelWidth;
+        if (total + 16 > Array.MaxLength || QuadPanelBytes * PanelCount + 64 > Array.MaxLength || (long)n * k > Array.MaxLength)
+            throw new ArgumentException($"Int8 weights {layout} with K {k}, N {n} are too large to pack.", nameof(b));
 
-        int* data = Data, sums = ColumnSums;
-        fixed (sbyte* pb = b)
-            for (int p = 0; p < PanelCount; p++)
+        // One copy as [N, K] (output-major): both layouts and the column sums read it column by column.
+        var source = new sbyte[(long)n * k];
+        fixed (sbyte* pb = b, dst = source)
+            for (int j = 0; j < n; j++)
             {
-                int n0 = p * PanelWidth, cols = Math.Min(PanelWidth, n - n0);
-                int* panel = data + p * PanelInts;
-                for (int j = 0; j < cols; j++)
-                {
-                    sbyte* src = pb + (long)(n0 + j) * strideN;
-                    int sum = 0;
-                    for (int q = 0; q < KPairs; q++)
-                    {
-                        int lo = src[(long)2 * q * strideK];
-                        int hi = 2 * q + 1 < k ? src[(long)(2 * q + 1) * strideK] : 0;
-                        panel[q * PanelWidth + j] = (ushort)(short)lo | (hi << 16);
-                        sum += lo + hi;
-                    }
-                    sums[n0 + j] = sum;
-                }
+                sbyte* from = pb + (long)j * strideN, to = dst + (long)j * k;
+                for (int kk = 0; kk < k; kk++) to[kk] = from[(long)kk * strideK];
             }
+        _columnSums = GC.AllocateArray<int>(PanelCount * PanelWidth, pinned: true); // zero past N
+        for (int j = 0; j < n; j++)
+        {
+            int sum = 0;
+            foreach (sbyte w in source.AsSpan(j * k, k)) sum += w;
+            _columnSums[j] = sum;
+        }
+
+        HasByteQuads = NoPairSaturates(source, k, n);
+        if (HasByteQuads)
+        {
+            _quads = GC.AllocateArray<byte>((int)(QuadPanelBytes * PanelCount) + 64, pinned: true); // zeroed: padding adds 0
+            _quadOffset = (int)((64 - (nint)Unsafe.AsPointer(ref _quads[0]) % 64) % 64);
+            byte* quads = ByteQuads;
+            for (int j = 0; j < n; j++)
+            {
+                byte* column = quads + j / PanelWidth * QuadPanelBytes + j % PanelWidth * 4;
+                for (int kk = 0; kk < k; kk++) column[kk / 4 * PanelWidth * 4 + kk % 4] = (byte)source[(long)j * k + kk];
+            }
+            _source = source; // the pair layout waits until a non-AVX2 kernel needs it
+        }
+        else BuildPairs(source);
+    }
+
+    private readonly int[] _columnSums; // pinned
+
+    /// <summary>True when every same-signed pair (4q, 4q+1), (4q+2, 4q+3) of every column sums to at most 128 in magnitude.</summary>
+    private static bool NoPairSaturates(sbyte[] source, int k, int n)
+    {
+        for (int j = 0; j < n; j++)
+        {
+            ReadOnlySpan<sbyte> column = source.AsSpan(j * k, k);
+            for (int kk = 0; kk < k; kk += 2)
+            {
+                int w0 = column[kk], w1 = kk + 1 < k ? column[kk + 1] : 0;
+                if (Math.Max(w0, 0) + Math.Max(w1, 0) > 128 || Math.Min(w0, 0) + Math.Min(w1, 0) < -128) return false;
+            }
+        }
+        return true;
+    }
+
+    private void BuildPairs(sbyte[] source)
+    {
+        int k = K;
+        var array = GC.AllocateArray<int>((int)(PanelInts * PanelCount) + 16, pinned: true); // zeroed: the padding stays 0
+        int offset = (int)((64 - (nint)Unsafe.AsPointer(ref array[0]) % 64) % 64 / sizeof(int));
+        int* data = (int*)Unsafe.AsPointer(ref array[offset]);
+        for (int j = 0; j < N; j++)
+        {
+            int* column = data + j / PanelWidth * PanelInts + j % PanelWidth;
+            ReadOnlySpan<sbyte> src = source.AsSpan(j * k, k);
+            for (int q = 0; q < KPairs; q++)
+            {
+                int lo = src[2 * q];
+                int hi = 2 * q + 1 < k ? src[2 * q + 1] : 0;
+                column[q * PanelWidth] = (ushort)(short)lo | (hi << 16);
+            }
+        }
+        _offset = offset;
+        Volatile.Write(ref _array, array); // published last: a reader that sees it sees the offset and contents
     }
 
     /// <summary>Packs row-major B [K, N]: element (k, n) at b[k·N + n] (the MatMul / QLinearMatMul B operand).</summary>
@@ -84,17 +146,45 @@ public sealed unsafe class PackedInt8Weights
     /// <summary>Ints one panel takes: <see cref="KPairs"/> · 16.</summary>
     public long PanelInts { get; }
 
-    /// <summary>The first panel, 64-byte aligned; valid while this object is alive (the array is pinned).</summary>
-    internal int* Data => (int*)Unsafe.AsPointer(ref _array[_offset]);
+    /// <summary>Packed byte rows per panel of the quad layout: ceil(K / 4).</summary>
+    public int KQuads { get; }
+    /// <summary>Bytes one panel of the quad layout takes: <see cref="KQuads"/> · 64.</summary>
+    public long QuadPanelBytes { get; }
 
-    /// <summary>sum_k B[k, j] for j in [0, PanelCount · 16); zero past N, so whole panels can be loaded.</summary>
-    internal int* ColumnSums => Data + PanelInts * PanelCount;
+    /// <summary>
+    /// Whether the weights are also packed as byte quads for the vpmaddubsw kernel, i.e. no activations in [0, 255]
+    /// can make its int16 pair sums saturate (see the class remarks). True for every 7-bit weight set.
+    /// </summary>
+    public bool HasByteQuads { get; }
+
+    /// <summary>The first panel of the int16-pair layout, 64-byte aligned, built on first use when the quads exist;
+    /// valid while this object is alive (the array is pinned).</summary>
+    internal int* Data
+    {
+        get
+        {
+            int[]? array = Volatile.Read(ref _array);
+            if (array == null)
+            {
+                lock (_pairLock)
+                    if (_array == null) BuildPairs(_source!);
+                array = _array!;
+            }
+            return (int*)Unsafe.AsPointer(ref array[_offset]);
+        }
+    }
+
+    /// <summary>The first panel of the byte-quad layout, 64-byte aligned; only when <see cref="HasByteQuads"/>.</summary>
+    internal byte* ByteQuads => (byte*)Unsafe.AsPointer(ref _quads![_quadOffset]);
+
+    /// <summary>sum_k B[k, j] for j in [0, PanelCount · 16); zero past N, so whole panels can be loaded (pinned).</summary>
+    internal int* ColumnSums => (int*)Unsafe.AsPointer(ref _columnSums[0]);
 
     /// <summary>sum_k B[k, j]: what the activation zero point multiplies.</summary>
     public int ColumnSum(int j)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(j);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(j, N);
-        return ColumnSums[j];
+        return _columnSums[j];
     }
 }

@@ -82,7 +82,7 @@ public static unsafe class QuantizedConvolution
         public byte* X, Y;
         public byte ZeroPoint;
         public Int8Path Path;
-        public int K, BandPixels, BandsPerImage;
+        public int K, RowBytes, BandPixels, BandsPerImage;
         public PackedInt8Weights Weights = null!;
         public Requantization Requantization = null!;
     }
@@ -93,11 +93,15 @@ public static unsafe class QuantizedConvolution
     {
         int k = g.InC * g.KernelH * g.KernelW;
         int pixels = g.OutH * g.OutW;
+        Int8Path path = QuantizedGemm.PathFor(isa);
+        // The byte-quad GEMM reads K rounded up to 4 from each row (the stem's K is 27): unfolding at that stride
+        // saves it a padded copy of every tile.
+        int rowBytes = QuantizedGemm.UsesQuads(path, weights) ? QuantizedGemm.QuadRowBytes(weights) : k;
         // Whole 6-row GEMM tiles per band, so only an image's last band has a partial tile.
-        int band = Math.Min(pixels, Math.Max(6, BandBytes / k / 6 * 6));
+        int band = Math.Min(pixels, Math.Max(6, BandBytes / rowBytes / 6 * 6));
         var job = new Job
         {
-            G = g, X = x, Y = y, ZeroPoint = zeroPoint, Path = QuantizedGemm.PathFor(isa), K = k,
+            G = g, X = x, Y = y, ZeroPoint = zeroPoint, Path = path, K = k, RowBytes = rowBytes,
             BandPixels = band, BandsPerImage = (pixels + band - 1) / band, Weights = weights, Requantization = requantization,
         };
         var handle = GCHandle.Alloc(job);
@@ -111,24 +115,30 @@ public static unsafe class QuantizedConvolution
         Conv2dGeometry g = job.G;
         int image = index / job.BandsPerImage, pixels = g.OutH * g.OutW;
         int p0 = index % job.BandsPerImage * job.BandPixels, p1 = Math.Min(pixels, p0 + job.BandPixels);
-        byte[] rows = ArrayPool<byte>.Shared.Rent((p1 - p0) * job.K + Vector128<byte>.Count); // slack for Unfold's 16-byte stores
+        byte[] rows = ArrayPool<byte>.Shared.Rent((p1 - p0) * job.RowBytes + Vector128<byte>.Count); // slack for Unfold's 16-byte stores
         try
         {
             fixed (byte* columns = rows)
             {
                 long imageBytes = (long)g.InH * g.InW * g.InC;
-                Unfold(g, job.X + image * imageBytes, imageBytes, job.ZeroPoint, p0, p1, columns);
-                QuantizedGemm.Run(job.Path, p1 - p0, columns, job.K, job.ZeroPoint, job.Weights, job.Requantization,
-                    job.Y + ((long)image * pixels + p0) * g.OutC, g.OutC, Workers.Single);
+                Unfold(g, job.X + image * imageBytes, imageBytes, job.ZeroPoint, p0, p1, columns, job.RowBytes);
+                // Bytes K..RowBytes of each row are left as they are: their weights are 0.
+                QuantizedGemm.Run(job.Path, p1 - p0, columns, job.RowBytes, job.ZeroPoint, job.Weights, job.Requantization,
+                    job.Y + ((long)image * pixels + p0) * g.OutC, g.OutC, Workers.Single, rowsPadded: true);
             }
         }
         finally { ArrayPool<byte>.Shared.Return(rows); }
     }
 
-    /// <summary>Output pixels [p0, p1) of one image as rows of K codes, [ky][kx][c]; taps off the image are the zero point.</summary>
-    private static void Unfold(in Conv2dGeometry g, byte* image, long imageBytes, byte zeroPoint, int p0, int p1, byte* columns)
+    /// <summary>
+    /// Output pixels [p0, p1) of one image as rows of K codes, [ky][kx][c], <paramref name="rowBytes"/> apart; taps off
+    /// the image are the zero point. Bytes between K and rowBytes are not written.
+    /// </summary>
+    private static void Unfold(in Conv2dGeometry g, byte* image, long imageBytes, byte zeroPoint, int p0, int p1, byte* columns, int rowBytes)
     {
-        int c = g.InC, kw = g.KernelW;
+        // Locals, not g's members: OutW is computed (a division) and the struct's fields are reloaded after every store.
+        int c = g.InC, kw = g.KernelW, kh = g.KernelH, inH = g.InH, inW = g.InW, outW = g.OutW;
+        int strideH = g.StrideH, strideW = g.StrideW, padTop = g.PadTop, padLeft = g.PadLeft, dilationH = g.DilationH, dilationW = g.DilationW;
         uint span = (uint)(kw * c);
         // A stem's kernel row is 9 bytes: one 16-byte load and store beats a variable-length copy (a memmove call, which
         // made the unfold cost as much as the GEMM). The store's excess is overwritten by the next row or lands in the
@@ -137,23 +147,24 @@ public static unsafe class QuantizedConvolution
         byte* lastSafeLoad = image + imageBytes - Vector128<byte>.Count;
         byte* dst = columns;
         // Row and column advance by counting: a division per pixel cost as much as its copies.
-        int oy = p0 / g.OutW, ox = p0 % g.OutW - 1;
-        for (int p = p0; p < p1; p++)
+        int oy = p0 / outW, ox = p0 % outW - 1;
+        nint rowPadding = rowBytes - (nint)span * kh;
+        for (int p = p0; p < p1; p++, dst += rowPadding)
         {
-            if (++ox == g.OutW) { ox = 0; oy++; }
-            int ix0 = ox * g.StrideW - g.PadLeft;
+            if (++ox == outW) { ox = 0; oy++; }
+            int ix0 = ox * strideW - padLeft;
             // Undilated taps of one kernel row are adjacent pixels: one copy of KW·C bytes when all are inside (the
             // stem's 3 channels would otherwise be 9 copies of 3 bytes a pixel).
-            bool rowInside = g.DilationW == 1 && ix0 >= 0 && ix0 + kw <= g.InW;
-            for (int ky = 0; ky < g.KernelH; ky++, dst += span)
+            bool rowInside = dilationW == 1 && ix0 >= 0 && ix0 + kw <= inW;
+            for (int ky = 0; ky < kh; ky++, dst += span)
             {
-                int iy = oy * g.StrideH - g.PadTop + ky * g.DilationH;
-                if ((uint)iy >= (uint)g.InH)
+                int iy = oy * strideH - padTop + ky * dilationH;
+                if ((uint)iy >= (uint)inH)
                 {
                     Unsafe.InitBlockUnaligned(dst, zeroPoint, span);
                     continue;
                 }
-                byte* src = image + (long)iy * g.InW * c;
+                byte* src = image + (long)iy * inW * c;
                 if (rowInside)
                 {
                     byte* from = src + (long)ix0 * c;
@@ -163,8 +174,8 @@ public static unsafe class QuantizedConvolution
                 }
                 for (int kx = 0; kx < kw; kx++)
                 {
-                    int ix = ix0 + kx * g.DilationW;
-                    if ((uint)ix < (uint)g.InW) Unsafe.CopyBlockUnaligned(dst + kx * c, src + (long)ix * c, (uint)c);
+                    int ix = ix0 + kx * dilationW;
+                    if ((uint)ix < (uint)inW) Unsafe.CopyBlockUnaligned(dst + kx * c, src + (long)ix * c, (uint)c);
                     else Unsafe.InitBlockUnaligned(dst + kx * c, zeroPoint, (uint)c);
                 }
             }

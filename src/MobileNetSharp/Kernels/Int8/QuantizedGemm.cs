@@ -8,6 +8,7 @@ internal unsafe struct Int8GemmArgs
 {
     public byte* A; public nint Lda; public int ZeroPointA;
     public int* B; public long PanelInts; public int* ColumnSums;
+    public byte* Quads; public long QuadPanelBytes; public int KQuads; public bool UseQuads, RowsPadded;
     public float* Multipliers; public int* Bias; public float Lower, Upper; public int ZeroPointC;
     public byte MinByte, MaxByte; public bool ClampAfterRounding;
     public bool HardSwish; public float OutputScale, HardSwishAlpha, HardSwishBeta;
@@ -33,12 +34,15 @@ internal enum Int8Path { Scalar, Sse2, Portable128, Avx2 }
 /// which is ONNX QLinearConv / QLinearMatMul with a uint8 input, int8 weights (zero point 0) and a uint8 output,
 /// requantized the way ONNX Runtime's MLAS does it (float multiplier, clamp in float, round to nearest even).
 /// Accumulation is exact at every K a MobileNet has: each step multiplies 16-bit operands and adds pairs in
-/// 32 bits (vpmaddwd); only K past ~65,000 can wrap int32, which the contract defines as wrapping.
+/// 32 bits (vpmaddwd), or, for weights that cannot saturate it (<see cref="PackedInt8Weights.HasByteQuads"/>, on
+/// AVX2), multiplies bytes into exact int16 pair sums (vpmaddubsw) first; only K past ~65,000 can wrap int32,
+/// which the contract defines as wrapping.
 /// <para>
 /// Work is split like the float GEMM (<c>GemmDriver</c>): row tiles across <see cref="Workers"/>, plus column
 /// panels when there are few rows. Each output element is computed the same way whatever the split, so the
 /// result does not depend on the thread count. A task zero-extends its rows of A to int16 pairs once per tile
-/// (L1-resident, reused by every panel), then walks the panels of B.
+/// (L1-resident, reused by every panel), then walks the panels of B; the byte-quad kernel reads rows of A in
+/// place (a copy only when K is not a multiple of 4 and the caller did not pad the rows).
 /// </para>
 /// </summary>
 public static unsafe class QuantizedGemm
@@ -98,17 +102,27 @@ public static unsafe class QuantizedGemm
         _ => Int8Path.Scalar,
     };
 
+    /// <summary>The row length, in bytes, the byte-quad kernel reads from each row of A: K rounded up to 4. A caller
+    /// whose rows are that long (the bytes past K any value: their weights are 0) passes <c>rowsPadded</c>.</summary>
+    internal static int QuadRowBytes(PackedInt8Weights b) => b.KQuads * 4;
+
+    /// <summary>Whether <paramref name="path"/> runs <paramref name="b"/> with the byte-quad (vpmaddubsw) kernel.</summary>
+    internal static bool UsesQuads(Int8Path path, PackedInt8Weights b) => path == Int8Path.Avx2 && b.HasByteQuads;
+
     internal static void Run(Int8Path path, int m, byte* a, nint lda, byte aZeroPoint, PackedInt8Weights b, Requantization requantization,
-        byte* c, nint ldc, Workers workers)
+        byte* c, nint ldc, Workers workers, bool rowsPadded = false)
     {
         if (m <= 0) return;
+        bool quads = UsesQuads(path, b);
         fixed (float* multipliers = requantization.PaddedMultipliers)
         fixed (int* bias = requantization.PaddedBias)
         {
             Int8GemmArgs args = new()
             {
                 A = a, Lda = lda, ZeroPointA = aZeroPoint,
-                B = b.Data, PanelInts = b.PanelInts, ColumnSums = b.ColumnSums,
+                B = quads ? null : b.Data, PanelInts = b.PanelInts, ColumnSums = b.ColumnSums,
+                Quads = quads ? b.ByteQuads : null, QuadPanelBytes = b.QuadPanelBytes, KQuads = b.KQuads, UseQuads = quads,
+                RowsPadded = rowsPadded || b.K % 4 == 0,
                 Multipliers = multipliers, Bias = bias, Lower = requantization.LowerBound, Upper = requantization.UpperBound,
                 ZeroPointC = requantization.OutputZeroPoint, MinByte = requantization.Min, MaxByte = requantization.Max,
                 ClampAfterRounding = requantization.ClampAfterRounding,
@@ -145,6 +159,11 @@ public static unsafe class QuantizedGemm
         int mrMax = g->RowsPerTile;
         int row0 = t0 * mrMax, row1 = Math.Min(g->M, t1 * mrMax);
         if (row0 >= row1 || p0 >= p1) return;
+        if (g->UseQuads)
+        {
+            QuadTask(g, row0, row1, p0, p1);
+            return;
+        }
 
         // The tile's rows of A as zero-extended int16 pairs, row r at aPacked + r·KPairs.
         int packedInts = mrMax * g->KPairs;
@@ -167,6 +186,48 @@ public static unsafe class QuantizedGemm
         finally
         {
             if (rented != null) ArrayPool<int>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>
+    /// Rows [row0, row1) x panels [p0, p1) with the byte-quad kernel. vpmaddubsw takes the activations as they are,
+    /// so rows of A are read in place unless their last quad would run past K into memory that may not exist; then
+    /// each tile's rows are copied, zero-padded, to the stack (StackInts · 4 bytes hold 6 rows of K up to ~10,900).
+    /// </summary>
+    private static void QuadTask(Int8GemmArgs* g, int row0, int row1, int p0, int p1)
+    {
+        int mrMax = g->RowsPerTile;
+        if (g->RowsPadded)
+        {
+            for (int i = row0; i < row1; i += mrMax)
+                Int8MicroKernel.RunQuadPanelsAvx2(g, Math.Min(mrMax, row1 - i), g->A + i * g->Lda, g->Lda, g->C + i * g->Ldc, p0, p1);
+            return;
+        }
+        int rowBytes = g->KQuads * 4, packedBytes = mrMax * rowBytes;
+        byte[]? rented = null;
+        byte* stackBuffer = stackalloc byte[packedBytes <= StackInts * 4 ? packedBytes : 0];
+        if (packedBytes > StackInts * 4) rented = ArrayPool<byte>.Shared.Rent(packedBytes);
+        try
+        {
+            fixed (byte* heapBuffer = rented)
+            {
+                byte* aPacked = rented == null ? stackBuffer : heapBuffer;
+                for (int i = row0; i < row1; i += mrMax)
+                {
+                    int mr = Math.Min(mrMax, row1 - i);
+                    for (int r = 0; r < mr; r++)
+                    {
+                        byte* dst = aPacked + r * rowBytes;
+                        Unsafe.CopyBlockUnaligned(dst, g->A + (i + r) * g->Lda, (uint)g->K);
+                        Unsafe.InitBlockUnaligned(dst + g->K, 0, (uint)(rowBytes - g->K));
+                    }
+                    Int8MicroKernel.RunQuadPanelsAvx2(g, mr, aPacked, rowBytes, g->C + i * g->Ldc, p0, p1);
+                }
+            }
+        }
+        finally
+        {
+            if (rented != null) ArrayPool<byte>.Shared.Return(rented);
         }
     }
 }
