@@ -14,6 +14,9 @@ namespace MobileNetSharp.Passes;
 /// convolutions of any kernel such as the stem).</item>
 /// <item>Add (plain or with ReLU) of two same-shape dequantized tensors into <see cref="QLinearAdd"/>: one pass over
 /// the codes with the same float arithmetic, bit-identical to the nodes it replaces.</item>
+/// <item>Gemm (transA = 0, alpha = beta = 1, a per-output bias) and 2-D MatMul with int8 weights into <see cref="QGemm"/>,
+/// under the same conditions as Conv (hard-swish included); its output stays float (a classifier's logits) unless a
+/// QuantizeLinear reads it.</item>
 /// </list>
 /// Everything else keeps the float path, which is exact too.
 /// </summary>
@@ -26,7 +29,7 @@ public static class FuseQuantizedOps
         var outputs = g.Outputs.ToHashSet();
         foreach (var n in g.Nodes.ToList())
         {
-            if (TryAdd(g, n, consumers, outputs))
+            if (TryAdd(g, n, consumers, outputs) || TryGemm(g, n, consumers, outputs))
             {
                 consumers = g.Consumers();
                 fused++;
@@ -41,17 +44,7 @@ public static class FuseQuantizedOps
             if (codes.IsConstant) continue;
             if (n.Input(1).Constant?.Origin is not { Params: { Type: DataType.Int8 } wp } wo || wp.ZeroPoints.Any(z => z != 0)) continue;
             if (!wp.PerTensor && wp.Axis != 0) continue;
-            Tensor? bias = null;
-            if (n.OptionalInput(2) is { } b)
-            {
-                if (b.Constant?.Origin is not { Params: { Type: DataType.Int32 } bp } bo) continue;
-                // The integer kernel adds the bias codes to the accumulator as they are: that is exact only at this scale.
-                bool exact = true;
-                for (int i = 0; i < bp.Scales.Length && exact; i++)
-                    exact = bp.Scales[i] == xp.Scales[0] * wp.Scales[wp.PerTensor ? 0 : i];
-                if (!exact || (bp.PerTensor && !wp.PerTensor && bo.Values.Length > 1)) continue;
-                bias = bo.Values;
-            }
+            if (!TryBias(n.OptionalInput(2), xp, wp, out var bias)) continue;
             var y = n.Output;
             if (SoleQuantizer(y, consumers, outputs) is not { } q) continue;
             var yp = ((QuantizeLinear)q.Op).Params;
@@ -69,6 +62,62 @@ public static class FuseQuantizedOps
             fused++;
         }
         return fused;
+    }
+
+    /// <summary>
+    /// The int32 bias codes of a layer, or null for none; false when the bias is not int32 codes at exactly
+    /// x_scale · w_scale (the integer kernels add the codes to the accumulator as they are, exact only at that scale).
+    /// </summary>
+    private static bool TryBias(Value? b, QuantParams xp, QuantParams wp, out Tensor? bias)
+    {
+        bias = null;
+        if (b is null) return true;
+        if (b.Constant?.Origin is not { Params: { Type: DataType.Int32 } bp } bo) return false;
+        for (int i = 0; i < bp.Scales.Length; i++)
+            if (bp.Scales[i] != xp.Scales[0] * wp.Scales[wp.PerTensor ? 0 : i]) return false;
+        if (bp.PerTensor && !wp.PerTensor && bo.Values.Length > 1) return false;
+        bias = bo.Values;
+        return true;
+    }
+
+    /// <summary>DequantizeLinear -> Gemm or 2-D MatMul by int8 weights [-> QuantizeLinear] into a <see cref="QGemm"/>.</summary>
+    private static bool TryGemm(ModelGraph g, Node n, Dictionary<Value, List<Node>> consumers, HashSet<Value> outputs)
+    {
+        bool transB;
+        Activation activation;
+        switch (n.Op)
+        {
+            case Gemm { TransA: false, Alpha: 1f } gm when n.OptionalInput(2) is null || gm.Beta == 1f:
+                (transB, activation) = (gm.TransB, gm.Activation);
+                break;
+            case MatMul when n.Input(0).Rank == 2 && n.Input(1).Rank == 2:
+                (transB, activation) = (false, Activation.None);
+                break;
+            default:
+                return false;
+        }
+        if (n.Input(0).Rank != 2 || Dequantizer(n.Input(0)) is not { } dq) return false;
+        var xp = ((DequantizeLinear)dq.Op).Params;
+        if (n.Input(1).Constant?.Origin is not { Params: { Type: DataType.Int8 } wp } wo || wp.ZeroPoints.Any(z => z != 0)) return false;
+        // Per-output-column scales run along B's N axis: 0 under transB ([N, K]), else 1.
+        if (!wp.PerTensor && wp.Axis != (transB ? 0 : 1)) return false;
+        int outF = n.Output.Shape[1];
+        // A per-output bias only ([N] or [1, N]); C of the full [M, N] shape keeps the float path.
+        if (n.OptionalInput(2) is { } c && !(c.Length == outF && (c.Rank == 1 || c.Shape[0] == 1))) return false;
+        if (!TryBias(n.OptionalInput(2), xp, wp, out var bias)) return false;
+        var q = SoleQuantizer(n.Output, consumers, outputs);
+        QuantParams? yp = q is null ? null : ((QuantizeLinear)q.Op).Params;
+        if (yp is null ? !activation.IsNone : activation.Kind is not (ActivationKind.None or ActivationKind.Relu or ActivationKind.Clip or ActivationKind.HardSwish)) return false;
+        // The dequantizing (or requantizing) multiplier must be a finite positive float, as for Conv; hard-swish
+        // dequantizes first (xs · ws) and divides by the output scale after.
+        bool dequantizes = yp is null || activation.Kind == ActivationKind.HardSwish;
+        if (wp.Scales.Any(ws => xp.Scales[0] * ws / (dequantizes ? 1f : yp!.Scales[0]) is var m && !(m > 0 && float.IsFinite(m)))) return false;
+        var op = new QGemm(transB, activation, xp, wp, wo.Values, bias, yp);
+        if (yp is not null && activation.Kind == ActivationKind.Clip && activation.Alpha > activation.Beta) return false;
+        g.Nodes[g.Nodes.IndexOf(n)] = new Node(n.Name, op, [dq.Input(0)], [q?.Output ?? n.Output]);
+        if (q is not null) g.Nodes.Remove(q);
+        RemoveIfUnread(g, dq, consumers, outputs, readers: 1);
+        return true;
     }
 
     /// <summary>The QuantizeLinear (uint8, one scale) that is the only reader of <paramref name="y"/>, or null.</summary>

@@ -231,6 +231,46 @@ public class Int8GemmTests
         }
     }
 
+    /// <summary>
+    /// The dequantizing form (a classifier's float logits): C = (float)acc · M[j], one float multiply of the exact
+    /// integer sum, so bit-exact too. Full-range and 7-bit weights (the int16-pair and byte-quad kernels, and the
+    /// one-row GEMV tile at m = 1), every ISA level, 1 and 2 threads, a row stride past N.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Int8GemmToFloatMatchesReferenceBitExact(int m, int k, int n)
+    {
+        foreach (bool sevenBit in new[] { false, true })
+        {
+            Case cs = MakeCase(m, k, n, sevenBit ? 4 : 1);
+            if (sevenBit)
+            {
+                var rng = new Random(k);
+                for (int i = 0; i < cs.B.Length; i++) cs.B[i] = (sbyte)rng.Next(-64, 65);
+            }
+            int ldc = n + 2;
+            var expected = new float[(m - 1) * ldc + n];
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                {
+                    int acc = cs.Bias.Length == 0 ? 0 : cs.Bias[j];
+                    for (int kk = 0; kk < k; kk++) acc = unchecked(acc + (cs.A[i * cs.Lda + kk] - cs.ZpA) * cs.B[kk * n + j]);
+                    expected[i * ldc + j] = (float)acc * cs.Multipliers[j];
+                }
+            PackedInt8Weights b = cs.Pack();
+            if (sevenBit) Assert.True(b.HasByteQuads);
+            foreach ((IsaLevel isa, Workers workers) in TestData.Sweep())
+            {
+                var c = new float[expected.Length];
+                QuantizedGemm.RunToFloat(m, cs.A, cs.Lda, cs.ZpA, b, cs.Requantization(), c, ldc, workers, isa);
+                for (int i = 0; i < c.Length; i++)
+                    if (i % ldc < n && c[i] != expected[i])
+                        Assert.Fail($"{cs.Description} {(sevenBit ? "7-bit" : "8-bit")} {isa} t{workers.Count}: [{i / ldc}, {i % ldc}] expected {expected[i]}, got {c[i]}");
+                    else if (i % ldc >= n) Assert.Equal(0f, c[i]); // the stride's gap is not written
+            }
+        }
+    }
+
     /// <summary>The int16-pair layout of quad-packed weights is built on first use, once, even when threads race for it.</summary>
     [Fact]
     public void PairLayoutBuiltOnDemandIsTheSameForRacingThreads()
@@ -435,6 +475,12 @@ public class Int8GemmTests
         Throws(() => QuantizedGemm.Run(4, a, 3, 0, b, rq, c, -2, Workers.Single), "ldc -2");
         Throws(() => QuantizedGemm.Run(4, a, int.MaxValue, 0, b, rq, c, 2, Workers.Single), "A has 12 bytes");
         Assert.Throws<ArgumentNullException>(() => QuantizedGemm.Run(4, a, 3, 0, null!, rq, c, 2, Workers.Single));
+
+        var f = new float[8];
+        Throws(() => QuantizedGemm.RunToFloat(4, a, 3, 0, b, rq, f, 1, Workers.Single), "ldc 1 is less than N 2");
+        Throws(() => QuantizedGemm.RunToFloat(4, a, 3, 0, b, rq, f.AsSpan(0, 7), 2, Workers.Single), "C has 7 floats");
+        Throws(() => QuantizedGemm.RunToFloat(5, a, 3, 0, b, rq, f, 2, Workers.Single), "A has 12 bytes");
+        Throws(() => QuantizedGemm.RunToFloat(4, a, 3, 0, b, Requantization.PerTensor(3, 0.1f, [], 0), f, 2, Workers.Single), "dequantization is for 3 channels");
 
         // m = 0 is an empty product, not an error, and touches nothing.
         QuantizedGemm.Run(0, [], 3, 0, b, rq, [], 2, Workers.Single);

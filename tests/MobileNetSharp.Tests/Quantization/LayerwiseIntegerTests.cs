@@ -10,8 +10,9 @@ namespace MobileNetSharp.Tests.Quantization;
 
 /// <summary>
 /// Whole quantized networks, one layer at a time: every QDQ segment the integer path fuses (QLinearConv on the GEMM or
-/// the depthwise kernel, QLinearAdd) is cut out of the model as its own graph, fed the codes the simulation computed
-/// for its input, and run with and without integer kernels; the two must agree within one code.
+/// the depthwise kernel, QLinearAdd, and the classifier's QGemm) is cut out of the model as its own graph, fed the codes
+/// the simulation computed for its input, and run with and without integer kernels; the two must agree within one
+/// code, or, for the classifier's float logits, within float rounding.
 /// <para>
 /// Per layer, because comparing the end-to-end outputs cannot tell a kernel bug from rounding: a tie the float
 /// simulation and the exact integer sum break differently moves one code (a few per million), and a deep network with
@@ -37,13 +38,14 @@ public class LayerwiseIntegerTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// The nodes <paramref name="quantizerName"/>'s QuantizeLinear depends on back to the first DequantizeLinear of
-    /// computed codes on each path, as a graph whose inputs are those codes and whose output is the quantizer's.
+    /// The nodes <paramref name="endName"/> (a QuantizeLinear, or a layer with a float output) depends on back to the
+    /// first DequantizeLinear of computed codes on each path, as a graph whose inputs are those codes and whose output
+    /// is that node's.
     /// </summary>
-    private static (ModelGraph Graph, List<string> CodesRead) Segment(ModelGraph model, string quantizerName)
+    private static (ModelGraph Graph, List<string> CodesRead) Segment(ModelGraph model, string endName)
     {
         var g = model.Clone();
-        var quantizer = g.Nodes.Single(n => n.Name == quantizerName);
+        var quantizer = g.Nodes.Single(n => n.Name == endName);
         var kept = new HashSet<Node>();
         var codesRead = new List<Value>();
         var pending = new Stack<Node>([quantizer]);
@@ -122,6 +124,25 @@ public class LayerwiseIntegerTests(ITestOutputHelper output)
                     if (ours[i] != expected[i]) differing++;
                 }
                 Assert.True(differing <= ours.Length / 1000, $"{architecture} {q.Name} ({kernels}, t{threads}): {differing} of {ours.Length} codes off by one");
+            }
+        }
+        // Layers whose output stays float (the classifier): the logits within float rounding of the simulation's.
+        foreach (var fc in model.Nodes.Where(n => n.Op is Gemm or MatMul && n.Input(0).Producer?.Op is DequantizeLinear && model.Outputs.Contains(n.Output)).ToList())
+        {
+            var (segment, codesRead) = Segment(model, fc.Name);
+            if (codesRead.Any(n => !codes.ContainsKey(n))) continue;
+            var feed = codesRead.Select(n => codes[n]).ToArray();
+            using var simulated = new InferenceSession(segment, new SessionOptions { IntegerKernels = false });
+            float[] expected = simulated.Run(feed)[0].Floats;
+            float scale = expected.Max(MathF.Abs);
+            foreach (int threads in new[] { 1, 2 })
+            {
+                using var integer = new InferenceSession(segment, new SessionOptions { Threads = threads });
+                Assert.Contains(integer.Steps, s => s.Kernel == "qfc");
+                if (threads == 1) fusedSegments++;
+                float[] ours = integer.Run(feed)[0].Floats;
+                for (int i = 0; i < ours.Length; i++)
+                    Assert.True(Math.Abs(ours[i] - expected[i]) <= 1e-5f * scale, $"{architecture} {fc.Name} t{threads} [{i}]: integer {ours[i]}, simulated {expected[i]}");
             }
         }
         output.WriteLine($"{architecture}: {fusedSegments} integer layers checked, {whole.Optimizations!.QuantizedOpsFused} fused in the whole model");

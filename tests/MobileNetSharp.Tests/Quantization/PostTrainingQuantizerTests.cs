@@ -49,7 +49,9 @@ public class PostTrainingQuantizerTests(ITestOutputHelper output)
         using var fp = new InferenceSession(graph, new SessionOptions { Threads = 2 });
         var q = OnnxImporter.Load(qBytes, new OnnxImportOptions { DefaultBatch = 500 });
         using var qs = new InferenceSession(q, new SessionOptions { Threads = 2 });
-        Assert.Equal(1 + 34 + 17 + 10, qs.Optimizations!.QuantizedOpsFused); // the stem, every 1x1 and depthwise convolution in integers, every residual Add on the codes
+        // The stem, every 1x1 and depthwise convolution in integers, every residual Add on the codes, the classifier (QGemm to float logits).
+        Assert.Equal(1 + 34 + 17 + 10 + 1, qs.Optimizations!.QuantizedOpsFused);
+        Assert.Contains(qs.Steps, s => s.Kernel == "qfc");
         double floatAccuracy = Evaluation.Run(fp, test, 500).Accuracy;
         double ourAccuracy = Evaluation.Run(qs, test, 500).Accuracy;
 

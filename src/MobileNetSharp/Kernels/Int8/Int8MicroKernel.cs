@@ -74,15 +74,15 @@ internal static unsafe class Int8MicroKernel
             switch (g->Path)
             {
                 case Int8Path.Sse2:
-                    Tile6x8V128<Sse2Ops>(g, mr, Math.Min(nc, 8), j, a, b, c + j);
-                    if (nc > 8) Tile6x8V128<Sse2Ops>(g, mr, nc - 8, j + 8, a, b + 8, c + j + 8);
+                    Tile6x8V128<Sse2Ops>(g, mr, Math.Min(nc, 8), j, a, b, c + j * g->ElementBytes);
+                    if (nc > 8) Tile6x8V128<Sse2Ops>(g, mr, nc - 8, j + 8, a, b + 8, c + (j + 8) * g->ElementBytes);
                     break;
                 case Int8Path.Portable128:
-                    Tile6x8V128<PortableOps>(g, mr, Math.Min(nc, 8), j, a, b, c + j);
-                    if (nc > 8) Tile6x8V128<PortableOps>(g, mr, nc - 8, j + 8, a, b + 8, c + j + 8);
+                    Tile6x8V128<PortableOps>(g, mr, Math.Min(nc, 8), j, a, b, c + j * g->ElementBytes);
+                    if (nc > 8) Tile6x8V128<PortableOps>(g, mr, nc - 8, j + 8, a, b + 8, c + (j + 8) * g->ElementBytes);
                     break;
                 default:
-                    TileScalar(g, mr, nc, j, a, b, c + j);
+                    TileScalar(g, mr, nc, j, a, b, c + j * g->ElementBytes);
                     break;
             }
         }
@@ -101,8 +101,8 @@ internal static unsafe class Int8MicroKernel
             int nc = Math.Min(PackedInt8Weights.PanelWidth, g->N - j);
             int* b = g->B + p * g->PanelInts;
             // A last panel of at most 8 columns (N = 24, 1000) takes the one-vector tile instead of computing 16.
-            if (nc > 8) Tile6x16Avx2(g, mr, nc, j, a, b, c + j);
-            else Tile6x8Avx2(g, mr, nc, j, a, b, c + j);
+            if (nc > 8) Tile6x16Avx2(g, mr, nc, j, a, b, c + j * g->ElementBytes);
+            else Tile6x8Avx2(g, mr, nc, j, a, b, c + j * g->ElementBytes);
         }
     }
 
@@ -145,6 +145,11 @@ internal static unsafe class Int8MicroKernel
 
         var e = new EpilogueAvx2(g, j);
         nint ldc = g->Ldc;
+        if (g->FloatOutput)
+        {
+            e.StoreFloats(c, ldc, mr, nc, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
+            return;
+        }
         e.Store(c, c + ldc, mr > 1, nc, c00, c01, c10, c11);
         if (mr > 2) e.Store(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c20, c21, c30, c31);
         if (mr > 4) e.Store(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c40, c41, c50, c51);
@@ -162,8 +167,9 @@ internal static unsafe class Int8MicroKernel
             int j = p * PackedInt8Weights.PanelWidth;
             int nc = Math.Min(PackedInt8Weights.PanelWidth, g->N - j);
             byte* b = g->Quads + p * g->QuadPanelBytes;
-            if (nc > 8) QuadTile6x16Avx2(g, mr, nc, j, a, lda, b, c + j);
-            else QuadTile6x8Avx2(g, mr, nc, j, a, lda, b, c + j);
+            if (mr == 1) QuadTile1x16Avx2(g, nc, j, a, b, c + j * g->ElementBytes);
+            else if (nc > 8) QuadTile6x16Avx2(g, mr, nc, j, a, lda, b, c + j * g->ElementBytes);
+            else QuadTile6x8Avx2(g, mr, nc, j, a, lda, b, c + j * g->ElementBytes);
         }
     }
 
@@ -216,9 +222,40 @@ internal static unsafe class Int8MicroKernel
 
         var e = new EpilogueAvx2(g, j);
         nint ldc = g->Ldc;
+        if (g->FloatOutput)
+        {
+            e.StoreFloats(c, ldc, mr, nc, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
+            return;
+        }
         e.Store(c, c + ldc, mr > 1, nc, c00, c01, c10, c11);
         if (mr > 2) e.Store(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c20, c21, c30, c31);
         if (mr > 4) e.Store(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c40, c41, c50, c51);
+    }
+
+    /// <summary>
+    /// One row, C[0, j..j+nc) for nc in (0, 16]: a fully connected layer at batch 1 (a GEMV), where the 6-row tile
+    /// would compute its one row six times. Bound by streaming B.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void QuadTile1x16Avx2(Int8GemmArgs* g, int nc, int j, byte* a, byte* b, byte* c)
+    {
+        nint kq = g->KQuads;
+        int* a0 = (int*)a;
+        Vector256<int> zpA = Vector256.Create(g->ZeroPointA);
+        Vector256<int> c00 = Avx2.Subtract(Avx.LoadVector256(g->Bias + j), Avx2.MultiplyLow(zpA, Avx.LoadVector256(g->ColumnSums + j)));
+        Vector256<int> c01 = Avx2.Subtract(Avx.LoadVector256(g->Bias + j + 8), Avx2.MultiplyLow(zpA, Avx.LoadVector256(g->ColumnSums + j + 8)));
+        Vector256<short> ones = Vector256.Create((short)1);
+        for (nint q = 0; q < kq; q++)
+        {
+            Vector256<byte> x = Avx2.BroadcastScalarToVector256(a0 + q).AsByte();
+            c00 = Avx2.Add(c00, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, Avx.LoadVector256((sbyte*)b)), ones));
+            c01 = Avx2.Add(c01, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, Avx.LoadVector256((sbyte*)b + 32)), ones));
+            b += 4 * PackedInt8Weights.PanelWidth;
+        }
+        var e = new EpilogueAvx2(g, j);
+        if (g->FloatOutput) e.StoreFloats(c, 0, 1, nc, c00, c01, default, default, default, default, default, default, default, default, default, default);
+        else if (nc > 8) e.Store(c, c, false, nc, c00, c01, c00, c01);
+        else e.Store8(c, c, false, nc, c00, c00);
     }
 
     /// <summary>C[0..mr, j..j+nc) for nc in (0, 8]: the 6x8 byte-quad tile over the first half of a panel.</summary>
@@ -250,6 +287,11 @@ internal static unsafe class Int8MicroKernel
 
         var e = new EpilogueAvx2(g, j);
         nint ldc = g->Ldc;
+        if (g->FloatOutput)
+        {
+            e.StoreFloats(c, ldc, mr, nc, c0, default, c1, default, c2, default, c3, default, c4, default, c5, default);
+            return;
+        }
         e.Store8(c, c + ldc, mr > 1, nc, c0, c1);
         if (mr > 2) e.Store8(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c2, c3);
         if (mr > 4) e.Store8(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c4, c5);
@@ -283,6 +325,11 @@ internal static unsafe class Int8MicroKernel
 
         var e = new EpilogueAvx2(g, j);
         nint ldc = g->Ldc;
+        if (g->FloatOutput)
+        {
+            e.StoreFloats(c, ldc, mr, nc, c0, default, c1, default, c2, default, c3, default, c4, default, c5, default);
+            return;
+        }
         e.Store8(c, c + ldc, mr > 1, nc, c0, c1);
         if (mr > 2) e.Store8(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c2, c3);
         if (mr > 4) e.Store8(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c4, c5);
@@ -356,6 +403,35 @@ internal static unsafe class Int8MicroKernel
                 StorePartial(c0, bytes.GetLower(), nc);
                 if (second) StorePartial(c1, bytes.GetUpper(), nc);
             }
+        }
+
+        /// <summary>
+        /// The dequantizing epilogue (<see cref="QuantizedGemm.RunToFloat"/>): rows [0, mr) of float C = (float)acc · M[j],
+        /// columns [0, nc), nc &lt;= 16 (the second vector of a row is not read when nc &lt;= 8).
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void StoreFloats(byte* c, nint ldc, int mr, int nc,
+            Vector256<int> a00, Vector256<int> a01, Vector256<int> a10, Vector256<int> a11, Vector256<int> a20, Vector256<int> a21,
+            Vector256<int> a30, Vector256<int> a31, Vector256<int> a40, Vector256<int> a41, Vector256<int> a50, Vector256<int> a51)
+        {
+            StoreFloatRow((float*)c, nc, a00, a01);
+            if (mr > 1) StoreFloatRow((float*)(c + ldc), nc, a10, a11);
+            if (mr > 2) StoreFloatRow((float*)(c + 2 * ldc), nc, a20, a21);
+            if (mr > 3) StoreFloatRow((float*)(c + 3 * ldc), nc, a30, a31);
+            if (mr > 4) StoreFloatRow((float*)(c + 4 * ldc), nc, a40, a41);
+            if (mr > 5) StoreFloatRow((float*)(c + 5 * ldc), nc, a50, a51);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void StoreFloatRow(float* c, int nc, Vector256<int> acc0, Vector256<int> acc1)
+        {
+            Vector256<float> f0 = Avx.Multiply(Avx.ConvertToVector256Single(acc0), _m0);
+            if (nc >= 8) Avx.Store(c, f0);
+            else { for (int i = 0; i < nc; i++) c[i] = f0.GetElement(i); return; }
+            if (nc == 8) return;
+            Vector256<float> f1 = Avx.Multiply(Avx.ConvertToVector256Single(acc1), _m1);
+            if (nc == 16) Avx.Store(c + 8, f1);
+            else for (int i = 8; i < nc; i++) c[i] = f1.GetElement(i - 8);
         }
 
         /// <summary>Columns [0, nc) of row r0 (acc0) to c0 and, if <paramref name="second"/>, of row r1 (acc1) to c1; nc &lt;= 8.</summary>
@@ -457,6 +533,12 @@ internal static unsafe class Int8MicroKernel
         Vector128<float> lower, Vector128<float> upper, Vector128<int> zpC) where TOps : unmanaged, IV128Ops
     {
         Vector128<float> f0 = Vector128.ConvertToSingle(acc0) * m0, f1 = Vector128.ConvertToSingle(acc1) * m1;
+        if (g->FloatOutput)
+        {
+            float* cf = (float*)c;
+            for (int i = 0; i < nc; i++) cf[i] = i < 4 ? f0.GetElement(i) : f1.GetElement(i - 4);
+            return;
+        }
         if (g->HardSwish)
         {
             f0 = HardSwishV128(g, f0);
@@ -494,6 +576,11 @@ internal static unsafe class Int8MicroKernel
                 {
                     int x = ar[q], w = *bj;
                     acc += (x & 0xFFFF) * (short)w + (x >>> 16) * (w >> 16);
+                }
+                if (g->FloatOutput)
+                {
+                    *(float*)(c + r * g->Ldc + jj * sizeof(float)) = (float)acc * g->Multipliers[j + jj];
+                    continue;
                 }
                 c[r * g->Ldc + jj] = g->HardSwish
                     ? RequantizeHardSwishScalar(acc, g->Multipliers[j + jj], g->HardSwishAlpha, g->HardSwishBeta, g->OutputScale, g->Lower, g->Upper, g->ZeroPointC)

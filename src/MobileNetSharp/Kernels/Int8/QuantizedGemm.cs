@@ -12,7 +12,8 @@ internal unsafe struct Int8GemmArgs
     public float* Multipliers; public int* Bias; public float Lower, Upper; public int ZeroPointC;
     public byte MinByte, MaxByte; public bool ClampAfterRounding;
     public bool HardSwish; public float OutputScale, HardSwishAlpha, HardSwishBeta;
-    public byte* C; public nint Ldc;
+    /// <summary>Output rows Ldc bytes apart; elements are bytes, or floats when <see cref="FloatOutput"/> (ElementBytes 4).</summary>
+    public byte* C; public nint Ldc; public bool FloatOutput; public int ElementBytes;
     public int M, N, K, KPairs;
     public Int8Path Path; public int RowsPerTile;
     public int RowTiles, RowChunks, PanelCount, PanelGroups;
@@ -109,8 +110,38 @@ public static unsafe class QuantizedGemm
     /// <summary>Whether <paramref name="path"/> runs <paramref name="b"/> with the byte-quad (vpmaddubsw) kernel.</summary>
     internal static bool UsesQuads(Int8Path path, PackedInt8Weights b) => path == Int8Path.Avx2 && b.HasByteQuads;
 
+    /// <summary>
+    /// The dequantizing form, for a fully connected layer whose output stays float (a classifier's logits): C[i, j] =
+    /// (float)acc[i, j] · M[j] with acc as in <see cref="Run(int, ReadOnlySpan{byte}, int, byte, PackedInt8Weights, Requantization, Span{byte}, int, Workers, IsaLevel?)"/>
+    /// (bias and zero-point correction included) and M[j] = x_scale · w_scale[j] the multipliers of
+    /// <paramref name="dequantization"/>; its zero point and clamp are not used. One rounding, of an exact sum: as
+    /// ONNX Runtime's QGemm with a float output (com.microsoft), and within float rounding of DequantizeLinear -> Gemm.
+    /// </summary>
+    /// <param name="c">float output: row i is c[i·ldc .. i·ldc + N).</param>
+    /// <param name="ldc">Row stride of C in floats, at least N.</param>
+    /// <exception cref="ArgumentException">As <see cref="Run(int, ReadOnlySpan{byte}, int, byte, PackedInt8Weights, Requantization, Span{byte}, int, Workers, IsaLevel?)"/>.</exception>
+    public static void RunToFloat(int m, ReadOnlySpan<byte> a, int lda, byte aZeroPoint, PackedInt8Weights b, Requantization dequantization,
+        Span<float> c, int ldc, Workers workers, IsaLevel? isa = null)
+    {
+        ArgumentNullException.ThrowIfNull(b);
+        ArgumentNullException.ThrowIfNull(dequantization);
+        ArgumentNullException.ThrowIfNull(workers);
+        if (m < 0) throw new ArgumentException($"Int8 GEMM: row count must be non-negative, got {m}.", nameof(m));
+        if (lda < b.K) throw new ArgumentException($"Int8 GEMM: lda {lda} is less than K {b.K}.", nameof(lda));
+        if (ldc < b.N) throw new ArgumentException($"Int8 GEMM: ldc {ldc} is less than N {b.N}.", nameof(ldc));
+        if (dequantization.Channels != b.N)
+            throw new ArgumentException($"Int8 GEMM: dequantization is for {dequantization.Channels} channels, the weights have N {b.N}.", nameof(dequantization));
+        if (m == 0) return;
+        long needA = (long)(m - 1) * lda + b.K, needC = (long)(m - 1) * ldc + b.N;
+        if (a.Length < needA) throw new ArgumentException($"Int8 GEMM: A has {a.Length} bytes, {m} rows of K {b.K} at stride {lda} need {needA}.", nameof(a));
+        if (c.Length < needC) throw new ArgumentException($"Int8 GEMM: C has {c.Length} floats, {m} rows of N {b.N} at stride {ldc} need {needC}.", nameof(c));
+        fixed (byte* pa = a)
+        fixed (float* pc = c)
+            Run(PathFor(Isa.Resolve(isa)), m, pa, lda, aZeroPoint, b, dequantization, (byte*)pc, (nint)ldc * sizeof(float), workers, floatOutput: true);
+    }
+
     internal static void Run(Int8Path path, int m, byte* a, nint lda, byte aZeroPoint, PackedInt8Weights b, Requantization requantization,
-        byte* c, nint ldc, Workers workers, bool rowsPadded = false)
+        byte* c, nint ldc, Workers workers, bool rowsPadded = false, bool floatOutput = false)
     {
         if (m <= 0) return;
         bool quads = UsesQuads(path, b);
@@ -128,7 +159,7 @@ public static unsafe class QuantizedGemm
                 ClampAfterRounding = requantization.ClampAfterRounding,
                 HardSwish = requantization.HardSwish, OutputScale = requantization.OutputScale,
                 HardSwishAlpha = requantization.HardSwishAlpha, HardSwishBeta = requantization.HardSwishBeta,
-                C = c, Ldc = ldc, M = m, N = b.N, K = b.K, KPairs = b.KPairs,
+                C = c, Ldc = ldc, FloatOutput = floatOutput, ElementBytes = floatOutput ? sizeof(float) : 1, M = m, N = b.N, K = b.K, KPairs = b.KPairs,
                 Path = path, RowsPerTile = Int8MicroKernel.RowsPerTile(path), PanelCount = b.PanelCount,
             };
             args.RowTiles = (m + args.RowsPerTile - 1) / args.RowsPerTile;

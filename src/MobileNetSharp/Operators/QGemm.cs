@@ -1,0 +1,125 @@
+using MobileNetSharp.Kernels;
+using MobileNetSharp.Kernels.Int8;
+using MobileNetSharp.Runtime;
+using MobileNetSharp.Tensors;
+
+namespace MobileNetSharp.Graph;
+
+/// <summary>
+/// A fully connected layer computed in integers (ONNX Runtime's com.microsoft QGemm): uint8 input A [M, K] (one scale
+/// and zero point), constant int8 weights B, [K, N] or, under transB, [N, K] (symmetric, per tensor or per output
+/// column), optional int32 bias [N] in units of a_scale · b_scale[j]. acc[i, j] = Σ_k (A[i, k] - zpA) · B[k, j] + bias[j]
+/// is exact in int32; the output is either float, Y = acc · a_scale · b_scale[j] (a classifier's logits: one rounding
+/// of an exact sum, within float rounding of the DequantizeLinear -> Gemm it replaces), or, when <see cref="Y"/> is
+/// given, uint8 codes requantized like <see cref="QLinearConv"/>, with the Gemm's ReLU or clip as a clamp or its
+/// hard-swish (MobileNetV3's head) in the epilogue (<see cref="Requantization.WithHardSwish"/>).
+/// Made by <see cref="Passes.FuseQuantizedOps"/> from DequantizeLinear -> Gemm (or a 2-D MatMul) [-> QuantizeLinear];
+/// run by <see cref="QuantizedGemm"/>.
+/// </summary>
+/// <param name="TransB">Whether <paramref name="Weights"/> is [N, K] (ONNX Gemm transB = 1, PyTorch Linear) rather than [K, N].</param>
+/// <param name="Activation">None for a float output; none, ReLU, a clip or hard-swish for a uint8 one.</param>
+/// <param name="Y">The output's quantization, or null for a float output.</param>
+public sealed record QGemm(bool TransB, Activation Activation, QuantParams X, QuantParams W, Tensor Weights, Tensor? Bias, QuantParams? Y)
+    : Op, IRunnable
+{
+    public override string Type => "QGemm";
+
+    private int K => TransB ? Weights.Shape[1] : Weights.Shape[0];
+    private int N => TransB ? Weights.Shape[0] : Weights.Shape[1];
+
+    public override int[][] InferShapes(Node node)
+    {
+        var x = node.Input(0);
+        if (x.DataType != X.Type) throw Error(node, $"the input is {x.DataType}, the op reads {X.Type}.");
+        if (x.Rank != 2 || x.Shape[1] != K) throw Error(node, $"expects a [M, {K}] input, got {Shape.Format(x.Shape)}.");
+        return [[x.Shape[0], N]];
+    }
+
+    public override DataType[] InferTypes(Node node) => [Y?.Type ?? DataType.Float32];
+
+    public override string Describe() => (Y is null ? "QGemm -> float" : "QGemm") + (Activation.IsNone ? "" : $" +{Activation}");
+
+    public override OpCost Cost(Node node) => new(Shape.Size(node.Output.Shape) * (long)K, LayerKind.FullyConnected, []);
+
+    /// <summary>Written back as the QDQ subgraph it came from: DequantizeLinear -> Gemm (+ activation) [-> QuantizeLinear].</summary>
+    public override void ExportOnnx(Node n, IOnnxWriter w)
+    {
+        string x = w.Fresh(n.Name + "_x_dequantized");
+        X.Write(w, n.Name + "_x", out var xs, out var xz);
+        w.Node("DequantizeLinear", n.Name + "_dequantize_x", [w.Name(n.Input(0)), xs, xz], [x]);
+        W.Write(w, n.Name + "_w", out var ws, out var wz);
+        string wf = w.Fresh(n.Name + "_w_dequantized");
+        w.Node("DequantizeLinear", n.Name + "_dequantize_w", [w.Constant(n.Name + "_w_quantized", Weights), ws, wz], [wf], [.. W.AxisAttribute()]);
+        var inputs = new List<string> { x, wf };
+        if (Bias is not null)
+        {
+            var bp = new QuantParams(W.Scales.Select(s => X.Scales[0] * s).ToArray(), new int[W.Scales.Length], DataType.Int32, 0);
+            bp.Write(w, n.Name + "_b", out var bs, out var bz);
+            string bf = w.Fresh(n.Name + "_b_dequantized");
+            w.Node("DequantizeLinear", n.Name + "_dequantize_b", [w.Constant(n.Name + "_b_quantized", Bias), bs, bz], [bf], [.. bp.AxisAttribute()]);
+            inputs.Add(bf);
+        }
+        string y = Y is null ? n.Output.Name : w.Fresh(n.Name + "_y_float");
+        string raw = Activation.IsNone ? y : w.Fresh(n.Name + "_gemm");
+        w.Node("Gemm", n.Name, [.. inputs], [raw], OnnxAttribute.Of("transB", TransB ? 1L : 0L));
+        if (!Activation.IsNone) OnnxForms.Activation(w, n.Name, Activation, raw, y);
+        if (Y is null) return;
+        Y.Write(w, n.Name + "_y", out var ys, out var yz);
+        w.Node("QuantizeLinear", n.Name + "_quantize_y", [y, ys, yz], [n.Output.Name]);
+    }
+
+    /// <summary>The uint8 output's clamp: the activation on the codes (rounding is monotone), as <see cref="QLinearConv.Clamp"/>.</summary>
+    private (byte Min, byte Max) Clamp()
+    {
+        var (qmin, qmax) = Y!.Range;
+        float lo = float.NegativeInfinity, hi = float.PositiveInfinity;
+        if (Activation.Kind == ActivationKind.Relu) lo = 0;
+        else if (Activation.Kind == ActivationKind.Clip) (lo, hi) = (Activation.Alpha, Activation.Beta);
+        else if (Activation.Kind == ActivationKind.HardSwish) { } // in float before quantizing: no clamp on the codes
+        else if (!Activation.IsNone) throw new ArgumentException($"QGemm takes ReLU, a clip or hard-swish as its activation, not {Activation}.");
+        int Code(float v) => float.IsNegativeInfinity(v) ? qmin : float.IsPositiveInfinity(v) ? qmax
+            : QuantizeLinearKernel.QuantizeOne(v, Y.Scales[0], qmin - Y.ZeroPoints[0], qmax - Y.ZeroPoints[0]) + Y.ZeroPoints[0];
+        return ((byte)Code(lo), (byte)Code(hi));
+    }
+
+    void IRunnable.Lower(Node n, PlanCompiler plan)
+    {
+        PlanCompiler.Require(n, 0, DataType.UInt8, "QGemm input");
+        if (X.Type != DataType.UInt8 || (Y is not null && Y.Type != DataType.UInt8) || (Y is null && !Activation.IsNone))
+            throw new ArgumentException($"QGemm runs uint8 inputs to float outputs without an activation, or to uint8 outputs; this one is {Describe()} from {X.Type}.");
+        int rows = n.Input(0).Shape[0];
+        var weights = (sbyte[])Weights.Data;
+        var packed = TransB ? PackedInt8Weights.FromNxK(weights, N, K) : PackedInt8Weights.FromKxN(weights, K, N);
+        int[] bias = Bias is null ? [] : (int[])Bias.Data;
+        var input = plan.Get(n.Input(0), MemoryLayout.Plain);
+        var output = plan.Produce(n.Output, MemoryLayout.Plain);
+        if (Y is null)
+        {
+            // Float output: the multipliers dequantize (a_scale · b_scale[j]); no output scale, zero point or clamp.
+            var dequantize = new Requantization(W.Scales.Length == 1 ? Enumerable.Repeat(X.Scales[0] * W.Scales[0], N).ToArray()
+                : W.Scales.Select(s => X.Scales[0] * s).ToArray(), bias, 0);
+            plan.Add(new QGemmStep(n.Name, rows, K, (byte)X.ZeroPoints[0], packed, dequantize, floatOutput: true, plan.Isa, input, output));
+            return;
+        }
+        var (min, max) = Clamp();
+        var rq = Activation.Kind == ActivationKind.HardSwish
+            ? Requantization.WithHardSwish(N, X.Scales[0], W.Scales, Y.Scales[0], bias, (byte)Y.ZeroPoints[0], Activation.Alpha, Activation.Beta)
+            : Requantization.FromScales(N, X.Scales[0], W.Scales, Y.Scales[0], bias, (byte)Y.ZeroPoints[0], min, max);
+        plan.Add(new QGemmStep(n.Name, rows, K, (byte)X.ZeroPoints[0], packed, rq, floatOutput: false, plan.Isa, input, output));
+    }
+}
+
+/// <summary>A <see cref="QGemm"/> on plain [M, K] uint8 rows, to float or uint8 [M, N].</summary>
+internal sealed class QGemmStep(string name, int rows, int k, byte zeroPoint, PackedInt8Weights weights, Requantization requantization,
+    bool floatOutput, IsaLevel? isa, Slot input, Slot output) : Step(name, [input], [output])
+{
+    public override string Kernel => "qfc";
+
+    public override void Execute(RunContext ctx)
+    {
+        if (floatOutput)
+            QuantizedGemm.RunToFloat(rows, ctx.ReadBytes(input), k, zeroPoint, weights, requantization, ctx.Write(output), weights.N, ctx.Workers, isa);
+        else
+            QuantizedGemm.Run(rows, ctx.ReadBytes(input), k, zeroPoint, weights, requantization, ctx.WriteBytes(output), weights.N, ctx.Workers, isa);
+    }
+}
