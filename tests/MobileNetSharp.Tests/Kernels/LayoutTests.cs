@@ -44,6 +44,26 @@ public class LayoutTests
         Assert.Equal(nchw, back);
     }
 
+    /// <summary>uint8 images (a quantized model's input): three planes take the byte-shuffle interleave, others the loops.</summary>
+    [Theory]
+    [InlineData(1, 3, 224, 224)]
+    [InlineData(2, 3, 5, 7)]    // 35 columns = 2 x 16 + a tail of 3
+    [InlineData(1, 3, 4, 4)]    // exactly one 16-column chunk
+    [InlineData(1, 3, 3, 5)]    // tail only
+    [InlineData(2, 1, 9, 3)]
+    [InlineData(1, 4, 6, 6)]
+    public void NchwNhwcRoundTripOfBytes(int n, int c, int h, int w)
+    {
+        var nchw = new byte[n * c * h * w];
+        new Random(c + h).NextBytes(nchw);
+        var nhwc = new byte[nchw.Length];
+        Layout.Transpose<byte>(nchw, [n, c, h, w], [0, 2, 3, 1], nhwc);
+        Assert.Equal(Reference.Transpose(nchw, [n, c, h, w], [0, 2, 3, 1]), nhwc);
+        var back = new byte[nchw.Length];
+        Layout.Transpose<byte>(nhwc, [n, h, w, c], [0, 3, 1, 2], back);
+        Assert.Equal(nchw, back);
+    }
+
     [Fact]
     public void CopyBlocksConcatenatesAlongAnAxis()
     {

@@ -85,6 +85,11 @@ public static partial class Layout
                 Interleave3(ref Unsafe.As<T, float>(ref xs), ref Unsafe.As<T, float>(ref ys), cols);
                 continue;
             }
+            if (rows == 3 && typeof(T) == typeof(byte) && Vector128.IsHardwareAccelerated)
+            {
+                Interleave3Bytes(ref Unsafe.As<T, byte>(ref xs), ref Unsafe.As<T, byte>(ref ys), cols);
+                continue;
+            }
             if (rows <= 4)
             {
                 for (int j = 0; j < cols; j++)
@@ -126,6 +131,43 @@ public static partial class Layout
             Avx512F.PermuteVar16x32x2(Avx512F.PermuteVar16x32x2(r0, a0, r1), b0, r2).StoreUnsafe(ref o);
             Avx512F.PermuteVar16x32x2(Avx512F.PermuteVar16x32x2(r0, a1, r1), b1, r2).StoreUnsafe(ref o, 16);
             Avx512F.PermuteVar16x32x2(Avx512F.PermuteVar16x32x2(r0, a2, r1), b2, r2).StoreUnsafe(ref o, 32);
+        }
+        for (; j < cols; j++)
+        {
+            Unsafe.Add(ref y, (nint)j * 3) = Unsafe.Add(ref x, j);
+            Unsafe.Add(ref y, (nint)j * 3 + 1) = Unsafe.Add(ref x, (nint)cols + j);
+            Unsafe.Add(ref y, (nint)j * 3 + 2) = Unsafe.Add(ref x, 2 * (nint)cols + j);
+        }
+    }
+
+    /// <summary>
+    /// [3, cols] -> [cols, 3] for bytes (a quantized RGB image, NCHW to NHWC): 16 columns at a time, each 16-byte
+    /// output vector the OR of three byte shuffles (pshufb / tbl), one per plane; the element-by-element loop took
+    /// ~0.13 ms for a 224x224 image, as long as a whole 1x1 layer.
+    /// </summary>
+    private static void Interleave3Bytes(ref byte x, ref byte y, int cols)
+    {
+        // Output byte p of vector k (element 16k + p of the 48) is column (16k + p) / 3 of plane (16k + p) % 3; an
+        // index of 16 or more selects 0, so each shuffle fills only its plane's bytes.
+        static Vector128<byte> Indices(int k, int plane)
+        {
+            Span<byte> idx = stackalloc byte[16];
+            for (int p = 0; p < 16; p++) idx[p] = (byte)((16 * k + p) % 3 == plane ? (16 * k + p) / 3 : 0xFF);
+            return Vector128.Create((ReadOnlySpan<byte>)idx);
+        }
+        Vector128<byte> i00 = Indices(0, 0), i01 = Indices(0, 1), i02 = Indices(0, 2);
+        Vector128<byte> i10 = Indices(1, 0), i11 = Indices(1, 1), i12 = Indices(1, 2);
+        Vector128<byte> i20 = Indices(2, 0), i21 = Indices(2, 1), i22 = Indices(2, 2);
+        int j = 0;
+        for (; j + 16 <= cols; j += 16)
+        {
+            Vector128<byte> r0 = Vector128.LoadUnsafe(ref x, (nuint)j);
+            Vector128<byte> r1 = Vector128.LoadUnsafe(ref x, (nuint)(cols + j));
+            Vector128<byte> r2 = Vector128.LoadUnsafe(ref x, (nuint)(2 * cols + j));
+            ref byte o = ref Unsafe.Add(ref y, (nint)j * 3);
+            (Vector128.Shuffle(r0, i00) | Vector128.Shuffle(r1, i01) | Vector128.Shuffle(r2, i02)).StoreUnsafe(ref o);
+            (Vector128.Shuffle(r0, i10) | Vector128.Shuffle(r1, i11) | Vector128.Shuffle(r2, i12)).StoreUnsafe(ref o, 16);
+            (Vector128.Shuffle(r0, i20) | Vector128.Shuffle(r1, i21) | Vector128.Shuffle(r2, i22)).StoreUnsafe(ref o, 32);
         }
         for (; j < cols; j++)
         {
