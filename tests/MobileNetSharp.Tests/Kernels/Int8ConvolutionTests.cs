@@ -51,6 +51,8 @@ public class Int8ConvolutionTests
         [24, 40, 8, 8, 1, 1, 2, 2, 1, 0, 0, 0, 0, 2],    // strided 1x1 (a shortcut projection)
         [4, 6, 2, 2, 5, 5, 1, 1, 1, 2, 2, 2, 2, 1],      // a map smaller than the kernel: mostly padding
         [64, 20, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1],    // K = 576: several GEMM k steps per band
+        [3, 32, 122, 121, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1], // a stem of several bands, the second starting mid-row (61 columns)
+        [3, 8, 9, 9, 3, 3, 2, 2, 1, 0, 0, 0, 0, 2],      // no padding: the unfold's 16-byte loads reach the image's end
     }.Select(v => v.Cast<object>().ToArray());
 
     [Theory]

@@ -145,38 +145,70 @@ public static unsafe class QuantizedConvolution
         // buffer's slack; the load must stay inside the image.
         bool shortRows = span <= (uint)Vector128<byte>.Count;
         byte* lastSafeLoad = image + imageBytes - Vector128<byte>.Count;
+        long inRow = (long)inW * c;
+        nint pixelStep = (nint)strideW * c;
+        byte** sources = stackalloc byte*[kh];
         byte* dst = columns;
-        // Row and column advance by counting: a division per pixel cost as much as its copies.
-        int oy = p0 / outW, ox = p0 % outW - 1;
-        nint rowPadding = rowBytes - (nint)span * kh;
-        for (int p = p0; p < p1; p++, dst += rowPadding)
+        // Output row by output row: the kernel rows' sources (null above or below the image) are found once per row,
+        // and the pixels whose kernel rows all lie inside take a loop of plain 16-byte copies.
+        for (int p = p0; p < p1;)
         {
-            if (++ox == outW) { ox = 0; oy++; }
-            int ix0 = ox * strideW - padLeft;
+            int oy = p / outW, ox = p % outW, oxEnd = Math.Min(outW, ox + (p1 - p));
+            p += oxEnd - ox;
+            bool allRows = true;
+            for (int ky = 0; ky < kh; ky++)
+            {
+                int iy = oy * strideH - padTop + ky * dilationH;
+                sources[ky] = (uint)iy < (uint)inH ? image + iy * inRow : null;
+                allRows &= sources[ky] != null;
+            }
+            // Columns whose taps are all inside: ix0 = ox·SW - padLeft >= 0 and ix0 + KW <= InW.
+            int interiorStart = Math.Max(ox, (padLeft + strideW - 1) / strideW);
+            int interiorEnd = Math.Min(oxEnd, inW - kw + padLeft >= 0 ? (inW - kw + padLeft) / strideW + 1 : 0);
+            for (; ox < oxEnd; ox++, dst += rowBytes)
+            {
+                if (ox >= interiorStart && ox < interiorEnd && allRows && shortRows && dilationW == 1 && kh == 3)
+                {
+                    // The stem's case: three 16-byte copies a pixel, sources advancing by SW·C.
+                    byte* s0 = sources[0] + (long)(ox * strideW - padLeft) * c, s1 = sources[1] + (s0 - sources[0]), s2 = sources[2] + (s0 - sources[0]);
+                    for (; ox < interiorEnd && s2 <= lastSafeLoad; ox++, dst += rowBytes, s0 += pixelStep, s1 += pixelStep, s2 += pixelStep)
+                    {
+                        Vector128.Store(Vector128.Load(s0), dst);
+                        Vector128.Store(Vector128.Load(s1), dst + span);
+                        Vector128.Store(Vector128.Load(s2), dst + 2 * span);
+                    }
+                    if (ox == oxEnd) break;
+                }
+                Pixel(dst, ox * strideW - padLeft);
+            }
+        }
+
+        // One pixel's KH·KW·C codes, [ky][kx][c], any position.
+        void Pixel(byte* to, int ix0)
+        {
             // Undilated taps of one kernel row are adjacent pixels: one copy of KW·C bytes when all are inside (the
             // stem's 3 channels would otherwise be 9 copies of 3 bytes a pixel).
             bool rowInside = dilationW == 1 && ix0 >= 0 && ix0 + kw <= inW;
-            for (int ky = 0; ky < kh; ky++, dst += span)
+            for (int ky = 0; ky < kh; ky++, to += span)
             {
-                int iy = oy * strideH - padTop + ky * dilationH;
-                if ((uint)iy >= (uint)inH)
+                byte* src = sources[ky];
+                if (src == null)
                 {
-                    Unsafe.InitBlockUnaligned(dst, zeroPoint, span);
+                    Unsafe.InitBlockUnaligned(to, zeroPoint, span);
                     continue;
                 }
-                byte* src = image + (long)iy * inW * c;
                 if (rowInside)
                 {
                     byte* from = src + (long)ix0 * c;
-                    if (shortRows && from <= lastSafeLoad) Vector128.Store(Vector128.Load(from), dst);
-                    else Unsafe.CopyBlockUnaligned(dst, from, span);
+                    if (shortRows && from <= lastSafeLoad) Vector128.Store(Vector128.Load(from), to);
+                    else Unsafe.CopyBlockUnaligned(to, from, span);
                     continue;
                 }
                 for (int kx = 0; kx < kw; kx++)
                 {
                     int ix = ix0 + kx * dilationW;
-                    if ((uint)ix < (uint)inW) Unsafe.CopyBlockUnaligned(dst + kx * c, src + (long)ix * c, (uint)c);
-                    else Unsafe.InitBlockUnaligned(dst + kx * c, zeroPoint, (uint)c);
+                    if ((uint)ix < (uint)inW) Unsafe.CopyBlockUnaligned(to + kx * c, src + (long)ix * c, (uint)c);
+                    else Unsafe.InitBlockUnaligned(to + kx * c, zeroPoint, (uint)c);
                 }
             }
         }
