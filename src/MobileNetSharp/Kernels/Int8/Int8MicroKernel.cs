@@ -117,10 +117,7 @@ internal static unsafe class Int8MicroKernel
         int* a3 = mr > 3 ? a2 + kp : a2;
         int* a4 = mr > 4 ? a3 + kp : a3;
         int* a5 = mr > 5 ? a4 + kp : a4;
-        // acc starts at bias[j] - zpA · colsum[j]; the padding columns are 0 in both.
-        Vector256<int> zpA = Vector256.Create(g->ZeroPointA);
-        Vector256<int> init0 = Avx2.Subtract(Avx.LoadVector256(g->Bias + j), Avx2.MultiplyLow(zpA, Avx.LoadVector256(g->ColumnSums + j)));
-        Vector256<int> init1 = Avx2.Subtract(Avx.LoadVector256(g->Bias + j + 8), Avx2.MultiplyLow(zpA, Avx.LoadVector256(g->ColumnSums + j + 8)));
+                Vector256<int> init0 = Avx.LoadVector256(g->Init + j), init1 = Avx.LoadVector256(g->Init + j + 8);
         Vector256<int> c00 = init0, c01 = init1, c10 = init0, c11 = init1, c20 = init0, c21 = init1;
         Vector256<int> c30 = init0, c31 = init1, c40 = init0, c41 = init1, c50 = init0, c51 = init1;
         for (nint q = 0; q < kp; q++)
@@ -189,9 +186,7 @@ internal static unsafe class Int8MicroKernel
         int* a3 = mr > 3 ? (int*)((byte*)a2 + lda) : a2;
         int* a4 = mr > 4 ? (int*)((byte*)a3 + lda) : a3;
         int* a5 = mr > 5 ? (int*)((byte*)a4 + lda) : a4;
-        Vector256<int> zpA = Vector256.Create(g->ZeroPointA);
-        Vector256<int> init0 = Avx2.Subtract(Avx.LoadVector256(g->Bias + j), Avx2.MultiplyLow(zpA, Avx.LoadVector256(g->ColumnSums + j)));
-        Vector256<int> init1 = Avx2.Subtract(Avx.LoadVector256(g->Bias + j + 8), Avx2.MultiplyLow(zpA, Avx.LoadVector256(g->ColumnSums + j + 8)));
+        Vector256<int> init0 = Avx.LoadVector256(g->Init + j), init1 = Avx.LoadVector256(g->Init + j + 8);
         Vector256<int> c00 = init0, c01 = init1, c10 = init0, c11 = init1, c20 = init0, c21 = init1;
         Vector256<int> c30 = init0, c31 = init1, c40 = init0, c41 = init1, c50 = init0, c51 = init1;
         Vector256<short> ones = Vector256.Create((short)1);
@@ -241,9 +236,7 @@ internal static unsafe class Int8MicroKernel
     {
         nint kq = g->KQuads;
         int* a0 = (int*)a;
-        Vector256<int> zpA = Vector256.Create(g->ZeroPointA);
-        Vector256<int> c00 = Avx2.Subtract(Avx.LoadVector256(g->Bias + j), Avx2.MultiplyLow(zpA, Avx.LoadVector256(g->ColumnSums + j)));
-        Vector256<int> c01 = Avx2.Subtract(Avx.LoadVector256(g->Bias + j + 8), Avx2.MultiplyLow(zpA, Avx.LoadVector256(g->ColumnSums + j + 8)));
+        Vector256<int> c00 = Avx.LoadVector256(g->Init + j), c01 = Avx.LoadVector256(g->Init + j + 8);
         Vector256<short> ones = Vector256.Create((short)1);
         for (nint q = 0; q < kq; q++)
         {
@@ -269,8 +262,7 @@ internal static unsafe class Int8MicroKernel
         int* a3 = mr > 3 ? (int*)((byte*)a2 + lda) : a2;
         int* a4 = mr > 4 ? (int*)((byte*)a3 + lda) : a3;
         int* a5 = mr > 5 ? (int*)((byte*)a4 + lda) : a4;
-        Vector256<int> init = Avx2.Subtract(Avx.LoadVector256(g->Bias + j),
-            Avx2.MultiplyLow(Vector256.Create(g->ZeroPointA), Avx.LoadVector256(g->ColumnSums + j)));
+        Vector256<int> init = Avx.LoadVector256(g->Init + j);
         Vector256<int> c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init;
         Vector256<short> ones = Vector256.Create((short)1);
         for (nint q = 0; q < kq; q++)
@@ -308,8 +300,7 @@ internal static unsafe class Int8MicroKernel
         int* a3 = mr > 3 ? a2 + kp : a2;
         int* a4 = mr > 4 ? a3 + kp : a3;
         int* a5 = mr > 5 ? a4 + kp : a4;
-        Vector256<int> init = Avx2.Subtract(Avx.LoadVector256(g->Bias + j),
-            Avx2.MultiplyLow(Vector256.Create(g->ZeroPointA), Avx.LoadVector256(g->ColumnSums + j)));
+        Vector256<int> init = Avx.LoadVector256(g->Init + j);
         Vector256<int> c0 = init, c1 = init, c2 = init, c3 = init, c4 = init, c5 = init;
         for (nint q = 0; q < kp; q++)
         {
@@ -492,9 +483,7 @@ internal static unsafe class Int8MicroKernel
         int* a3 = mr > 3 ? a2 + kp : a2;
         int* a4 = mr > 4 ? a3 + kp : a3;
         int* a5 = mr > 5 ? a4 + kp : a4;
-        Vector128<int> zpA = Vector128.Create(g->ZeroPointA);
-        Vector128<int> init0 = Vector128.Load(g->Bias + j) - zpA * Vector128.Load(g->ColumnSums + j);
-        Vector128<int> init1 = Vector128.Load(g->Bias + j + 4) - zpA * Vector128.Load(g->ColumnSums + j + 4);
+        Vector128<int> init0 = Vector128.Load(g->Init + j), init1 = Vector128.Load(g->Init + j + 4);
         Vector128<int> c00 = init0, c01 = init1, c10 = init0, c11 = init1, c20 = init0, c21 = init1;
         Vector128<int> c30 = init0, c31 = init1, c40 = init0, c41 = init1, c50 = init0, c51 = init1;
         for (nint q = 0; q < kp; q++)
@@ -570,7 +559,7 @@ internal static unsafe class Int8MicroKernel
             int* ar = a + r * kp;
             for (int jj = 0; jj < nc; jj++)
             {
-                int acc = g->Bias[j + jj] - g->ZeroPointA * g->ColumnSums[j + jj];
+                int acc = g->Init[j + jj];
                 int* bj = b + jj;
                 for (int q = 0; q < kp; q++, bj += PackedInt8Weights.PanelWidth)
                 {

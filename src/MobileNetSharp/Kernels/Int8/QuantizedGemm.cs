@@ -6,10 +6,12 @@ namespace MobileNetSharp.Kernels.Int8;
 /// <summary>Everything one int8 GEMM call needs, kept on the caller's stack and shared with the workers by pointer.</summary>
 internal unsafe struct Int8GemmArgs
 {
-    public byte* A; public nint Lda; public int ZeroPointA;
-    public int* B; public long PanelInts; public int* ColumnSums;
+    public byte* A; public nint Lda;
+    public int* B; public long PanelInts;
     public byte* Quads; public long QuadPanelBytes; public int KQuads; public bool UseQuads, RowsPadded;
-    public float* Multipliers; public int* Bias; public float Lower, Upper; public int ZeroPointC;
+    /// <summary>Per column (padded to whole panels): bias[j] - zpA · colsum(B)[j], the accumulator's start, wrapping as int32.</summary>
+    public int* Init;
+    public float* Multipliers; public float Lower, Upper; public int ZeroPointC;
     public byte MinByte, MaxByte; public bool ClampAfterRounding;
     public bool HardSwish; public float OutputScale, HardSwishAlpha, HardSwishBeta;
     /// <summary>Output rows Ldc bytes apart; elements are bytes, or floats when <see cref="FloatOutput"/> (ElementBytes 4).</summary>
@@ -50,6 +52,9 @@ public static unsafe class QuantizedGemm
 {
     /// <summary>Below this many multiply-adds, waking other threads costs more than it saves.</summary>
     private const long ParallelThreshold = 1 << 16;
+
+    /// <summary>Start values kept on the caller's stack (16 KB, N up to 4,096); wider layers rent from the array pool.</summary>
+    private const int StackInitInts = 4096;
 
     /// <summary>Packed-A ints a task keeps on its stack (64 KB); longer rows rent from the array pool.</summary>
     private const int StackInts = 16 * 1024;
@@ -144,17 +149,38 @@ public static unsafe class QuantizedGemm
         byte* c, nint ldc, Workers workers, bool rowsPadded = false, bool floatOutput = false)
     {
         if (m <= 0) return;
+        // The accumulators' start values once per call rather than per tile (a vpmulld each, at the head of every tile).
+        int padded = b.PanelCount * PackedInt8Weights.PanelWidth;
+        if (padded <= StackInitInts)
+        {
+            int* init = stackalloc int[padded];
+            Dispatch(path, m, a, lda, aZeroPoint, b, requantization, c, ldc, workers, rowsPadded, floatOutput, init);
+            return;
+        }
+        int[] rented = ArrayPool<int>.Shared.Rent(padded);
+        try
+        {
+            fixed (int* init = rented) Dispatch(path, m, a, lda, aZeroPoint, b, requantization, c, ldc, workers, rowsPadded, floatOutput, init);
+        }
+        finally { ArrayPool<int>.Shared.Return(rented); }
+    }
+
+    private static void Dispatch(Int8Path path, int m, byte* a, nint lda, byte aZeroPoint, PackedInt8Weights b, Requantization requantization,
+        byte* c, nint ldc, Workers workers, bool rowsPadded, bool floatOutput, int* init)
+    {
         bool quads = UsesQuads(path, b);
         fixed (float* multipliers = requantization.PaddedMultipliers)
         fixed (int* bias = requantization.PaddedBias)
         {
+            int* sums = b.ColumnSums;
+            for (int j = 0; j < b.PanelCount * PackedInt8Weights.PanelWidth; j++) init[j] = unchecked(bias[j] - aZeroPoint * sums[j]);
             Int8GemmArgs args = new()
             {
-                A = a, Lda = lda, ZeroPointA = aZeroPoint,
-                B = quads ? null : b.Data, PanelInts = b.PanelInts, ColumnSums = b.ColumnSums,
+                A = a, Lda = lda,
+                B = quads ? null : b.Data, PanelInts = b.PanelInts,
                 Quads = quads ? b.ByteQuads : null, QuadPanelBytes = b.QuadPanelBytes, KQuads = b.KQuads, UseQuads = quads,
                 RowsPadded = rowsPadded || b.K % 4 == 0,
-                Multipliers = multipliers, Bias = bias, Lower = requantization.LowerBound, Upper = requantization.UpperBound,
+                Init = init, Multipliers = multipliers, Lower = requantization.LowerBound, Upper = requantization.UpperBound,
                 ZeroPointC = requantization.OutputZeroPoint, MinByte = requantization.Min, MaxByte = requantization.Max,
                 ClampAfterRounding = requantization.ClampAfterRounding,
                 HardSwish = requantization.HardSwish, OutputScale = requantization.OutputScale,
