@@ -10,7 +10,8 @@ namespace MobileNetSharp.Bench;
 /// layer-by-layer plans (see FusionBench); `int8gemm [...]` times the int8 GEMM against the float GEMM on
 /// MobileNetV2's pointwise shapes (see Int8GemmBench); `int8dw [...]` times the int8 depthwise kernel against the
 /// float one on MobileNetV2's depthwise layers (see Int8DepthwiseBench); `quantized [...]` times float and QDQ files
-/// in ours and ORT (see QuantizedBench).
+/// in ours and ORT (see QuantizedBench); `ortprofile --model FILE` prints ONNX Runtime's own per-node profile (see
+/// OrtProfileBench).
 /// </summary>
 public static class Program
 {
@@ -51,8 +52,10 @@ public static class Program
                 return QuantizedBench.Run(rest);
             case "int8dw":
                 return Int8DepthwiseBench.Run(rest);
+            case "ortprofile":
+                return OrtProfileBench.Run(rest);
             default:
-                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] [--pause MS] [--by-position] | training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B] | fusion [--arch A,B] [--threads 1,2] [--batch B] [--runs N] | int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN] | int8dw [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape HxWxCkKsS] | quantized [--arch A,B] [--threads 1,2] [--runs N] [--samples N])");
+                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] [--pause MS] [--by-position] | training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B] | fusion [--arch A,B] [--threads 1,2] [--batch B] [--runs N] | int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN] [--weight-bits 8|7] | int8dw [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape HxWxCkKsS] | quantized [--arch A,B] [--threads 1,2] [--runs N] [--samples N] | ortprofile --model FILE [--threads T] [--runs N] [--top K])");
                 return 2;
         }
     }

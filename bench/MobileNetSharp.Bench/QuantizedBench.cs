@@ -17,8 +17,9 @@ namespace MobileNetSharp.Bench;
 /// kernels compute it exactly; calibrated on Fashion-MNIST upsampled, or on random images when it is not installed),
 /// and four sessions timed in one process, block by block in turn: ours and ORT on the float file, ours and ORT on
 /// the QDQ file. The int8 issue's targets are ours on the QDQ file &lt;= 0.5 x ours on the float file and &lt;= 0.8 x
-/// ORT on the QDQ file. Our engine computes a QDQ file's 1x1 convolutions in integers today and the rest as written
-/// (QuantizeLinear/DequantizeLinear around float kernels).
+/// ORT on the QDQ file. Our engine computes every convolution, residual Add and fully connected layer of the QDQ file
+/// in integers (7-bit weights take the AVX2 byte-quad GEMM) and the rest as written (QuantizeLinear/DequantizeLinear
+/// around float kernels: pooling, squeeze-excite gates).
 /// </summary>
 public static class QuantizedBench
 {
