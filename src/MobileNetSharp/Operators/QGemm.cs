@@ -44,28 +44,12 @@ public sealed record QGemm(bool TransB, Activation Activation, QuantParams X, Qu
     /// <summary>Written back as the QDQ subgraph it came from: DequantizeLinear -> Gemm (+ activation) [-> QuantizeLinear].</summary>
     public override void ExportOnnx(Node n, IOnnxWriter w)
     {
-        string x = w.Fresh(n.Name + "_x_dequantized");
-        X.Write(w, n.Name + "_x", out var xs, out var xz);
-        w.Node("DequantizeLinear", n.Name + "_dequantize_x", [w.Name(n.Input(0)), xs, xz], [x]);
-        W.Write(w, n.Name + "_w", out var ws, out var wz);
-        string wf = w.Fresh(n.Name + "_w_dequantized");
-        w.Node("DequantizeLinear", n.Name + "_dequantize_w", [w.Constant(n.Name + "_w_quantized", Weights), ws, wz], [wf], [.. W.AxisAttribute()]);
-        var inputs = new List<string> { x, wf };
-        if (Bias is not null)
-        {
-            var bp = new QuantParams(W.Scales.Select(s => X.Scales[0] * s).ToArray(), new int[W.Scales.Length], DataType.Int32, 0);
-            bp.Write(w, n.Name + "_b", out var bs, out var bz);
-            string bf = w.Fresh(n.Name + "_b_dequantized");
-            w.Node("DequantizeLinear", n.Name + "_dequantize_b", [w.Constant(n.Name + "_b_quantized", Bias), bs, bz], [bf], [.. bp.AxisAttribute()]);
-            inputs.Add(bf);
-        }
+        var inputs = QdqExport.DequantizedOperands(n, w, X, W, Weights, Bias);
         string y = Y is null ? n.Output.Name : w.Fresh(n.Name + "_y_float");
         string raw = Activation.IsNone ? y : w.Fresh(n.Name + "_gemm");
         w.Node("Gemm", n.Name, [.. inputs], [raw], OnnxAttribute.Of("transB", TransB ? 1L : 0L));
         if (!Activation.IsNone) OnnxForms.Activation(w, n.Name, Activation, raw, y);
-        if (Y is null) return;
-        Y.Write(w, n.Name + "_y", out var ys, out var yz);
-        w.Node("QuantizeLinear", n.Name + "_quantize_y", [y, ys, yz], [n.Output.Name]);
+        if (Y is not null) QdqExport.QuantizeOutput(n, w, Y, y);
     }
 
     /// <summary>The uint8 output's clamp: the activation on the codes (rounding is monotone), as <see cref="QLinearConv.Clamp"/>.</summary>

@@ -64,28 +64,14 @@ public sealed record QLinearConv(Conv Conv, QuantParams X, QuantParams W, Tensor
     /// <summary>Written back as the QDQ subgraph it came from (standard ONNX, any runtime): DequantizeLinear -> Conv (+ activation) -> QuantizeLinear.</summary>
     public override void ExportOnnx(Node n, IOnnxWriter w)
     {
-        string x = w.Fresh(n.Name + "_x_dequantized"), y = w.Fresh(n.Name + "_y_float");
-        X.Write(w, n.Name + "_x", out var xs, out var xz);
-        w.Node("DequantizeLinear", n.Name + "_dequantize_x", [w.Name(n.Input(0)), xs, xz], [x]);
-        W.Write(w, n.Name + "_w", out var ws, out var wz);
-        string wf = w.Fresh(n.Name + "_w_dequantized");
-        w.Node("DequantizeLinear", n.Name + "_dequantize_w", [w.Constant(n.Name + "_w_quantized", Weights), ws, wz], [wf], [.. W.AxisAttribute()]);
-        var inputs = new List<string> { x, wf };
-        if (Bias is not null)
-        {
-            var bp = new QuantParams(W.Scales.Select(s => X.Scales[0] * s).ToArray(), new int[W.Scales.Length], DataType.Int32, 0);
-            bp.Write(w, n.Name + "_b", out var bs, out var bz);
-            string bf = w.Fresh(n.Name + "_b_dequantized");
-            w.Node("DequantizeLinear", n.Name + "_dequantize_b", [w.Constant(n.Name + "_b_quantized", Bias), bs, bz], [bf], [.. bp.AxisAttribute()]);
-            inputs.Add(bf);
-        }
+        var inputs = QdqExport.DequantizedOperands(n, w, X, W, Weights, Bias);
+        string y = w.Fresh(n.Name + "_y_float");
         string raw = Conv.Activation.IsNone ? y : w.Fresh(n.Name + "_conv");
         w.Node("Conv", n.Name, [.. inputs], [raw], OnnxAttribute.Of("kernel_shape", [Conv.KernelH, Conv.KernelW]),
             OnnxAttribute.Of("strides", [Conv.StrideH, Conv.StrideW]), OnnxAttribute.Of("pads", [Conv.PadTop, Conv.PadLeft, Conv.PadBottom, Conv.PadRight]),
             OnnxAttribute.Of("dilations", [Conv.DilationH, Conv.DilationW]), OnnxAttribute.Of("group", (long)Conv.Groups));
         if (!Conv.Activation.IsNone) OnnxForms.Activation(w, n.Name, Conv.Activation, raw, y);
-        Y.Write(w, n.Name + "_y", out var ys, out var yz);
-        w.Node("QuantizeLinear", n.Name + "_quantize_y", [y, ys, yz], [n.Output.Name]);
+        QdqExport.QuantizeOutput(n, w, Y, y);
     }
 
     /// <summary>The fused activation as a clamp on the output codes: Q(clip(v, lo, hi)) = clamp(Q(v), Q(lo), Q(hi)) since rounding is monotone.</summary>

@@ -5,7 +5,7 @@ namespace MobileNetSharp.Passes;
 /// <summary>What the optimizer changed, for summaries and tests.</summary>
 /// <param name="HardActivationsRecognized">Hard-sigmoids and hard-swishes written out in arithmetic, now one activation each.</param>
 /// <param name="ExpandsDropped">Expands (and size-1 Tiles) removed because every reader broadcasts by itself.</param>
-/// <param name="QuantizedOpsFused">DequantizeLinear -> op -> QuantizeLinear patterns now one op on the codes (QLinearConv, QLinearAdd).</param>
+/// <param name="QuantizedOpsFused">DequantizeLinear -> op [-> QuantizeLinear] patterns now one op on the codes (QLinearConv, QLinearAdd, QGemm).</param>
 public sealed record OptimizationReport(int IdentitiesRemoved, int BatchNormsFolded, int SwishesFused, int ActivationsFused, int ResidualsFused,
     int HardActivationsRecognized = 0, int ExpandsDropped = 0, int QuantizedOpsFused = 0);
 

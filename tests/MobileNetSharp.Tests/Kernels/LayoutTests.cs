@@ -32,15 +32,15 @@ public class LayoutTests
     [InlineData(1, 3, 3, 5)]    // tail only
     [InlineData(2, 2, 9, 3)]    // few rows, scalar
     [InlineData(1, 4, 6, 6)]
-    public void NchwNhwcRoundTrip(int n, int c, int h, int w)
+    public void NchwNhwcRoundTrip(int n, int c, int h, int w) => RoundTrip(TestData.Random(new Random(c), n * c * h * w), n, c, h, w);
+
+    private static void RoundTrip<T>(T[] nchw, int n, int c, int h, int w) where T : unmanaged
     {
-        var rng = new Random(c);
-        float[] nchw = TestData.Random(rng, n * c * h * w);
-        var nhwc = new float[nchw.Length];
-        Layout.Transpose<float>(nchw, [n, c, h, w], [0, 2, 3, 1], nhwc);
+        var nhwc = new T[nchw.Length];
+        Layout.Transpose<T>(nchw, [n, c, h, w], [0, 2, 3, 1], nhwc);
         Assert.Equal(Reference.Transpose(nchw, [n, c, h, w], [0, 2, 3, 1]), nhwc);
-        var back = new float[nchw.Length];
-        Layout.Transpose<float>(nhwc, [n, h, w, c], [0, 3, 1, 2], back);
+        var back = new T[nchw.Length];
+        Layout.Transpose<T>(nhwc, [n, h, w, c], [0, 3, 1, 2], back);
         Assert.Equal(nchw, back);
     }
 
@@ -56,12 +56,7 @@ public class LayoutTests
     {
         var nchw = new byte[n * c * h * w];
         new Random(c + h).NextBytes(nchw);
-        var nhwc = new byte[nchw.Length];
-        Layout.Transpose<byte>(nchw, [n, c, h, w], [0, 2, 3, 1], nhwc);
-        Assert.Equal(Reference.Transpose(nchw, [n, c, h, w], [0, 2, 3, 1]), nhwc);
-        var back = new byte[nchw.Length];
-        Layout.Transpose<byte>(nhwc, [n, h, w, c], [0, 3, 1, 2], back);
-        Assert.Equal(nchw, back);
+        RoundTrip(nchw, n, c, h, w);
     }
 
     [Fact]

@@ -141,6 +141,23 @@ public class IntegerConvTests(ITestOutputHelper output)
             }
     }
 
+    /// <summary>A fused graph exports back to standard QDQ ONNX (QdqExport) that ONNX Runtime runs to the same codes.</summary>
+    [Theory]
+    [InlineData(16, 24, 1, false)]  // 1x1 + ReLU6
+    [InlineData(19, 19, 3, true)]   // depthwise
+    public void FusedConvExportsAsQdqThatOnnxRuntimeRuns(int c, int m, int kernel, bool depthwise)
+    {
+        var bytes = Model(c, m, perChannel: true, relu6: true, kernel: kernel, depthwise: depthwise, pad: kernel / 2);
+        var g = OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = 2 });
+        var fused = g.Clone();
+        Assert.Equal(1, MobileNetSharp.Passes.Optimizer.Run(fused).QuantizedOpsFused); // the whole pipeline: the ReLU6 folds into the conv first
+        Assert.Contains(fused.Nodes, n => n.Op is QLinearConv);
+        var x = Tensor.Random(3, [2, c, 9, 7], -5, 5);
+        var before = (byte[])OrtRunner.Run(bytes, [new("x", x)])["y"].Data;
+        var after = (byte[])OrtRunner.Run(OnnxExporter.ToBytes(fused), [new(g.Inputs[0].Name, x)])[g.Outputs[0].Name].Data;
+        Assert.Equal(before, after);
+    }
+
     [Fact]
     public void UnsupportedPatternsKeepTheFloatPath()
     {

@@ -140,16 +140,7 @@ internal static unsafe class Int8MicroKernel
             c50 = Avx2.Add(c50, Avx2.MultiplyAddAdjacent(x, b0)); c51 = Avx2.Add(c51, Avx2.MultiplyAddAdjacent(x, b1));
         }
 
-        var e = new EpilogueAvx2(g, j);
-        nint ldc = g->Ldc;
-        if (g->FloatOutput)
-        {
-            e.StoreFloats(c, ldc, mr, nc, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
-            return;
-        }
-        e.Store(c, c + ldc, mr > 1, nc, c00, c01, c10, c11);
-        if (mr > 2) e.Store(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c20, c21, c30, c31);
-        if (mr > 4) e.Store(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c40, c41, c50, c51);
+        StoreTile16(g, mr, nc, j, c, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
     }
 
     /// <summary>
@@ -215,16 +206,7 @@ internal static unsafe class Int8MicroKernel
             c51 = Avx2.Add(c51, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(x, b1), ones));
         }
 
-        var e = new EpilogueAvx2(g, j);
-        nint ldc = g->Ldc;
-        if (g->FloatOutput)
-        {
-            e.StoreFloats(c, ldc, mr, nc, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
-            return;
-        }
-        e.Store(c, c + ldc, mr > 1, nc, c00, c01, c10, c11);
-        if (mr > 2) e.Store(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c20, c21, c30, c31);
-        if (mr > 4) e.Store(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c40, c41, c50, c51);
+        StoreTile16(g, mr, nc, j, c, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
     }
 
     /// <summary>
@@ -277,16 +259,7 @@ internal static unsafe class Int8MicroKernel
             c5 = Avx2.Add(c5, Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a5 + q).AsByte(), b0), ones));
         }
 
-        var e = new EpilogueAvx2(g, j);
-        nint ldc = g->Ldc;
-        if (g->FloatOutput)
-        {
-            e.StoreFloats(c, ldc, mr, nc, c0, default, c1, default, c2, default, c3, default, c4, default, c5, default);
-            return;
-        }
-        e.Store8(c, c + ldc, mr > 1, nc, c0, c1);
-        if (mr > 2) e.Store8(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c2, c3);
-        if (mr > 4) e.Store8(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c4, c5);
+        StoreTile8(g, mr, nc, j, c, c0, c1, c2, c3, c4, c5);
     }
 
     /// <summary>C[0..mr, j..j+nc) for nc in (0, 8] with AVX2: a 6x8 tile over the first half of a panel.</summary>
@@ -314,6 +287,32 @@ internal static unsafe class Int8MicroKernel
             c5 = Avx2.Add(c5, Avx2.MultiplyAddAdjacent(Avx2.BroadcastScalarToVector256(a5 + q).AsInt16(), b0));
         }
 
+        StoreTile8(g, mr, nc, j, c, c0, c1, c2, c3, c4, c5);
+    }
+
+    /// <summary>The epilogue of a 6x16 AVX2 tile: rows [0, mr), columns [0, nc) of C, requantized to bytes or dequantized to floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreTile16(Int8GemmArgs* g, int mr, int nc, int j, byte* c,
+        Vector256<int> c00, Vector256<int> c01, Vector256<int> c10, Vector256<int> c11, Vector256<int> c20, Vector256<int> c21,
+        Vector256<int> c30, Vector256<int> c31, Vector256<int> c40, Vector256<int> c41, Vector256<int> c50, Vector256<int> c51)
+    {
+        var e = new EpilogueAvx2(g, j);
+        nint ldc = g->Ldc;
+        if (g->FloatOutput)
+        {
+            e.StoreFloats(c, ldc, mr, nc, c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51);
+            return;
+        }
+        e.Store(c, c + ldc, mr > 1, nc, c00, c01, c10, c11);
+        if (mr > 2) e.Store(c + 2 * ldc, c + 3 * ldc, mr > 3, nc, c20, c21, c30, c31);
+        if (mr > 4) e.Store(c + 4 * ldc, c + 5 * ldc, mr > 5, nc, c40, c41, c50, c51);
+    }
+
+    /// <summary>The epilogue of a 6x8 AVX2 tile (nc &lt;= 8).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreTile8(Int8GemmArgs* g, int mr, int nc, int j, byte* c,
+        Vector256<int> c0, Vector256<int> c1, Vector256<int> c2, Vector256<int> c3, Vector256<int> c4, Vector256<int> c5)
+    {
         var e = new EpilogueAvx2(g, j);
         nint ldc = g->Ldc;
         if (g->FloatOutput)

@@ -77,20 +77,27 @@ public static unsafe class QuantizedGemm
     public static void Run(int m, ReadOnlySpan<byte> a, int lda, byte aZeroPoint, PackedInt8Weights b, Requantization requantization,
         Span<byte> c, int ldc, Workers workers, IsaLevel? isa = null)
     {
+        if (!Validate(m, a.Length, lda, b, requantization, "requantization", c.Length, "bytes", ldc, workers)) return;
+        fixed (byte* pa = a, pc = c)
+            Run(Isa.Resolve(isa), m, pa, lda, aZeroPoint, b, requantization, pc, ldc, workers);
+    }
+
+    /// <summary>The public entries' argument checks; false when there is nothing to do (m = 0).</summary>
+    private static bool Validate(int m, int aLength, int lda, PackedInt8Weights b, Requantization rq, string rqName, int cLength, string cUnit, int ldc, Workers workers)
+    {
         ArgumentNullException.ThrowIfNull(b);
-        ArgumentNullException.ThrowIfNull(requantization);
+        ArgumentNullException.ThrowIfNull(rq, rqName);
         ArgumentNullException.ThrowIfNull(workers);
         if (m < 0) throw new ArgumentException($"Int8 GEMM: row count must be non-negative, got {m}.", nameof(m));
         if (lda < b.K) throw new ArgumentException($"Int8 GEMM: lda {lda} is less than K {b.K}.", nameof(lda));
         if (ldc < b.N) throw new ArgumentException($"Int8 GEMM: ldc {ldc} is less than N {b.N}.", nameof(ldc));
-        if (requantization.Channels != b.N)
-            throw new ArgumentException($"Int8 GEMM: requantization is for {requantization.Channels} channels, the weights have N {b.N}.", nameof(requantization));
-        if (m == 0) return;
+        if (rq.Channels != b.N)
+            throw new ArgumentException($"Int8 GEMM: {rqName} is for {rq.Channels} channels, the weights have N {b.N}.", rqName);
+        if (m == 0) return false;
         long needA = (long)(m - 1) * lda + b.K, needC = (long)(m - 1) * ldc + b.N;
-        if (a.Length < needA) throw new ArgumentException($"Int8 GEMM: A has {a.Length} bytes, {m} rows of K {b.K} at stride {lda} need {needA}.", nameof(a));
-        if (c.Length < needC) throw new ArgumentException($"Int8 GEMM: C has {c.Length} bytes, {m} rows of N {b.N} at stride {ldc} need {needC}.", nameof(c));
-        fixed (byte* pa = a, pc = c)
-            Run(Isa.Resolve(isa), m, pa, lda, aZeroPoint, b, requantization, pc, ldc, workers);
+        if (aLength < needA) throw new ArgumentException($"Int8 GEMM: A has {aLength} bytes, {m} rows of K {b.K} at stride {lda} need {needA}.", "a");
+        if (cLength < needC) throw new ArgumentException($"Int8 GEMM: C has {cLength} {cUnit}, {m} rows of N {b.N} at stride {ldc} need {needC}.", "c");
+        return true;
     }
 
     /// <summary>The unchecked entry for compiled plans: sizes and strides already validated by the caller.</summary>
@@ -128,18 +135,7 @@ public static unsafe class QuantizedGemm
     public static void RunToFloat(int m, ReadOnlySpan<byte> a, int lda, byte aZeroPoint, PackedInt8Weights b, Requantization dequantization,
         Span<float> c, int ldc, Workers workers, IsaLevel? isa = null)
     {
-        ArgumentNullException.ThrowIfNull(b);
-        ArgumentNullException.ThrowIfNull(dequantization);
-        ArgumentNullException.ThrowIfNull(workers);
-        if (m < 0) throw new ArgumentException($"Int8 GEMM: row count must be non-negative, got {m}.", nameof(m));
-        if (lda < b.K) throw new ArgumentException($"Int8 GEMM: lda {lda} is less than K {b.K}.", nameof(lda));
-        if (ldc < b.N) throw new ArgumentException($"Int8 GEMM: ldc {ldc} is less than N {b.N}.", nameof(ldc));
-        if (dequantization.Channels != b.N)
-            throw new ArgumentException($"Int8 GEMM: dequantization is for {dequantization.Channels} channels, the weights have N {b.N}.", nameof(dequantization));
-        if (m == 0) return;
-        long needA = (long)(m - 1) * lda + b.K, needC = (long)(m - 1) * ldc + b.N;
-        if (a.Length < needA) throw new ArgumentException($"Int8 GEMM: A has {a.Length} bytes, {m} rows of K {b.K} at stride {lda} need {needA}.", nameof(a));
-        if (c.Length < needC) throw new ArgumentException($"Int8 GEMM: C has {c.Length} floats, {m} rows of N {b.N} at stride {ldc} need {needC}.", nameof(c));
+        if (!Validate(m, a.Length, lda, b, dequantization, "dequantization", c.Length, "floats", ldc, workers)) return;
         fixed (byte* pa = a)
         fixed (float* pc = c)
             Run(PathFor(Isa.Resolve(isa)), m, pa, lda, aZeroPoint, b, dequantization, (byte*)pc, (nint)ldc * sizeof(float), workers, floatOutput: true);

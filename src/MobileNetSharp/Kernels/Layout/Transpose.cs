@@ -132,6 +132,12 @@ public static partial class Layout
             Avx512F.PermuteVar16x32x2(Avx512F.PermuteVar16x32x2(r0, a1, r1), b1, r2).StoreUnsafe(ref o, 16);
             Avx512F.PermuteVar16x32x2(Avx512F.PermuteVar16x32x2(r0, a2, r1), b2, r2).StoreUnsafe(ref o, 32);
         }
+        Interleave3Tail(ref x, ref y, j, cols);
+    }
+
+    /// <summary>Columns [j, cols) of a [3, cols] -> [cols, 3] interleave, one element at a time.</summary>
+    private static void Interleave3Tail<T>(ref T x, ref T y, int j, int cols)
+    {
         for (; j < cols; j++)
         {
             Unsafe.Add(ref y, (nint)j * 3) = Unsafe.Add(ref x, j);
@@ -169,12 +175,7 @@ public static partial class Layout
             (Vector128.Shuffle(r0, i10) | Vector128.Shuffle(r1, i11) | Vector128.Shuffle(r2, i12)).StoreUnsafe(ref o, 16);
             (Vector128.Shuffle(r0, i20) | Vector128.Shuffle(r1, i21) | Vector128.Shuffle(r2, i22)).StoreUnsafe(ref o, 32);
         }
-        for (; j < cols; j++)
-        {
-            Unsafe.Add(ref y, (nint)j * 3) = Unsafe.Add(ref x, j);
-            Unsafe.Add(ref y, (nint)j * 3 + 1) = Unsafe.Add(ref x, (nint)cols + j);
-            Unsafe.Add(ref y, (nint)j * 3 + 2) = Unsafe.Add(ref x, 2 * (nint)cols + j);
-        }
+        Interleave3Tail(ref x, ref y, j, cols);
     }
 
     private static Vector512<int> Indices01(int k)
