@@ -159,6 +159,26 @@ public class Int8ConvolutionTests
         Assert.Equal(Isa.Supported.Count * 2, runs);
     }
 
+    /// <summary>A steady-state call allocates nothing (the per-call job lives on the stack), on one thread or two,
+    /// with 7-bit weights (the byte-quad GEMM, padded unfold) and full-range ones.</summary>
+    [Theory]
+    [InlineData(64)]
+    [InlineData(127)]
+    public void Int8ConvolutionAllocatesNothing(int weightMax)
+    {
+        var g = new Conv2dGeometry(1, 33, 33, 3, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1);
+        var rng = new Random(weightMax);
+        var x = new byte[g.InputLength];
+        rng.NextBytes(x);
+        var w = new sbyte[16 * 27];
+        for (int i = 0; i < w.Length; i++) w[i] = (sbyte)rng.Next(-weightMax, weightMax + 1);
+        var packed = QuantizedConvolution.PackWeights(w, 16, 3, 3, 3);
+        var rq = Requantization.PerTensor(16, 0.001f, [], 3);
+        var y = new byte[g.OutputLength];
+        foreach ((IsaLevel isa, Workers workers) in TestData.Sweep())
+            AllocationTests.AssertNoAllocation(() => QuantizedConvolution.Run(g, x, 7, packed, rq, y, workers, isa), $"int8 stem w{weightMax} {isa} t{workers.Count}");
+    }
+
     [Fact]
     public void MismatchedSizesAreRefusedWithTheirNumbers()
     {
