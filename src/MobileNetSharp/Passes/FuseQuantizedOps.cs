@@ -100,11 +100,14 @@ public static class FuseQuantizedOps
         var xp = ((DequantizeLinear)dq.Op).Params;
         if (n.Input(1).Constant?.Origin is not { Params: { Type: DataType.Int8 } wp } wo || wp.ZeroPoints.Any(z => z != 0)) return false;
         // Per-output-column scales run along B's N axis: 0 under transB ([N, K]), else 1.
-        if (!wp.PerTensor && wp.Axis != (transB ? 0 : 1)) return false;
+        if (!wp.PerTensor && (wp.Axis < 0 ? wp.Axis + 2 : wp.Axis) != (transB ? 0 : 1)) return false;
         int outF = n.Output.Shape[1];
         // A per-output bias only ([N] or [1, N]); C of the full [M, N] shape keeps the float path.
-        if (n.OptionalInput(2) is { } c && !(c.Length == outF && (c.Rank == 1 || c.Shape[0] == 1))) return false;
+        // A scalar C (allowed when N = 1) keeps the float path too: no rank-0 shape is indexed.
+        if (n.OptionalInput(2) is { } c && !(c.Length == outF && (c.Rank == 1 || (c.Rank == 2 && c.Shape[0] == 1)))) return false;
         if (!TryBias(n.OptionalInput(2), xp, wp, out var bias)) return false;
+        // A [1, N] bias is kept as [N], so the fused op exports a per-channel DequantizeLinear along its only axis.
+        if (bias is { Rank: 2 }) bias = new Tensor(DataType.Int32, [outF], (int[])bias.Data);
         var q = SoleQuantizer(n.Output, consumers, outputs);
         QuantParams? yp = q is null ? null : ((QuantizeLinear)q.Op).Params;
         if (yp is null ? !activation.IsNone : activation.Kind is not (ActivationKind.None or ActivationKind.Relu or ActivationKind.Clip or ActivationKind.HardSwish)) return false;

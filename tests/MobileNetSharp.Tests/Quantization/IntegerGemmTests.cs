@@ -124,6 +124,31 @@ public class IntegerGemmTests
         Assert.Equal(before, after);
     }
 
+    /// <summary>
+    /// A scalar C is valid ONNX when N = 1; the fusion once indexed its empty shape and crashed at load. It now keeps
+    /// the float path and gives the QDQ nodes' result.
+    /// </summary>
+    [Fact]
+    public void ScalarBiasWithOneOutputLoadsAndRuns()
+    {
+        var bytes = new OnnxModelBuilder(14).Input("x", "N", 5)
+            .Initializer("xs", new Tensor([0.03f], [])).Initializer("xz", new Tensor(DataType.UInt8, [], new byte[] { 120 }))
+            .Initializer("w", new Tensor(DataType.Int8, [1, 5], new sbyte[] { 3, -7, 64, 1, -20 }))
+            .Initializer("ws", new Tensor([0.01f], [])).Initializer("wz", new Tensor(DataType.Int8, [], new sbyte[1]))
+            .Initializer("b", new Tensor(DataType.Int32, [], new[] { 400 })).Initializer("bs", new Tensor([0.0003f], [])).Initializer("bz", new Tensor(DataType.Int32, [], new int[1]))
+            .Node("QuantizeLinear", ["x", "xs", "xz"], ["xq"], "qx")
+            .Node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"], "dqx")
+            .Node("DequantizeLinear", ["w", "ws", "wz"], ["wf"], "dqw")
+            .Node("DequantizeLinear", ["b", "bs", "bz"], ["bf"], "dqb")
+            .Node("Gemm", ["xf", "wf", "bf"], ["y"], "fc", ("transB", 1L))
+            .Output("y", "N", 1).ToBytes();
+        var g = OnnxImporter.Load(bytes, new OnnxImportOptions { DefaultBatch = Batch });
+        var x = Tensor.Random(9, [Batch, 5], -3, 3);
+        using var s = new InferenceSession(g);
+        float[] ours = s.Run(x)[0].Floats, ort = OrtRunner.Run(bytes, [new("x", x)])["y"].Floats;
+        for (int i = 0; i < ours.Length; i++) Assert.True(Math.Abs(ours[i] - ort[i]) <= 1e-5f, $"[{i}] ours {ours[i]}, ORT {ort[i]}");
+    }
+
     /// <summary>Valid files the integer kernel does not express keep the float path instead of failing.</summary>
     [Fact]
     public void OtherActivationsOnFloatOutputsStayFloat()
