@@ -33,7 +33,10 @@ public static class OrtProfileBench
         using var options = new Ort.SessionOptions { IntraOpNumThreads = threads, InterOpNumThreads = 1, ExecutionMode = Ort.ExecutionMode.ORT_SEQUENTIAL };
         options.EnableProfiling = true;
         options.ProfileOutputPathPrefix = prefix;
-        using var session = new Ort.InferenceSession(model, options);
+        Ort.InferenceSession session;
+        try { session = new Ort.InferenceSession(model, options); }
+        catch (Ort.OnnxRuntimeException e) { throw new ArgumentException($"--model {model}: ONNX Runtime cannot load it: {e.Message}"); }
+        using var owned = session;
         var inputs = session.InputMetadata.Select(kv =>
         {
             int[] dims = kv.Value.Dimensions.Select(d => d < 1 ? 1 : d).ToArray();
