@@ -36,6 +36,14 @@ public readonly record struct Activation(ActivationKind Kind, float Alpha = 0f, 
     public static Activation Tanh => new(ActivationKind.Tanh);
     public static Activation LeakyRelu(float alpha = 0.01f) => new(ActivationKind.LeakyRelu, alpha);
 
+    /// <summary>
+    /// The activation the fused kernels run: ReLU as Clip(0, +inf), which gives the same values (max(x, 0), then a min
+    /// that changes nothing), so convolutions with ReLU and with ReLU6 share one compiled kernel instead of two (each
+    /// generic kernel instantiation costs 8-14 ms of JIT on a first run, see KernelWarmup). One more min per output
+    /// vector costs next to nothing beside the 9-25 multiply-adds (depthwise) or K of them (GEMM) that produce it.
+    /// </summary>
+    public Activation ForKernels() => Kind == ActivationKind.Relu ? new(ActivationKind.Clip, 0f, float.PositiveInfinity) : this;
+
     public bool IsNone => Kind == ActivationKind.None;
 
     /// <summary>Scalar definition; the reference every vectorized epilogue is tested against.</summary>

@@ -21,6 +21,30 @@ public readonly record struct Conv2dGeometry(
     public bool IsDepthwise => Groups == InC && Groups > 1 && OutC % Groups == 0;
     public bool IsPointwise => KernelH == 1 && KernelW == 1 && StrideH == 1 && StrideW == 1
         && PadTop == 0 && PadLeft == 0 && PadBottom == 0 && PadRight == 0 && Groups == 1;
+    /// <summary>
+    /// A small convolution of the same kind, for warming up kernels: the same kernel, strides, pads, dilations and
+    /// group structure, at most 11x11 input pixels (or the kernel's extent) and at most <paramref name="channels"/>
+    /// channels (depthwise: per side, keeping the channel multiplier; one group: each side; other groupings keep
+    /// theirs), batch 1. Few input channels stay few, so a stem stays a stem.
+    /// </summary>
+    public Conv2dGeometry Miniature(int channels)
+    {
+        int h = Math.Min(InH, Math.Max(11, (KernelH - 1) * DilationH + 1));
+        int w = Math.Min(InW, Math.Max(11, (KernelW - 1) * DilationW + 1));
+        int inC = InC, outC = OutC, groups = Groups;
+        if (IsDepthwise)
+        {
+            inC = groups = Math.Min(InC, channels);
+            outC = inC * (OutC / InC);
+        }
+        else if (Groups == 1)
+        {
+            inC = Math.Min(InC, channels);
+            outC = Math.Min(OutC, channels);
+        }
+        return this with { Batch = 1, InH = h, InW = w, InC = inC, OutC = outC, Groups = groups };
+    }
+
     public long InputLength => (long)Batch * InH * InW * InC;
     public long OutputLength => (long)Batch * OutH * OutW * OutC;
     /// <summary>Weight count in OIHW: OutC * (InC/Groups) * KH * KW.</summary>

@@ -165,6 +165,7 @@ internal sealed class ConvStep(string name, Conv2dOperator op, int batch, Slot i
     : Step(name, residual is null ? [input] : [input, residual], scratch is null ? [output] : [output, scratch])
 {
     public override string Kernel => op.KernelName;
+    public override KernelWarmer? Warmer => op.Miniature(batch, residual is not null) is var (key, run) ? new(key, run) : null;
 
     // What BlockFusion needs to chain convolution steps.
     public Conv2dOperator Operator => op;

@@ -105,6 +105,7 @@ internal sealed class ActivationGradStep(string name, Activation act, Slot saved
 internal sealed class ActivationStep(string name, Activation act, Slot x, Slot y) : Step(name, [x], [y])
 {
     public override string Kernel => act.ToString();
+    public override KernelWarmer? Warmer => new($"activation|{act.Kind}", () => Elementwise.Apply(act, new float[100], new float[100]));
     public override void Execute(RunContext ctx) => Elementwise.Apply(act, ctx.Read(x), ctx.Write(y));
 }
 
@@ -228,6 +229,23 @@ internal sealed class BinaryStep(string name, BinaryKind kind, Activation act, S
     : Step(name, [a, b], [y])
 {
     public override string Kernel => act.IsNone ? kind.ToString() : $"{kind}+{act}";
+
+    /// <summary>The same broadcast pattern (which axes are 1 in each operand) on at most 3 elements an axis, 24 on the last.</summary>
+    public override KernelWarmer? Warmer
+    {
+        get
+        {
+            int[] ma = Mini(aShape), mb = Mini(bShape), my = Tensors.Shape.Broadcast(ma, mb);
+            string pattern = string.Join(",", aShape.Select(d => d == 1 ? '1' : 'n')) + "/" + string.Join(",", bShape.Select(d => d == 1 ? '1' : 'n'));
+            return new($"binary|{kind}|{pattern}|{act.Kind}", () =>
+            {
+                var output = new float[Tensors.Shape.Size(my)];
+                Elementwise.Binary(kind, new float[Tensors.Shape.Size(ma)], ma, new float[Tensors.Shape.Size(mb)], mb, output, my);
+                if (!act.IsNone) Elementwise.Apply(act, output, output);
+            });
+            static int[] Mini(int[] s) => s.Select((d, i) => d == 1 ? 1 : Math.Min(d, i == s.Length - 1 ? 24 : 3)).ToArray();
+        }
+    }
 
     public override void Execute(RunContext ctx)
     {

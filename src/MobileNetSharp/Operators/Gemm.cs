@@ -172,6 +172,7 @@ internal sealed class FullyConnectedStep(string name, FullyConnectedOperator op,
     : Step(name, [input], [output])
 {
     public override string Kernel => "fc";
+    public override KernelWarmer? Warmer => op.Miniature(rows) is var (key, run) ? new(key, run) : null;
     public override void Execute(RunContext ctx) => op.Run(rows, ctx.Read(input), ctx.Write(output), ctx.Workers);
 }
 

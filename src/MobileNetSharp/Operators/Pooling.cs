@@ -279,6 +279,12 @@ internal sealed class GlobalPoolStep(string name, PoolKind kind, int batch, int 
     : Step(name, [x], [y])
 {
     public override string Kernel => kind == PoolKind.Max ? "GlobalMaxPool" : "GlobalAveragePool";
+    public override KernelWarmer? Warmer => new($"globalpool|{kind}", () =>
+    {
+        int s = Math.Min(spatial, 9), c = Math.Min(channels, 24);
+        if (kind == PoolKind.Max) Pooling.GlobalMaxPool(1, s, c, new float[s * c], new float[c]);
+        else Pooling.GlobalAveragePool(1, s, c, new float[s * c], new float[c]);
+    });
 
     public override void Execute(RunContext ctx)
     {

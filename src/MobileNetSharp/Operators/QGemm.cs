@@ -98,6 +98,22 @@ internal sealed class QGemmStep(string name, int rows, int k, byte zeroPoint, Pa
     bool floatOutput, IsaLevel? isa, Slot input, Slot output) : Step(name, [input], [output])
 {
     public override string Kernel => "qfc";
+    public override KernelWarmer? Warmer => Miniature(rows, k, weights, requantization, floatOutput, isa);
+
+    /// <summary>The integer GEMM's code for <paramref name="rows"/> rows of <paramref name="weights"/> (byte quads or int16
+    /// pairs, uint8 or float output), on at most 13 rows (two 6-row tiles and a one-row tail) and 24 columns.</summary>
+    internal static KernelWarmer Miniature(int rows, int k, PackedInt8Weights weights, Requantization requantization, bool floatOutput, IsaLevel? isa)
+    {
+        int m = Math.Min(rows, 13), kk = Int8Miniature.ReductionLength(k), n = Math.Min(weights.N, 24);
+        string key = $"qgemm|{(weights.HasByteQuads ? "quads" : "pairs")}|{(floatOutput ? "float" : "bytes")}|{(m == 1 ? "gemv" : "")}|{Isa.Resolve(isa)}";
+        return new(key, () =>
+        {
+            var w = Int8Miniature.Weights(weights, n, kk);
+            var rq = Int8Miniature.Requantization(requantization, n);
+            if (floatOutput) QuantizedGemm.RunToFloat(m, new byte[m * kk], kk, 128, w, rq, new float[m * n], n, Workers.Single, isa);
+            else QuantizedGemm.Run(m, new byte[m * kk], kk, 128, w, rq, new byte[m * n], n, Workers.Single, isa);
+        });
+    }
 
     public override void Execute(RunContext ctx)
     {

@@ -62,6 +62,8 @@ public sealed record QLinearAdd(QuantParams A, QuantParams B, QuantParams Y, boo
 internal sealed class QLinearAddStep(string name, QLinearAdd op, IsaLevel? isa, Slot a, Slot b, Slot y) : Step(name, [a, b], [y])
 {
     public override string Kernel => "qadd";
+    public override KernelWarmer? Warmer => new($"qadd|{op.Relu}|{Kernels.Isa.Resolve(isa)}", () =>
+        QuantizedAdd.Run(new byte[100], 0.1f, 128, new byte[100], 0.1f, 128, new byte[100], 0.2f, 128, op.Relu, isa));
 
     public override void Execute(RunContext ctx) =>
         QuantizedAdd.Run(ctx.ReadBytes(a), op.A.Scales[0], (byte)op.A.ZeroPoints[0], ctx.ReadBytes(b), op.B.Scales[0], (byte)op.B.ZeroPoints[0],

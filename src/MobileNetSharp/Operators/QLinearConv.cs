@@ -130,6 +130,7 @@ internal sealed class QLinearPointwiseStep(string name, int pixels, int inC, int
     Requantization requantization, IsaLevel? isa, Slot input, Slot output) : Step(name, [input], [output])
 {
     public override string Kernel => "qgemm-1x1";
+    public override KernelWarmer? Warmer => QGemmStep.Miniature(pixels, inC, weights, requantization, floatOutput: false, isa);
 
     public override void Execute(RunContext ctx) =>
         QuantizedGemm.Run(pixels, ctx.ReadBytes(input), inC, zeroPoint, weights, requantization, ctx.WriteBytes(output), outC, ctx.Workers, isa);
@@ -141,6 +142,16 @@ internal sealed class QLinearDepthwiseStep(string name, Conv2dGeometry g, byte z
 {
     public override string Kernel => $"qdw{g.KernelH}x{g.KernelW}s{g.StrideH}";
 
+    /// <summary>One compiled kernel serves every depthwise shape and epilogue (they branch at run time): a 40-channel
+    /// miniature covers a whole 32-channel block and a partial one.</summary>
+    public override KernelWarmer? Warmer => new($"qdw|{Isa.Resolve(isa)}", () =>
+    {
+        var mini = g.Miniature(channels: 40);
+        var w = PackedInt8DepthwiseWeights.FromOihw(new sbyte[mini.WeightLength], mini.InC, mini.KernelH, mini.KernelW);
+        QuantizedDepthwise.Run(mini, new byte[mini.InputLength], zeroPoint, w, Int8Miniature.Requantization(requantization, mini.OutC),
+            new byte[mini.OutputLength], Workers.Single, isa);
+    });
+
     public override void Execute(RunContext ctx) =>
         QuantizedDepthwise.Run(g, ctx.ReadBytes(input), zeroPoint, weights, requantization, ctx.WriteBytes(output), ctx.Workers, isa);
 }
@@ -150,6 +161,14 @@ internal sealed class QLinearConvolutionStep(string name, Conv2dGeometry g, byte
     Requantization requantization, IsaLevel? isa, Slot input, Slot output) : Step(name, [input], [output])
 {
     public override string Kernel => $"qconv{g.KernelH}x{g.KernelW}s{g.StrideH}";
+
+    public override KernelWarmer? Warmer => new($"qconv|{(weights.HasByteQuads ? "quads" : "pairs")}|{Isa.Resolve(isa)}", () =>
+    {
+        var mini = g.Miniature(channels: 24);
+        var w = Int8Miniature.Weights(weights, mini.OutC, mini.InC * mini.KernelH * mini.KernelW);
+        QuantizedConvolution.Run(mini, new byte[mini.InputLength], zeroPoint, w, Int8Miniature.Requantization(requantization, mini.OutC),
+            new byte[mini.OutputLength], Workers.Single, isa);
+    });
 
     public override void Execute(RunContext ctx) =>
         QuantizedConvolution.Run(g, ctx.ReadBytes(input), zeroPoint, weights, requantization, ctx.WriteBytes(output), ctx.Workers, isa);

@@ -113,11 +113,21 @@ public sealed record DequantizeLinear(QuantParams Params) : Op, IRunnable
 internal sealed class QuantizeStep(string name, QuantParams p, (long, int, long) split, Kernels.IsaLevel? isa, Slot x, Slot y) : Step(name, [x], [y])
 {
     public override string Kernel => $"QuantizeLinear(->{p.Type})";
+    public override KernelWarmer? Warmer => new($"quantize|{p.Type}|{p.PerTensor}|{Kernels.Isa.Resolve(isa)}", () =>
+    {
+        var s = QuantizeLinearKernel.MiniatureSplit(split);
+        QuantizeLinearKernel.Quantize(new float[s.Outer * s.Channels * s.Inner], new byte[s.Outer * s.Channels * s.Inner * p.Type.SizeOf()], p, s, isa);
+    });
     public override void Execute(RunContext ctx) => QuantizeLinearKernel.Quantize(ctx.Read(x), ctx.WriteBytes(y), p, split, isa);
 }
 
 internal sealed class DequantizeStep(string name, QuantParams p, (long, int, long) split, Kernels.IsaLevel? isa, Slot x, Slot y) : Step(name, [x], [y])
 {
     public override string Kernel => $"DequantizeLinear({p.Type}->)";
+    public override KernelWarmer? Warmer => new($"dequantize|{p.Type}|{p.PerTensor}|{Kernels.Isa.Resolve(isa)}", () =>
+    {
+        var s = QuantizeLinearKernel.MiniatureSplit(split);
+        QuantizeLinearKernel.Dequantize(new byte[s.Outer * s.Channels * s.Inner * p.Type.SizeOf()], new float[s.Outer * s.Channels * s.Inner], p, s, isa);
+    });
     public override void Execute(RunContext ctx) => QuantizeLinearKernel.Dequantize(ctx.ReadBytes(x), ctx.Write(y), p, split, isa);
 }

@@ -143,6 +143,9 @@ public sealed class InferenceSession : IDisposable
     /// <summary>The kernels the default plan runs, in order.</summary>
     public IReadOnlyList<(string Name, string Kernel)> Steps => _compiled.Plan.Steps.Select(s => (s.Name, s.Kernel)).ToArray();
 
+    /// <summary>The steps themselves of the plan for the declared input shapes (tests).</summary>
+    internal IReadOnlyList<Step> PlanSteps => _compiled.Plan.Steps;
+
     /// <summary>Runs on inputs in graph-input order; returns new output tensors in graph-output order.</summary>
     /// <exception cref="ArgumentException">Wrong number, type or shape of inputs (the message names the input and what it expects).</exception>
     public Tensor[] Run(params Tensor[] inputs)

@@ -9,127 +9,200 @@ namespace MobileNetSharp.Runtime;
 /// <para>
 /// Why: the kernels are generic over the vector width and the fused activation and marked AggressiveOptimization,
 /// so each instantiation is compiled fully optimized on its first call. For MobileNetV2 that is about 100 methods and
-/// 90-120 ms of JIT inside the first run (the stem and the depthwise row kernels take 10-28 ms each), against a first
+/// 90-120 ms of JIT inside the first run (the stem and the depthwise row kernels take 8-14 ms each), against a first
 /// run of 4-18 ms for ONNX Runtime's precompiled kernels. ReadyToRun cannot precompile them (see README, Start-up).
 /// </para>
 /// <para>
-/// How: the first model load in the process (<see cref="ModelLoaders"/>, the ONNX and TFLite importers, or a new
-/// <see cref="InferenceSession"/>) calls <see cref="Start"/>, which compiles on a background thread, most common first:
-/// the input transpose, the stem, 1x1 (GEMM and GEMV) and 3x3 depthwise kernels with ReLU6 and linear outputs
-/// (MobileNetV1/V2 and most imported MobileNets), then hard-swish, ReLU, hard-sigmoid and 5x5 (V3), then ReLU6 with
-/// 5x5 (EfficientNet-Lite), each by running a small convolution at the default ISA; then tiny V2, V3-Small and
-/// Lite0 networks (width 0.25, 64x64) for the rest (pooling, squeeze-excite, element-wise ops, the planner). The load
-/// itself goes on unhindered on the calling thread; a method both threads need is compiled once (the runtime makes
-/// the later caller wait for it). Once a real run has begun, the warm-up finishes the kernel group in hand (still
-/// ahead of that run, so the two compile in parallel), leaves a tiny network at its next stage, and starts no other.
-/// Once per process; skipped on a single core, where there is no spare core to use, and when <see cref="Enabled"/> is
-/// false.
+/// How, in two parts sharing one background thread ("mnet-kernel-warmup"):
+/// <list type="number">
+/// <item>The plan's own kernels. As a plan is compiled, every step that has one hands over its
+/// <see cref="KernelWarmer"/> (<see cref="Queue"/>): a miniature of the step (zero weights, a few pixels and channels)
+/// that takes the same kernel path, ISA, activation and kernel shape. The thread runs them newest first, so while
+/// the load goes on it keeps up with the compiler, and once the plan is done it works back from the last layer
+/// while the first run works forward from the first: the two compile different kernels in parallel instead of one
+/// waiting for the other (the runtime makes a second caller of a method being compiled wait for it). A kernel
+/// key is warmed once per process. These go on after runs have begun: they are code this session's runs need.</item>
+/// <item>Common kernels, before any plan exists. The first model load in the process (<see cref="ModelLoaders"/>,
+/// the ONNX and TFLite importers, or a new <see cref="InferenceSession"/>) calls <see cref="Start"/>, which queues
+/// groups most common first: the input transpose, the stem, 1x1 (GEMM and GEMV) and 3x3 depthwise kernels with ReLU6
+/// and linear outputs (MobileNetV1/V2 and most imported MobileNets), then hard-swish, ReLU, hard-sigmoid and 5x5
+/// (V3), then ReLU6 with 5x5 (EfficientNet-Lite), each by running a small convolution at the default ISA; then tiny
+/// V2, V3-Small and Lite0 networks (width 0.25, 64x64) for the rest (pooling, squeeze-excite, element-wise ops, the
+/// planner). A plan's warmers go ahead of any group. Once a real run has begun, no further group is started:
+/// the group in hand is finished (a tiny network stops at its next stage), then only plan warmers run.</item>
+/// </list>
+/// Skipped on a single core, where there is no spare core to use, and when <see cref="Enabled"/> is false.
 /// </para>
 /// </summary>
 public static class KernelWarmup
 {
     private static readonly Lock Gate = new();
-    private static bool _started;
+    private static bool _started, _threadRunning;
     private static volatile bool _runStarted;
+    private static int _nextGroup;
     private static Task _completion = Task.CompletedTask;
+    private static readonly Stack<KernelWarmer> Pending = new();
+    private static readonly HashSet<string> Seen = new(StringComparer.Ordinal);
 
     /// <summary>
-    /// False makes later <see cref="Start"/> calls do nothing and a warm-up under way stop after the group in hand (for
-    /// processes that must not run work they did not ask for, or that measure a cold first run). Initially false when
-    /// the environment variable MNET_KERNEL_WARMUP is 0, false or off (any case).
+    /// False makes later <see cref="Start"/> and <see cref="Queue"/> calls do nothing and a warm-up under way stop
+    /// after the item in hand (for processes that must not run work they did not ask for, or that measure a cold first
+    /// run). Initially false when the environment variable MNET_KERNEL_WARMUP is 0, false or off (any case).
     /// </summary>
     public static bool Enabled { get; set; } = !(Environment.GetEnvironmentVariable("MNET_KERNEL_WARMUP")?.Trim().ToLowerInvariant() is "0" or "false" or "off");
 
     /// <summary>
-    /// The background warm-up (a completed task when it never started). It runs on a background thread named
-    /// "mnet-kernel-warmup", so it never holds up process exit, and it faults only on OutOfMemoryException.
+    /// The warm-up under way, or the last one (a completed task when none ever started). It runs on a background
+    /// thread, so it never holds up process exit, and it faults only on OutOfMemoryException. A later load may start
+    /// another, so wait for this again after loading a model.
     /// </summary>
     public static Task Completion { get { lock (Gate) return _completion; } }
 
-    /// <summary>Starts the warm-up once per process (no-op afterwards, when disabled, or with one processor).</summary>
+    /// <summary>The kernel keys warmed so far in this process (for tests and diagnostics).</summary>
+    internal static IReadOnlyCollection<string> WarmedKeys { get { lock (Gate) return Seen.ToArray(); } }
+
+    /// <summary>Starts the common-kernel groups once per process (no-op afterwards, when disabled, or with one processor).</summary>
     public static void Start()
     {
         if (!Enabled || Environment.ProcessorCount < 2) return;
-        // Under the lock, so a caller that finds it started also finds its task (not the placeholder).
         lock (Gate)
         {
             if (_started) return;
             _started = true;
-            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            var thread = new Thread(() =>
+            EnsureThread();
+        }
+    }
+
+    /// <summary>
+    /// Hands a plan step's miniature to the warm-up thread (once per <see cref="KernelWarmer.Key"/> per process);
+    /// a no-op when disabled or with one processor. Called by the plan compiler for each step it adds.
+    /// </summary>
+    internal static void Queue(KernelWarmer? warmer)
+    {
+        if (warmer is null || !Enabled || Environment.ProcessorCount < 2) return;
+        lock (Gate)
+        {
+            if (!Seen.Add(warmer.Key)) return;
+            Pending.Push(warmer);
+            EnsureThread();
+        }
+    }
+
+    /// <summary>Under <see cref="Gate"/>: starts the thread unless it is running (it exits when it runs out of work).</summary>
+    private static void EnsureThread()
+    {
+        if (_threadRunning) return;
+        _threadRunning = true;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _completion = done.Task;
+        new Thread(() => Drain(done)) { IsBackground = true, Name = "mnet-kernel-warmup" }.Start();
+    }
+
+    private static void Drain(TaskCompletionSource done)
+    {
+        try
+        {
+            while (true)
             {
-                try { Run(); done.SetResult(); }
-                catch (Exception e) { done.SetException(e); } // only OutOfMemoryException gets here
-            }) { IsBackground = true, Name = "mnet-kernel-warmup" };
-            thread.Start();
-            _completion = done.Task;
+                Action next;
+                lock (Gate)
+                {
+                    if (!Enabled) Pending.Clear();
+                    if (Pending.TryPop(out var warmer)) next = warmer.Run;
+                    else if (!_runStarted && Enabled && _nextGroup < Groups.Length) next = Groups[_nextGroup++];
+                    else
+                    {
+                        _threadRunning = false;
+                        break;
+                    }
+                }
+                // Best effort by design: the warm-up only exists to trigger compilation. A failure here (none is known;
+                // KernelWarmupTests runs every group and warmer with errors rethrown) must not surface in an unrelated caller.
+                try { next(); }
+                catch (Exception e) when (e is not OutOfMemoryException) { }
+            }
+            done.SetResult();
+        }
+        catch (Exception e) // only OutOfMemoryException gets here
+        {
+            lock (Gate) _threadRunning = false;
+            done.SetException(e);
         }
     }
 
     /// <summary>
     /// A real run has begun. The group being warmed up is finished (it is ahead of that run in the same kernels, so the
-    /// two threads compile in parallel), but no further one is started: it would only take a core from the runs.
+    /// two threads compile in parallel), but no further group is started: it would only take a core from the runs.
+    /// Plan warmers go on.
     /// </summary>
     internal static void NoteRun()
     {
         if (!_runStarted) _runStarted = true; // read first: concurrent runs then share the line instead of bouncing it
     }
 
-    private static void Run() => RunGroups(stopWhenARunStarts: true, rethrow: false);
+    // First the kernels themselves, straight through small convolutions (no graph, optimizer or planner to get
+    // through first), one kernel per item so a plan's warmers never wait long behind them, most common first: what
+    // MobileNetV1/V2 and most imported MobileNets use, then V3's and EfficientNet-Lite's. Then tiny whole networks
+    // for the rest (pooling, squeeze-excite, element-wise ops) and the load path's own code, which the caller's
+    // thread needs too.
+    private static readonly Action[] Groups = GroupList(stopWhenARunStarts: true);
 
-    /// <summary>The warm-up's work, in order; tests call it with <paramref name="rethrow"/> so a broken group cannot hide.</summary>
-    internal static void RunGroups(bool stopWhenARunStarts, bool rethrow)
+    private static Action[] GroupList(bool stopWhenARunStarts)
     {
-        // First the kernels themselves, straight through small convolutions (no graph, optimizer or planner to get
-        // through first), most common first: what MobileNetV1/V2 and most imported MobileNets use, then V3's, then
-        // EfficientNet-Lite's. Then tiny whole networks for the rest (pooling, squeeze-excite, element-wise ops) and
-        // the load path's own code, which the caller's thread needs too.
-        Action[] groups =
-        [
-            () => Kernels(Activation.Relu6, [3], Activation.None),
-            () => Kernels(Activation.HardSwish, [3, 5], Activation.Relu),
-            () => Kernels(Activation.Relu, [5], Activation.HardSigmoid(1f / 6f, 0.5f)),
-            () => Kernels(Activation.Relu6, [5], null),
-            () => Network("mobilenet_v2", stopWhenARunStarts),
-            () => Network("mobilenet_v3_small", stopWhenARunStarts),
-            () => Network("efficientnet_lite0", stopWhenARunStarts),
-        ];
-        foreach (var group in groups)
+        var relu6 = Activation.Relu6;
+        var hardSwish = Activation.HardSwish;
+        var items = new List<Action>
         {
-            if (stopWhenARunStarts && (_runStarted || !Enabled)) return;
-            // Best effort by design: the warm-up only exists to trigger compilation. A failure here (none is known;
-            // KernelWarmupTests runs every group with rethrow) must not surface in an unrelated caller.
-            try { group(); }
-            catch (Exception e) when (!rethrow && e is not OutOfMemoryException) { }
+            // An image input's NCHW -> NHWC (data-movement steps move 32-bit elements as int).
+            () => Layout.Transpose<int>(new int[3 * 16 * 16], [1, 3, 16, 16], [0, 2, 3, 1], new int[3 * 16 * 16]),
+        };
+        void Conv(Conv2dGeometry g, Activation act) => items.Add(() => WarmConv(g, act, always: !stopWhenARunStarts));
+        // MobileNetV1/V2: ReLU6 (ReLU runs the same kernels, Activation.ForKernels) and linear projections.
+        Conv(Stem, relu6);
+        foreach (var act in (Activation[])[relu6, Activation.None])
+        {
+            Conv(Pointwise, act);
+            Conv(Gemv, act);
         }
+        Conv(Depthwise(3, 1), relu6);
+        Conv(Depthwise(3, 2), relu6);
+        // MobileNetV3: hard-swish, 5x5, the squeeze-excite gate; EfficientNet-Lite: ReLU6 5x5.
+        Conv(Stem, hardSwish);
+        Conv(Pointwise, hardSwish);
+        Conv(Gemv, hardSwish);
+        foreach (int k in (int[])[3, 5])
+            foreach (int stride in (int[])[1, 2])
+                Conv(Depthwise(k, stride), hardSwish);
+        Conv(Depthwise(5, 1), relu6);
+        Conv(Depthwise(5, 2), relu6);
+        Conv(Gemv, Activation.HardSigmoid(1f / 6f, 0.5f));
+        items.Add(() => Network("mobilenet_v2", stopWhenARunStarts));
+        items.Add(() => Network("mobilenet_v3_small", stopWhenARunStarts));
+        items.Add(() => Network("efficientnet_lite0", stopWhenARunStarts));
+        return items.ToArray();
     }
 
-    /// <summary>
-    /// Runs, with activation <paramref name="act"/>: the 3x3 stride-2 stem, 1x1 convolutions (full and narrow panels,
-    /// and the few-row GEMV), and depthwise convolutions of the given kernel sizes at strides 1 and 2; and the 1x1
-    /// paths again with <paramref name="act2"/> (projections and classifiers are often linear).
-    /// </summary>
-    private static void Kernels(Activation act, int[] depthwiseSizes, Activation? act2)
-    {
-        var x = new float[16 * 16 * 24];
-        var y = new float[16 * 16 * 24];
-        // An image input's NCHW -> NHWC (data-movement steps move 32-bit elements as int), then the stem.
-        Layout.Transpose<int>(new int[3 * 16 * 16], [1, 3, 16, 16], [0, 2, 3, 1], new int[3 * 16 * 16]);
-        Conv(new Conv2dGeometry(1, 16, 16, 3, 16, 3, 3, 2, 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1), act);
-        foreach (var a in act2 is { } second ? [act, second] : new[] { act })
-        {
-            Conv(new Conv2dGeometry(1, 8, 8, 16, 24, 1, 1), a);  // a 16-column panel and an 8-column one
-            Conv(new Conv2dGeometry(1, 1, 1, 16, 24, 1, 1), a);  // GEMV
-        }
-        foreach (int k in depthwiseSizes)
-            foreach (int stride in (int[])[1, 2])
-                Conv(new Conv2dGeometry(1, 16, 16, 24, 24, k, k, stride, stride, PadTop: k / 2, PadLeft: k / 2, PadBottom: k / 2, PadRight: k / 2, Groups: 24), act);
+    private static Conv2dGeometry Stem => new(1, 16, 16, 3, 16, 3, 3, 2, 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1);
+    private static Conv2dGeometry Pointwise => new(1, 8, 8, 16, 24, 1, 1); // a 16-column panel and an 8-column one
+    private static Conv2dGeometry Gemv => new(1, 1, 1, 16, 24, 1, 1);
 
-        void Conv(Conv2dGeometry g, Activation a)
-        {
-            var op = new Conv2dOperator(g, new float[g.WeightLength], new float[g.OutC], a);
-            op.Run(1, x, y, default, new float[op.ScratchLength(1)], Workers.Single);
-        }
+    private static Conv2dGeometry Depthwise(int k, int stride) =>
+        new(1, 16, 16, 24, 24, k, k, stride, stride, PadTop: k / 2, PadLeft: k / 2, PadBottom: k / 2, PadRight: k / 2, Groups: 24);
+
+    /// <summary>One common convolution's kernels, through the same miniature and key as a plan step's, so a kernel a
+    /// plan has already warmed is skipped here and the other way round (unless <paramref name="always"/>, for tests).</summary>
+    private static void WarmConv(Conv2dGeometry g, Activation act, bool always)
+    {
+        var (key, run) = new Conv2dOperator(g, new float[g.WeightLength], new float[g.OutC], act).Miniature(1, residual: false);
+        lock (Gate)
+            if (!Seen.Add(key) && !always) return;
+        run();
+    }
+
+    /// <summary>Every common-kernel group, on the caller's thread, errors rethrown (tests: no group may be silently broken).</summary>
+    internal static void RunGroups()
+    {
+        foreach (var group in GroupList(stopWhenARunStarts: false)) group();
     }
 
     /// <param name="stopWhenARunStarts">Checked again before the session is built and before it runs: unlike a kernel
@@ -143,3 +216,11 @@ public static class KernelWarmup
         session.WarmUp();
     }
 }
+
+/// <summary>
+/// A plan step's kernels at a miniature size, for <see cref="KernelWarmup"/>: <see cref="Run"/> runs them once on the
+/// calling thread (zero weights, a few pixels and channels, the same kernel path, ISA, activation and kernel shape as
+/// the step), so the JIT compiles the code the step's real runs take. Steps whose <see cref="Key"/>s are equal run
+/// the same compiled code, so one of them is enough.
+/// </summary>
+internal sealed record KernelWarmer(string Key, Action Run);

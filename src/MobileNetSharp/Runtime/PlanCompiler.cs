@@ -102,8 +102,12 @@ internal sealed class PlanCompiler
 
     // ---- what lowerings use ------------------------------------------------------------------------
 
-    /// <summary>Appends a step to the plan.</summary>
-    public void Add(Step step) => _steps.Add(step);
+    /// <summary>Appends a step to the plan, and hands its kernels to the warm-up thread (see <see cref="KernelWarmup"/>).</summary>
+    public void Add(Step step)
+    {
+        _steps.Add(step);
+        KernelWarmup.Queue(step.Warmer);
+    }
 
     /// <summary>A new arena buffer (scratch or an intermediate of a multi-step lowering).</summary>
     public static Slot Buffer(string name, int[] physicalShape, DataType type = DataType.Float32) => new(name, physicalShape, type);

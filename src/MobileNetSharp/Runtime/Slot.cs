@@ -107,5 +107,8 @@ internal abstract class Step(string name, Slot[] reads, Slot[] writes)
     public virtual string Kernel => GetType().Name.Replace("Step", "");
     /// <summary>The graph nodes this step computes: its own name, or every node of a fused block.</summary>
     public virtual IReadOnlyList<string> Nodes => [Name];
+    /// <summary>This step's kernels at a miniature size, for <see cref="KernelWarmup"/> to compile ahead of the first run;
+    /// null for steps whose code is cheap to compile.</summary>
+    public virtual KernelWarmer? Warmer => null;
     public abstract void Execute(RunContext ctx);
 }

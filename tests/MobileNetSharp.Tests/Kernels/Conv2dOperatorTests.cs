@@ -85,6 +85,19 @@ public class Conv2dOperatorTests
         Check(c, act, seed: index);
     }
 
+    /// <summary>The JIT warm-up's miniature of every case takes the case's kernel path and runs (its key names that path).</summary>
+    [Theory]
+    [MemberData(nameof(CaseNames))]
+    public void MiniatureTakesTheSamePath(string name)
+    {
+        Case c = Cases[name];
+        var op = new Conv2dOperator(c.G, new float[c.G.WeightLength], [], Activation.Relu6);
+        Assert.Equal(op.KernelName, op.MiniatureOperator().KernelName);
+        var (key, run) = op.Miniature(c.Batch, c.Residual);
+        Assert.Contains(op.KernelName, key);
+        run();
+    }
+
     [Fact]
     public void EveryActivationOnEveryPathFamily()
     {

@@ -35,7 +35,7 @@ public sealed unsafe class Conv2dOperator
         if (!bias.IsEmpty && bias.Length != geometry.OutC)
             throw new ArgumentException($"Expected {geometry.OutC} bias values or none, got {bias.Length}.", nameof(bias));
         _isa = Isa.Resolve(isa);
-        _activation = activation;
+        _activation = activation.ForKernels();
         int width = Isa.Width(_isa);
         Conv2dGeometry g = Geometry;
 
@@ -123,6 +123,35 @@ public sealed unsafe class Conv2dOperator
             else
                 RunIm2Col(batch, x, y, res, s, workers);
         }
+    }
+
+    /// <summary>
+    /// For the JIT warm-up (Runtime.KernelWarmup): a key naming the compiled code a run of this convolution takes,
+    /// and an action that runs that code once on a miniature copy (zero weights; at most 11x11 pixels, or the
+    /// kernel's extent, and 24 channels; the same path, ISA, activation, kernel shape, strides and pads, and the
+    /// GEMV or GEMM choice of a pointwise run of <paramref name="batch"/> images).
+    /// </summary>
+    internal (string Key, Action Run) Miniature(int batch, bool residual)
+    {
+        Conv2dGeometry g = Geometry;
+        bool gemv = KernelName == "gemm-1x1" && !residual && (long)batch * g.InH * g.InW <= Gemv.MaxRows;
+        var mini = g.Miniature(channels: 24);
+        int images = gemv ? batch : (long)mini.InH * mini.InW > Gemv.MaxRows ? 1 : Gemv.MaxRows + 1; // a GEMM stays a GEMM
+        string key = $"conv|{KernelName}|{_activation.Kind}|{_isa}|{(gemv ? "gemv" : "")}|{(residual ? "residual" : "")}";
+        return (key, () =>
+        {
+            var op = MiniatureOperator();
+            var x = new float[images * mini.InH * mini.InW * mini.InC];
+            var y = new float[images * mini.OutH * mini.OutW * mini.OutC];
+            op.Run(images, x, y, residual ? new float[y.Length] : default, new float[op.ScratchLength(images)], Workers.Single);
+        });
+    }
+
+    /// <summary>The operator <see cref="Miniature"/> runs: zero weights and bias, geometry <see cref="Conv2dGeometry.Miniature"/>(24).</summary>
+    internal Conv2dOperator MiniatureOperator()
+    {
+        var mini = Geometry.Miniature(channels: 24);
+        return new Conv2dOperator(mini, new float[mini.WeightLength], new float[mini.OutC], _activation, _isa);
     }
 
     // ---- pieces for fused blocks (Kernels/Fused): the same kernels on a range of rows, on the caller's thread ----

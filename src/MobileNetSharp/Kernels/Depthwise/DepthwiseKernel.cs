@@ -103,7 +103,7 @@ internal static unsafe class DepthwiseKernel
                     for (; cc + w <= c1; cc += w)
                         Block4<TS, TV, TA, TR, AllLanes>(g, p + cc, g->Output + o + cc, res == null ? null : res + cc, cc, w, kyA, kyB, alpha, beta);
                     if (cc < c1)
-                        Block4<TS, TV, TA, TR, FirstLanes>(g, p + cc, g->Output + o + cc, res == null ? null : res + cc, cc, c1 - cc, kyA, kyB, alpha, beta);
+                        Block4Tail<TS, TV, TA, TR>(g, p + cc, g->Output + o + cc, res == null ? null : res + cc, cc, c1 - cc, kyA, kyB, alpha, beta);
                     // Three interior columns left: the next (last) group ends at the last interior column and
                     // recomputes one pixel of this one, cheaper than three pixels down the per-pixel path (with
                     // one or two left the per-pixel path costs no more than a whole group).
@@ -149,6 +149,17 @@ internal static unsafe class DepthwiseKernel
         TL.Store<TS, TV>(o + 2 * cs, TA.Apply<TS, TV>(a2, alpha, beta), lanes);
         TL.Store<TS, TV>(o + 3 * cs, TA.Apply<TS, TV>(a3, alpha, beta), lanes);
     }
+
+    /// <summary>
+    /// <see cref="Block4{TS, TV, TA, TR, TL}"/> for the last partial channel block (C not a multiple of the vector width).
+    /// Not inlined: MobileNet channel counts are multiples of 8, so this is rarely called, and compiled (on first call)
+    /// only then, instead of adding a fourth copy of the multiply-add body to every <see cref="Rows"/> instantiation
+    /// (each instantiation costs 8-14 ms of JIT on a first run; see Runtime.KernelWarmup).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Block4Tail<TS, TV, TA, TR>(DepthwiseArgs* g, float* p, float* o, float* res, int cc, int lanes, int kyA, int kyB, TV alpha, TV beta)
+        where TS : unmanaged, ISimd<TV> where TV : unmanaged where TA : unmanaged, IActivationOp where TR : unmanaged, IDepthwiseRow =>
+        Block4<TS, TV, TA, TR, FirstLanes>(g, p, o, res, cc, lanes, kyA, kyB, alpha, beta);
 
     /// <summary>Four interior output pixels, two full channel blocks: eight independent accumulator chains, enough to
     /// keep both FMA pipes busy through the FMA latency.</summary>

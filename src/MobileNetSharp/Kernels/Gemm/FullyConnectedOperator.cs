@@ -22,7 +22,7 @@ public sealed unsafe class FullyConnectedOperator
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
         _isa = Isa.Resolve(isa);
-        _activation = activation;
+        _activation = activation.ForKernels();
         _weights = new PackedB(weights, inFeatures, outFeatures, 1, inFeatures, bias, Isa.Width(_isa));
     }
 
@@ -42,5 +42,18 @@ public sealed unsafe class FullyConnectedOperator
             if (rows <= Gemv.MaxRows) Gemv.Run(_isa, _activation, rows, x, InFeatures, _weights, y, OutFeatures, workers);
             else GemmDriver.RunPacked(_isa, _activation, rows, x, InFeatures, _weights, y, OutFeatures, null, 0, workers);
         }
+    }
+
+    /// <summary>
+    /// For the JIT warm-up (Runtime.KernelWarmup): a key naming the compiled code a run of <paramref name="rows"/> rows
+    /// takes (GEMV or GEMM, activation, ISA), and an action that runs that code once on a miniature (zero weights, at
+    /// most 24 features each way).
+    /// </summary>
+    internal (string Key, Action Run) Miniature(int rows)
+    {
+        bool gemv = rows <= Gemv.MaxRows;
+        int m = gemv ? Math.Max(rows, 1) : Gemv.MaxRows + 8, k = Math.Min(InFeatures, 24), n = Math.Min(OutFeatures, 24);
+        return ($"fc|{(gemv ? "gemv" : "gemm")}|{_activation.Kind}|{_isa}", () =>
+            new FullyConnectedOperator(k, n, new float[k * n], [], _activation, _isa).Run(m, new float[m * k], new float[m * n], Workers.Single));
     }
 }

@@ -15,6 +15,11 @@ namespace MobileNetSharp.Kernels.Int8;
 /// </summary>
 public static class QuantizeLinearKernel
 {
+    /// <summary>A split of at most 2 x Channels x 64 elements with <paramref name="split"/>'s channel count (the per-channel
+    /// scales index it), for warming up the kernels on the same path.</summary>
+    internal static (long Outer, int Channels, long Inner) MiniatureSplit((long Outer, int Channels, long Inner) split) =>
+        (Math.Min(split.Outer, 2), split.Channels, Math.Min(split.Inner, 64));
+
     /// <summary>y = saturate(round(x / scale[c]) + zeroPoint[c]) into <paramref name="y"/> (bytes of UInt8 or Int8).</summary>
     /// <exception cref="ArgumentException">The spans do not match the split, or the type is not 8-bit.</exception>
     public static void Quantize(ReadOnlySpan<float> x, Span<byte> y, QuantParams p, (long Outer, int Channels, long Inner) split, IsaLevel? isa = null)
