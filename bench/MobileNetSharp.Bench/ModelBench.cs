@@ -42,6 +42,7 @@ public static class ModelBench
         int? res = null;
         int pauseMs = 100;
         bool byPosition = false;
+        int coldRounds = 0;
         var reader = new BenchArgs(args);
         foreach (var option in reader.Options())
             switch (option)
@@ -56,6 +57,7 @@ public static class ModelBench
                 case "--ort-no-spin": ortSpin = false; break;
                 case "--pause": pauseMs = reader.Int(min: 0); break;
                 case "--by-position": byPosition = true; break;
+                case "--cold-start": coldRounds = reader.Int(min: 1); break;
                 default: throw reader.Unknown();
             }
         if (archs.Count == 0) archs.AddRange(DefaultArchs);
@@ -78,13 +80,24 @@ public static class ModelBench
             foreach (int batch in batches)
                 foreach (int t in threads)
                 {
-                    var row = Measure(arch, width, res, batch, t, runs, peak, ortSpin, pauseMs, byPosition);
+                    var row = Measure(arch, width, res, batch, t, runs, peak, ortSpin, pauseMs, byPosition, coldRounds);
                     rows.Add(row);
                     Console.WriteLine(row.Markdown(peak));
                 }
         if (jsonPath is not null)
             File.WriteAllText(jsonPath, System.Text.Json.JsonSerializer.Serialize(rows, new System.Text.Json.JsonSerializerOptions
                 { WriteIndented = true, PropertyNamingPolicy = System.Text.Json.JsonNamingPolicy.CamelCase }));
+        if (coldRounds > 0)
+        {
+            Console.WriteLine();
+            Console.WriteLine($"Cold start: each engine loads the model and runs it once in a fresh process, medians of {coldRounds} rounds (ours and ORT alternating).");
+            Console.WriteLine();
+            Console.WriteLine("| model | batch | threads | load ours/ORT | ratio | first run ours/ORT | ratio |");
+            Console.WriteLine("|---|---|---|---|---|---|---|");
+            foreach (var row in rows)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"| {row.Model} | {row.Batch} | {row.Threads} | {row.OursColdLoadMs:F0}/{row.OrtColdLoadMs:F0} ms | **{row.OursColdLoadMs / row.OrtColdLoadMs:F2}** | {row.OursColdFirstRunMs:F1}/{row.OrtColdFirstRunMs:F1} ms | **{row.OursColdFirstRunMs / row.OrtColdFirstRunMs:F2}** |"));
+        }
         Console.WriteLine();
         Console.WriteLine($"Process peak working set: {Process.GetCurrentProcess().PeakWorkingSet64 / (1024 * 1024)} MiB.");
         return 0;
@@ -92,16 +105,22 @@ public static class ModelBench
 
     private const int Block = 10;
 
-    /// <summary>One model at one batch and thread count, both engines (the JSON names are those of issue 9).</summary>
+    /// <summary>One model at one batch and thread count, both engines (the JSON names are those of issue 9; the cold-start
+    /// ones are null unless <c>--cold-start</c> was given).</summary>
     public sealed record Row(string Model, int Batch, int Threads, double OursMedianMs, double OrtMedianMs, double Ratio,
         double OursP90Ms, double OrtP90Ms, double OursMinMs, double OrtMinMs, double OursImagesPerSecond, double OrtImagesPerSecond,
         double OursGflops, double OursFirstRunMs, double OrtFirstRunMs, double OursLoadMs, double OrtLoadMs, long AllocatedBytesPerRun, double MaxRelDiff)
     {
+        public double? OursColdLoadMs { get; init; }
+        public double? OrtColdLoadMs { get; init; }
+        public double? OursColdFirstRunMs { get; init; }
+        public double? OrtColdFirstRunMs { get; init; }
+
         public string Markdown(double peak) => string.Create(CultureInfo.InvariantCulture,
             $"| {Model} | {Batch} | {Threads} | {OursMedianMs:F2} ms | {OursP90Ms:F2} | {OursMinMs:F2} | {OrtMedianMs:F2} ms | {OrtP90Ms:F2} | {OrtMinMs:F2} | **{Ratio:F2}** | {OursImagesPerSecond:F0} | {OrtImagesPerSecond:F0} | {OursGflops:F1} | {100 * OursGflops / (peak * Threads):F0}% | {OursLoadMs:F0}/{OrtLoadMs:F0} ms | {OursFirstRunMs:F1}/{OrtFirstRunMs:F1} ms | {AllocatedBytesPerRun} B | {MaxRelDiff:E1} |");
     }
 
-    private static Row Measure(string arch, float width, int? res, int batch, int threads, int runs, double peak, bool ortSpin, int pauseMs, bool byPosition)
+    private static Row Measure(string arch, float width, int? res, int batch, int threads, int runs, double peak, bool ortSpin, int pauseMs, bool byPosition, int coldRounds)
     {
         var graph = ModelZoo.Create(arch, new ModelOptions(width, res, Batch: batch));
         long macs = CostModel.Analyze(graph).Macs;
@@ -174,8 +193,15 @@ public static class ModelBench
         double scale = Math.Max(1e-12, ortOutData.Max(Math.Abs));
         double diff = oursOut[0].Floats.Zip(ortOutData).Max(p => Math.Abs(p.First - p.Second)) / scale;
         double gflops = 2.0 * macs / (sa.Median * 1e6);
-        return new Row(label, batch, threads, sa.Median, sb.Median, sa.Median / sb.Median, sa.P90, sb.P90, sa.Min, sb.Min,
+        var row = new Row(label, batch, threads, sa.Median, sb.Median, sa.Median / sb.Median, sa.P90, sb.P90, sa.Min, sb.Min,
             batch * 1000 / sa.Median, batch * 1000 / sb.Median, gflops, oursFirst, ortFirst, oursLoad, ortLoad, allocated / runs, diff);
+        if (coldRounds == 0) return row;
+        var (coldOurs, coldOrt) = ColdStart.Measure(onnx, threads, coldRounds);
+        return row with
+        {
+            OursColdLoadMs = coldOurs.LoadMs, OrtColdLoadMs = coldOrt.LoadMs,
+            OursColdFirstRunMs = coldOurs.FirstRunMs, OrtColdFirstRunMs = coldOrt.FirstRunMs,
+        };
     }
 
     /// <summary>Median and maximum of each run position within a block (run k of every block), to Console.Error.</summary>

@@ -11,7 +11,7 @@ namespace MobileNetSharp.Bench;
 /// MobileNetV2's pointwise shapes (see Int8GemmBench); `int8dw [...]` times the int8 depthwise kernel against the
 /// float one on MobileNetV2's depthwise layers (see Int8DepthwiseBench); `quantized [...]` times float and QDQ files
 /// in ours and ORT (see QuantizedBench); `ortprofile --model FILE` prints ONNX Runtime's own per-node profile (see
-/// OrtProfileBench).
+/// OrtProfileBench). `models --cold-start R` also measures load and first run in fresh processes (see ColdStart).
 /// </summary>
 public static class Program
 {
@@ -54,8 +54,10 @@ public static class Program
                 return Int8DepthwiseBench.Run(rest);
             case "ortprofile":
                 return OrtProfileBench.Run(rest);
+            case "coldstart-one": // the child process of `models --cold-start R`
+                return ColdStart.RunOne(rest);
             default:
-                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] [--pause MS] [--by-position] | training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B] | fusion [--arch A,B] [--threads 1,2] [--batch B] [--runs N] | int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN] [--weight-bits 8|7] | int8dw [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape HxWxCkKsS] | quantized [--arch A,B] [--threads 1,2] [--runs N] [--samples N] | ortprofile --model FILE [--threads T] [--runs N] [--top K])");
+                Console.Error.WriteLine("usage: MobileNetSharp.Bench (kernels [BenchmarkDotNet args] | models [--arch A,B] [--threads 1,2] [--runs N] [--batches 1,8,32] [--json FILE] [--width W] [--resolution R] [--ort-no-spin] [--pause MS] [--by-position] [--cold-start R] | training [--threads 1,2] [--networks mobilenet_v2,standard_conv_twin] [--rounds R] [--steps N] [--warmup N] [--batch B] [--no-pytorch] [--json FILE] | dwbackward [--threads 1,2] [--runs N] [--batch B] | fusion [--arch A,B] [--threads 1,2] [--batch B] [--runs N] | int8gemm [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape MxKxN] [--weight-bits 8|7] | int8dw [--threads 1,2] [--runs N] [--isa v128|v256|scalar] [--shape HxWxCkKsS] | quantized [--arch A,B] [--threads 1,2] [--runs N] [--samples N] | ortprofile --model FILE [--threads T] [--runs N] [--top K])");
                 return 2;
         }
     }
