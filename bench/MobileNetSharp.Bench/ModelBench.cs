@@ -80,7 +80,7 @@ public static class ModelBench
             foreach (int batch in batches)
                 foreach (int t in threads)
                 {
-                    var row = Measure(arch, width, res, batch, t, runs, peak, ortSpin, pauseMs, byPosition, coldRounds);
+                    var row = Measure(arch, width, res, batch, t, runs, ortSpin, pauseMs, byPosition, coldRounds);
                     rows.Add(row);
                     Console.WriteLine(row.Markdown(peak));
                 }
@@ -120,11 +120,24 @@ public static class ModelBench
             $"| {Model} | {Batch} | {Threads} | {OursMedianMs:F2} ms | {OursP90Ms:F2} | {OursMinMs:F2} | {OrtMedianMs:F2} ms | {OrtP90Ms:F2} | {OrtMinMs:F2} | **{Ratio:F2}** | {OursImagesPerSecond:F0} | {OrtImagesPerSecond:F0} | {OursGflops:F1} | {100 * OursGflops / (peak * Threads):F0}% | {OursLoadMs:F0}/{OrtLoadMs:F0} ms | {OursFirstRunMs:F1}/{OrtFirstRunMs:F1} ms | {AllocatedBytesPerRun} B | {MaxRelDiff:E1} |");
     }
 
-    private static Row Measure(string arch, float width, int? res, int batch, int threads, int runs, double peak, bool ortSpin, int pauseMs, bool byPosition, int coldRounds)
+    private static Row Measure(string arch, float width, int? res, int batch, int threads, int runs, bool ortSpin, int pauseMs, bool byPosition, int coldRounds)
     {
         var graph = ModelZoo.Create(arch, new ModelOptions(width, res, Batch: batch));
-        long macs = CostModel.Analyze(graph).Macs;
         byte[] onnx = OnnxExporter.ToBytes(graph);
+        var row = MeasureInProcess(arch, width, graph, onnx, batch, threads, runs, ortSpin, pauseMs, byPosition);
+        if (coldRounds == 0) return row;
+        // After the in-process sessions are gone, so the children have the machine to themselves.
+        var (coldOurs, coldOrt) = ColdStart.Measure(onnx, threads, coldRounds);
+        return row with
+        {
+            OursColdLoadMs = coldOurs.LoadMs, OrtColdLoadMs = coldOrt.LoadMs,
+            OursColdFirstRunMs = coldOurs.FirstRunMs, OrtColdFirstRunMs = coldOrt.FirstRunMs,
+        };
+    }
+
+    private static Row MeasureInProcess(string arch, float width, ModelGraph graph, byte[] onnx, int batch, int threads, int runs, bool ortSpin, int pauseMs, bool byPosition)
+    {
+        long macs = CostModel.Analyze(graph).Macs;
         var inputShape = graph.Inputs[0].Shape;
         var input = Tensor.Random(1, inputShape);
 
@@ -193,15 +206,8 @@ public static class ModelBench
         double scale = Math.Max(1e-12, ortOutData.Max(Math.Abs));
         double diff = oursOut[0].Floats.Zip(ortOutData).Max(p => Math.Abs(p.First - p.Second)) / scale;
         double gflops = 2.0 * macs / (sa.Median * 1e6);
-        var row = new Row(label, batch, threads, sa.Median, sb.Median, sa.Median / sb.Median, sa.P90, sb.P90, sa.Min, sb.Min,
+        return new Row(label, batch, threads, sa.Median, sb.Median, sa.Median / sb.Median, sa.P90, sb.P90, sa.Min, sb.Min,
             batch * 1000 / sa.Median, batch * 1000 / sb.Median, gflops, oursFirst, ortFirst, oursLoad, ortLoad, allocated / runs, diff);
-        if (coldRounds == 0) return row;
-        var (coldOurs, coldOrt) = ColdStart.Measure(onnx, threads, coldRounds);
-        return row with
-        {
-            OursColdLoadMs = coldOurs.LoadMs, OrtColdLoadMs = coldOrt.LoadMs,
-            OursColdFirstRunMs = coldOurs.FirstRunMs, OrtColdFirstRunMs = coldOrt.FirstRunMs,
-        };
     }
 
     /// <summary>Median and maximum of each run position within a block (run k of every block), to Console.Error.</summary>

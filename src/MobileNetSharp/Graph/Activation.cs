@@ -37,8 +37,9 @@ public readonly record struct Activation(ActivationKind Kind, float Alpha = 0f, 
     public static Activation LeakyRelu(float alpha = 0.01f) => new(ActivationKind.LeakyRelu, alpha);
 
     /// <summary>
-    /// The activation the fused kernels run: ReLU as Clip(0, +inf), which gives the same values (max(x, 0), then a min
-    /// that changes nothing), so convolutions with ReLU and with ReLU6 share one compiled kernel instead of two (each
+    /// The activation the fused vector kernels run: ReLU as Clip(0, +inf), which gives the same values there (their
+    /// max(x, 0) maps NaN to 0 either way, and the min by +inf changes nothing), so convolutions with ReLU and with
+    /// ReLU6 share one compiled kernel instead of two (each
     /// generic kernel instantiation costs 8-14 ms of JIT on a first run, see KernelWarmup). One more min per output
     /// vector costs next to nothing beside the 9-25 multiply-adds (depthwise) or K of them (GEMM) that produce it.
     /// </summary>

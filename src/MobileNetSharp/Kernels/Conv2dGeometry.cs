@@ -22,15 +22,18 @@ public readonly record struct Conv2dGeometry(
     public bool IsPointwise => KernelH == 1 && KernelW == 1 && StrideH == 1 && StrideW == 1
         && PadTop == 0 && PadLeft == 0 && PadBottom == 0 && PadRight == 0 && Groups == 1;
     /// <summary>
-    /// A small convolution of the same kind, for warming up kernels: the same kernel, strides, pads, dilations and
-    /// group structure, at most 11x11 input pixels (or the kernel's extent) and at most <paramref name="channels"/>
-    /// channels (depthwise: per side, keeping the channel multiplier; one group: each side; other groupings keep
-    /// theirs), batch 1. Few input channels stay few, so a stem stays a stem.
+    /// A small convolution of the same kind, for warming up kernels: the same kernel, strides, dilations and group
+    /// structure, batch 1, at most 11x11 input pixels (or the kernel's extent), pads of at most the kernel's extent
+    /// (wider ones only add outputs that lie wholly in the padding), and at most <paramref name="channels"/> channels
+    /// a side (depthwise: keeping the channel multiplier; other groupings: at most 4 groups of at most 8 channels a
+    /// side, and still at least 2 input channels a group, so they stay grouped, not depthwise). Few input channels
+    /// stay few, so a stem stays a stem.
     /// </summary>
     public Conv2dGeometry Miniature(int channels)
     {
-        int h = Math.Min(InH, Math.Max(11, (KernelH - 1) * DilationH + 1));
-        int w = Math.Min(InW, Math.Max(11, (KernelW - 1) * DilationW + 1));
+        int extentH = (KernelH - 1) * DilationH + 1, extentW = (KernelW - 1) * DilationW + 1;
+        int h = Math.Min(InH, Math.Max(11, extentH));
+        int w = Math.Min(InW, Math.Max(11, extentW));
         int inC = InC, outC = OutC, groups = Groups;
         if (IsDepthwise)
         {
@@ -42,7 +45,18 @@ public readonly record struct Conv2dGeometry(
             inC = Math.Min(InC, channels);
             outC = Math.Min(OutC, channels);
         }
-        return this with { Batch = 1, InH = h, InW = w, InC = inC, OutC = outC, Groups = groups };
+        else
+        {
+            groups = Math.Min(Groups, 4);
+            inC = groups * Math.Min(InCPerGroup, 8);
+            outC = groups * Math.Min(OutCPerGroup, 8);
+        }
+        return this with
+        {
+            Batch = 1, InH = h, InW = w, InC = inC, OutC = outC, Groups = groups,
+            PadTop = Math.Min(PadTop, extentH), PadBottom = Math.Min(PadBottom, extentH),
+            PadLeft = Math.Min(PadLeft, extentW), PadRight = Math.Min(PadRight, extentW),
+        };
     }
 
     public long InputLength => (long)Batch * InH * InW * InC;

@@ -58,7 +58,7 @@ public static class KernelWarmup
     /// </summary>
     public static Task Completion { get { lock (Gate) return _completion; } }
 
-    /// <summary>The kernel keys warmed so far in this process (for tests and diagnostics).</summary>
+    /// <summary>The kernel keys queued or warmed so far in this process (for tests and diagnostics).</summary>
     internal static IReadOnlyCollection<string> WarmedKeys { get { lock (Gate) return Seen.ToArray(); } }
 
     /// <summary>Starts the common-kernel groups once per process (no-op afterwards, when disabled, or with one processor).</summary>
@@ -88,14 +88,16 @@ public static class KernelWarmup
         }
     }
 
-    /// <summary>Under <see cref="Gate"/>: starts the thread unless it is running (it exits when it runs out of work).</summary>
+    /// <summary>Under <see cref="Gate"/>: starts the thread unless it is running (it exits when it runs out of work).
+    /// A thread that cannot be started leaves the warm-up as it was: it is best effort, never a reason for a load to fail.</summary>
     private static void EnsureThread()
     {
         if (_threadRunning) return;
-        _threadRunning = true;
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        try { new Thread(() => Drain(done)) { IsBackground = true, Name = "mnet-kernel-warmup" }.Start(); }
+        catch (Exception e) when (e is OutOfMemoryException or ThreadStartException) { return; }
+        _threadRunning = true; // the new thread waits for Gate before it reads this
         _completion = done.Task;
-        new Thread(() => Drain(done)) { IsBackground = true, Name = "mnet-kernel-warmup" }.Start();
     }
 
     private static void Drain(TaskCompletionSource done)
@@ -107,7 +109,8 @@ public static class KernelWarmup
                 Action next;
                 lock (Gate)
                 {
-                    if (!Enabled) Pending.Clear();
+                    if (!Enabled)
+                        while (Pending.TryPop(out var dropped)) Seen.Remove(dropped.Key); // warmed if enabled again
                     if (Pending.TryPop(out var warmer)) next = warmer.Run;
                     else if (!_runStarted && Enabled && _nextGroup < Groups.Length) next = Groups[_nextGroup++];
                     else
@@ -183,7 +186,8 @@ public static class KernelWarmup
     }
 
     private static Conv2dGeometry Stem => new(1, 16, 16, 3, 16, 3, 3, 2, 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1);
-    private static Conv2dGeometry Pointwise => new(1, 8, 8, 16, 24, 1, 1); // a 16-column panel and an 8-column one
+    // Three vector widths of outputs: a full two-vector GEMM panel and a one-vector tail (Tile2 and Tile1).
+    private static Conv2dGeometry Pointwise => new(1, 8, 8, 16, Math.Max(24, 3 * Isa.Width(Isa.Best)), 1, 1);
     private static Conv2dGeometry Gemv => new(1, 1, 1, 16, 24, 1, 1);
 
     private static Conv2dGeometry Depthwise(int k, int stride) =>

@@ -98,6 +98,78 @@ public class Conv2dOperatorTests
         run();
     }
 
+    /// <summary>
+    /// ReLU runs as Clip(0, +inf) in the vector kernels (Activation.ForKernels); on every path, including the scalar
+    /// channel-multiplier depthwise one, a NaN, an infinity or a signed zero must come out as the reference's ReLU
+    /// makes it (NaN and -0 to 0), bit for bit.
+    /// </summary>
+    [Fact]
+    public void ReluMatchesTheReferenceOnNaNInfinityAndSignedZero()
+    {
+        Case[] families =
+        [
+            new("gemm-1x1", G(3, 4, 7, 19, 1), 1, false),
+            new("dw3x3s1", G(6, 7, 19, 19, 3, 1, 1, groups: 19), 1, false),
+            new("dw-generic", G(5, 5, 4, 8, 1, 1, 0, groups: 4), 1, false), // channel multiplier 2
+            new("stem3", G(9, 9, 3, 12, 3, 2, 1), 1, false),
+            new("im2col-gemm", G(6, 6, 5, 9, 3, 1, 1), 1, false),
+        ];
+        float[] specials = [float.NaN, float.PositiveInfinity, float.NegativeInfinity, -0f, 0f, 1e30f, -1e30f];
+        foreach (Case c in families)
+        {
+            var g = c.G;
+            var rng = new Random(5);
+            float[] x = TestData.Random(rng, (long)g.InH * g.InW * g.InC);
+            for (int i = 0; i < x.Length; i += 3) x[i] = specials[i / 3 % specials.Length];
+            float[] w = TestData.Random(rng, g.WeightLength);
+            float[] expected = Reference.Conv2d(g, 1, x, w, [], null, Activation.Relu);
+            foreach ((IsaLevel isa, Workers workers) in TestData.Sweep())
+            {
+                var op = new Conv2dOperator(g, w, [], Activation.Relu, isa);
+                var y = new float[expected.Length];
+                op.Run(1, x, y, default, new float[op.ScratchLength(1)], workers);
+                for (int i = 0; i < y.Length; i++)
+                    if (float.IsNaN(expected[i]) || float.IsInfinity(expected[i]) || expected[i] == 0f)
+                        Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(y[i]),
+                            $"{c.Path} {isa}: output {i} is {y[i]}, the reference's ReLU gives {expected[i]}");
+            }
+        }
+    }
+
+    /// <summary>The warm-up's miniatures of unusual convolutions stay small (the pads, groups and channels a hostile or
+    /// merely large layer has are not carried over) and still take the layer's path; the two paths named dw-generic
+    /// get different keys.</summary>
+    [Fact]
+    public void MiniaturesOfUnusualConvolutionsStaySmallAndTakeTheSamePath()
+    {
+        Conv2dGeometry[] geometries =
+        [
+            G(20, 20, 16, 16, 3, 1, 500),                        // pads far wider than the kernel
+            G(14, 14, 1024, 1024, 3, 1, 1, groups: 2),          // grouped, 512 channels a group
+            G(14, 14, 1024, 2048, 1, 1, 0, groups: 512),        // grouped 1x1, 2 input channels a group
+            G(40, 40, 8, 8, 31, 1, 15),                          // a 31x31 kernel
+            G(40, 40, 8, 8, 31, 1, 15, groups: 8),               // ... depthwise
+            G(30, 30, 6, 6, 3, 1, 10, groups: 6, d: 10),         // dilated depthwise
+            G(9, 9, 6, 12, 3, 1, 1, groups: 6),                  // channel multiplier 2
+        ];
+        var keys = new List<string>();
+        foreach (var g in geometries)
+        {
+            var op = new Conv2dOperator(g, new float[g.WeightLength], [], Activation.Relu);
+            var mini = op.MiniatureOperator();
+            Assert.Equal(op.KernelName, mini.KernelName);
+            Assert.True(mini.Geometry.InputLength <= 64 * 64 * 24 && mini.Geometry.WeightLength <= 1 << 20, $"{g}: miniature {mini.Geometry}");
+            var (key, run) = op.Miniature(1, residual: false);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            run();
+            Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 16 << 20, $"{g}: the miniature allocated {GC.GetAllocatedBytesForCurrentThread() - before} bytes");
+            keys.Add(key);
+        }
+        // One compiled path each: im2col-gemm (the first four), depthwise generic, depthwise with a channel multiplier.
+        Assert.Equal(3, keys.Distinct().Count());
+        Assert.NotEqual(keys[^2], keys[^1]);
+    }
+
     [Fact]
     public void EveryActivationOnEveryPathFamily()
     {

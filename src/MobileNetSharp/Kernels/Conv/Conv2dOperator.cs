@@ -35,7 +35,9 @@ public sealed unsafe class Conv2dOperator
         if (!bias.IsEmpty && bias.Length != geometry.OutC)
             throw new ArgumentException($"Expected {geometry.OutC} bias values or none, got {bias.Length}.", nameof(bias));
         _isa = Isa.Resolve(isa);
-        _activation = activation.ForKernels();
+        // ReLU as Clip(0, +inf) shares ReLU6's compiled kernels; not for the channel-multiplier depthwise path, whose
+        // scalar code applies the activation with Activation.Apply, where Clip passes a NaN that ReLU maps to 0.
+        _activation = geometry.IsDepthwise && geometry.OutC != geometry.InC ? activation : activation.ForKernels();
         int width = Isa.Width(_isa);
         Conv2dGeometry g = Geometry;
 
@@ -127,17 +129,21 @@ public sealed unsafe class Conv2dOperator
 
     /// <summary>
     /// For the JIT warm-up (Runtime.KernelWarmup): a key naming the compiled code a run of this convolution takes,
-    /// and an action that runs that code once on a miniature copy (zero weights; at most 11x11 pixels, or the
-    /// kernel's extent, and 24 channels; the same path, ISA, activation, kernel shape, strides and pads, and the
-    /// GEMV or GEMM choice of a pointwise run of <paramref name="batch"/> images).
+    /// and an action that runs that code once on a miniature copy (zero weights, geometry
+    /// <see cref="Conv2dGeometry.Miniature"/>: the same path, ISA, activation, kernel shape and strides, and the GEMV or
+    /// GEMM choice of a pointwise run of <paramref name="batch"/> images). A miniature that would still be large (a
+    /// kernel extent in the hundreds of pixels) does nothing: compiling ahead is not worth megabytes.
     /// </summary>
     internal (string Key, Action Run) Miniature(int batch, bool residual)
     {
         Conv2dGeometry g = Geometry;
         bool gemv = KernelName == "gemm-1x1" && !residual && (long)batch * g.InH * g.InW <= Gemv.MaxRows;
-        var mini = g.Miniature(channels: 24);
+        var mini = g.Miniature(MiniatureChannels);
         int images = gemv ? batch : (long)mini.InH * mini.InW > Gemv.MaxRows ? 1 : Gemv.MaxRows + 1; // a GEMM stays a GEMM
-        string key = $"conv|{KernelName}|{_activation.Kind}|{_isa}|{(gemv ? "gemv" : "")}|{(residual ? "residual" : "")}";
+        string shape = g.IsDepthwise && g.OutC != g.InC ? "multiplier" : ""; // "dw-generic" names two paths
+        string key = $"conv|{KernelName}{shape}|{_activation.Kind}|{_isa}|{(gemv ? "gemv" : "")}|{(residual ? "residual" : "")}";
+        long scratch = KernelName == "im2col-gemm" ? (long)mini.OutH * mini.OutW * mini.InC * mini.KernelH * mini.KernelW : 0;
+        if (images * Math.Max(mini.InputLength, mini.OutputLength) + scratch > 1 << 20) return (key, () => { });
         return (key, () =>
         {
             var op = MiniatureOperator();
@@ -147,10 +153,14 @@ public sealed unsafe class Conv2dOperator
         });
     }
 
-    /// <summary>The operator <see cref="Miniature"/> runs: zero weights and bias, geometry <see cref="Conv2dGeometry.Miniature"/>(24).</summary>
+    /// <summary>Channels a side of a miniature: three vector widths (at least 24), so a pointwise one has a full
+    /// two-vector GEMM panel and a one-vector tail panel (Tile2 and Tile1) at every ISA level.</summary>
+    private int MiniatureChannels => Math.Max(24, 3 * Isa.Width(_isa));
+
+    /// <summary>The operator <see cref="Miniature"/> runs: zero weights and bias, geometry <see cref="Conv2dGeometry.Miniature"/>.</summary>
     internal Conv2dOperator MiniatureOperator()
     {
-        var mini = Geometry.Miniature(channels: 24);
+        var mini = Geometry.Miniature(MiniatureChannels);
         return new Conv2dOperator(mini, new float[mini.WeightLength], new float[mini.OutC], _activation, _isa);
     }
 

@@ -47,12 +47,13 @@ public sealed unsafe class FullyConnectedOperator
     /// <summary>
     /// For the JIT warm-up (Runtime.KernelWarmup): a key naming the compiled code a run of <paramref name="rows"/> rows
     /// takes (GEMV or GEMM, activation, ISA), and an action that runs that code once on a miniature (zero weights, at
-    /// most 24 features each way).
+    /// most 24 input features and three vector widths of outputs).
     /// </summary>
     internal (string Key, Action Run) Miniature(int rows)
     {
         bool gemv = rows <= Gemv.MaxRows;
-        int m = gemv ? Math.Max(rows, 1) : Gemv.MaxRows + 8, k = Math.Min(InFeatures, 24), n = Math.Min(OutFeatures, 24);
+        int m = gemv ? Math.Max(rows, 1) : Gemv.MaxRows + 8, k = Math.Min(InFeatures, 24);
+        int n = Math.Min(OutFeatures, Math.Max(24, 3 * Isa.Width(_isa))); // a full GEMM panel and a one-vector tail
         return ($"fc|{(gemv ? "gemv" : "gemm")}|{_activation.Kind}|{_isa}", () =>
             new FullyConnectedOperator(k, n, new float[k * n], [], _activation, _isa).Run(m, new float[m * k], new float[m * n], Workers.Single));
     }

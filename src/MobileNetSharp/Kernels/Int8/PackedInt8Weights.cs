@@ -170,13 +170,19 @@ public sealed unsafe class PackedInt8Weights
     private sbyte[] OutputMajorFromQuads()
     {
         var source = new sbyte[(long)N * K];
-        byte* quads = ByteQuads;
-        for (int j = 0; j < N; j++)
-        {
-            byte* column = quads + j / PanelWidth * QuadPanelBytes + j % PanelWidth * 4;
-            for (int kk = 0; kk < K; kk++) source[(long)j * K + kk] = (sbyte)column[kk / 4 * PanelWidth * 4 + kk % 4];
-        }
+        fixed (sbyte* dst = source) UnpackQuads(ByteQuads, K, N, QuadPanelBytes, dst);
         return source;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void UnpackQuads(byte* quads, int k, int n, long panelBytes, sbyte* dst)
+    {
+        for (int j = 0; j < n; j++)
+        {
+            byte* column = quads + j / PanelWidth * panelBytes + j % PanelWidth * 4;
+            sbyte* to = dst + (long)j * k;
+            for (int kk = 0; kk < k; kk++) to[kk] = (sbyte)column[kk / 4 * PanelWidth * 4 + kk % 4];
+        }
     }
 
     /// <summary>Column j of [N, K] <paramref name="src"/> as int16 pairs into word j % 16 of panel j / 16.</summary>
