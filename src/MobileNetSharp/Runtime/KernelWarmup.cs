@@ -28,8 +28,9 @@ namespace MobileNetSharp.Runtime;
 /// and linear outputs (MobileNetV1/V2 and most imported MobileNets), then hard-swish, ReLU, hard-sigmoid and 5x5
 /// (V3), then ReLU6 with 5x5 (EfficientNet-Lite), each by running a small convolution at the default ISA; then tiny
 /// V2, V3-Small and Lite0 networks (width 0.25, 64x64) for the rest (pooling, squeeze-excite, element-wise ops, the
-/// planner). A plan's warmers go ahead of any group. Once a real run has begun, no further group is started:
-/// the group in hand is finished (a tiny network stops at its next stage), then only plan warmers run.</item>
+/// planner). These are a guess made before any plan exists: once a plan of the process's own (not one of the tiny
+/// networks) has handed over its warmers, or a real run has begun, no further group is started; the group in hand
+/// is finished (a tiny network stops at its next stage), then only plan warmers run.</item>
 /// </list>
 /// Skipped on a single core, where there is no spare core to use, and when <see cref="Enabled"/> is false.
 /// </para>
@@ -38,7 +39,8 @@ public static class KernelWarmup
 {
     private static readonly Lock Gate = new();
     private static bool _started, _threadRunning;
-    private static volatile bool _runStarted;
+    private static volatile bool _runStarted, _planQueued;
+    [ThreadStatic] private static bool _onWarmupThread;
     private static int _nextGroup;
     private static Task _completion = Task.CompletedTask;
     private static readonly Stack<KernelWarmer> Pending = new();
@@ -82,6 +84,8 @@ public static class KernelWarmup
         if (warmer is null || !Enabled || Environment.ProcessorCount < 2) return;
         lock (Gate)
         {
+            // A plan compiled by the warm-up itself (its tiny networks) is not one the process asked for.
+            if (!_onWarmupThread) _planQueued = true;
             if (!Seen.Add(warmer.Key)) return;
             Pending.Push(warmer);
             EnsureThread();
@@ -102,6 +106,7 @@ public static class KernelWarmup
 
     private static void Drain(TaskCompletionSource done)
     {
+        _onWarmupThread = true;
         try
         {
             while (true)
@@ -112,7 +117,7 @@ public static class KernelWarmup
                     if (!Enabled)
                         while (Pending.TryPop(out var dropped)) Seen.Remove(dropped.Key); // warmed if enabled again
                     if (Pending.TryPop(out var warmer)) next = warmer.Run;
-                    else if (!_runStarted && Enabled && _nextGroup < Groups.Length) next = Groups[_nextGroup++];
+                    else if (!_runStarted && !_planQueued && Enabled && _nextGroup < Groups.Length) next = Groups[_nextGroup++];
                     else
                     {
                         _threadRunning = false;
@@ -214,9 +219,9 @@ public static class KernelWarmup
     private static void Network(string name, bool stopWhenARunStarts)
     {
         var graph = ModelZoo.Create(name, new ModelOptions(0.25f, 64, 10));
-        if (stopWhenARunStarts && _runStarted) return;
+        if (stopWhenARunStarts && (_runStarted || _planQueued)) return;
         using var session = new InferenceSession(graph, new SessionOptions { Threads = 1 });
-        if (stopWhenARunStarts && _runStarted) return;
+        if (stopWhenARunStarts && (_runStarted || _planQueued)) return;
         session.WarmUp();
     }
 }
