@@ -60,6 +60,9 @@ public static class KernelWarmup
     /// </summary>
     public static Task Completion { get { lock (Gate) return _completion; } }
 
+    /// <summary>Whether <see cref="Queue"/> does anything (enabled, and a spare core), so callers can skip building warmers.</summary>
+    internal static bool Active => Enabled && Environment.ProcessorCount > 1;
+
     /// <summary>The kernel keys queued or warmed so far in this process (for tests and diagnostics).</summary>
     internal static IReadOnlyCollection<string> WarmedKeys { get { lock (Gate) return Seen.ToArray(); } }
 
@@ -81,7 +84,7 @@ public static class KernelWarmup
     /// </summary>
     internal static void Queue(KernelWarmer? warmer)
     {
-        if (warmer is null || !Enabled || Environment.ProcessorCount < 2) return;
+        if (warmer is null || !Active) return;
         lock (Gate)
         {
             // A plan compiled by the warm-up itself (its tiny networks) is not one the process asked for.

@@ -106,7 +106,7 @@ internal sealed class PlanCompiler
     public void Add(Step step)
     {
         _steps.Add(step);
-        KernelWarmup.Queue(step.Warmer);
+        if (KernelWarmup.Active) KernelWarmup.Queue(step.Warmer);
     }
 
     /// <summary>A new arena buffer (scratch or an intermediate of a multi-step lowering).</summary>
