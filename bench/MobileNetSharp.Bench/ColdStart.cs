@@ -96,14 +96,8 @@ internal static class ColdStart
 
     private static (double Load, double First) OnnxRuntime(byte[] bytes, int threads)
     {
-        // The options of ModelBench's in-process measurement.
         var sw = Stopwatch.StartNew();
-        using var options = new Ort.SessionOptions
-        {
-            IntraOpNumThreads = threads, InterOpNumThreads = 1,
-            GraphOptimizationLevel = Ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-            ExecutionMode = Ort.ExecutionMode.ORT_SEQUENTIAL,
-        };
+        using var options = ModelBench.OrtOptions(threads); // as the in-process rows
         using var session = new Ort.InferenceSession(bytes, options);
         double load = sw.Elapsed.TotalMilliseconds;
         long[] inShape = session.InputMetadata.Values.First().Dimensions.Select(d => (long)Math.Max(d, 1)).ToArray();

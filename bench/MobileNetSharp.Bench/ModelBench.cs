@@ -105,6 +105,21 @@ public static class ModelBench
 
     private const int Block = 10;
 
+    /// <summary>ONNX Runtime's session options for the side-by-side rows (and the cold-start children): all graph
+    /// optimizations, <paramref name="threads"/> intra-op threads, sequential execution; worker spinning as ORT's default
+    /// unless <paramref name="spin"/> is false.</summary>
+    internal static Ort.SessionOptions OrtOptions(int threads, bool spin = true)
+    {
+        var options = new Ort.SessionOptions
+        {
+            IntraOpNumThreads = threads, InterOpNumThreads = 1,
+            GraphOptimizationLevel = Ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+            ExecutionMode = Ort.ExecutionMode.ORT_SEQUENTIAL,
+        };
+        if (!spin) options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        return options;
+    }
+
     /// <summary>One model at one batch and thread count, both engines (the JSON names are those of issue 9; the cold-start
     /// ones are null unless <c>--cold-start</c> was given).</summary>
     public sealed record Row(string Model, int Batch, int Threads, double OursMedianMs, double OrtMedianMs, double Ratio,
@@ -156,13 +171,7 @@ public static class ModelBench
         KernelWarmup.Completion.Wait();
 
         // ONNX Runtime: all graph optimizations, intra-op threads = ours, pre-bound input and output.
-        using var options = new Ort.SessionOptions
-        {
-            IntraOpNumThreads = threads, InterOpNumThreads = 1,
-            GraphOptimizationLevel = Ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-            ExecutionMode = Ort.ExecutionMode.ORT_SEQUENTIAL,
-        };
-        if (!ortSpin) options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        using var options = OrtOptions(threads, ortSpin);
         sw.Restart();
         using var ort = new Ort.InferenceSession(onnx, options);
         double ortLoad = sw.Elapsed.TotalMilliseconds;
