@@ -75,6 +75,8 @@ public static unsafe class DwBackwardBench
     private static int Step(string[] args)
     {
         int threads = 1, runs = 5;
+        bool bySteps = args.Contains("--by-step");
+        args = [.. args.Where(a => a != "--by-step")];
         for (int i = 0; i + 1 < args.Length; i += 2)
             switch (args[i])
             {
@@ -88,6 +90,9 @@ public static unsafe class DwBackwardBench
         var profile = session.Profile(images, labels, runs);
         Console.WriteLine($"training step, {threads} thread(s), {runs} steps: {profile.Sum(p => p.Milliseconds):F1} ms per step");
         foreach (var (kernel, ms, count) in profile) Console.WriteLine($"{kernel,-40} {count,4} {ms,9:F2} ms");
+        if (bySteps)
+            foreach (var (name, kernel, shape, ms) in session.ProfileSteps(images, labels, runs))
+                Console.WriteLine($"{name,-36} {kernel,-36} {MobileNetSharp.Tensors.Shape.Format(shape),-18} {ms,8:F2} ms");
         return 0;
     }
 

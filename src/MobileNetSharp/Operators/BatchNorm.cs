@@ -105,8 +105,18 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f, Act
         var mean = PlanCompiler.Buffer(n.Name + ".batch_mean", [c]);
         var invStd = PlanCompiler.Buffer(n.Name + ".batch_invstd", [c]);
         var scale = PlanCompiler.Buffer(n.Name + ".batch_scale", [c]);
+        var x = t.Plan.Get(n.Input(0), layout);
+        // Right after the convolution that wrote x: that step gathers x's statistics while each chunk of its output is
+        // still in cache, and this one only normalizes (one read of x instead of two).
+        (Slot Slot, int Granule)? moments = null;
+        if (t.Plan.LastStep is RuntimeWeightConvStep { Moments: null } conv && conv.Output == x)
+        {
+            var slot = PlanCompiler.Buffer(n.Name + ".moments", [ChannelMoments.PartialLength(rows, c)], DataType.Int64);
+            moments = (slot, conv.MomentsGranule);
+            t.Plan.ReplaceLast(conv.WithMoments(slot));
+        }
         var p = Enumerable.Range(1, 4).Select(i => t.Plan.Get(n.Input(i), MemoryLayout.Plain)).ToArray();
-        t.Plan.Add(new BatchNormTrainingStep(n.Name, Epsilon, Activation, rows, c, t.Plan.Get(n.Input(0), layout), p[0], p[1], t.Plan.Produce(n.Output, layout), mean, invStd, scale));
+        t.Plan.Add(new BatchNormTrainingStep(n.Name, Epsilon, Activation, rows, c, x, p[0], p[1], t.Plan.Produce(n.Output, layout), mean, invStd, scale, moments));
         var newMean = PlanCompiler.Buffer(n.Input(3).Name + ".next", [c]);
         var newVar = PlanCompiler.Buffer(n.Input(4).Name + ".next", [c]);
         t.Plan.Add(new RunningStatisticsStep(n.Name + ".running", Epsilon, rows, t.BatchNormMomentum ?? 1 - Momentum, mean, invStd, p[2], p[3], newMean, newVar));
@@ -150,14 +160,28 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f, Act
     }
 }
 
-/// <summary>Training-mode batch norm on [rows, C]: batch statistics, normalization, affine.</summary>
-internal sealed class BatchNormTrainingStep(string name, float eps, Activation act, int rows, int c, Slot x, Slot gamma, Slot beta, Slot y, Slot mean, Slot invStd, Slot scale)
-    : Step(name, [x, gamma, beta], [y, mean, invStd, scale])
+/// <summary>
+/// Training-mode batch norm on [rows, C]: batch statistics, normalization, affine. With <paramref name="moments"/> the
+/// statistics were gathered by the step that wrote x (<see cref="ChannelMoments"/> partials, blocks cut in Granule rows).
+/// </summary>
+internal sealed class BatchNormTrainingStep(string name, float eps, Activation act, int rows, int c, Slot x, Slot gamma, Slot beta, Slot y, Slot mean,
+    Slot invStd, Slot scale, (Slot Slot, int Granule)? moments = null)
+    : Step(name, moments is { } m ? [x, gamma, beta, m.Slot] : [x, gamma, beta], [y, mean, invStd, scale])
 {
     public override string Kernel => act.IsNone ? "BatchNormalization(training)" : $"BatchNormalization(training)+{act}";
-    public override void Execute(RunContext ctx) =>
-        BatchNormTraining.Forward(ctx.Read(x), ctx.Read(gamma), ctx.Read(beta), ctx.Write(y), ctx.Write(mean), ctx.Write(invStd), rows, c, eps, ctx.Workers, act,
-            ctx.Write(scale));
+
+    /// <summary>The statistics come from the step that wrote x.</summary>
+    public bool StatisticsFromProducer => moments is not null;
+
+    public override void Execute(RunContext ctx)
+    {
+        if (moments is var (slot, granule))
+            BatchNormTraining.Forward(ctx.Read(x), ctx.Read<double>(slot), granule, ctx.Read(gamma), ctx.Read(beta), ctx.Write(y), ctx.Write(mean),
+                ctx.Write(invStd), rows, c, eps, ctx.Workers, act, ctx.Write(scale));
+        else
+            BatchNormTraining.Forward(ctx.Read(x), ctx.Read(gamma), ctx.Read(beta), ctx.Write(y), ctx.Write(mean), ctx.Write(invStd), rows, c, eps, ctx.Workers, act,
+                ctx.Write(scale));
+    }
 }
 
 /// <summary>The next running mean and variance from the batch's statistics.</summary>

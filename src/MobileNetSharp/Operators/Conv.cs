@@ -180,17 +180,31 @@ internal sealed class ConvStep(string name, Conv2dOperator op, int batch, Slot i
             scratch is null ? default : ctx.Write(scratch), ctx.Workers);
 }
 
-/// <summary>A convolution whose weights (and bias) are read from slots and packed on every run.</summary>
+/// <summary>
+/// A convolution whose weights (and bias) are read from slots and packed on every run (training). With a
+/// <paramref name="moments"/> slot (int64-typed, holding doubles) it also leaves its output's per-channel statistics
+/// there for the training-mode batch norm after it (<see cref="Conv2dOperator.MomentsGranule"/>).
+/// </summary>
 internal sealed class RuntimeWeightConvStep(string name, Conv2dGeometry g, Activation act, IsaLevel? isa,
-    Slot input, Slot weights, Slot? bias, Slot output, Slot? residual, Slot? scratch)
-    : Step(name, new[] { input, weights, bias, residual }.OfType<Slot>().ToArray(), scratch is null ? [output] : [output, scratch])
+    Slot input, Slot weights, Slot? bias, Slot output, Slot? residual, Slot? scratch, Slot? moments = null)
+    : Step(name, new[] { input, weights, bias, residual }.OfType<Slot>().ToArray(), new[] { output, scratch, moments }.OfType<Slot>().ToArray())
 {
     public override string Kernel => "conv(runtime weights)";
+
+    public Slot Output => output;
+    public Slot? Moments => moments;
+
+    /// <summary>Blocks' granule of the moments this step gathers (see <see cref="Conv2dOperator.MomentsGranule"/>).</summary>
+    public int MomentsGranule => new Conv2dOperator(g with { Batch = 1 }, new float[g.WeightLength], [], act, isa).MomentsGranule(g.Batch);
+
+    /// <summary>This step, also gathering its output's moments into <paramref name="slot"/>.</summary>
+    public RuntimeWeightConvStep WithMoments(Slot slot) => new(Name, g, act, isa, input, weights, bias, output, residual, scratch, slot);
 
     public override void Execute(RunContext ctx)
     {
         var op = new Conv2dOperator(g with { Batch = 1 }, ctx.Read(weights), ctx.ReadOptional(bias), act, isa);
-        op.Run(g.Batch, ctx.Read(input), ctx.Write(output), ctx.ReadOptional(residual), scratch is null ? default : ctx.Write(scratch), ctx.Workers);
+        op.Run(g.Batch, ctx.Read(input), ctx.Write(output), ctx.ReadOptional(residual), scratch is null ? default : ctx.Write(scratch), ctx.Workers,
+            moments is null ? default : ctx.Write<double>(moments));
     }
 }
 

@@ -109,6 +109,12 @@ internal sealed class PlanCompiler
         if (KernelWarmup.Active) KernelWarmup.Queue(step.Warmer);
     }
 
+    /// <summary>The step added last (null before any), for a lowering that fuses work into the step before it.</summary>
+    public Step? LastStep => _steps.Count > 0 ? _steps[^1] : null;
+
+    /// <summary>Replaces the step added last by <paramref name="step"/>, which does its work and more (e.g. writes one more slot).</summary>
+    public void ReplaceLast(Step step) => _steps[^1] = step;
+
     /// <summary>A new arena buffer (scratch or an intermediate of a multi-step lowering).</summary>
     public static Slot Buffer(string name, int[] physicalShape, DataType type = DataType.Float32) => new(name, physicalShape, type);
 

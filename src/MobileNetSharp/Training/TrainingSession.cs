@@ -140,6 +140,21 @@ public sealed class TrainingSession : IDisposable
             .OrderByDescending(x => x.Item2).ToList();
     }
 
+    /// <summary>The compiled plan's steps for a batch size (tests inspect what was fused).</summary>
+    internal IReadOnlyList<Step> PlanSteps(int batch) => Plan(batch).Plan.Steps;
+
+    /// <summary>Milliseconds per step of every plan step in plan order (forward, then backward), with its kernel and
+    /// the shape it writes first: the per-layer view behind <see cref="Profile"/>.</summary>
+    internal IReadOnlyList<(string Name, string Kernel, int[] Shape, double Milliseconds)> ProfileSteps(Tensor images, ReadOnlySpan<int> labels, int steps = 3)
+    {
+        Step(images, labels);
+        var c = _plans[images.Shape[0]];
+        var ticks = new long[c.Plan.Steps.Length];
+        for (int i = 0; i < steps; i++) c.Plan.Run(c.Inputs, c.Outputs, _workers, ticks);
+        return c.Plan.Steps.Select((s, i) => (s.Name, s.Kernel, s.Writes.Length > 0 ? s.Writes[0].Shape : [],
+            ticks[i] * 1000.0 / System.Diagnostics.Stopwatch.Frequency / steps)).ToList();
+    }
+
     /// <summary>
     /// The model with the current weights and running statistics, ready for inference or export (the original
     /// graph's structure: batch norms unfolded, dropout kept as an inference no-op).

@@ -36,6 +36,19 @@ public sealed class TrainerTests : IDisposable
     };
 
     [Fact]
+    public void EveryConvolutionGathersTheStatisticsOfTheBatchNormAfterIt()
+    {
+        // MobileNetV2: every batch norm follows a convolution, so each one's statistics come from its producer's
+        // epilogue and no batch norm reads its input twice.
+        using var session = new TrainingSession(Model());
+        var steps = session.PlanSteps(8);
+        var norms = steps.OfType<BatchNormTrainingStep>().ToList();
+        Assert.NotEmpty(norms);
+        Assert.All(norms, n => Assert.True(n.StatisticsFromProducer, $"{n.Name} computes its own statistics"));
+        Assert.Equal(norms.Count, steps.OfType<RuntimeWeightConvStep>().Count(c => c.Moments is not null));
+    }
+
+    [Fact]
     public void ShortRunLearnsAndIsIndependentOfThreads()
     {
         TrainResult one, two;

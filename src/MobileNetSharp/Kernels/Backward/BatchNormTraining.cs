@@ -12,9 +12,11 @@ namespace MobileNetSharp.Kernels;
 /// rows), and the running statistics are updated with the UNBIASED variance.
 /// <para>
 /// The per-channel reductions (mean, variance, Σ dy, Σ dy·x̂) are SIMD over channels and split over the workers in
-/// row blocks fixed by the shape alone, accumulated in double and added in block order, so the results do not
-/// depend on the thread count. The variance is computed in two passes (Σ (x - mean)²), not as E[x²] - mean², so
-/// channels with a large mean keep their precision. Outputs are written, not accumulated.
+/// row blocks fixed by the shape alone, and the blocks are merged in block order in double, so the results do not
+/// depend on the thread count. Mean and variance come from <see cref="ChannelMoments"/>: one read of x from memory,
+/// each L1-sized chunk's squared deviations taken around its own mean and chunks merged pairwise (Chan et al.), not
+/// E[x²] - mean², so channels with a large mean keep their precision; when the convolution before the batch norm
+/// gathered them while writing x, the forward reads x only once, to normalize it. Outputs are written, not accumulated.
 /// </para>
 /// </summary>
 public static unsafe class BatchNormTraining
@@ -64,27 +66,50 @@ public static unsafe class BatchNormTraining
         workers ??= Workers.Single;
         IsaLevel level = Isa.Resolve(isa);
 
-        double[] sums = ChannelReduction.Run(ChannelReduction.Op.Sum, x, default, default, 1, rows, channels, workers, level);
-        var meanD = new double[channels];
-        for (int c = 0; c < channels; c++)
-        {
-            meanD[c] = sums[c] / rows;
-            mean[c] = (float)meanD[c];
-        }
-        // Σ (x - m)² around the float mean m = μ + δ equals Σ (x - μ)² + rows·δ²: remove the δ² term.
-        double[] squares = ChannelReduction.Run(ChannelReduction.Op.SquaredDeviation, x, default, mean, 1, rows, channels, workers, level);
-        var scale = new float[channels];
-        for (int c = 0; c < channels; c++)
-        {
-            double delta = mean[c] - meanD[c];
-            double variance = Math.Max(0, squares[c] / rows - delta * delta);
-            double inv = 1 / Math.Sqrt(variance + epsilon);
-            invStd[c] = (float)inv;
-            scale[c] = (float)(gamma[c] * inv);
-        }
+        var partials = new double[ChannelMoments.PartialLength(rows, channels)];
+        fixed (float* px = x) fixed (double* pp = partials) ChannelMoments.Compute(px, rows, channels, pp, workers, level);
+        var scale = Statistics(partials, 1, gamma, mean, invStd, rows, channels, epsilon);
         if (!scaleOut.IsEmpty) scale.CopyTo(scaleOut);
         // y = clamp(scale·(x - mean) + beta)
         Affine(default, x, y, default, scale, mean, beta, rows, channels, workers, level, new Clamp(default, default, lo, hi));
+    }
+
+    /// <summary>
+    /// <see cref="Forward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int, float, Workers?, IsaLevel?, Activation, Span{float})"/>
+    /// with the statistics already gathered by the producer of x (<see cref="ChannelMoments"/> partials [blocks][2][C],
+    /// blocks cut in <paramref name="granule"/> rows): only the normalization pass reads x.
+    /// </summary>
+    internal static void Forward(ReadOnlySpan<float> x, ReadOnlySpan<double> partials, int granule, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        Span<float> y, Span<float> mean, Span<float> invStd, int rows, int channels, float epsilon, Workers? workers, Activation activation, Span<float> scaleOut)
+    {
+        var (lo, hi) = ClampOf(activation);
+        CheckSizes(rows, channels);
+        if (!(epsilon >= 0)) throw new ArgumentException($"Batch norm: epsilon must be non-negative, got {epsilon}.", nameof(epsilon));
+        long n = (long)rows * channels;
+        if (x.Length < n || y.Length < n || gamma.Length < channels || beta.Length < channels || mean.Length < channels || invStd.Length < channels
+            || scaleOut.Length < channels)
+            throw new ArgumentException($"Batch norm forward: a buffer is shorter than [{rows}, {channels}] or [{channels}].");
+        var scale = Statistics(partials, granule, gamma, mean, invStd, rows, channels, epsilon);
+        scale.CopyTo(scaleOut);
+        Affine(default, x, y, default, scale, mean, beta, rows, channels, workers ?? Workers.Single, Isa.Resolve(null), new Clamp(default, default, lo, hi));
+    }
+
+    /// <summary>mean, invStd = 1/sqrt(var + epsilon) and the returned scale = gamma·invStd [C] from moment partials.</summary>
+    private static float[] Statistics(ReadOnlySpan<double> partials, int granule, ReadOnlySpan<float> gamma, Span<float> mean, Span<float> invStd,
+        int rows, int channels, float epsilon)
+    {
+        var meanD = new double[channels];
+        var variance = new double[channels];
+        ChannelMoments.Combine(partials, rows, channels, meanD, variance, granule);
+        var scale = new float[channels];
+        for (int c = 0; c < channels; c++)
+        {
+            mean[c] = (float)meanD[c];
+            double inv = 1 / Math.Sqrt(variance[c] + epsilon);
+            invStd[c] = (float)inv;
+            scale[c] = (float)(gamma[c] * inv);
+        }
+        return scale;
     }
 
     /// <summary>

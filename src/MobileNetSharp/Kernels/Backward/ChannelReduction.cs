@@ -17,8 +17,9 @@ namespace MobileNetSharp.Kernels;
 /// </summary>
 internal static unsafe class ChannelReduction
 {
-    /// <summary>What is summed: Σ a, Σ (a - m)², or both Σ b and Σ b·(a - m) (batch-norm backward: a = x, b = dy).</summary>
-    public enum Op { Sum, SquaredDeviation, SumAndCenteredProduct }
+    /// <summary>What is summed: Σ a, or both Σ b and Σ b·(a - m) (batch-norm backward: a = x, b = dy). The batch-norm
+    /// forward's mean and variance are <see cref="ChannelMoments"/>.</summary>
+    public enum Op { Sum, SumAndCenteredProduct }
 
     /// <summary>Rows summed in float before a chunk is added to the double partial.</summary>
     private const int ChunkRows = 32;
@@ -107,7 +108,6 @@ internal static unsafe class ChannelReduction
             switch (A->Op)
             {
                 case Op.Sum: Reduce<TS, TV, SumTerm>(); break;
-                case Op.SquaredDeviation: Reduce<TS, TV, SquaredDeviationTerm>(); break;
                 default:
                     if (A->MaskScale != null) Reduce<TS, TV, MaskedCenteredProductTerm>();
                     else Reduce<TS, TV, CenteredProductTerm>();
@@ -199,19 +199,6 @@ internal static unsafe class ChannelReduction
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Accumulate<TS, TV>(TV a, TV b, TV m, ref TV s, ref TV t) where TS : unmanaged, ISimd<TV> where TV : unmanaged =>
             s = TS.Add(s, a);
-    }
-
-    private readonly struct SquaredDeviationTerm : ITerm
-    {
-        public static bool UsesB => false;
-        public static bool Centred => true;
-        public static bool TwoOutputs => false;
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Accumulate<TS, TV>(TV a, TV b, TV m, ref TV s, ref TV t) where TS : unmanaged, ISimd<TV> where TV : unmanaged
-        {
-            TV d = TS.Sub(a, m);
-            s = TS.Fma(d, d, s);
-        }
     }
 
     private readonly struct MaskedCenteredProductTerm : ITerm

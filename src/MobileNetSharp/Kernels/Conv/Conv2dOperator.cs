@@ -102,7 +102,28 @@ public sealed unsafe class Conv2dOperator
     /// output = act(conv(input) + bias (+ residual)). input is [batch, InH, InW, InC], output and residual
     /// (empty = none) are [batch, OutH, OutW, OutC], all NHWC. Allocates nothing.
     /// </summary>
-    public void Run(int batch, ReadOnlySpan<float> input, Span<float> output, ReadOnlySpan<float> residual, Span<float> scratch, Workers workers)
+    public void Run(int batch, ReadOnlySpan<float> input, Span<float> output, ReadOnlySpan<float> residual, Span<float> scratch, Workers workers) =>
+        Run(batch, input, output, residual, scratch, workers, default);
+
+    /// <summary>
+    /// The rows (output pixels) per unit in which this convolution, run on <paramref name="batch"/> images, cuts the
+    /// blocks of the <see cref="ChannelMoments"/> it gathers while writing its output: a GEMM tile's height for 1x1
+    /// convolutions, one output row for direct depthwise ones, 1 where the moments are taken in a pass after the run.
+    /// </summary>
+    internal int MomentsGranule(int batch) =>
+        KernelName == "gemm-1x1" && batch * Geometry.InH * Geometry.InW > Gemv.MaxRows ? GemmMicroKernel.MR
+        : _depthwise is not null && !_depthwise.Padded ? Geometry.OutW
+        : 1;
+
+    /// <summary>
+    /// <see cref="Run(int, ReadOnlySpan{float}, Span{float}, ReadOnlySpan{float}, Span{float}, Workers)"/>, and with
+    /// <paramref name="moments"/> not empty also the output's per-channel statistics: <see cref="ChannelMoments"/>
+    /// partials [blocks][2][OutC] in blocks of <see cref="MomentsGranule"/> rows, for the training-mode batch norm
+    /// after this convolution. The GEMM and direct depthwise paths gather them from each output chunk while it is in
+    /// cache; the others in one pass over the output afterwards.
+    /// </summary>
+    internal void Run(int batch, ReadOnlySpan<float> input, Span<float> output, ReadOnlySpan<float> residual, Span<float> scratch, Workers workers,
+        Span<double> moments)
     {
         Conv2dGeometry g = Geometry;
         long inLength = (long)batch * g.InH * g.InW * g.InC, outLength = (long)batch * g.OutH * g.OutW * g.OutC;
@@ -113,17 +134,24 @@ public sealed unsafe class Conv2dOperator
         if (scratch.Length < ScratchLength(batch)) throw new ArgumentException($"Scratch has {scratch.Length} floats, need {ScratchLength(batch)}.", nameof(scratch));
         ArgumentNullException.ThrowIfNull(workers);
 
+        int pixels = batch * g.OutH * g.OutW, granule = MomentsGranule(batch);
+        if (!moments.IsEmpty && moments.Length < ChannelMoments.PartialLength(pixels, g.OutC))
+            throw new ArgumentException($"Moments has {moments.Length} values, need {ChannelMoments.PartialLength(pixels, g.OutC)}.", nameof(moments));
+
         fixed (float* x = input, y = output, r = residual, s = scratch)
+        fixed (double* m = moments)
         {
             float* res = residual.IsEmpty ? null : r;
-            if (_depthwise is not null) _depthwise.Run(batch, x, y, res, _activation, workers, scratch.IsEmpty ? null : s);
+            double* direct = granule > 1 ? m : null; // gathered by the kernel itself
+            if (_depthwise is not null) _depthwise.Run(batch, x, y, res, _activation, workers, scratch.IsEmpty ? null : s, direct);
             else if (_stem is not null) _stem.Run(batch, x, y, res, _activation, workers);
             else if (KernelName == "gemm-1x1" && res == null && batch * g.InH * g.InW <= Gemv.MaxRows)
                 Gemv.Run(_isa, _activation, batch * g.InH * g.InW, x, g.InC, _groups![0], y, g.OutC, workers); // e.g. squeeze-excite on [1, C, 1, 1]
             else if (KernelName == "gemm-1x1")
-                GemmDriver.RunPacked(_isa, _activation, batch * g.InH * g.InW, x, g.InC, _groups![0], y, g.OutC, res, g.OutC, workers);
+                GemmDriver.RunPacked(_isa, _activation, batch * g.InH * g.InW, x, g.InC, _groups![0], y, g.OutC, res, g.OutC, workers, direct);
             else
                 RunIm2Col(batch, x, y, res, s, workers);
+            if (m != null && direct == null) ChannelMoments.Compute(y, pixels, g.OutC, m, workers, _isa);
         }
     }
 

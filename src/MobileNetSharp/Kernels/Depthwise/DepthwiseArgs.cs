@@ -16,4 +16,7 @@ internal unsafe struct DepthwiseArgs
     /// false when the output is the residual buffer, whose values the first computation already replaced.</summary>
     public bool OverlapOk;
     public int Rows, Chunks;
+    /// <summary>When not null, the output's <see cref="ChannelMoments"/> partials [blocks][2][OutC] (blocks cut in whole
+    /// output rows of OutW pixels), gathered row by row while each is in L1.</summary>
+    public double* Moments;
 }

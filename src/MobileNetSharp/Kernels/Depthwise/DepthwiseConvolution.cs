@@ -89,8 +89,12 @@ internal sealed unsafe class DepthwiseConvolution
         };
     }
 
-    public void Run(int batch, float* input, float* output, float* residual, in Activation activation, Workers workers, float* scratch)
+    /// <param name="moments">Null, or where the output's <see cref="ChannelMoments"/> go (partials [blocks][2][OutC], blocks
+    /// cut in whole output rows); only without the padded-scratch path (<see cref="Padded"/> with a scratch buffer).</param>
+    public void Run(int batch, float* input, float* output, float* residual, in Activation activation, Workers workers, float* scratch,
+        double* moments = null)
     {
+        if (moments != null && _padded && scratch != null) throw new ArgumentException("Depthwise moments are gathered on the direct path only.");
         float* w = _packed.Pointer;
         DepthwiseArgs args = new()
         {
@@ -100,7 +104,7 @@ internal sealed unsafe class DepthwiseConvolution
             OutH = _g.OutH, OutW = _g.OutW, KH = _g.KernelH, KW = _g.KernelW,
             SH = _g.StrideH, SW = _g.StrideW, DH = _g.DilationH, DW = _g.DilationW,
             PadTop = _g.PadTop, PadLeft = _g.PadLeft, CPad = _cPad, Activation = activation, Isa = _isa,
-            OverlapOk = residual == null || residual != output,
+            OverlapOk = residual == null || residual != output, Moments = moments,
         };
         if (_padded && scratch != null)
         {

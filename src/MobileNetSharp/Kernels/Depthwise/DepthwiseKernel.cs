@@ -21,9 +21,37 @@ internal static unsafe class DepthwiseKernel
     {
         args.Rows = batch * args.OutH;
         long work = (long)args.Rows * args.OutW * args.OutC * args.KH * args.KW;
-        args.Chunks = workers.Count == 1 || work < (1 << 16) ? 1 : Math.Min(args.Rows, workers.Count * 4);
         var context = new Context { Args = (DepthwiseArgs*)Unsafe.AsPointer(ref args), Shape = shape };
+        if (args.Moments != null)
+        {
+            // One task per moments block (fixed by the shape: statistics independent of the thread count).
+            int blocks = ChannelMoments.Blocks(args.Rows * args.OutW, args.OutC);
+            if (workers.Count == 1 || blocks == 1 || work < (1 << 16)) for (int i = 0; i < blocks; i++) MomentsTask(&context, i);
+            else workers.For(blocks, &MomentsTask, &context);
+            return;
+        }
+        args.Chunks = workers.Count == 1 || work < (1 << 16) ? 1 : Math.Min(args.Rows, workers.Count * 4);
         workers.For(args.Chunks, &Task, &context);
+    }
+
+    /// <summary>
+    /// One moments block of whole output rows, in chunks of about <see cref="ChannelMoments.ChunkRows"/> pixels (at
+    /// least one row): each chunk computed, then merged into the block's moments while it is in L1.
+    /// </summary>
+    private static void MomentsTask(void* context, int index)
+    {
+        Context* ctx = (Context*)context;
+        DepthwiseArgs* g = ctx->Args;
+        int c = g->OutC, pixels = g->Rows * g->OutW;
+        var (p0, p1) = ChannelMoments.BlockRows(pixels, c, index, g->OutW);
+        double* mean = g->Moments + (long)index * 2 * c, m2 = mean + c;
+        int rowsPerChunk = Math.Max(1, ChannelMoments.ChunkRows(c) / g->OutW), end = p1 / g->OutW;
+        for (int row = p0 / g->OutW; row < end; row += rowsPerChunk)
+        {
+            int next = Math.Min(end, row + rowsPerChunk);
+            RunRows(ctx, row, next);
+            ChannelMoments.AddChunk(g->Isa, g->Output + (long)row * g->OutW * c, (next - row) * g->OutW, c, mean, m2, row * g->OutW - p0);
+        }
     }
 
     private struct Context
@@ -37,6 +65,12 @@ internal static unsafe class DepthwiseKernel
         Context* ctx = (Context*)context;
         DepthwiseArgs* g = ctx->Args;
         (int r0, int r1) = Workers.Split(g->Rows, g->Chunks, index);
+        RunRows(ctx, r0, r1);
+    }
+
+    private static void RunRows(Context* ctx, int r0, int r1)
+    {
+        DepthwiseArgs* g = ctx->Args;
         if (ctx->Shape == DepthwiseShape.Multiplier)
         {
             MultiplierRows(g, r0, r1);

@@ -16,6 +16,9 @@ internal unsafe struct GemmArgs
     public Activation Activation;
     public IsaLevel Isa;
     public int RowTiles, RowChunks, PanelCount, PanelGroups;
+    /// <summary>When not null, the output's <see cref="ChannelMoments"/> partials [blocks][2][N], gathered tile chunk by
+    /// tile chunk while C is still in cache (C's row stride is N); tasks are then the moments' blocks.</summary>
+    public double* Moments;
 }
 
 /// <summary>
@@ -28,14 +31,17 @@ internal static unsafe class GemmDriver
     /// <summary>Below this many multiply-adds, waking other threads costs more than it saves.</summary>
     private const long ParallelThreshold = 1 << 16;
 
+    /// <param name="moments">Null, or where the per-channel moments of C go (<see cref="ChannelMoments"/> partials
+    /// [blocks][2][N], blocks cut in <see cref="GemmMicroKernel.MR"/>-row tiles); needs ldc == N.</param>
     public static void RunPacked(IsaLevel isa, in Activation activation, int m, float* a, nint lda, PackedB b,
-        float* c, nint ldc, float* r, nint ldr, Workers workers)
+        float* c, nint ldc, float* r, nint ldr, Workers workers, double* moments = null)
     {
+        if (moments != null && ldc != b.N) throw new ArgumentException($"GEMM moments need a dense C (ldc {ldc} != N {b.N}).");
         GemmArgs args = new()
         {
             A = a, Lda = lda, B = b.Data, PanelFloats = b.PanelFloats, Packed = true,
             C = c, Ldc = ldc, R = r, Ldr = ldr, M = m, N = b.N, K = b.K,
-            Activation = activation, Isa = isa, PanelCount = b.PanelCount,
+            Activation = activation, Isa = isa, PanelCount = b.PanelCount, Moments = moments,
         };
         Run(ref args, workers);
         GC.KeepAlive(b); // the tasks read its pinned buffer through a raw pointer
@@ -70,6 +76,18 @@ internal static unsafe class GemmDriver
     {
         if (args.M <= 0 || args.N <= 0) return;
         args.RowTiles = (args.M + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR;
+        if (args.Moments != null)
+        {
+            // One task per moments block (fixed by the shape, so the statistics do not depend on the thread count),
+            // each computing every panel of its rows.
+            int blocks = ChannelMoments.Blocks(args.M, args.N);
+            args.RowChunks = blocks;
+            args.PanelGroups = 1;
+            if (workers.Count == 1 || blocks == 1 || (long)args.M * args.N * args.K < ParallelThreshold)
+                for (int i = 0; i < blocks; i++) MomentsTask(Unsafe.AsPointer(ref args), i);
+            else workers.For(blocks, &MomentsTask, Unsafe.AsPointer(ref args));
+            return;
+        }
         if (workers.Count == 1 || (long)args.M * args.N * args.K < ParallelThreshold)
         {
             args.RowChunks = 1;
@@ -91,6 +109,27 @@ internal static unsafe class GemmDriver
         (int p0, int p1) = Workers.Split(args->PanelCount, args->PanelGroups, index % args->PanelGroups);
         var block = new Block { Args = args, Row0 = t0 * GemmMicroKernel.MR, Row1 = Math.Min(args->M, t1 * GemmMicroKernel.MR), Panel0 = p0, Panel1 = p1 };
         KernelDispatch.Run(args->Isa, args->Activation.Kind, ref block);
+    }
+
+    /// <summary>
+    /// One moments block: its rows in chunks of whole tiles (about <see cref="ChannelMoments.ChunkRows"/>), each chunk
+    /// multiplied across every panel and then, while it is in L1, merged into the block's moments.
+    /// </summary>
+    private static void MomentsTask(void* context, int index)
+    {
+        GemmArgs* args = (GemmArgs*)context;
+        const int MR = GemmMicroKernel.MR;
+        int n = args->N;
+        var (r0, r1) = ChannelMoments.BlockRows(args->M, n, index, MR);
+        int chunk = Math.Max(1, ChannelMoments.ChunkRows(n) / MR) * MR;
+        double* mean = args->Moments + (long)index * 2 * n, m2 = mean + n;
+        for (int c0 = r0; c0 < r1; c0 += chunk)
+        {
+            int c1 = Math.Min(r1, c0 + chunk);
+            var block = new Block { Args = args, Row0 = c0, Row1 = c1, Panel0 = 0, Panel1 = args->PanelCount };
+            KernelDispatch.Run(args->Isa, args->Activation.Kind, ref block);
+            ChannelMoments.AddChunk(args->Isa, args->C + (long)c0 * n, c1 - c0, n, mean, m2, c0 - r0);
+        }
     }
 
     private struct Block : IKernelBody

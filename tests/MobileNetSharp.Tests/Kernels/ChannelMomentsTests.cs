@@ -1,0 +1,171 @@
+using MobileNetSharp.Graph;
+using MobileNetSharp.Kernels;
+
+namespace MobileNetSharp.Tests.Kernels;
+
+/// <summary>
+/// Batch-norm statistics in one pass (<see cref="ChannelMoments"/>): against a float64 two-pass reference at every ISA
+/// and thread count, for odd channel counts, chunk tails, one row, granules that leave blocks empty, and means far
+/// larger than the spread; and gathered by the convolutions themselves while they write (<see cref="Conv2dOperator"/>
+/// with a moments buffer), for every path: the statistics match the reference of the output, the output is the same
+/// bits as a plain run, and the result does not depend on the thread count.
+/// </summary>
+public unsafe class ChannelMomentsTests
+{
+    /// <summary>Per-channel mean and biased variance in float64, two passes.</summary>
+    private static (double[] Mean, double[] Variance) Reference(float[] x, int rows, int c)
+    {
+        var (mean, variance) = (new double[c], new double[c]);
+        for (int ch = 0; ch < c; ch++)
+        {
+            double s = 0, q = 0;
+            for (int r = 0; r < rows; r++) s += x[(long)r * c + ch];
+            mean[ch] = s / rows;
+            for (int r = 0; r < rows; r++) q += (x[(long)r * c + ch] - mean[ch]) * (x[(long)r * c + ch] - mean[ch]);
+            variance[ch] = q / rows;
+        }
+        return (mean, variance);
+    }
+
+    /// <summary>Mean within a few float ulps of the spread, variance within 1e-5 relative (float data, double merging).</summary>
+    private static void AssertMoments(float[] x, int rows, int c, ReadOnlySpan<double> partials, int granule, string ctx)
+    {
+        var (rm, rv) = Reference(x, rows, c);
+        var (mean, variance) = (new double[c], new double[c]);
+        ChannelMoments.Combine(partials, rows, c, mean, variance, granule);
+        for (int ch = 0; ch < c; ch++)
+        {
+            double spread = Math.Sqrt(rv[ch]) + 1e-30;
+            Assert.True(Math.Abs(mean[ch] - rm[ch]) <= 1e-6 * (Math.Abs(rm[ch]) + spread), $"{ctx}: mean[{ch}] {mean[ch]} vs {rm[ch]}");
+            Assert.True(Math.Abs(variance[ch] - rv[ch]) <= 1e-5 * rv[ch] + 1e-12, $"{ctx}: variance[{ch}] {variance[ch]} vs {rv[ch]}");
+        }
+    }
+
+    public static readonly TheoryData<int, int, float> Shapes = new()
+    {
+        { 1, 5, 0f },        // one row: variance 0
+        { 7, 3, 0f },        // fewer rows than a chunk, odd channels
+        { 131, 17, 0f },     // chunk tails, vector tails at every width
+        { 1000, 33, 1000f }, // mean/spread ~ 1000: E[x²] - mean² would keep no digit
+        { 4000, 96, 0f },    // several blocks and chunks (MobileNet's channel count)
+        { 600, 1, 0f },      // one channel
+        { 90, 1200, 0f },    // wide rows: the chunk buffer outgrows the stack
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void OnePassMatchesTheTwoPassReference(int rows, int c, float offset)
+    {
+        var rng = new Random(rows * 7 + c);
+        var x = TestData.Random(rng, (long)rows * c, 3f).Select(v => v + offset).ToArray();
+        double[]? first = null;
+        foreach (var (isa, workers) in TestData.Sweep())
+        {
+            var partials = new double[ChannelMoments.PartialLength(rows, c)];
+            fixed (float* px = x) fixed (double* pp = partials) ChannelMoments.Compute(px, rows, c, pp, workers, isa);
+            AssertMoments(x, rows, c, partials, 1, $"[{rows}, {c}] {isa} {workers.Count}T");
+            if (workers.Count == 1) first = partials;
+            else Assert.Equal(first, partials); // threads never change a bit
+        }
+    }
+
+    [Fact]
+    public void BlocksCoverTheRowsInWholeGranulesAndMayBeEmpty()
+    {
+        foreach (var (rows, c, granule) in new[] { (50176, 96, 6), (10, 4000, 6), (64 * 28, 96, 28), (5, 8000, 1), (1, 1, 1) })
+        {
+            int blocks = ChannelMoments.Blocks(rows, c), next = 0;
+            Assert.InRange(blocks, 1, ChannelMoments.MaxBlocks);
+            for (int b = 0; b < blocks; b++)
+            {
+                var (r0, r1) = ChannelMoments.BlockRows(rows, c, b, granule);
+                Assert.Equal(next, r0);
+                Assert.True(r1 >= r0 && (r1 == rows || r1 % granule == 0), $"[{rows}, {c}] granule {granule}: block {b} = [{r0}, {r1})");
+                next = r1;
+            }
+            Assert.Equal(rows, next);
+        }
+    }
+
+    [Fact]
+    public void ChunksMergedOneByOneEqualTheWholeTensorsMoments()
+    {
+        // A producer feeding chunks of any size: the merged moments are the tensor's (granule = the rows fed per chunk).
+        const int rows = 257, c = 12;
+        var x = TestData.Random(new Random(3), rows * c, 2f).Select(v => v + 50f).ToArray();
+        foreach (int chunk in new[] { 1, 5, 64 })
+        {
+            var partials = new double[ChannelMoments.PartialLength(rows, c)];
+            fixed (float* px = x) fixed (double* pp = partials)
+                for (int r = 0; r < rows; r += chunk)
+                    ChannelMoments.AddChunk(Isa.Best, px + r * c, Math.Min(chunk, rows - r), c, pp, pp + c, r);
+            AssertMoments(x, rows, c, partials, 1, $"chunks of {chunk}");
+        }
+    }
+
+    [Fact]
+    public void CombineRefusesTooFewPartials() =>
+        Assert.Throws<ArgumentException>(() => ChannelMoments.Combine(new double[3], 4000, 96, new double[96], new double[96]));
+
+    public static readonly TheoryData<string, Conv2dGeometry> Convolutions = new()
+    {
+        // Gathered by the GEMM tiles (6-row granule) and by the depthwise rows (OutW granule), stride 1 and 2; large
+        // enough for several blocks (rows x channels >= 2^15), and one small 1x1 with a single block.
+        { "1x1 expand", new Conv2dGeometry(1, 20, 20, 16, 40, 1, 1) },
+        { "1x1 odd", new Conv2dGeometry(1, 31, 29, 13, 21, 1, 1) },
+        { "1x1 one block", new Conv2dGeometry(1, 9, 11, 16, 40, 1, 1) },
+        { "depthwise 3x3 s1", new Conv2dGeometry(1, 24, 26, 24, 24, 3, 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Groups: 24) },
+        { "depthwise 5x5 s2", new Conv2dGeometry(1, 40, 38, 19, 19, 5, 5, 2, 2, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, Groups: 19) },
+        // Taken in a pass after the run: depthwise on a small map (padded copy), the stem, a grouped im2col convolution.
+        { "depthwise small map", new Conv2dGeometry(1, 3, 3, 16, 16, 3, 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Groups: 16) },
+        { "stem 3x3 s2", new Conv2dGeometry(1, 17, 17, 3, 16, 3, 3, 2, 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1) },
+        { "grouped 3x3", new Conv2dGeometry(1, 8, 8, 8, 12, 3, 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Groups: 2) },
+    };
+
+    [Theory]
+    [MemberData(nameof(Convolutions))]
+    public void ConvolutionsGatherTheMomentsOfWhatTheyWrite(string name, Conv2dGeometry g)
+    {
+        const int batch = 5;
+        var rng = new Random(name.Length * 31 + g.OutC);
+        var w = TestData.Random(rng, g.WeightLength);
+        var bias = TestData.Random(rng, g.OutC).Select(v => v * 20f).ToArray(); // channel means far from 0
+        var x = TestData.Random(rng, (long)batch * g.InH * g.InW * g.InC);
+        int pixels = batch * g.OutH * g.OutW;
+        foreach (IsaLevel isa in Isa.Supported)
+        {
+            var op = new Conv2dOperator(g, w, bias, Activation.None, isa);
+            var scratch = new float[op.ScratchLength(batch)];
+            var plain = new float[pixels * g.OutC];
+            op.Run(batch, x, plain, default, scratch, Workers.Single);
+            double[]? single = null;
+            foreach (var workers in new[] { Workers.Single, TestData.Two })
+            {
+                string ctx = $"{name} {isa} {workers.Count}T (granule {op.MomentsGranule(batch)})";
+                var y = new float[pixels * g.OutC];
+                var partials = Enumerable.Repeat(double.NaN, ChannelMoments.PartialLength(pixels, g.OutC)).ToArray();
+                op.Run(batch, x, y, default, scratch, workers, partials);
+                Assert.Equal(plain, y);
+                AssertMoments(y, pixels, g.OutC, partials, op.MomentsGranule(batch), ctx);
+                if (single is null) single = partials;
+                else Assert.True(single.AsSpan().SequenceEqual(partials), ctx + ": the moments depend on the thread count");
+            }
+        }
+    }
+
+    [Fact]
+    public void TheFastPathsGatherInTheKernel()
+    {
+        Assert.Equal(6, new Conv2dOperator(new Conv2dGeometry(1, 28, 28, 16, 96, 1, 1), new float[16 * 96], [], default).MomentsGranule(64));
+        Assert.Equal(28, new Conv2dOperator(new Conv2dGeometry(1, 28, 28, 96, 96, 3, 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Groups: 96),
+            new float[96 * 9], [], default).MomentsGranule(64));
+    }
+
+    [Fact]
+    public void ConvolutionRefusesAShortMomentsBuffer()
+    {
+        var g = new Conv2dGeometry(1, 4, 4, 8, 8, 1, 1);
+        var op = new Conv2dOperator(g, new float[64], [], default);
+        Assert.Throws<ArgumentException>(() => op.Run(1, new float[128], new float[128], default, default, Workers.Single, new double[3]));
+    }
+}
