@@ -44,7 +44,7 @@ public static unsafe class DwBackwardBench
             float[] x = Fill(rng, g.InputLength), dy = Fill(rng, g.OutputLength), w = Fill(rng, g.WeightLength), b = Fill(rng, c);
             float[] y = new float[g.OutputLength], dx = new float[g.InputLength], dw = new float[g.WeightLength], db = new float[c];
             var conv = new DepthwiseConvolution(g, w, b, Isa.Best);
-            float[] scratch = new float[Math.Max(1, conv.ScratchLength)];
+            float[] scratch = new float[Math.Max(1, conv.ScratchLength(batch))];
             double inBytes = g.InputLength * 4.0, outBytes = g.OutputLength * 4.0;
             for (int ti = 0; ti < threads.Length; ti++)
             {

@@ -56,7 +56,7 @@ public static unsafe class Int8DepthwiseBench
             for (int i = 0; i < wf.Length; i++) wf[i] = rng.NextSingle() - 0.5f;
             for (int i = 0; i < bf.Length; i++) bf[i] = rng.NextSingle() - 0.5f;
             var dw = new DepthwiseConvolution(g, wf, bf, isa);
-            float[] scratch = new float[Math.Max(1, dw.ScratchLength)];
+            float[] scratch = new float[Math.Max(1, dw.ScratchLength(1))];
             // int8: the same shape, random bytes, multipliers that spread the output over [zpY, 255].
             byte[] x8 = new byte[g.InputLength], y8 = new byte[g.OutputLength];
             sbyte[] w8 = new sbyte[c * k * k];

@@ -116,8 +116,10 @@ public unsafe class ChannelMomentsTests
         { "1x1 one block", new Conv2dGeometry(1, 9, 11, 16, 40, 1, 1) },
         { "depthwise 3x3 s1", new Conv2dGeometry(1, 24, 26, 24, 24, 3, 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Groups: 24) },
         { "depthwise 5x5 s2", new Conv2dGeometry(1, 40, 38, 19, 19, 5, 5, 2, 2, PadTop: 2, PadLeft: 2, PadBottom: 2, PadRight: 2, Groups: 19) },
-        // Taken in a pass after the run: depthwise on a small map (padded copy), the stem, a grouped im2col convolution.
-        { "depthwise small map", new Conv2dGeometry(1, 3, 3, 16, 16, 3, 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Groups: 16) },
+        // Small maps: an image per task (padded copies), the moments' blocks in whole images; one with a single block.
+        { "depthwise small map", new Conv2dGeometry(1, 4, 4, 480, 480, 3, 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Groups: 480) },
+        { "depthwise small, one block", new Conv2dGeometry(1, 4, 4, 16, 16, 3, 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Groups: 16) },
+        // Taken in a pass after the run: the stem, a grouped im2col convolution.
         { "stem 3x3 s2", new Conv2dGeometry(1, 17, 17, 3, 16, 3, 3, 2, 2, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1) },
         { "grouped 3x3", new Conv2dGeometry(1, 8, 8, 8, 12, 3, 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Groups: 2) },
     };
@@ -156,6 +158,8 @@ public unsafe class ChannelMomentsTests
     [Fact]
     public void TheFastPathsGatherInTheKernel()
     {
+        Assert.Equal(16, new Conv2dOperator(new Conv2dGeometry(1, 4, 4, 480, 480, 3, 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Groups: 480),
+            new float[480 * 9], [], default).MomentsGranule(64));
         Assert.Equal(6, new Conv2dOperator(new Conv2dGeometry(1, 28, 28, 16, 96, 1, 1), new float[16 * 96], [], default).MomentsGranule(64));
         Assert.Equal(28, new Conv2dOperator(new Conv2dGeometry(1, 28, 28, 96, 96, 3, 3, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Groups: 96),
             new float[96 * 9], [], default).MomentsGranule(64));

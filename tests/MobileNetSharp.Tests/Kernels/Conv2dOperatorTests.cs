@@ -41,6 +41,10 @@ public class Conv2dOperatorTests
         new("dw5x5s1", G(9, 9, 40, 40, 5, 1, pt: 1, pl: 2, pb: 3, pr: 0, groups: 40), 3, true),
         new("dw5x5s2", G(13, 14, 18, 18, 5, 2, 2, groups: 18), 1, true),
         new("dw5x5s2", G(12, 12, 7, 7, 5, 2, pt: 1, pl: 2, pb: 2, pr: 1, groups: 7), 1, false),
+        // Small maps (a zero-padded copy per image; a batch runs an image per task).
+        new("dw3x3s1", G(4, 4, 24, 24, 3, 1, 1, groups: 24), 3, true),
+        new("dw3x3s2", G(7, 7, 40, 40, 3, 2, 1, groups: 40), 8, false),
+        new("dw5x5s1", G(7, 7, 17, 17, 5, 1, 2, groups: 17), 9, true),
         // Depthwise, generic: kernel 1/2/7, stride 3, dilation, non-square, multiplier 2.
         new("dw-generic", G(7, 8, 6, 6, 1, 1, 0, groups: 6), 1, true),
         new("dw-generic", G(9, 10, 19, 19, 2, 1, pt: 0, pl: 1, pb: 1, pr: 0, groups: 19), 1, false),

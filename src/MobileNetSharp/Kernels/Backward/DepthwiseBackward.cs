@@ -98,7 +98,7 @@ public static unsafe class DepthwiseBackward
         for (int c = 0; c < g.InC; c++)
             for (int i = 0; i < taps; i++) flipped[c * taps + i] = w[c * taps + taps - 1 - i];
         var conv = new Depthwise.DepthwiseConvolution(t, flipped, [], isa);
-        var scratch = conv.ScratchLength > 0 ? new float[conv.ScratchLength] : null;
+        var scratch = conv.ScratchLength(g.Batch) > 0 ? new float[conv.ScratchLength(g.Batch)] : null;
         fixed (float* pdy = dy, pdx = dx, ps = scratch)
             conv.Run(g.Batch, pdy, pdx, null, Graph.Activation.None, workers, ps);
     }

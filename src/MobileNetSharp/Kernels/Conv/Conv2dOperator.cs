@@ -96,7 +96,7 @@ public sealed unsafe class Conv2dOperator
     /// with the batch.</summary>
     public long ScratchLength(int batch) =>
         KernelName == "im2col-gemm" ? (long)Geometry.OutH * Geometry.OutW * Geometry.InC * Geometry.KernelH * Geometry.KernelW
-        : _depthwise?.ScratchLength ?? 0;
+        : _depthwise?.ScratchLength(batch) ?? 0;
 
     /// <summary>
     /// output = act(conv(input) + bias (+ residual)). input is [batch, InH, InW, InC], output and residual
@@ -108,11 +108,12 @@ public sealed unsafe class Conv2dOperator
     /// <summary>
     /// The rows (output pixels) per unit in which this convolution, run on <paramref name="batch"/> images, cuts the
     /// blocks of the <see cref="ChannelMoments"/> it gathers while writing its output: a GEMM tile's height for 1x1
-    /// convolutions, one output row for direct depthwise ones, 1 where the moments are taken in a pass after the run.
+    /// convolutions, one output row for depthwise ones (one image on small maps, which run an image per task), 1 where
+    /// the moments are taken in a pass after the run.
     /// </summary>
     internal int MomentsGranule(int batch) =>
         KernelName == "gemm-1x1" && batch * Geometry.InH * Geometry.InW > Gemv.MaxRows ? GemmMicroKernel.MR
-        : _depthwise is not null && !_depthwise.Padded ? Geometry.OutW
+        : _depthwise is not null ? _depthwise.MomentsGranule(withScratch: true)
         : 1;
 
     /// <summary>
@@ -142,7 +143,8 @@ public sealed unsafe class Conv2dOperator
         fixed (double* m = moments)
         {
             float* res = residual.IsEmpty ? null : r;
-            double* direct = granule > 1 ? m : null; // gathered by the kernel itself
+            // Gathered by the kernel itself (the depthwise kernels always; a 1x1 on the GEMM path), else in a pass after.
+            double* direct = _depthwise is not null || granule > 1 ? m : null;
             if (_depthwise is not null) _depthwise.Run(batch, x, y, res, _activation, workers, scratch.IsEmpty ? null : s, direct);
             else if (_stem is not null) _stem.Run(batch, x, y, res, _activation, workers);
             else if (KernelName == "gemm-1x1" && res == null && batch * g.InH * g.InW <= Gemv.MaxRows)

@@ -63,8 +63,19 @@ internal sealed unsafe class DepthwiseConvolution
         return 2 * (g.OutW - fast) >= g.OutW;
     }
 
-    /// <summary>Floats of scratch <see cref="Run"/> uses: one zero-padded input image on small maps, else 0.</summary>
-    public long ScratchLength => _padded ? (long)_padH * _padW * _g.InC : 0;
+    /// <summary>
+    /// Floats of scratch <see cref="Run"/> of <paramref name="batch"/> images uses: on small maps one zero-padded input
+    /// image per image task (<see cref="ImageTasks"/>), else 0.
+    /// </summary>
+    public long ScratchLength(int batch) => _padded ? PaddedImage * ImageTasks(batch) : 0;
+
+    private long PaddedImage => (long)_padH * _padW * _g.InC;
+
+    /// <summary>
+    /// Small maps in a batch run an image per task, each task with its own padded copy: a 4x4 map is too little work
+    /// to split between threads (a fork-join per image took 2 threads 2x longer than one).
+    /// </summary>
+    private static int ImageTasks(int batch) => Math.Min(batch, ChannelMoments.MaxBlocks);
 
     public string Name => _shape switch
     {
@@ -89,12 +100,14 @@ internal sealed unsafe class DepthwiseConvolution
         };
     }
 
+    /// <param name="scratch">At least <see cref="ScratchLength"/> floats for <paramref name="batch"/> images, or null (then
+    /// small maps take the border path instead of the padded copy).</param>
     /// <param name="moments">Null, or where the output's <see cref="ChannelMoments"/> go (partials [blocks][2][OutC], blocks
-    /// cut in whole output rows); only without the padded-scratch path (<see cref="Padded"/> with a scratch buffer).</param>
+    /// cut in whole output rows, or in whole images on the padded path: <see cref="MomentsGranule"/>).</param>
     public void Run(int batch, float* input, float* output, float* residual, in Activation activation, Workers workers, float* scratch,
         double* moments = null)
     {
-        if (moments != null && _padded && scratch != null) throw new ArgumentException("Depthwise moments are gathered on the direct path only.");
+
         float* w = _packed.Pointer;
         DepthwiseArgs args = new()
         {
@@ -108,17 +121,28 @@ internal sealed unsafe class DepthwiseConvolution
         };
         if (_padded && scratch != null)
         {
-            long inImage = (long)_g.InH * _g.InW * _g.InC, outImage = (long)_g.OutH * _g.OutW * _g.OutC;
             args.InH = _padH;
             args.InW = _padW;
             args.PadTop = args.PadLeft = 0;
-            args.Input = scratch;
-            for (int n = 0; n < batch; n++)
+            args.Moments = null;
+            var images = new ImageArgs { Conv = this, Args = &args, Input = input, Output = output, Residual = residual, Scratch = scratch, Moments = moments, Batch = batch };
+            if (moments != null)
             {
-                PadCopy(input + n * inImage, scratch);
-                args.Output = output + n * outImage;
-                args.Residual = residual == null ? null : residual + n * outImage;
-                DepthwiseKernel.Run(ref args, _shape, 1, workers);
+                // One task per moments block of whole images (fixed by the shape: statistics independent of the threads).
+                int blocks = ChannelMoments.Blocks(batch * _g.OutH * _g.OutW, _g.OutC);
+                if (workers.Count == 1 || blocks == 1) for (int b = 0; b < blocks; b++) ImageTask(&images, b);
+                else workers.For(blocks, &ImageTask, &images);
+            }
+            else if (batch == 1 || workers.Count == 1)
+            {
+                images.Workers = workers; // one image at a time, each split between the workers
+                images.Tasks = 1;
+                ImageTask(&images, 0);
+            }
+            else
+            {
+                images.Tasks = ImageTasks(batch);
+                workers.For(images.Tasks, &ImageTask, &images);
             }
         }
         else
@@ -128,8 +152,55 @@ internal sealed unsafe class DepthwiseConvolution
         GC.KeepAlive(_packed); // the kernels hold a raw pointer into it
     }
 
+    private struct ImageArgs
+    {
+        public DepthwiseConvolution Conv;
+        public DepthwiseArgs* Args;
+        public float* Input, Output, Residual, Scratch;
+        public double* Moments;
+        public int Batch, Tasks;
+        /// <summary>Null: each image runs on the task's own thread.</summary>
+        public Workers? Workers;
+    }
+
+    /// <summary>
+    /// Images of task <paramref name="index"/> (a contiguous range; a moments block when gathering), each copied into
+    /// the task's padded scratch image and convolved; with moments, merged into the block's after each image.
+    /// </summary>
+    private static void ImageTask(void* context, int index)
+    {
+        var a = (ImageArgs*)context;
+        var conv = a->Conv;
+        ref readonly var g = ref conv._g;
+        long inImage = (long)g.InH * g.InW * g.InC, outImage = (long)g.OutH * g.OutW * g.OutC;
+        int pixels = g.OutH * g.OutW;
+        int n0, n1;
+        double* mean = null, m2 = null;
+        if (a->Moments != null)
+        {
+            var (p0, p1) = ChannelMoments.BlockRows(a->Batch * pixels, g.OutC, index, pixels);
+            (n0, n1) = (p0 / pixels, p1 / pixels);
+            mean = a->Moments + (long)index * 2 * g.OutC;
+            m2 = mean + g.OutC;
+        }
+        else (n0, n1) = Workers.Split(a->Batch, a->Tasks, index);
+        DepthwiseArgs args = *a->Args;
+        args.Input = a->Scratch + index * conv.PaddedImage; // block indices below the batch size: one slot each
+        for (int n = n0; n < n1; n++)
+        {
+            conv.PadCopy(a->Input + n * inImage, args.Input);
+            args.Output = a->Output + n * outImage;
+            args.Residual = a->Residual == null ? null : a->Residual + n * outImage;
+            DepthwiseKernel.Run(ref args, conv._shape, 1, a->Workers ?? Workers.Single);
+            if (mean != null) ChannelMoments.AddChunk(args.Isa, args.Output, pixels, g.OutC, mean, m2, (n - n0) * pixels);
+        }
+    }
+
     /// <summary>Whether <see cref="Run"/> first copies each image into a zero-padded scratch image (small maps).</summary>
     public bool Padded => _padded;
+
+    /// <summary>The rows (output pixels) per unit of the moments' blocks: an output row, or an image on the padded path.</summary>
+    public int MomentsGranule(bool withScratch) => _padded && withScratch ? _g.OutH * _g.OutW : _g.OutW;
 
     /// <summary>One of the four specialised square row kernels (3x3 or 5x5, stride 1 or 2, no dilation, multiplier 1).</summary>
     public bool RowKernel => _shape is DepthwiseShape.K3S1 or DepthwiseShape.K3S2 or DepthwiseShape.K5S1 or DepthwiseShape.K5S2;
