@@ -150,12 +150,14 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f, Act
         }
         var (lay, rows, _) = TrainingShape(n);
         var (mean, invStd, batchScale) = t.Saved<(Slot, Slot, Slot)>(n);
-        var dx = t.InputGrad(x, lay) ?? PlanCompiler.Buffer(n.Name + ".dx.unused", PlanCompiler.Physical(x.Shape, lay));
+        var dy = t.OutputGrad(n.Output, lay);
+        // dx over dy (the kernel allows it): one buffer fewer, and no write-allocate read of a fresh one.
+        var dx = t.InputGradOver(x, lay, dy) ?? PlanCompiler.Buffer(n.Name + ".dx.unused", PlanCompiler.Physical(x.Shape, lay));
         var dgamma = t.InputGrad(n.Input(1), MemoryLayout.Plain) ?? PlanCompiler.Buffer(n.Name + ".dgamma.unused", [c]);
         var dbeta = t.InputGrad(n.Input(2), MemoryLayout.Plain) ?? PlanCompiler.Buffer(n.Name + ".dbeta.unused", [c]);
         // The fused clamp's gradient is folded into the batch-norm gradient (its mask recomputed from x), so the
         // output need not be read back.
-        t.Plan.Add(new BatchNormGradStep(n.Name + ".grad", Activation, rows, c, t.Plan.Get(x, lay), t.OutputGrad(n.Output, lay),
+        t.Plan.Add(new BatchNormGradStep(n.Name + ".grad", Activation, rows, c, t.Plan.Get(x, lay), dy,
             t.Plan.Get(n.Input(1), MemoryLayout.Plain), t.Plan.Get(n.Input(2), MemoryLayout.Plain), batchScale, mean, invStd, dx, dgamma, dbeta));
     }
 }

@@ -96,6 +96,25 @@ internal sealed class GradientCompiler
         return s;
     }
 
+    /// <summary>
+    /// Like <see cref="InputGrad"/>, but the contribution to <paramref name="v"/>'s gradient is written over
+    /// <paramref name="outputGrad"/>, the complete gradient of the node's own output (from <see cref="OutputGrad"/>), for
+    /// an element-wise backward (dx[i] from dy[i] and saved values) whose kernel may write dx over dy. Nothing reads an
+    /// output's gradient after its node's backward, and every gradient buffer belongs to one value, so the buffer is free;
+    /// writing over it saves a buffer and the write-allocate read of a fresh one (10-20% of a streaming pass measured).
+    /// Null when <paramref name="v"/> needs no gradient, or when the shapes differ (then use <see cref="InputGrad"/>).
+    /// </summary>
+    public Slot? InputGradOver(Value? v, MemoryLayout layout, Slot outputGrad)
+    {
+        if (v is null || !NeedsGrad(v)) return null;
+        // Only a gradient buffer itself (not a constant seed, not a relayout copy), of the contribution's exact shape.
+        if (outputGrad.Constant is not null || !_grads.ContainsValue(outputGrad)
+            || !outputGrad.Shape.AsSpan().SequenceEqual(PlanCompiler.Physical(v.Shape, layout)))
+            return InputGrad(v, layout);
+        _pending.Add((v, outputGrad, layout));
+        return outputGrad;
+    }
+
     /// <summary>Turns the contributions written by the last node into gradients (converting layouts and summing fan-in).</summary>
     public void Flush()
     {
