@@ -181,6 +181,19 @@ public sealed record BinaryOp(BinaryKind Kind, Activation Activation = default) 
         for (int i = 0; i < 2; i++)
         {
             var v = n.Input(i);
+            bool same = Tensors.Shape.Equal(PlanCompiler.Physical(v.Shape, layout), yShape);
+            if (same && (Kind == BinaryKind.Add || (Kind == BinaryKind.Sub && i == 0)))
+            {
+                // A residual Add: the first operand's gradient is dY itself (its buffer handed over, no step at all),
+                // the second's one copy of it.
+                if (i == 0 && t.InputGradOver(v, layout, dy) is { } over)
+                {
+                    if (over != dy) t.Plan.Add(DataMovement.Copy(n.Name + ".da", dy, over));
+                    continue;
+                }
+                if (t.InputGrad(v, layout) is { } copy) t.Plan.Add(DataMovement.Copy(n.Name + (i == 0 ? ".da" : ".db"), dy, copy));
+                continue;
+            }
             if (t.InputGrad(v, layout) is not { } dv) continue;
             var other = n.Input(1 - i);
             t.Plan.Add(new BinaryGradStep(n.Name + (i == 0 ? ".da" : ".db"), Kind, i, dy, yShape,

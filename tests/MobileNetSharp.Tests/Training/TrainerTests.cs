@@ -165,3 +165,51 @@ public sealed class TrainerTests : IDisposable
         Assert.Contains("--classes 10", e.Message);
     }
 }
+
+/// <summary>
+/// Whole-graph gradients against central finite differences of the training loss, for the plan's shortcuts: an Add
+/// whose first operand's gradient is the output's gradient buffer itself, an Add of a value to itself, a Sub, and a
+/// batch norm that writes its input gradient over its output gradient and takes its statistics from the convolution.
+/// </summary>
+public sealed class GraphGradientTests
+{
+    [Fact]
+    public void ResidualAddsSubAndBatchNormMatchFiniteDifferences()
+    {
+        var b = new GraphBuilder("fd", seed: 5);
+        var x = b.Input("x", 4, 3, 6, 6);
+        var y = b.Conv(x, 8, 1, bias: true, kind: "a");
+        var twice = b.Binary(BinaryKind.Add, y, y);                              // d/dy = 2
+        var diff = b.Binary(BinaryKind.Sub, twice, b.Conv(y, 8, 1, kind: "b"));  // a Sub of two distinct values
+        var block = b.ConvBnAct(diff, 8, 3, 1, Activation.Relu6, kind: "c");     // statistics from the conv, dx over dy
+        var residual = b.Binary(BinaryKind.Add, block, diff);                    // the residual: da is dY's own buffer
+        var logits = b.Linear(b.Flatten(b.GlobalAveragePool(residual)), 3);
+        b.Output(logits);
+
+        var rng = new Random(7);
+        var images = Tensor.Random(11, [4, 3, 6, 6]);
+        int[] labels = [0, 2, 1, 2];
+        using var session = new TrainingSession(b.Graph);
+        float Loss() => session.Step(images, labels).Loss;
+        Loss();
+        var grads = session.Parameters.Select(p => (float[])p.Grad.Clone()).ToArray();
+        int checkedCount = 0;
+        for (int pi = 0; pi < session.Parameters.Count; pi++)
+        {
+            var p = session.Parameters[pi];
+            // The two largest gradients of each parameter, and one random element.
+            var order = Enumerable.Range(0, p.Value.Length).OrderByDescending(i => Math.Abs(grads[pi][i])).Take(2).Append(rng.Next(p.Value.Length));
+            foreach (int i in order.Distinct())
+            {
+                float v = p.Value[i], h = 1e-2f * Math.Max(1f, Math.Abs(v));
+                p.Value[i] = v + h; double up = Loss();
+                p.Value[i] = v - h; double down = Loss();
+                p.Value[i] = v;
+                double fd = (up - down) / (2 * h), g = grads[pi][i];
+                Assert.True(Math.Abs(fd - g) <= 0.05 * Math.Abs(fd) + 2e-3, $"{p.Name}[{i}]: gradient {g}, finite differences {fd}");
+                checkedCount++;
+            }
+        }
+        Assert.True(checkedCount >= 20, $"only {checkedCount} elements checked");
+    }
+}
