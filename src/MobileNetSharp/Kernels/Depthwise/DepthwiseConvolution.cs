@@ -107,7 +107,6 @@ internal sealed unsafe class DepthwiseConvolution
     public void Run(int batch, float* input, float* output, float* residual, in Activation activation, Workers workers, float* scratch,
         double* moments = null)
     {
-
         float* w = _packed.Pointer;
         DepthwiseArgs args = new()
         {

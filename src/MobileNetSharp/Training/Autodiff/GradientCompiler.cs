@@ -102,7 +102,8 @@ internal sealed class GradientCompiler
     /// an element-wise backward (dx[i] from dy[i] and saved values) whose kernel may write dx over dy. Nothing reads an
     /// output's gradient after its node's backward, and every gradient buffer belongs to one value, so the buffer is free;
     /// writing over it saves a buffer and the write-allocate read of a fresh one (10-20% of a streaming pass measured).
-    /// Null when <paramref name="v"/> needs no gradient, or when the shapes differ (then use <see cref="InputGrad"/>).
+    /// Null when <paramref name="v"/> needs no gradient; a fresh buffer, as from <see cref="InputGrad"/>, when
+    /// <paramref name="outputGrad"/> cannot be taken (a constant, a relayout copy, another shape): callers compare.
     /// </summary>
     public Slot? InputGradOver(Value? v, MemoryLayout layout, Slot outputGrad)
     {
