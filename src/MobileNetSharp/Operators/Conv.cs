@@ -144,9 +144,16 @@ public sealed record Conv(
         }
         var input = t.Plan.Get(x, MemoryLayout.Nhwc);
         var weights = t.Plan.Get(w, MemoryLayout.Plain);
-        if (t.InputGrad(x, MemoryLayout.Nhwc) is { } dx) t.Plan.Add(new ConvInputGradStep(n.Name + ".dx", g, t.Plan.Isa, dy, weights, dx));
+        var dx = t.InputGrad(x, MemoryLayout.Nhwc);
         var dw = t.InputGrad(w, MemoryLayout.Plain);
         var db = t.InputGrad(n.OptionalInput(2), MemoryLayout.Plain);
+        if (dx is not null && dw is not null && g.IsPointwise && LinearBackward.SharesPass(g.InC, g.OutC))
+        {
+            // dX and dW of a 1x1 convolution from one read of dY.
+            t.Plan.Add(new PointwiseGradStep(n.Name + ".grad", g, t.Plan.Isa, input, dy, weights, dx, dw, db));
+            return;
+        }
+        if (dx is not null) t.Plan.Add(new ConvInputGradStep(n.Name + ".dx", g, t.Plan.Isa, dy, weights, dx));
         if (dw is not null || db is not null)
             t.Plan.Add(new ConvWeightGradStep(n.Name + ".dw", g, t.Plan.Isa, input, dy,
                 dw ?? PlanCompiler.Buffer(n.Name + ".dw.unused", w.Shape), db));
@@ -213,6 +220,16 @@ internal sealed class ConvInputGradStep(string name, Conv2dGeometry g, IsaLevel?
 {
     public override string Kernel => g.IsDepthwise ? "dw-conv-grad-x" : g.IsPointwise ? "1x1-conv-grad-x" : "conv-grad-x";
     public override void Execute(RunContext ctx) => ConvBackward.InputGradient(g, ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Workers, isa);
+}
+
+/// <summary>dX, dW and dB of a 1x1 convolution with a small weight, in one pass over dY (<see cref="LinearBackward.Gradients"/>).</summary>
+internal sealed class PointwiseGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot x, Slot dy, Slot w, Slot dx, Slot dw, Slot? db)
+    : Step(name, [x, dy, w], db is null ? [dx, dw] : [dx, dw, db])
+{
+    public override string Kernel => "1x1-conv-grad-x+w";
+    public override void Execute(RunContext ctx) =>
+        LinearBackward.Gradients(ctx.Read(x), ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), db is null ? default : ctx.Write(db),
+            checked(g.Batch * g.InH * g.InW), g.InC, g.OutC, ctx.Workers, isa);
 }
 
 /// <summary>dW (OIHW) and dB of a convolution, written.</summary>

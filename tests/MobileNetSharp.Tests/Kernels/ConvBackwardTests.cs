@@ -272,6 +272,37 @@ public class ConvBackwardTests
         }
     }
 
+    /// <summary>
+    /// dX computed block by block beside dW (one read of dY) is the same bits as the two run apart, at every ISA and
+    /// thread count, for shapes with many row blocks, a partial last block, fewer blocks than groups, and a w too large
+    /// to share the pass (then the two run apart inside); and so are dW and dB.
+    /// </summary>
+    [Theory]
+    [InlineData(2333, 16, 96)]  // MobileNetV2's expand: many 256-row blocks
+    [InlineData(2333, 96, 16)]  // its project: apart
+    [InlineData(300, 7, 13)]    // a partial block, fewer blocks than groups
+    [InlineData(5, 2, 3)]       // fewer rows than a GEMM tile
+    [InlineData(700, 160, 200)] // w of 32,000 floats: dx by the packed GEMM, apart
+    public void GradientsInOnePassEqualTheSeparateOnes(int rows, int inF, int outF)
+    {
+        var rng = new Random(rows + 7 * inF + outF);
+        float[] x = TestData.Random(rng, (long)rows * inF), w = TestData.Random(rng, (long)outF * inF), dy = TestData.Random(rng, (long)rows * outF);
+        Assert.Equal(outF >= inF && inF * outF < MatMul.MinFloatsToPack, LinearBackward.SharesPass(inF, outF));
+        foreach (var (isa, workers) in TestData.Sweep())
+        {
+            var (dx1, dw1, db1) = (new float[x.Length], new float[w.Length], new float[outF]);
+            LinearBackward.InputGradient(dy, w, dx1, rows, inF, outF, workers, isa);
+            LinearBackward.WeightGradient(x, dy, dw1, db1, rows, inF, outF, workers, isa);
+            var (dx2, dw2, db2) = (Enumerable.Repeat(float.NaN, x.Length).ToArray(), new float[w.Length], new float[outF]);
+            LinearBackward.Gradients(x, dy, w, dx2, dw2, db2, rows, inF, outF, workers, isa);
+            Assert.Equal(dx1, dx2);
+            Assert.Equal(dw1, dw2);
+            Assert.Equal(db1, db2);
+        }
+        Assert.Throws<ArgumentException>(() => LinearBackward.Gradients(x, dy, w, new float[3], new float[w.Length], default, rows, inF, outF));
+        Assert.Throws<ArgumentException>(() => LinearBackward.Gradients(x, dy, new float[2], new float[x.Length], new float[w.Length], default, rows, inF, outF));
+    }
+
     /// <summary>The weight gradient reduces over rows in a fixed group partition: 1 and 2 threads agree bit for bit.</summary>
     [Fact]
     public void LinearWeightGradientDoesNotDependOnThreads()

@@ -1,3 +1,5 @@
+using MobileNetSharp.Kernels.Gemm;
+
 namespace MobileNetSharp.Kernels;
 
 /// <summary>
@@ -29,9 +31,38 @@ public static unsafe class LinearBackward
 
     /// <summary>dw [out, in] = dyᵀ · x and db [out] = Σ_rows dy (db empty to skip).</summary>
     public static void WeightGradient(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dw, Span<float> db, int rows, int inFeatures, int outFeatures,
-        Workers? workers = null, IsaLevel? isa = null)
+        Workers? workers = null, IsaLevel? isa = null) =>
+        Gradients(x, dy, default, default, dw, db, rows, inFeatures, outFeatures, workers, isa);
+
+    /// <summary>
+    /// Whether <see cref="Gradients"/> computes dx in the same pass as dw, so each row block of dy is read from memory
+    /// once, not twice: when dy is at least as wide as x (an expanding 1x1, where dy is the big operand) and W is small
+    /// enough for the GEMM to read in place (as <see cref="MatMul"/> would). Measured at 1 thread on 50,176 rows:
+    /// 16 -> 96 features 10.4 -> 8.8 ms; 96 -> 16 (a projection: its big operand x is read once anyway) level.
+    /// </summary>
+    public static bool SharesPass(int inFeatures, int outFeatures) =>
+        outFeatures >= inFeatures && (long)inFeatures * outFeatures < MatMul.MinFloatsToPack;
+
+    /// <summary>
+    /// dx [rows, in] = dy · w (when <paramref name="dx"/> is not empty), dw [out, in] = dyᵀ · x and db [out] (empty to
+    /// skip). When <see cref="SharesPass"/>, dx is computed block by block right after the block's dw contribution,
+    /// while that block of dy (<see cref="RowBlock"/> rows) is still in L2; the bits are those of
+    /// <see cref="InputGradient"/> and <see cref="WeightGradient"/> run apart.
+    /// </summary>
+    public static void Gradients(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, Span<float> dw, Span<float> db,
+        int rows, int inFeatures, int outFeatures, Workers? workers = null, IsaLevel? isa = null)
     {
         Check(rows, inFeatures, outFeatures);
+        if (!dx.IsEmpty)
+        {
+            if (w.Length < (long)outFeatures * inFeatures) throw new ArgumentException($"w has {w.Length} values, [{outFeatures}, {inFeatures}] needs more.");
+            if (dx.Length < (long)rows * inFeatures) throw new ArgumentException($"dx has {dx.Length} values, [{rows}, {inFeatures}] needs more.");
+            if (!SharesPass(inFeatures, outFeatures))
+            {
+                InputGradient(dy, w, dx, rows, inFeatures, outFeatures, workers, isa);
+                dx = default;
+            }
+        }
         if (dy.Length < (long)rows * outFeatures) throw new ArgumentException($"dy has {dy.Length} values, [{rows}, {outFeatures}] needs more.");
         if (x.Length < (long)rows * inFeatures) throw new ArgumentException($"x has {x.Length} values, [{rows}, {inFeatures}] needs more.");
         if (dw.Length < (long)outFeatures * inFeatures) throw new ArgumentException($"dw has {dw.Length} values, [{outFeatures}, {inFeatures}] needs more.");
@@ -42,12 +73,12 @@ public static unsafe class LinearBackward
         var partial = pool.Rent(checked(groups * size));
         try
         {
-            fixed (float* px = x, pdy = dy, pp = partial)
+            fixed (float* px = x, pdy = dy, pp = partial, pw = w, pdx = dx)
             {
                 var args = new WeightArgs
                 {
                     X = px, Dy = pdy, Partial = pp, Rows = rows, In = inFeatures, Out = outFeatures,
-                    Blocks = blocks, Groups = groups, Isa = Isa.Resolve(isa),
+                    Blocks = blocks, Groups = groups, Isa = Isa.Resolve(isa), W = dx.IsEmpty ? null : pw, Dx = dx.IsEmpty ? null : pdx,
                 };
                 if (workers.Count == 1 || (long)rows * size < (1 << 18)) for (int gi = 0; gi < groups; gi++) WeightTask(&args, gi);
                 else workers.For(groups, &WeightTask, &args);
@@ -66,6 +97,8 @@ public static unsafe class LinearBackward
     private struct WeightArgs
     {
         public float* X, Dy, Partial;
+        /// <summary>Null, or w [out, in] and dx [rows, in]: dx's rows are computed block by block beside dw.</summary>
+        public float* W, Dx;
         public int Rows, In, Out, Blocks, Groups;
         public IsaLevel Isa;
     }
@@ -79,6 +112,8 @@ public static unsafe class LinearBackward
         {
             int r0 = b * RowBlock, kc = Math.Min(RowBlock, a->Rows - r0);
             OuterProductKernel.Run(a->Isa, a->Dy + (long)r0 * a->Out, a->Out, a->X + (long)r0 * a->In, a->In, kc, partial, a->Out, a->In, accumulate: b > b0);
+            if (a->Dx != null) // the block of dy is in L2 now: dx's rows from it (the unpacked GEMM, as MatMul runs it for a small w)
+                GemmDriver.RunUnpacked(a->Isa, kc, a->In, a->Out, a->Dy + (long)r0 * a->Out, a->Out, a->W, a->In, a->Dx + (long)r0 * a->In, a->In, Workers.Single);
         }
         if (b1 == b0) new Span<float>(partial, a->Out * a->In).Clear();
     }
