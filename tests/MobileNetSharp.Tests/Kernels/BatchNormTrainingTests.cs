@@ -72,6 +72,7 @@ public class BatchNormTrainingTests
         { 200, 9, 1000f }, // mean/std ~ 900: E[x²] - mean² would lose every float digit
         { 1600, 24, 0f },  // enough for the fixed row blocks and the parallel path
         { 300, 1, 0f },    // one channel
+        { 3, 2053, 5f },   // channels past the reductions' stack accumulators (a pooled array)
     };
 
     /// <summary>x [rows, C] around <paramref name="offset"/>, gamma, beta [C] and dy [rows, C], random.</summary>

@@ -24,6 +24,10 @@ internal static unsafe class ChannelReduction
     /// <summary>Rows summed in float before a chunk is added to the double partial.</summary>
     private const int ChunkRows = 32;
 
+    /// <summary>Rows summed in float by the row-major centred reduction before its chunk is added to the double partial
+    /// (per-chunk clearing and merging cost 25% at 32 rows, measured at 96 channels).</summary>
+    private const int RowChunkRows = 128;
+
     /// <summary>At most this many blocks over all segments; fewer for small tensors.</summary>
     private const int MaxBlocks = 8;
 
@@ -109,9 +113,72 @@ internal static unsafe class ChannelReduction
             {
                 case Op.Sum: Reduce<TS, TV, SumTerm>(); break;
                 default:
-                    if (A->MaskScale != null) Reduce<TS, TV, MaskedCenteredProductTerm>();
-                    else Reduce<TS, TV, CenteredProductTerm>();
+                    if (A->M == null) Reduce<TS, TV, CenteredProductTerm>(); // m empty: centred on zero
+                    else if (A->MaskScale != null) CentredRows<TS, TV, MaskedCenteredProductTerm>();
+                    else CentredRows<TS, TV, CenteredProductTerm>();
                     break;
+            }
+        }
+
+        /// <summary>
+        /// Σ b and Σ b·(a - m) (b masked when TT says so) row by row: each row of a and b is read once, front to back, and
+        /// the chunk's float sums live in two [C] arrays in L1, added to the double partial once per chunk. Measured at
+        /// 96 channels, one thread: 2x faster than walking each channel vector down the chunk (<see cref="Reduce"/>),
+        /// whose strided walk left the loads waiting; about the speed of streaming both tensors.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private readonly void CentredRows<TS, TV, TT>() where TS : unmanaged, ISimd<TV> where TV : unmanaged where TT : unmanaged, ITerm
+        {
+            int C = A->Channels, w = TS.Count, full = C - C % w, tail = C - full, padded = full + (tail > 0 ? w : 0);
+            float[]? rented = padded > 2048 ? System.Buffers.ArrayPool<float>.Shared.Rent(2 * padded) : null;
+            float* stack = stackalloc float[rented is null ? 2 * padded : 0];
+            try
+            {
+                fixed (float* heap = rented)
+                {
+                    float* s = rented is null ? stack : heap;
+                    CentredChunks<TS, TV, TT>(C, full, tail, padded, s, s + padded);
+                }
+            }
+            finally
+            {
+                if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private readonly void CentredChunks<TS, TV, TT>(int C, int full, int tail, int padded, float* sums, float* products)
+            where TS : unmanaged, ISimd<TV> where TV : unmanaged where TT : unmanaged, ITerm
+        {
+            int w = TS.Count;
+            float* aRows = A->A + Offset, bRows = A->B + Offset, m = A->M, q = A->MaskScale, z = A->MaskShift;
+            TV lo = TS.Splat(A->MaskLo), hi = TS.Splat(A->MaskHi);
+            for (int r0 = Row0; r0 < Row1; r0 += RowChunkRows)
+            {
+                int r1 = Math.Min(Row1, r0 + RowChunkRows);
+                new Span<float>(sums, 2 * padded).Clear(); // products follows sums
+                for (int r = r0; r < r1; r++)
+                {
+                    float* a = aRows + (long)r * C, b = bRows + (long)r * C;
+                    for (int c = 0; c < full; c += w)
+                    {
+                        TV d = TS.Sub(TS.Load(a + c), TS.Load(m + c));
+                        TV g = TS.Load(b + c);
+                        if (TT.Masked) g = BatchNormTraining.Masked<TS, TV>(TS.Fma(TS.Load(q + c), d, TS.Load(z + c)), g, lo, hi);
+                        TS.Store(sums + c, TS.Add(TS.Load(sums + c), g));
+                        TS.Store(products + c, TS.Fma(g, d, TS.Load(products + c)));
+                    }
+                    if (tail > 0)
+                    {
+                        TV d = TS.Sub(TS.LoadPartial(a + full, tail), TS.LoadPartial(m + full, tail));
+                        TV g = TS.LoadPartial(b + full, tail);
+                        if (TT.Masked) g = BatchNormTraining.Masked<TS, TV>(TS.Fma(TS.LoadPartial(q + full, tail), d, TS.LoadPartial(z + full, tail)), g, lo, hi);
+                        TS.Store(sums + full, TS.Add(TS.Load(sums + full), g));
+                        TS.Store(products + full, TS.Fma(g, d, TS.Load(products + full)));
+                    }
+                }
+                double* out0 = Out, out1 = Out + C;
+                for (int c = 0; c < C; c++) { out0[c] += sums[c]; out1[c] += products[c]; }
             }
         }
 
