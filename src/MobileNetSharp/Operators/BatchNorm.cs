@@ -201,20 +201,66 @@ internal sealed class RunningStatisticsStep(string name, float eps, int rows, fl
     }
 }
 
-/// <summary>dX, dγ, dβ of training-mode batch norm, through its fused clamp if it has one.</summary>
+/// <summary>
+/// dX, dγ, dβ of training-mode batch norm, through its fused clamp if it has one. <see cref="Defer"/> turns it into the
+/// reduction half only, leaving dX to the step that reads it (<see cref="BatchNormGradSource"/>).
+/// </summary>
 internal sealed class BatchNormGradStep(string name, Activation act, int rows, int c, Slot x, Slot dy, Slot gamma, Slot beta, Slot scale, Slot mean,
-    Slot invStd, Slot dx, Slot dgamma, Slot dbeta)
-    : Step(name, [x, dy, gamma, beta, scale, mean, invStd], [dx, dgamma, dbeta])
+    Slot invStd, Slot dx, Slot dgamma, Slot dbeta, Slot? coefficients = null)
+    : Step(name, [x, dy, gamma, beta, scale, mean, invStd], coefficients is null ? [dx, dgamma, dbeta] : [coefficients, dgamma, dbeta])
 {
-    public override string Kernel => act.IsNone ? "BatchNormalization-grad" : $"BatchNormalization-grad+{act}";
+    public override string Kernel => (act.IsNone ? "BatchNormalization-grad" : $"BatchNormalization-grad+{act}") + (coefficients is null ? "" : " (dX deferred)");
+
+    /// <summary>The slot dX is written to (dy's own, when written over it); with dX deferred, nothing writes it.</summary>
+    public Slot Dx => dx;
+
+    /// <summary>True once <see cref="Defer"/> made this the reduction half.</summary>
+    public bool Deferred => coefficients is not null;
+
+    /// <summary>
+    /// This step without its dX pass (it writes the coefficients of dX into a new slot) and the source its reader builds
+    /// dX's rows from. The caller replaces this step with the first and is the only reader of dX.
+    /// </summary>
+    public (BatchNormGradStep Reduction, BatchNormGradSource Source) Defer()
+    {
+        var k = PlanCompiler.Buffer(Name + ".coefficients", [3 * c]);
+        return (new(Name, act, rows, c, x, dy, gamma, beta, scale, mean, invStd, dx, dgamma, dbeta, k),
+            new BatchNormGradSource(act, c, x, dy, mean, beta, scale, k));
+    }
+
     public override void Execute(RunContext ctx)
     {
-        if (act.IsNone)
+        if (coefficients is not null)
+            BatchNormTraining.BackwardCoefficients(ctx.Read(x), ctx.Read(dy), ctx.Read(gamma), ctx.Read(mean), ctx.Read(invStd), ctx.Write(dgamma),
+                ctx.Write(dbeta), rows, c, ctx.Workers, Isa.Resolve(null), act, ctx.Read(beta), ctx.Read(scale), ctx.Write(coefficients));
+        else if (act.IsNone)
             BatchNormTraining.Backward(ctx.Read(x), ctx.Read(dy), ctx.Read(gamma), ctx.Read(mean), ctx.Read(invStd),
                 ctx.Write(dx), ctx.Write(dgamma), ctx.Write(dbeta), rows, c, ctx.Workers);
         else
             BatchNormTraining.Backward(ctx.Read(x), ctx.Read(dy), ctx.Read(gamma), ctx.Read(beta), ctx.Read(scale), ctx.Read(mean), ctx.Read(invStd),
                 ctx.Write(dx), ctx.Write(dgamma), ctx.Write(dbeta), rows, c, act, ctx.Workers);
+    }
+}
+
+/// <summary>
+/// A training-mode batch norm's dX left to its one reader: the slots of <see cref="BatchNormGradRows"/> (x, dy, the batch
+/// mean, the coefficients from the deferred <see cref="BatchNormGradStep"/>, and for a fused clamp beta and scale).
+/// </summary>
+internal sealed record BatchNormGradSource(Activation Act, int Channels, Slot X, Slot Dy, Slot Mean, Slot Beta, Slot Scale, Slot Coefficients)
+{
+    /// <summary>The slots a step reading dX through this source reads instead.</summary>
+    public Slot[] Reads => [X, Dy, Mean, Beta, Scale, Coefficients];
+
+    /// <summary>Runs <paramref name="body"/> with the source's rows bound to this run's buffers (pinned for its duration).</summary>
+    public unsafe void With(RunContext ctx, BatchNormGradRows.Body body)
+    {
+        var (lo, hi) = BatchNormTraining.ClampOf(Act);
+        fixed (float* px = ctx.Read(X), pdy = ctx.Read(Dy), pm = ctx.Read(Mean), pk = ctx.Read(Coefficients), pb = ctx.Read(Beta), ps = ctx.Read(Scale))
+            body(new BatchNormGradRows
+            {
+                Dy = pdy, X = px, Mean = pm, Coefficients = pk, MaskScale = Act.IsNone ? null : ps, MaskShift = Act.IsNone ? null : pb,
+                Lo = lo, Hi = hi, Channels = Channels,
+            });
     }
 }
 

@@ -149,8 +149,16 @@ public sealed record Conv(
         var db = t.InputGrad(n.OptionalInput(2), MemoryLayout.Plain);
         if (dx is not null && dw is not null && g.IsPointwise && LinearBackward.SharesPass(g.InC, g.OutC))
         {
-            // dX and dW of a 1x1 convolution from one read of dY.
-            t.Plan.Add(new PointwiseGradStep(n.Name + ".grad", g, t.Plan.Isa, input, dy, weights, dx, dw, db));
+            // dX and dW of a 1x1 convolution from one read of dY. When dY is the input gradient a batch norm's backward
+            // has just written (and nothing else adds to it), that step keeps only its reductions and dY's rows are
+            // computed block by block inside this one: dY is never written to memory or read back.
+            BatchNormGradSource? source = null;
+            if (db is null && t.Plan.LastStep is BatchNormGradStep { Deferred: false } bn && bn.Dx == dy)
+            {
+                (var reduction, source) = bn.Defer();
+                t.Plan.ReplaceLast(reduction);
+            }
+            t.Plan.Add(new PointwiseGradStep(n.Name + ".grad", g, t.Plan.Isa, input, dy, weights, dx, dw, db, source));
             return;
         }
         if (dx is not null) t.Plan.Add(new ConvInputGradStep(n.Name + ".dx", g, t.Plan.Isa, dy, weights, dx));
@@ -222,14 +230,29 @@ internal sealed class ConvInputGradStep(string name, Conv2dGeometry g, IsaLevel?
     public override void Execute(RunContext ctx) => ConvBackward.InputGradient(g, ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Workers, isa);
 }
 
-/// <summary>dX, dW and dB of a 1x1 convolution with a small weight, in one pass over dY (<see cref="LinearBackward.Gradients"/>).</summary>
-internal sealed class PointwiseGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot x, Slot dy, Slot w, Slot dx, Slot dw, Slot? db)
-    : Step(name, [x, dy, w], db is null ? [dx, dw] : [dx, dw, db])
+/// <summary>
+/// dX, dW and dB of a 1x1 convolution with a small weight, in one pass over dY (<see cref="LinearBackward.Gradients"/>).
+/// With a <paramref name="source"/>, dY is a batch norm's deferred input gradient, computed block by block from it.
+/// </summary>
+internal sealed class PointwiseGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot x, Slot dy, Slot w, Slot dx, Slot dw, Slot? db,
+    BatchNormGradSource? source = null)
+    : Step(name, source is null ? [x, dy, w] : [x, w, .. source.Reads], db is null ? [dx, dw] : [dx, dw, db])
 {
-    public override string Kernel => "1x1-conv-grad-x+w";
-    public override void Execute(RunContext ctx) =>
-        LinearBackward.Gradients(ctx.Read(x), ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), db is null ? default : ctx.Write(db),
-            checked(g.Batch * g.InH * g.InW), g.InC, g.OutC, ctx.Workers, isa);
+    public override string Kernel => source is null ? "1x1-conv-grad-x+w" : "1x1-conv-grad-x+w (from batch-norm grad)";
+
+    /// <summary>dY is a batch norm's deferred input gradient, computed here block by block.</summary>
+    public bool FromBatchNormGradient => source is not null;
+
+    public override void Execute(RunContext ctx)
+    {
+        int rows = checked(g.Batch * g.InH * g.InW);
+        if (source is null)
+            LinearBackward.Gradients(ctx.Read(x), ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), db is null ? default : ctx.Write(db),
+                rows, g.InC, g.OutC, ctx.Workers, isa);
+        else
+            source.With(ctx, (in BatchNormGradRows rows_) =>
+                LinearBackward.Gradients(rows_, ctx.Read(x), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), rows, g.InC, g.OutC, ctx.Workers, isa));
+    }
 }
 
 /// <summary>dW (OIHW) and dB of a convolution, written.</summary>

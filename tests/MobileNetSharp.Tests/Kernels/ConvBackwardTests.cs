@@ -303,6 +303,55 @@ public class ConvBackwardTests
         Assert.Throws<ArgumentException>(() => LinearBackward.Gradients(x, dy, new float[2], new float[x.Length], new float[w.Length], default, rows, inF, outF));
     }
 
+    /// <summary>
+    /// A batch norm's input gradient handed to the expanding 1x1 backward row block by row block (never written whole)
+    /// gives the bits of the batch norm's backward followed by the 1x1 backward, with and without the fused clamp, at every
+    /// ISA and thread count; the batch norm's own dgamma and dbeta from the reduction half are unchanged too.
+    /// </summary>
+    [Theory]
+    [InlineData(2333, 16, 96)] // MobileNetV2's expand: many 256-row blocks and a partial one
+    [InlineData(300, 7, 13)]   // odd channels (vector tails), fewer blocks than groups
+    [InlineData(5, 2, 3)]      // fewer rows than a GEMM tile
+    public unsafe void BatchNormGradientReadInPlaceEqualsItWritten(int rows, int inF, int outF)
+    {
+        var rng = new Random(rows + inF * outF);
+        float[] x = TestData.Random(rng, (long)rows * inF), w = TestData.Random(rng, (long)outF * inF);
+        float[] z = TestData.Random(rng, (long)rows * outF, 2f), dy = TestData.Random(rng, (long)rows * outF);
+        float[] gamma = TestData.Random(rng, outF), beta = TestData.Random(rng, outF);
+        Assert.Throws<ArgumentException>(() => LinearBackward.Gradients(new BatchNormGradRows { Channels = outF }, x, w, new float[x.Length],
+            new float[w.Length], rows, outF, inF)); // w transposed: the source has the wrong channel count
+        foreach (var act in new[] { MobileNetSharp.Graph.Activation.None, MobileNetSharp.Graph.Activation.Relu6 })
+            foreach (var (isa, workers) in TestData.Sweep())
+            {
+                string ctx = $"{rows}x{inF}x{outF} {act} {isa} {workers.Count}T";
+                var (y, mean, inv, scale) = (new float[z.Length], new float[outF], new float[outF], new float[outF]);
+                BatchNormTraining.Forward(z, gamma, beta, y, mean, inv, rows, outF, 1e-5f, workers, isa, act, scale);
+
+                var (dz, dg, db) = (new float[z.Length], new float[outF], new float[outF]);
+                BatchNormTraining.Backward(z, dy, gamma, mean, inv, dz, dg, db, rows, outF, workers, isa, act, beta, scale);
+                var (dx1, dw1) = (new float[x.Length], new float[w.Length]);
+                LinearBackward.Gradients(x, dz, w, dx1, dw1, default, rows, inF, outF, workers, isa);
+
+                var (k, dg2, db2) = (new float[3 * outF], new float[outF], new float[outF]);
+                BatchNormTraining.BackwardCoefficients(z, dy, gamma, mean, inv, dg2, db2, rows, outF, workers, Isa.Resolve(isa), act, beta, scale, k);
+                var (dx2, dw2) = (Enumerable.Repeat(float.NaN, x.Length).ToArray(), new float[w.Length]);
+                var (lo, hi) = BatchNormTraining.ClampOf(act);
+                fixed (float* pz = z, pdy = dy, pm = mean, pk = k, ps = scale, pb = beta)
+                {
+                    var source = new BatchNormGradRows
+                    {
+                        Dy = pdy, X = pz, Mean = pm, Coefficients = pk, MaskScale = act.IsNone ? null : ps, MaskShift = act.IsNone ? null : pb,
+                        Lo = lo, Hi = hi, Channels = outF,
+                    };
+                    LinearBackward.Gradients(source, x, w, dx2, dw2, rows, inF, outF, workers, isa);
+                }
+                Assert.True(dx1.AsSpan().SequenceEqual(dx2), ctx + " dx");
+                Assert.True(dw1.AsSpan().SequenceEqual(dw2), ctx + " dw");
+                Assert.True(dg.AsSpan().SequenceEqual(dg2), ctx + " dgamma");
+                Assert.True(db.AsSpan().SequenceEqual(db2), ctx + " dbeta");
+            }
+    }
+
     /// <summary>The weight gradient reduces over rows in a fixed group partition: 1 and 2 threads agree bit for bit.</summary>
     [Fact]
     public void LinearWeightGradientDoesNotDependOnThreads()

@@ -49,6 +49,20 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
+    public void EveryExpandingConvolutionReadsTheBatchNormGradientWhereItIsComputed()
+    {
+        // MobileNetV2's expanding 1x1 convolutions feed only a batch norm: its backward keeps the reductions, and the
+        // convolution's backward computes the batch norm's dX block by block instead of reading it from memory.
+        using var session = new TrainingSession(Model());
+        var steps = session.PlanSteps(8);
+        var pointwise = steps.OfType<PointwiseGradStep>().ToList();
+        Assert.NotEmpty(pointwise);
+        Assert.All(pointwise, p => Assert.True(p.FromBatchNormGradient, $"{p.Name} reads a written dY"));
+        Assert.Equal(pointwise.Count, steps.OfType<BatchNormGradStep>().Count(b => b.Deferred));
+        Assert.All(steps.OfType<BatchNormGradStep>().Where(b => b.Deferred), b => Assert.DoesNotContain(b.Dx, b.Writes));
+    }
+
+    [Fact]
     public void ShortRunLearnsAndIsIndependentOfThreads()
     {
         TrainResult one, two;

@@ -19,7 +19,7 @@ namespace MobileNetSharp.Kernels;
 /// gathered them while writing x, the forward reads x only once, to normalize it. Outputs are written, not accumulated.
 /// </para>
 /// </summary>
-public static unsafe class BatchNormTraining
+public static unsafe partial class BatchNormTraining
 {
     private const int ParallelThreshold = 1 << 15;
 
@@ -154,13 +154,29 @@ public static unsafe class BatchNormTraining
             throw new ArgumentException($"Batch norm backward: gamma ({gamma.Length}), mean ({mean.Length}), invStd ({invStd.Length}), dgamma ({dgamma.Length}) and dbeta ({dbeta.Length}) need {channels} values.");
         workers ??= Workers.Single;
         IsaLevel level = Isa.Resolve(isa);
+        var coefficients = new float[3 * channels];
+        BackwardCoefficients(x, dy, gamma, mean, invStd, dgamma, dbeta, rows, channels, workers, level, activation, beta, scale, coefficients);
+        var clamp = masked ? new Clamp(scale, beta, lo, hi) { Mask = true } : new Clamp();
+        Affine(dy, x, dx, coefficients.AsSpan(0, channels), coefficients.AsSpan(channels, channels), mean, coefficients.AsSpan(2 * channels, channels),
+            rows, channels, workers, level, clamp);
+    }
 
+    /// <summary>
+    /// The reduction half of the backward: dgamma, dbeta and the coefficients [3, C] of dx = a·dy' + b·(x - mean) + k,
+    /// dy' being dy masked by the fused clamp (a = gamma·invStd, b = -a·invStd²·Σ dy'·(x - mean)/rows, c = -a·Σ dy'/rows).
+    /// <see cref="BackwardRows"/> applies them, here or in the consumer of dx (<see cref="BatchNormGradRows"/>).
+    /// Sizes are the caller's to check.
+    /// </summary>
+    internal static void BackwardCoefficients(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma, ReadOnlySpan<float> mean,
+        ReadOnlySpan<float> invStd, Span<float> dgamma, Span<float> dbeta, int rows, int channels, Workers workers, IsaLevel level,
+        Activation activation, ReadOnlySpan<float> beta, ReadOnlySpan<float> scale, Span<float> coefficients)
+    {
+        var (lo, hi) = ClampOf(activation);
         // [0, C) = Σ dy, [C, 2C) = Σ dy·(x - mean)
-        var clamp = masked ? new Clamp(scale, beta, lo, hi) : new Clamp();
+        var clamp = activation.IsNone ? new Clamp() : new Clamp(scale, beta, lo, hi);
         double[] sums = ChannelReduction.Run(ChannelReduction.Op.SumAndCenteredProduct, x, dy, mean, 1, rows, channels, workers, level,
             clamp.Scale, clamp.Shift, clamp.Lo, clamp.Hi);
-        // dx = a·dy + b·(x - mean) + c with a = gamma·invStd, b = -a·invStd²·Σ dy·(x - mean)/rows, c = -a·Σ dy/rows.
-        var (a, b, k) = (new float[channels], new float[channels], new float[channels]);
+        Span<float> a = coefficients[..channels], b = coefficients.Slice(channels, channels), k = coefficients.Slice(2 * channels, channels);
         for (int c = 0; c < channels; c++)
         {
             double inv = invStd[c], sumDy = sums[c], sumDyXc = sums[channels + c];
@@ -171,7 +187,6 @@ public static unsafe class BatchNormTraining
             dbeta[c] = (float)sumDy;
             dgamma[c] = (float)(sumDyXc * inv);
         }
-        Affine(dy, x, dx, a, b, mean, k, rows, channels, workers, level, masked ? clamp with { Mask = true } : new Clamp());
     }
 
     /// <summary>

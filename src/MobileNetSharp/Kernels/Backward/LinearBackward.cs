@@ -66,22 +66,64 @@ public static unsafe class LinearBackward
         if (dy.Length < (long)rows * outFeatures) throw new ArgumentException($"dy has {dy.Length} values, [{rows}, {outFeatures}] needs more.");
         if (x.Length < (long)rows * inFeatures) throw new ArgumentException($"x has {x.Length} values, [{rows}, {inFeatures}] needs more.");
         if (dw.Length < (long)outFeatures * inFeatures) throw new ArgumentException($"dw has {dw.Length} values, [{outFeatures}, {inFeatures}] needs more.");
-        workers ??= Workers.Single;
+        fixed (float* px = x, pdy = dy, pw = w, pdx = dx)
+        {
+            var args = new WeightArgs { X = px, Dy = pdy, W = dx.IsEmpty ? null : pw, Dx = dx.IsEmpty ? null : pdx };
+            Reduce(ref args, dw, rows, inFeatures, outFeatures, workers ?? Workers.Single, isa);
+        }
+        if (!db.IsEmpty) ColumnSums(dy, db, rows, outFeatures);
+    }
+
+    /// <summary>
+    /// <see cref="Gradients(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int, int, Workers?, IsaLevel?)"/>
+    /// (dx and dw, no db) of a 1x1 convolution followed by a training-mode batch norm, whose dy is that batch norm's input
+    /// gradient: each block of dy's rows is computed into a per-group scratch (L2) by <paramref name="dy"/> and used there,
+    /// so the batch norm never writes dy and nothing reads it back. Needs <see cref="SharesPass"/>.
+    /// </summary>
+    internal static void Gradients(in BatchNormGradRows dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> dx, Span<float> dw,
+        int rows, int inFeatures, int outFeatures, Workers? workers = null, IsaLevel? isa = null)
+    {
+        Check(rows, inFeatures, outFeatures);
+        if (dy.Channels != outFeatures || !SharesPass(inFeatures, outFeatures))
+            throw new ArgumentException($"A batch norm's gradient feeds the 1x1 backward only where dx shares dy's pass; got {dy.Channels} channels, [{outFeatures}, {inFeatures}].");
+        if (w.Length < (long)outFeatures * inFeatures || dx.Length < (long)rows * inFeatures || x.Length < (long)rows * inFeatures)
+            throw new ArgumentException($"w ({w.Length}), x ({x.Length}) or dx ({dx.Length}) is shorter than [{outFeatures}, {inFeatures}] or [{rows}, {inFeatures}].");
+        int groups = Math.Min(Groups, (rows + RowBlock - 1) / RowBlock);
+        var pool = System.Buffers.ArrayPool<float>.Shared;
+        var scratch = pool.Rent(checked(groups * RowBlock * outFeatures));
+        try
+        {
+            fixed (float* px = x, pw = w, pdx = dx, ps = scratch)
+            {
+                var args = new WeightArgs { X = px, W = pw, Dx = pdx, Source = dy, DyScratch = ps };
+                Reduce(ref args, dw, rows, inFeatures, outFeatures, workers ?? Workers.Single, isa);
+            }
+        }
+        finally
+        {
+            pool.Return(scratch);
+        }
+    }
+
+    /// <summary>The row-blocked reduction behind both <c>Gradients</c>: fills the sizes of <paramref name="args"/>, runs the groups, sums their partials into dw.</summary>
+    private static void Reduce(ref WeightArgs args, Span<float> dw, int rows, int inFeatures, int outFeatures, Workers workers, IsaLevel? isa)
+    {
+        if (dw.Length < (long)outFeatures * inFeatures) throw new ArgumentException($"dw has {dw.Length} values, [{outFeatures}, {inFeatures}] needs more.");
         int blocks = (rows + RowBlock - 1) / RowBlock, groups = Math.Min(Groups, blocks);
         int size = outFeatures * inFeatures;
         var pool = System.Buffers.ArrayPool<float>.Shared;
         var partial = pool.Rent(checked(groups * size));
         try
         {
-            fixed (float* px = x, pdy = dy, pp = partial, pw = w, pdx = dx)
+            fixed (float* pp = partial)
             {
-                var args = new WeightArgs
+                args.Partial = pp;
+                (args.Rows, args.In, args.Out, args.Blocks, args.Groups, args.Isa) = (rows, inFeatures, outFeatures, blocks, groups, Isa.Resolve(isa));
+                fixed (WeightArgs* pa = &args)
                 {
-                    X = px, Dy = pdy, Partial = pp, Rows = rows, In = inFeatures, Out = outFeatures,
-                    Blocks = blocks, Groups = groups, Isa = Isa.Resolve(isa), W = dx.IsEmpty ? null : pw, Dx = dx.IsEmpty ? null : pdx,
-                };
-                if (workers.Count == 1 || (long)rows * size < (1 << 18)) for (int gi = 0; gi < groups; gi++) WeightTask(&args, gi);
-                else workers.For(groups, &WeightTask, &args);
+                    if (workers.Count == 1 || (long)rows * size < (1 << 18)) for (int gi = 0; gi < groups; gi++) WeightTask(pa, gi);
+                    else workers.For(groups, &WeightTask, pa);
+                }
             }
             var sum = dw[..size];
             partial.AsSpan(0, size).CopyTo(sum);
@@ -91,7 +133,6 @@ public static unsafe class LinearBackward
         {
             pool.Return(partial);
         }
-        if (!db.IsEmpty) ColumnSums(dy, db, rows, outFeatures);
     }
 
     private struct WeightArgs
@@ -101,6 +142,10 @@ public static unsafe class LinearBackward
         public float* W, Dx;
         public int Rows, In, Out, Blocks, Groups;
         public IsaLevel Isa;
+        /// <summary>With <see cref="DyScratch"/> set, dy's rows come from here, block by block (a batch norm's gradient), not from Dy.</summary>
+        public BatchNormGradRows Source;
+        /// <summary>Null, or [groups, RowBlock, out] floats: each group's block of dy.</summary>
+        public float* DyScratch;
     }
 
     private static void WeightTask(void* context, int group)
@@ -111,9 +156,15 @@ public static unsafe class LinearBackward
         for (int b = b0; b < b1; b++)
         {
             int r0 = b * RowBlock, kc = Math.Min(RowBlock, a->Rows - r0);
-            OuterProductKernel.Run(a->Isa, a->Dy + (long)r0 * a->Out, a->Out, a->X + (long)r0 * a->In, a->In, kc, partial, a->Out, a->In, accumulate: b > b0);
+            float* dy = a->Dy + (long)r0 * a->Out;
+            if (a->DyScratch != null)
+            {
+                dy = a->DyScratch + (long)group * RowBlock * a->Out;
+                a->Source.Write(r0, kc, dy, a->Isa);
+            }
+            OuterProductKernel.Run(a->Isa, dy, a->Out, a->X + (long)r0 * a->In, a->In, kc, partial, a->Out, a->In, accumulate: b > b0);
             if (a->Dx != null) // the block of dy is in L2 now: dx's rows from it (the unpacked GEMM, as MatMul runs it for a small w)
-                GemmDriver.RunUnpacked(a->Isa, kc, a->In, a->Out, a->Dy + (long)r0 * a->Out, a->Out, a->W, a->In, a->Dx + (long)r0 * a->In, a->In, Workers.Single);
+                GemmDriver.RunUnpacked(a->Isa, kc, a->In, a->Out, dy, a->Out, a->W, a->In, a->Dx + (long)r0 * a->In, a->In, Workers.Single);
         }
         if (b1 == b0) new Span<float>(partial, a->Out * a->In).Clear();
     }

@@ -1,0 +1,48 @@
+using MobileNetSharp.Kernels.Simd;
+
+namespace MobileNetSharp.Kernels;
+
+/// <summary>
+/// The input gradient of a training-mode batch norm, computed where it is read. The layer below the batch norm (in
+/// MobileNetV2 the expanding 1x1 convolution) reads dx [rows, C] once, block by block; instead of the batch norm
+/// writing dx to memory and that layer reading it back, the layer asks for each block of rows and gets it in its own
+/// cache-resident scratch, computed from dy and x with the coefficients of
+/// <see cref="BatchNormTraining.BackwardCoefficients"/>. A tensor's write and one of its reads are saved; the bits are
+/// those <see cref="BatchNormTraining.Backward(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int, Workers?)"/>
+/// would write (the same kernel body).
+/// </summary>
+internal unsafe struct BatchNormGradRows
+{
+    /// <summary>dy and x [rows, C] (channels-last), as the batch norm's backward reads them.</summary>
+    public float* Dy, X;
+    /// <summary>The batch mean [C] and the coefficients [3, C] (a, b, k) of dx = a·dy' + b·(x - mean) + k.</summary>
+    public float* Mean, Coefficients;
+    /// <summary>Null without a fused clamp; otherwise the forward's scale [C] and beta [C], to recompute the clamp's mask.</summary>
+    public float* MaskScale, MaskShift;
+    /// <summary>The fused clamp's bounds (its mask keeps dy where lo &lt; z &lt; hi).</summary>
+    public float Lo, Hi;
+    public int Channels;
+
+    /// <summary>Code that runs with the rows bound to a run's buffers.</summary>
+    public delegate void Body(in BatchNormGradRows rows);
+
+    /// <summary>dx rows [row0, row0 + rows) into <paramref name="destination"/> [rows, C].</summary>
+    public readonly void Write(long row0, int rows, float* destination, IsaLevel isa) => BatchNormTraining.BackwardRows(this, row0, rows, destination, isa);
+}
+
+public static unsafe partial class BatchNormTraining
+{
+    /// <summary>Rows of dx from <see cref="BatchNormGradRows"/> (one thread, the caller's).</summary>
+    internal static void BackwardRows(in BatchNormGradRows g, long row0, int rows, float* destination, IsaLevel isa)
+    {
+        int c = g.Channels;
+        var args = new AffineArgs
+        {
+            U = g.Dy + row0 * c, V = g.X + row0 * c, Out = destination, P = g.Coefficients, Q = g.Coefficients + c, M = g.Mean,
+            R = g.Coefficients + 2 * c, Rows = rows, Channels = c, Blocks = 1, Isa = isa, Lo = g.Lo, Hi = g.Hi,
+            MaskScale = g.MaskScale, MaskShift = g.MaskShift,
+        };
+        var body = new AffineBody { A = &args, Row0 = 0, Row1 = rows };
+        KernelDispatch.Run(isa, ref body);
+    }
+}
