@@ -151,6 +151,16 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f, Act
         var (lay, rows, _) = TrainingShape(n);
         var (mean, invStd, batchScale) = t.Saved<(Slot, Slot, Slot)>(n);
         var dy = t.OutputGrad(n.Output, lay);
+        // The backward step that has just written dy (a depthwise's, image by image; a 1x1's, row block by row block)
+        // gathers this batch norm's sums while each piece of dy is in cache: then neither dy nor x is read for them here.
+        (Slot, int)? gathered = null;
+        if (t.Plan.LastStep is IGathersBatchNormSums { CanGatherSums: true } producer && producer.Dx == dy)
+        {
+            var sums = PlanCompiler.Buffer(n.Name + ".grad.sums", [producer.SumGroups * 2 * c], DataType.Int64);
+            var target = new BatchNormGradSumsTarget(Activation, c, t.Plan.Get(x, lay), mean, t.Plan.Get(n.Input(2), MemoryLayout.Plain), batchScale, sums);
+            t.Plan.ReplaceLast(producer.WithSums(target));
+            gathered = (sums, producer.SumGroups);
+        }
         // dx over dy (the kernel allows it): one buffer fewer, and no write-allocate read of a fresh one.
         var dx = t.InputGradOver(x, lay, dy) ?? PlanCompiler.Buffer(n.Name + ".dx.unused", PlanCompiler.Physical(x.Shape, lay));
         var dgamma = t.InputGrad(n.Input(1), MemoryLayout.Plain) ?? PlanCompiler.Buffer(n.Name + ".dgamma.unused", [c]);
@@ -158,7 +168,8 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f, Act
         // The fused clamp's gradient is folded into the batch-norm gradient (its mask recomputed from x), so the
         // output need not be read back.
         t.Plan.Add(new BatchNormGradStep(n.Name + ".grad", Activation, rows, c, t.Plan.Get(x, lay), dy,
-            t.Plan.Get(n.Input(1), MemoryLayout.Plain), t.Plan.Get(n.Input(2), MemoryLayout.Plain), batchScale, mean, invStd, dx, dgamma, dbeta));
+            t.Plan.Get(n.Input(1), MemoryLayout.Plain), t.Plan.Get(n.Input(2), MemoryLayout.Plain), batchScale, mean, invStd, dx, dgamma, dbeta,
+            gathered: gathered));
     }
 }
 
@@ -206,16 +217,21 @@ internal sealed class RunningStatisticsStep(string name, float eps, int rows, fl
 /// reduction half only, leaving dX to the step that reads it (<see cref="BatchNormGradSource"/>).
 /// </summary>
 internal sealed class BatchNormGradStep(string name, Activation act, int rows, int c, Slot x, Slot dy, Slot gamma, Slot beta, Slot scale, Slot mean,
-    Slot invStd, Slot dx, Slot dgamma, Slot dbeta, Slot? coefficients = null)
-    : Step(name, [x, dy, gamma, beta, scale, mean, invStd], coefficients is null ? [dx, dgamma, dbeta] : [coefficients, dgamma, dbeta])
+    Slot invStd, Slot dx, Slot dgamma, Slot dbeta, Slot? coefficients = null, (Slot Slot, int Groups)? gathered = null)
+    : Step(name, gathered is { } s ? [x, dy, gamma, beta, scale, mean, invStd, s.Slot] : [x, dy, gamma, beta, scale, mean, invStd],
+        coefficients is null ? [dx, dgamma, dbeta] : [coefficients, dgamma, dbeta])
 {
-    public override string Kernel => (act.IsNone ? "BatchNormalization-grad" : $"BatchNormalization-grad+{act}") + (coefficients is null ? "" : " (dX deferred)");
+    public override string Kernel => (act.IsNone ? "BatchNormalization-grad" : $"BatchNormalization-grad+{act}")
+        + (coefficients is null ? "" : " (dX deferred)") + (gathered is null ? "" : " (sums gathered)");
 
     /// <summary>The slot dX is written to (dy's own, when written over it); with dX deferred, nothing writes it.</summary>
     public Slot Dx => dx;
 
     /// <summary>True once <see cref="Defer"/> made this the reduction half.</summary>
     public bool Deferred => coefficients is not null;
+
+    /// <summary>True when the step that wrote dy gathered this step's sums (<see cref="BatchNormGradSums"/>).</summary>
+    public bool SumsGathered => gathered is not null;
 
     /// <summary>
     /// This step without its dX pass (it writes the coefficients of dX into a new slot) and the source its reader builds
@@ -224,21 +240,57 @@ internal sealed class BatchNormGradStep(string name, Activation act, int rows, i
     public (BatchNormGradStep Reduction, BatchNormGradSource Source) Defer()
     {
         var k = PlanCompiler.Buffer(Name + ".coefficients", [3 * c]);
-        return (new(Name, act, rows, c, x, dy, gamma, beta, scale, mean, invStd, dx, dgamma, dbeta, k),
+        return (new(Name, act, rows, c, x, dy, gamma, beta, scale, mean, invStd, dx, dgamma, dbeta, k, gathered),
             new BatchNormGradSource(act, c, x, dy, mean, beta, scale, k));
     }
 
     public override void Execute(RunContext ctx)
     {
-        if (coefficients is not null)
-            BatchNormTraining.BackwardCoefficients(ctx.Read(x), ctx.Read(dy), ctx.Read(gamma), ctx.Read(mean), ctx.Read(invStd), ctx.Write(dgamma),
-                ctx.Write(dbeta), rows, c, ctx.Workers, Isa.Resolve(null), act, ctx.Read(beta), ctx.Read(scale), ctx.Write(coefficients));
-        else if (act.IsNone)
-            BatchNormTraining.Backward(ctx.Read(x), ctx.Read(dy), ctx.Read(gamma), ctx.Read(mean), ctx.Read(invStd),
-                ctx.Write(dx), ctx.Write(dgamma), ctx.Write(dbeta), rows, c, ctx.Workers);
+        var k = coefficients is null ? new float[3 * c] : ctx.Write(coefficients);
+        if (gathered is var (sums, groups))
+            BatchNormTraining.BackwardCoefficients(ctx.Read<double>(sums), groups, ctx.Read(gamma), ctx.Read(invStd), ctx.Write(dgamma), ctx.Write(dbeta),
+                rows, c, k);
         else
-            BatchNormTraining.Backward(ctx.Read(x), ctx.Read(dy), ctx.Read(gamma), ctx.Read(beta), ctx.Read(scale), ctx.Read(mean), ctx.Read(invStd),
-                ctx.Write(dx), ctx.Write(dgamma), ctx.Write(dbeta), rows, c, act, ctx.Workers);
+            BatchNormTraining.BackwardCoefficients(ctx.Read(x), ctx.Read(dy), ctx.Read(gamma), ctx.Read(mean), ctx.Read(invStd), ctx.Write(dgamma),
+                ctx.Write(dbeta), rows, c, ctx.Workers, Isa.Resolve(null), act, ctx.Read(beta), ctx.Read(scale), k);
+        if (coefficients is null)
+            BatchNormTraining.BackwardApply(ctx.Read(x), ctx.Read(dy), ctx.Read(mean), k, ctx.Write(dx), rows, c, ctx.Workers, Isa.Resolve(null), act,
+                ctx.Read(beta), ctx.Read(scale));
+    }
+}
+
+/// <summary>A backward step that writes a batch norm's output gradient (Dx) and can gather that batch norm's sums as it does.</summary>
+internal interface IGathersBatchNormSums
+{
+    /// <summary>The slot the step writes the gradient to.</summary>
+    Slot Dx { get; }
+    /// <summary>This shape can gather, and it does not yet.</summary>
+    bool CanGatherSums { get; }
+    /// <summary>The partials' groups (fixed by the shape).</summary>
+    int SumGroups { get; }
+    bool GathersSums { get; }
+    /// <summary>The same step, also gathering into <paramref name="target"/>.</summary>
+    Step WithSums(BatchNormGradSumsTarget target);
+}
+
+/// <summary>
+/// Where a producer of a training-mode batch norm's output gradient gathers that batch norm's sums: the slots of
+/// <see cref="BatchNormGradSums"/> (x, the batch mean, beta and scale for a fused clamp, and the [groups][2][C] partials).
+/// </summary>
+internal sealed record BatchNormGradSumsTarget(Activation Act, int Channels, Slot X, Slot Mean, Slot Beta, Slot Scale, Slot Partials)
+{
+    public Slot[] Reads => [X, Mean, Beta, Scale];
+
+    /// <summary>The sums bound to this run's buffers; the pointers stay valid while <paramref name="body"/> runs.</summary>
+    public unsafe void With(RunContext ctx, BatchNormGradSums.Body body)
+    {
+        var (lo, hi) = BatchNormTraining.ClampOf(Act);
+        fixed (float* px = ctx.Read(X), pm = ctx.Read(Mean), pb = ctx.Read(Beta), ps = ctx.Read(Scale))
+        fixed (double* pp = ctx.Write<double>(Partials))
+            body(new BatchNormGradSums
+            {
+                X = px, Mean = pm, MaskScale = Act.IsNone ? null : ps, MaskShift = Act.IsNone ? null : pb, Lo = lo, Hi = hi, Channels = Channels, Partials = pp,
+            });
     }
 }
 

@@ -161,10 +161,22 @@ public sealed record Conv(
             t.Plan.Add(new PointwiseGradStep(n.Name + ".grad", g, t.Plan.Isa, input, dy, weights, dx, dw, db, source));
             return;
         }
-        if (dx is not null) t.Plan.Add(new ConvInputGradStep(n.Name + ".dx", g, t.Plan.Isa, dy, weights, dx));
+        if (dx is not null && dw is not null && db is null && g.IsDepthwise && g.OutC == g.InC
+            && t.Plan.LastStep is BatchNormGradStep { Deferred: false } norm && norm.Dx == dy)
+        {
+            // Likewise for a depthwise convolution: image by image, dY computed once into cache and read there by both
+            // gradients, instead of written whole by the batch norm and read back twice.
+            var (reduction, source) = norm.Defer();
+            t.Plan.ReplaceLast(reduction);
+            t.Plan.Add(new DepthwiseGradStep(n.Name + ".grad", g, t.Plan.Isa, input, weights, dx, dw, source));
+            return;
+        }
+        // dW first, then dX: dX is then the last step, where the batch norm before this convolution finds it (to gather
+        // its sums while dX is written), and it is read right after it is made.
         if (dw is not null || db is not null)
             t.Plan.Add(new ConvWeightGradStep(n.Name + ".dw", g, t.Plan.Isa, input, dy,
                 dw ?? PlanCompiler.Buffer(n.Name + ".dw.unused", w.Shape), db));
+        if (dx is not null) t.Plan.Add(new ConvInputGradStep(n.Name + ".dx", g, t.Plan.Isa, dy, weights, dx));
     }
 
     private static Slot? Scratch(Node n, long length)
@@ -223,11 +235,34 @@ internal sealed class RuntimeWeightConvStep(string name, Conv2dGeometry g, Activ
     }
 }
 
-/// <summary>dX of a convolution (channels-last), written.</summary>
-internal sealed class ConvInputGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot dy, Slot w, Slot dx) : Step(name, [dy, w], [dx])
+/// <summary>
+/// dX of a convolution (channels-last), written. A 1x1 convolution with a small weight can also gather the sums of the
+/// batch norm whose output gradient dX is (<see cref="WithSums"/>).
+/// </summary>
+internal sealed class ConvInputGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot dy, Slot w, Slot dx, BatchNormGradSumsTarget? sums = null)
+    : Step(name, sums is null ? [dy, w] : [dy, w, .. sums.Reads], sums is null ? [dx] : [dx, sums.Partials]), IGathersBatchNormSums
 {
-    public override string Kernel => g.IsDepthwise ? "dw-conv-grad-x" : g.IsPointwise ? "1x1-conv-grad-x" : "conv-grad-x";
-    public override void Execute(RunContext ctx) => ConvBackward.InputGradient(g, ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Workers, isa);
+    public override string Kernel => (g.IsDepthwise ? "dw-conv-grad-x" : g.IsPointwise ? "1x1-conv-grad-x" : "conv-grad-x") + (sums is null ? "" : " (+ sums)");
+
+    public Slot Dx => dx;
+    public bool CanGatherSums => sums is null && g.IsPointwise && LinearBackward.GathersSums(g.InC, g.OutC);
+    public int SumGroups => LinearBackward.RowGroupCount(checked(g.Batch * g.InH * g.InW));
+    public bool GathersSums => sums is not null;
+    public Step WithSums(BatchNormGradSumsTarget target) => new ConvInputGradStep(Name, g, isa, dy, w, dx, target);
+
+    public override unsafe void Execute(RunContext ctx)
+    {
+        if (sums is null)
+        {
+            ConvBackward.InputGradient(g, ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Workers, isa);
+            return;
+        }
+        sums.With(ctx, (in BatchNormGradSums s) =>
+        {
+            var gather = s;
+            LinearBackward.InputGradient(ctx.Read(dy), ctx.Read(w), ctx.Write(dx), checked(g.Batch * g.InH * g.InW), g.InC, g.OutC, ctx.Workers, isa, &gather);
+        });
+    }
 }
 
 /// <summary>
@@ -253,6 +288,37 @@ internal sealed class PointwiseGradStep(string name, Conv2dGeometry g, IsaLevel?
             source.With(ctx, (in BatchNormGradRows rows_) =>
                 LinearBackward.Gradients(rows_, ctx.Read(x), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), rows, g.InC, g.OutC, ctx.Workers, isa));
     }
+}
+
+/// <summary>
+/// dX and dW of a depthwise convolution from its batch norm's deferred input gradient (<see cref="DepthwiseBackward.Gradients"/>);
+/// with a <paramref name="sums"/> target, also the sums of the batch norm before it, gathered from dX image by image.
+/// </summary>
+internal sealed class DepthwiseGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot x, Slot w, Slot dx, Slot dw, BatchNormGradSource source,
+    BatchNormGradSumsTarget? sums = null)
+    : Step(name, sums is null ? [x, w, .. source.Reads] : [x, w, .. source.Reads, .. sums.Reads], sums is null ? [dx, dw] : [dx, dw, sums.Partials]),
+    IGathersBatchNormSums
+{
+    public override string Kernel => "dw-conv-grad-x+w (from batch-norm grad)" + (sums is null ? "" : " (+ sums)");
+
+    public Slot Dx => dx;
+    public bool CanGatherSums => sums is null;
+    public int SumGroups => DepthwiseBackward.ImageGroupCount(g.Batch);
+    public bool GathersSums => sums is not null;
+    public Step WithSums(BatchNormGradSumsTarget target) => new DepthwiseGradStep(Name, g, isa, x, w, dx, dw, source, target);
+
+    public override unsafe void Execute(RunContext ctx) =>
+        source.With(ctx, (in BatchNormGradRows rows) =>
+        {
+            var dyRows = rows;
+            if (sums is null) DepthwiseBackward.Gradients(g, dyRows, ctx.Read(x), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), ctx.Workers, isa);
+            else
+                sums.With(ctx, (in BatchNormGradSums s) =>
+                {
+                    var gather = s;
+                    DepthwiseBackward.Gradients(g, dyRows, ctx.Read(x), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), ctx.Workers, isa, &gather);
+                });
+        });
 }
 
 /// <summary>dW (OIHW) and dB of a convolution, written.</summary>

@@ -352,6 +352,145 @@ public class ConvBackwardTests
             }
     }
 
+    private static unsafe void RefusesLargeWeight(int rows, Workers workers)
+    {
+        var big = new BatchNormGradSums { Channels = 200 };
+        LinearBackward.InputGradient(new float[rows * 100], new float[100 * 200], new float[rows * 200], rows, 200, 100, workers, null, &big);
+    }
+
+    /// <summary>
+    /// A 1x1 backward's dX that gathers the sums of the batch norm whose output gradient it is: dX bit for bit that of
+    /// <see cref="LinearBackward.InputGradient(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, Workers?, IsaLevel?)"/>, the
+    /// batch norm's coefficients, dgamma and dbeta to float rounding against its own reduction pass, and the gathered sums
+    /// the same bits at 1 and 2 threads. A weight too large to read in place is refused.
+    /// </summary>
+    [Theory]
+    [InlineData(2333, 96, 16)] // MobileNetV2's projection: many row blocks, a partial last one
+    [InlineData(300, 13, 7)]   // odd channels, fewer blocks than groups
+    [InlineData(5, 3, 2)]      // fewer rows than a GEMM tile
+    public unsafe void ProjectionInputGradientGathersTheBatchNormSums(int rows, int inF, int outF)
+    {
+        var rng = new Random(rows * 3 + inF);
+        float[] dy = TestData.Random(rng, (long)rows * outF), w = TestData.Random(rng, (long)outF * inF);
+        float[] e = TestData.Random(rng, (long)rows * inF, 2f), gamma = TestData.Random(rng, inF), beta = TestData.Random(rng, inF);
+        var act = MobileNetSharp.Graph.Activation.Relu6;
+        var (lo, hi) = BatchNormTraining.ClampOf(act);
+        int groups = LinearBackward.RowGroupCount(rows);
+        float[]? first = null;
+        foreach (var (isa, workers) in TestData.Sweep())
+        {
+            string ctx = $"{rows}x{inF}x{outF} {isa} {workers.Count}T";
+            var (y, mean, inv, scale) = (new float[e.Length], new float[inF], new float[inF], new float[inF]);
+            BatchNormTraining.Forward(e, gamma, beta, y, mean, inv, rows, inF, 1e-5f, workers, isa, act, scale);
+            var dx1 = new float[e.Length];
+            LinearBackward.InputGradient(dy, w, dx1, rows, inF, outF, workers, isa);
+            var (k1, dg1, db1) = (new float[3 * inF], new float[inF], new float[inF]);
+            BatchNormTraining.BackwardCoefficients(e, dx1, gamma, mean, inv, dg1, db1, rows, inF, workers, Isa.Resolve(isa), act, beta, scale, k1);
+
+            var dx2 = Enumerable.Repeat(float.NaN, e.Length).ToArray();
+            var partials = Enumerable.Repeat(double.NaN, groups * 2 * inF).ToArray();
+            fixed (float* pe = e, pm = mean, ps = scale, pb = beta)
+            fixed (double* pp = partials)
+            {
+                var sums = new BatchNormGradSums { X = pe, Mean = pm, MaskScale = ps, MaskShift = pb, Lo = lo, Hi = hi, Channels = inF, Partials = pp };
+                LinearBackward.InputGradient(dy, w, dx2, rows, inF, outF, workers, isa, &sums);
+                if (isa == Isa.Supported[0] && workers.Count == 1)
+                    Assert.Throws<ArgumentException>(() => RefusesLargeWeight(rows, workers));
+            }
+            Assert.True(dx1.AsSpan().SequenceEqual(dx2), ctx + " dx");
+            var (k2, dg2, db2) = (new float[3 * inF], new float[inF], new float[inF]);
+            BatchNormTraining.BackwardCoefficients(partials, groups, gamma, inv, dg2, db2, rows, inF, k2);
+            TestData.AssertClose(db1, db2, rows, ctx + " dbeta");
+            TestData.AssertClose(dg1, dg2, rows, ctx + " dgamma");
+            TestData.AssertClose(k1, k2, rows, ctx + " coefficients");
+            if (first is not null && workers.Count == 2) Assert.True(first.AsSpan().SequenceEqual(k2), ctx + " sums at 2 threads");
+            first = k2;
+        }
+    }
+
+    public static readonly TheoryData<string, Conv2dGeometry> DepthwiseFromBatchNorm = new()
+    {
+        { "3x3 s1 (dX by the forward kernel)", G(3, 9, 11, 17, 17, 3, 1, 1, groups: 17) },
+        { "3x3 s2 (dX by the gather)", G(2, 9, 8, 13, 13, 3, 2, 1, groups: 13) },
+        { "5x5 s1, asymmetric pads", G(2, 8, 8, 8, 8, 5, 1, pt: 2, pl: 1, pb: 2, pr: 2, groups: 8) },
+        { "4x4 maps (padded copy), more images than groups", G(11, 4, 4, 24, 24, 3, 1, 1, groups: 24) },
+        { "one channel", G(2, 6, 6, 1, 1, 3, 1, 1, groups: 1) },
+    };
+
+    /// <summary>
+    /// A depthwise convolution's gradients from its batch norm's deferred input gradient, image by image, against the
+    /// batch norm's backward written whole followed by the two depthwise kernels: dX bit for bit, dW to float rounding
+    /// (another summation order), at every ISA; 1 and 2 threads give identical bits. The same with the sums of the batch
+    /// norm before the convolution gathered from dX as it is made.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(DepthwiseFromBatchNorm))]
+    public unsafe void DepthwiseGradientsFromBatchNormGradientMatchItWritten(string name, Conv2dGeometry g)
+    {
+        var rng = new Random((int)g.InputLength + g.OutC);
+        int rows = g.Batch * g.OutH * g.OutW, c = g.OutC;
+        float[] x = TestData.Random(rng, g.InputLength), w = TestData.Random(rng, g.WeightLength);
+        float[] z = TestData.Random(rng, g.OutputLength, 2f), dy = TestData.Random(rng, g.OutputLength);
+        float[] gamma = TestData.Random(rng, c), beta = TestData.Random(rng, c);
+        var act = MobileNetSharp.Graph.Activation.Relu6;
+        float[] e = TestData.Random(rng, g.InputLength, 2f), egamma = TestData.Random(rng, c), ebeta = TestData.Random(rng, c);
+        (float[] Dx, float[] Dw, float[] K)? first = null;
+        foreach (var (isa, workers) in TestData.Sweep())
+        {
+            string ctx = $"{name} {isa} {workers.Count}T";
+            var (y, mean, inv, scale) = (new float[z.Length], new float[c], new float[c], new float[c]);
+            BatchNormTraining.Forward(z, gamma, beta, y, mean, inv, rows, c, 1e-5f, workers, isa, act, scale);
+            var (dz, dg, db) = (new float[z.Length], new float[c], new float[c]);
+            BatchNormTraining.Backward(z, dy, gamma, mean, inv, dz, dg, db, rows, c, workers, isa, act, beta, scale);
+            var (dx1, dw1) = (new float[x.Length], new float[w.Length]);
+            DepthwiseBackward.InputGradient(g, dz, w, dx1, workers, isa);
+            DepthwiseBackward.WeightGradient(g, x, dz, dw1, default, workers, isa);
+
+            var k = new float[3 * c];
+            BatchNormTraining.BackwardCoefficients(z, dy, gamma, mean, inv, new float[c], new float[c], rows, c, workers, Isa.Resolve(isa), act, beta, scale, k);
+            var (dx2, dw2) = (Enumerable.Repeat(float.NaN, x.Length).ToArray(), Enumerable.Repeat(float.NaN, w.Length).ToArray());
+            var (lo, hi) = BatchNormTraining.ClampOf(act);
+            fixed (float* pz = z, pdy = dy, pm = mean, pk = k, ps = scale, pb = beta)
+                DepthwiseBackward.Gradients(g, new BatchNormGradRows { Dy = pdy, X = pz, Mean = pm, Coefficients = pk, MaskScale = ps, MaskShift = pb, Lo = lo, Hi = hi, Channels = c },
+                    x, w, dx2, dw2, workers, isa);
+            Assert.True(dx1.AsSpan().SequenceEqual(dx2), ctx + " dx");
+            TestData.AssertClose(dw1, dw2, rows, ctx + " dw");
+
+            // Again, gathering the sums of a batch norm before the convolution (input e, its output's gradient dX) from
+            // each image's dX: the coefficients, dgamma and dbeta match those of its own reduction pass over e and dX.
+            int inRows = g.Batch * g.InH * g.InW;
+            var (ey, emean, einv, escale) = (new float[e.Length], new float[c], new float[c], new float[c]);
+            BatchNormTraining.Forward(e, egamma, ebeta, ey, emean, einv, inRows, c, 1e-5f, workers, isa, act, escale);
+            var (ek, edg, edb) = (new float[3 * c], new float[c], new float[c]);
+            BatchNormTraining.BackwardCoefficients(e, dx1, egamma, emean, einv, edg, edb, inRows, c, workers, Isa.Resolve(isa), act, ebeta, escale, ek);
+            int groups = DepthwiseBackward.ImageGroupCount(g.Batch);
+            var partials = Enumerable.Repeat(double.NaN, groups * 2 * c).ToArray();
+            var (dx3, dw3) = (new float[x.Length], new float[w.Length]);
+            fixed (float* pz = z, pdy = dy, pm = mean, pk = k, ps = scale, pb = beta, pe = e, pem = emean, pes = escale, peb = ebeta)
+            fixed (double* pp = partials)
+            {
+                var sums = new BatchNormGradSums { X = pe, Mean = pem, MaskScale = pes, MaskShift = peb, Lo = lo, Hi = hi, Channels = c, Partials = pp };
+                DepthwiseBackward.Gradients(g, new BatchNormGradRows { Dy = pdy, X = pz, Mean = pm, Coefficients = pk, MaskScale = ps, MaskShift = pb, Lo = lo, Hi = hi, Channels = c },
+                    x, w, dx3, dw3, workers, isa, &sums);
+            }
+            Assert.True(dx2.AsSpan().SequenceEqual(dx3), ctx + " dx with sums");
+            Assert.True(dw2.AsSpan().SequenceEqual(dw3), ctx + " dw with sums");
+            var (gk, gdg, gdb) = (new float[3 * c], new float[c], new float[c]);
+            BatchNormTraining.BackwardCoefficients(partials, groups, egamma, einv, gdg, gdb, inRows, c, gk);
+            TestData.AssertClose(edb, gdb, inRows, ctx + " gathered dbeta");
+            TestData.AssertClose(edg, gdg, inRows, ctx + " gathered dgamma");
+            TestData.AssertClose(ek, gk, inRows, ctx + " gathered coefficients");
+
+            if (first is var (fx, fw, fk) && workers.Count == 2)
+            {
+                Assert.True(fx.AsSpan().SequenceEqual(dx2), ctx + " dx at 2 threads");
+                Assert.True(fw.AsSpan().SequenceEqual(dw2), ctx + " dw at 2 threads");
+                Assert.True(fk.AsSpan().SequenceEqual(gk), ctx + " gathered sums at 2 threads");
+            }
+            first = (dx2, dw2, gk);
+        }
+    }
+
     /// <summary>The weight gradient reduces over rows in a fixed group partition: 1 and 2 threads agree bit for bit.</summary>
     [Fact]
     public void LinearWeightGradientDoesNotDependOnThreads()

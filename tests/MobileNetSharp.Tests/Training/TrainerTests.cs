@@ -49,17 +49,27 @@ public sealed class TrainerTests : IDisposable
     }
 
     [Fact]
-    public void EveryExpandingConvolutionReadsTheBatchNormGradientWhereItIsComputed()
+    public void ExpandingAndDepthwiseConvolutionsReadTheBatchNormGradientWhereItIsComputed()
     {
-        // MobileNetV2's expanding 1x1 convolutions feed only a batch norm: its backward keeps the reductions, and the
-        // convolution's backward computes the batch norm's dX block by block instead of reading it from memory.
+        // MobileNetV2's expanding 1x1 and depthwise convolutions each feed only a batch norm: its backward keeps the
+        // reductions, and the convolution's backward computes the batch norm's dX (its own dY) block by block or image by
+        // image instead of reading it from memory. Projections (dX and dW apart) read a written dY.
         using var session = new TrainingSession(Model());
         var steps = session.PlanSteps(8);
         var pointwise = steps.OfType<PointwiseGradStep>().ToList();
+        var depthwise = steps.OfType<DepthwiseGradStep>().ToList();
         Assert.NotEmpty(pointwise);
+        Assert.NotEmpty(depthwise);
         Assert.All(pointwise, p => Assert.True(p.FromBatchNormGradient, $"{p.Name} reads a written dY"));
-        Assert.Equal(pointwise.Count, steps.OfType<BatchNormGradStep>().Count(b => b.Deferred));
+        Assert.DoesNotContain(steps, s => s.Kernel is "dw-conv-grad-x" or "dw-conv-grad-w");
+        Assert.Equal(pointwise.Count + depthwise.Count, steps.OfType<BatchNormGradStep>().Count(b => b.Deferred));
         Assert.All(steps.OfType<BatchNormGradStep>().Where(b => b.Deferred), b => Assert.DoesNotContain(b.Dx, b.Writes));
+        // And each depthwise backward gathers the sums of the batch norm before it (the stem's or an expansion's), as do
+        // the projections' dX (those with a weight small enough to read in place) for the batch norm after the depthwise.
+        Assert.All(depthwise, d => Assert.True(d.GathersSums, $"{d.Name} gathers no sums"));
+        var projections = steps.OfType<ConvInputGradStep>().Where(s => s.GathersSums).ToList();
+        Assert.Contains(projections, p => p.Name == "block3.project.dx");
+        Assert.Equal(depthwise.Count + projections.Count, steps.OfType<BatchNormGradStep>().Count(b => b.SumsGathered));
     }
 
     [Fact]

@@ -30,6 +30,33 @@ internal unsafe struct BatchNormGradRows
     public readonly void Write(long row0, int rows, float* destination, IsaLevel isa) => BatchNormTraining.BackwardRows(this, row0, rows, destination, isa);
 }
 
+/// <summary>
+/// The reductions of a training-mode batch norm's backward (Σ dy' and Σ dy'·(x - mean), dy' masked by the fused clamp),
+/// gathered by the kernel that computes dy, piece by piece while each piece is in its cache: the batch norm's backward
+/// then reads neither dy nor x for them. Each piece is added into one of a fixed number of double partials [groups][2][C]
+/// (chosen by the producer from the shape alone), combined in group order by
+/// <see cref="BatchNormTraining.BackwardCoefficients(ReadOnlySpan{double}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, Span{float})"/>.
+/// </summary>
+internal unsafe struct BatchNormGradSums
+{
+    /// <summary>The batch norm's input x [rows, C] and batch mean [C].</summary>
+    public float* X, Mean;
+    /// <summary>Null without a fused clamp; otherwise the forward's scale [C] and beta [C].</summary>
+    public float* MaskScale, MaskShift;
+    public float Lo, Hi;
+    public int Channels;
+    /// <summary>[groups][2][C] doubles, zeroed before the producer runs.</summary>
+    public double* Partials;
+
+    /// <summary>Code that runs with the sums bound to a run's buffers.</summary>
+    public delegate void Body(in BatchNormGradSums sums);
+
+    /// <summary>Adds rows [row0, row0 + rows) of dy (at <paramref name="dy"/>, row row0 first) into partial <paramref name="group"/>.</summary>
+    public readonly void Add(long row0, int rows, float* dy, int group, IsaLevel isa) =>
+        ChannelReduction.AccumulateCentred(isa, X + row0 * Channels, dy, rows, Channels, Mean, MaskScale, MaskShift, Lo, Hi,
+            Partials + (long)group * 2 * Channels);
+}
+
 public static unsafe partial class BatchNormTraining
 {
     /// <summary>Rows of dx from <see cref="BatchNormGradRows"/> (one thread, the caller's).</summary>

@@ -156,8 +156,16 @@ public static unsafe partial class BatchNormTraining
         IsaLevel level = Isa.Resolve(isa);
         var coefficients = new float[3 * channels];
         BackwardCoefficients(x, dy, gamma, mean, invStd, dgamma, dbeta, rows, channels, workers, level, activation, beta, scale, coefficients);
-        var clamp = masked ? new Clamp(scale, beta, lo, hi) { Mask = true } : new Clamp();
-        Affine(dy, x, dx, coefficients.AsSpan(0, channels), coefficients.AsSpan(channels, channels), mean, coefficients.AsSpan(2 * channels, channels),
+        BackwardApply(x, dy, mean, coefficients, dx, rows, channels, workers, level, activation, beta, scale);
+    }
+
+    /// <summary>The write half of the backward: dx [rows, C] = a·dy' + b·(x - mean) + k from the coefficients [3, C] (dx may alias dy).</summary>
+    internal static void BackwardApply(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> mean, ReadOnlySpan<float> coefficients,
+        Span<float> dx, int rows, int channels, Workers workers, IsaLevel level, Activation activation, ReadOnlySpan<float> beta, ReadOnlySpan<float> scale)
+    {
+        var (lo, hi) = ClampOf(activation);
+        var clamp = activation.IsNone ? new Clamp() : new Clamp(scale, beta, lo, hi) { Mask = true };
+        Affine(dy, x, dx, coefficients[..channels], coefficients.Slice(channels, channels), mean, coefficients.Slice(2 * channels, channels),
             rows, channels, workers, level, clamp);
     }
 
@@ -176,6 +184,30 @@ public static unsafe partial class BatchNormTraining
         var clamp = activation.IsNone ? new Clamp() : new Clamp(scale, beta, lo, hi);
         double[] sums = ChannelReduction.Run(ChannelReduction.Op.SumAndCenteredProduct, x, dy, mean, 1, rows, channels, workers, level,
             clamp.Scale, clamp.Shift, clamp.Lo, clamp.Hi);
+        Coefficients(sums, gamma, invStd, dgamma, dbeta, rows, channels, coefficients);
+    }
+
+    /// <summary>
+    /// <see cref="BackwardCoefficients(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, Workers, IsaLevel, Activation, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float})"/>
+    /// from sums the producer of dy gathered (<see cref="BatchNormGradSums"/>: [groups][2][C] partials, added in group order).
+    /// </summary>
+    internal static void BackwardCoefficients(ReadOnlySpan<double> partials, int groups, ReadOnlySpan<float> gamma, ReadOnlySpan<float> invStd,
+        Span<float> dgamma, Span<float> dbeta, int rows, int channels, Span<float> coefficients)
+    {
+        if (partials.Length < groups * 2 * channels) throw new ArgumentException($"Batch norm backward: {partials.Length} partial sums, [{groups}, 2, {channels}] needed.");
+        var sums = partials[..(2 * channels)].ToArray();
+        for (int g = 1; g < groups; g++)
+        {
+            var p = partials.Slice(g * 2 * channels, 2 * channels);
+            for (int i = 0; i < sums.Length; i++) sums[i] += p[i];
+        }
+        Coefficients(sums, gamma, invStd, dgamma, dbeta, rows, channels, coefficients);
+    }
+
+    /// <summary>The coefficients [3, C], dgamma and dbeta from Σ dy' [C] and Σ dy'·(x - mean) [C] (in <paramref name="sums"/>).</summary>
+    private static void Coefficients(double[] sums, ReadOnlySpan<float> gamma, ReadOnlySpan<float> invStd, Span<float> dgamma, Span<float> dbeta,
+        int rows, int channels, Span<float> coefficients)
+    {
         Span<float> a = coefficients[..channels], b = coefficients.Slice(channels, channels), k = coefficients.Slice(2 * channels, channels);
         for (int c = 0; c < channels; c++)
         {

@@ -77,6 +77,24 @@ internal static unsafe class ChannelReduction
         return result;
     }
 
+    /// <summary>
+    /// Adds Σ b and Σ b·(a - m) over <paramref name="rows"/> rows of a and b ([rows, C]) into <paramref name="sums"/> [2][C]
+    /// (double, accumulated), b masked as in <see cref="Run"/> when <paramref name="maskScale"/> is not null; on the
+    /// caller's thread. For a kernel that has just computed b (a batch norm's output gradient) and still holds it in cache.
+    /// </summary>
+    public static void AccumulateCentred(IsaLevel isa, float* a, float* b, int rows, int channels, float* m, float* maskScale, float* maskShift,
+        float maskLo, float maskHi, double* sums)
+    {
+        if (rows <= 0) return;
+        var args = new Args
+        {
+            A = a, B = b, M = m, Partial = sums, Op = Op.SumAndCenteredProduct, Segments = 1, Rows = rows, Channels = channels, Blocks = 1, Isa = isa,
+            MaskScale = maskScale, MaskShift = maskShift, MaskLo = maskLo, MaskHi = maskHi,
+        };
+        var body = new Body { A = &args, Row0 = 0, Row1 = rows, Offset = 0, Out = sums };
+        KernelDispatch.Run(isa, ref body);
+    }
+
     private struct Args
     {
         public float* A, B, M, MaskScale, MaskShift;

@@ -27,7 +27,7 @@ namespace MobileNetSharp.Kernels;
 /// 0.7-1.3x), from 1.3-2x and 2.3-4x before.
 /// </para>
 /// </summary>
-public static unsafe class DepthwiseBackward
+public static unsafe partial class DepthwiseBackward
 {
     /// <summary>Row blocks for the weight gradient; fixed so that 1 and N threads give identical sums.</summary>
     private const int WeightBlocks = 8;
@@ -45,11 +45,27 @@ public static unsafe class DepthwiseBackward
             return;
         }
         int taps = g.KernelH * g.KernelW;
-        var packed = new float[taps * g.InC]; // [tap][C]: a whole channel vector per tap
+        var (packed, colTaps) = GatherTables(g, w);
+        fixed (float* pdy = dy, pw = packed, pdx = dx)
+        fixed (int* pct = colTaps)
+        {
+            var args = new Args { G = g, Dy = pdy, W = pw, Dx = pdx, ColTaps = pct, Isa = Isa.Resolve(isa) };
+            int rows = g.Batch * g.InH;
+            args.Blocks = workers.Count == 1 || g.InputLength * taps < (1 << 15) ? 1 : Math.Min(rows, workers.Count * 4);
+            args.Rows = rows;
+            workers.For(args.Blocks, &InputTask, &args);
+        }
+    }
+
+    /// <summary>The gather's weights as [tap][C] (a whole channel vector per tap) and, per input column, the kernel columns kx
+    /// whose window covers it and the output column ox they come from (count, then (kx, ox) pairs): the same for every
+    /// row, so the inner loops do no division.</summary>
+    private static (float[] Packed, int[] ColTaps) GatherTables(in Conv2dGeometry g, ReadOnlySpan<float> w)
+    {
+        int taps = g.KernelH * g.KernelW;
+        var packed = new float[taps * g.InC];
         for (int c = 0; c < g.InC; c++)
             for (int t = 0; t < taps; t++) packed[t * g.InC + c] = w[c * taps + t];
-        // For each input column: the kernel columns kx whose window covers it and the output column ox they
-        // come from, computed once (the same for every row) so the inner loops do no division.
         var colTaps = new int[g.InW * (1 + 2 * g.KernelW)];
         for (int ix = 0; ix < g.InW; ix++)
         {
@@ -64,15 +80,7 @@ public static unsafe class DepthwiseBackward
             }
             colTaps[at] = count;
         }
-        fixed (float* pdy = dy, pw = packed, pdx = dx)
-        fixed (int* pct = colTaps)
-        {
-            var args = new Args { G = g, Dy = pdy, W = pw, Dx = pdx, ColTaps = pct, Isa = Isa.Resolve(isa) };
-            int rows = g.Batch * g.InH;
-            args.Blocks = workers.Count == 1 || g.InputLength * taps < (1 << 15) ? 1 : Math.Min(rows, workers.Count * 4);
-            args.Rows = rows;
-            workers.For(args.Blocks, &InputTask, &args);
-        }
+        return (packed, colTaps);
     }
 
     /// <summary>

@@ -24,6 +24,55 @@ public static unsafe class LinearBackward
         MatMul.Run(dy, w, dx, rows, outFeatures, inFeatures, workers ?? Workers.Single, isa);
     }
 
+    /// <summary>
+    /// <see cref="InputGradient(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, Workers?, IsaLevel?)"/>
+    /// (the same bits) that also gathers the sums of the training-mode batch norm whose output gradient dx is: dx is made in
+    /// blocks of <see cref="RowBlock"/> rows, each added to its group's partial while it is in L2, so the batch norm's
+    /// backward reads neither dx nor its input for them. <see cref="RowGroupCount"/> groups, fixed by the rows. Needs w
+    /// small enough to read in place (<see cref="GathersSums"/>).
+    /// </summary>
+    internal static void InputGradient(ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, int rows, int inFeatures, int outFeatures,
+        Workers? workers, IsaLevel? isa, BatchNormGradSums* sums)
+    {
+        Check(rows, inFeatures, outFeatures);
+        if (!GathersSums(inFeatures, outFeatures) || sums->Channels != inFeatures)
+            throw new ArgumentException($"Batch-norm sums of {sums->Channels} channels are gathered by a 1x1 backward with a small w and {inFeatures} inputs, not [{outFeatures}, {inFeatures}].");
+        if (dy.Length < (long)rows * outFeatures || w.Length < (long)outFeatures * inFeatures || dx.Length < (long)rows * inFeatures)
+            throw new ArgumentException($"Buffers too small for dy [{rows}, {outFeatures}], w [{outFeatures}, {inFeatures}], dx [{rows}, {inFeatures}]: {dy.Length}, {w.Length}, {dx.Length}.");
+        workers ??= Workers.Single;
+        int blocks = (rows + RowBlock - 1) / RowBlock, groups = RowGroupCount(rows);
+        new Span<double>(sums->Partials, groups * 2 * inFeatures).Clear();
+        fixed (float* pdy = dy, pw = w, pdx = dx)
+        {
+            var args = new WeightArgs
+            {
+                Dy = pdy, W = pw, Dx = pdx, Rows = rows, In = inFeatures, Out = outFeatures, Blocks = blocks, Groups = groups, Isa = Isa.Resolve(isa), Sums = sums,
+            };
+            if (workers.Count == 1 || (long)rows * inFeatures < (1 << 16)) for (int gi = 0; gi < groups; gi++) InputSumsTask(&args, gi);
+            else workers.For(groups, &InputSumsTask, &args);
+        }
+    }
+
+    /// <summary>Whether <see cref="InputGradient(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, Workers?, IsaLevel?, BatchNormGradSums*)"/>
+    /// gathers batch-norm sums for this shape: w read in place, as <see cref="MatMul"/> reads it.</summary>
+    internal static bool GathersSums(int inFeatures, int outFeatures) => (long)inFeatures * outFeatures < MatMul.MinFloatsToPack;
+
+    /// <summary>The row groups (partials) of the gathered sums: fixed by the rows alone.</summary>
+    internal static int RowGroupCount(int rows) => Math.Min(Groups, (rows + RowBlock - 1) / RowBlock);
+
+    private static void InputSumsTask(void* context, int group)
+    {
+        var a = (WeightArgs*)context;
+        var (b0, b1) = Workers.Split(a->Blocks, a->Groups, group);
+        for (int b = b0; b < b1; b++)
+        {
+            int r0 = b * RowBlock, kc = Math.Min(RowBlock, a->Rows - r0);
+            float* dx = a->Dx + (long)r0 * a->In;
+            GemmDriver.RunUnpacked(a->Isa, kc, a->In, a->Out, a->Dy + (long)r0 * a->Out, a->Out, a->W, a->In, dx, a->In, Workers.Single);
+            a->Sums->Add(r0, kc, dx, group, a->Isa);
+        }
+    }
+
     /// <summary>Rows per cache block of the weight gradient: a [out, RowBlock] slice of dYᵀ stays in L2 with X's block.</summary>
     private const int RowBlock = 256;
     /// <summary>Row groups of the weight gradient, each with its own partial sum; fixed so results do not depend on threads.</summary>
@@ -146,6 +195,8 @@ public static unsafe class LinearBackward
         public BatchNormGradRows Source;
         /// <summary>Null, or [groups, RowBlock, out] floats: each group's block of dy.</summary>
         public float* DyScratch;
+        /// <summary>Null, or the batch-norm sums dx's blocks are added into (<see cref="InputSumsTask"/>).</summary>
+        public BatchNormGradSums* Sums;
     }
 
     private static void WeightTask(void* context, int group)
