@@ -116,7 +116,19 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f, Act
             t.Plan.ReplaceLast(conv.WithMoments(slot));
         }
         var p = Enumerable.Range(1, 4).Select(i => t.Plan.Get(n.Input(i), MemoryLayout.Plain)).ToArray();
-        t.Plan.Add(new BatchNormTrainingStep(n.Name, Epsilon, Activation, rows, c, x, p[0], p[1], t.Plan.Produce(n.Output, layout), mean, invStd, scale, moments));
+        if (moments is var (momentSlot, granule) && layout == MemoryLayout.Nhwc && !t.Plan.IsGraphOutput(n.Output)
+            && t.Plan.ConsumersOf(n.Output) is [var reader] && Conv.ReadsNormalized(reader, n.Output))
+        {
+            // Read only by a depthwise convolution, which normalizes each image of x into its own scratch, forward and
+            // backward (BatchNormApply): y is never written, saving its write and the reads of it. Anything else that asks
+            // for y gets it computed where it asks.
+            t.Plan.Add(new BatchNormStatisticsStep(n.Name, Epsilon, rows, c, momentSlot, granule, p[0], mean, invStd, scale));
+            var (act, beta) = (Activation, p[1]);
+            t.Plan.Defer(n.Output, layout, new BatchNormApply(Activation, c, x, mean, scale, beta),
+                y => new BatchNormApplyStep(n.Name + ".apply", act, rows, c, x, mean, scale, beta, y));
+        }
+        else
+            t.Plan.Add(new BatchNormTrainingStep(n.Name, Epsilon, Activation, rows, c, x, p[0], p[1], t.Plan.Produce(n.Output, layout), mean, invStd, scale, moments));
         var newMean = PlanCompiler.Buffer(n.Input(3).Name + ".next", [c]);
         var newVar = PlanCompiler.Buffer(n.Input(4).Name + ".next", [c]);
         t.Plan.Add(new RunningStatisticsStep(n.Name + ".running", Epsilon, rows, t.BatchNormMomentum ?? 1 - Momentum, mean, invStd, p[2], p[3], newMean, newVar));
@@ -194,6 +206,41 @@ internal sealed class BatchNormTrainingStep(string name, float eps, Activation a
         else
             BatchNormTraining.Forward(ctx.Read(x), ctx.Read(gamma), ctx.Read(beta), ctx.Write(y), ctx.Write(mean), ctx.Write(invStd), rows, c, eps, ctx.Workers, act,
                 ctx.Write(scale));
+    }
+}
+
+/// <summary>Training-mode batch norm's statistics only (mean, invStd, scale) from its producer's moments; y is left to its reader.</summary>
+internal sealed class BatchNormStatisticsStep(string name, float eps, int rows, int c, Slot moments, int granule, Slot gamma, Slot mean, Slot invStd, Slot scale)
+    : Step(name, [moments, gamma], [mean, invStd, scale])
+{
+    public override string Kernel => "BatchNormalization(training, statistics)";
+    public override void Execute(RunContext ctx) =>
+        BatchNormTraining.ForwardStatistics(ctx.Read<double>(moments), granule, ctx.Read(gamma), ctx.Write(mean), ctx.Write(invStd), ctx.Write(scale), rows, c, eps);
+}
+
+/// <summary>y = clamp(scale·(x - mean) + beta) of a batch norm whose y was deferred, for a reader that needs it in memory.</summary>
+internal sealed class BatchNormApplyStep(string name, Activation act, int rows, int c, Slot x, Slot mean, Slot scale, Slot beta, Slot y)
+    : Step(name, [x, mean, scale, beta], [y])
+{
+    public override string Kernel => act.IsNone ? "BatchNormalization(apply)" : $"BatchNormalization(apply)+{act}";
+    public override void Execute(RunContext ctx) =>
+        BatchNormTraining.ForwardApply(ctx.Read(x), ctx.Read(mean), ctx.Read(scale), ctx.Read(beta), ctx.Write(y), rows, c, ctx.Workers, act);
+}
+
+/// <summary>
+/// A training-mode batch norm's output left to its reader: the slots of <see cref="BatchNormApplyRows"/> (x, the batch
+/// mean, scale = gamma·invStd and beta), and the fused clamp.
+/// </summary>
+internal sealed record BatchNormApply(Activation Act, int Channels, Slot X, Slot Mean, Slot Scale, Slot Beta)
+{
+    public Slot[] Reads => [X, Mean, Scale, Beta];
+
+    /// <summary>The rows bound to this run's buffers, valid while <paramref name="body"/> runs.</summary>
+    public unsafe void With(RunContext ctx, BatchNormApplyRows.Body body)
+    {
+        var (lo, hi) = BatchNormTraining.ClampOf(Act);
+        fixed (float* px = ctx.Read(X), pm = ctx.Read(Mean), ps = ctx.Read(Scale), pb = ctx.Read(Beta))
+            body(new BatchNormApplyRows { X = px, Mean = pm, Scale = ps, Beta = pb, Lo = lo, Hi = hi, Channels = Channels });
     }
 }
 

@@ -101,12 +101,31 @@ public sealed record Conv(
         OnnxForms.Conv(w, node, [KernelH, KernelW], [StrideH, StrideW], [PadTop, PadLeft, PadBottom, PadRight],
             [DilationH, DilationW], Groups, AutoPad, Activation);
 
+    /// <summary>
+    /// Whether <paramref name="reader"/> is a training-time depthwise convolution (weights read at run time, no residual,
+    /// no fused activation) that takes <paramref name="v"/> as its input and can normalize it itself: the batch norm
+    /// that makes v then leaves it unwritten (<see cref="BatchNormApply"/>).
+    /// </summary>
+    internal static bool ReadsNormalized(Node reader, Value v) =>
+        reader.Op is Conv { Activation.IsNone: true } c && reader.Inputs.Length > 1 && reader.Input(0) == v && v.Rank == 4 && !reader.Input(1).IsConstant
+        && reader.OptionalInput(3) is null && c.Geometry(v.Shape, reader.Input(1).Shape[0]) is { IsDepthwise: true } g && g.OutC == g.InC;
+
     void IRunnable.Lower(Node n, PlanCompiler plan)
     {
         var x = n.Input(0);
         var w = n.Input(1);
         for (int i = 0; i < 4; i++) PlanCompiler.Require(n, i, DataType.Float32, i switch { 0 => "Conv input", 1 => "Conv weight", 2 => "Conv bias", _ => "Residual" });
         var g = Geometry(x.Shape, w.Shape[0]);
+        if (plan.DeferredSource<BatchNormApply>(x) is { } normalized && ReadsNormalized(n, x))
+        {
+            // The batch norm before this convolution left its output unwritten: each image is normalized into scratch here.
+            var weightSlot = plan.Get(w, MemoryLayout.Plain);
+            var biasSlot = n.OptionalInput(2) is { } bv ? plan.Get(bv, MemoryLayout.Plain) : null;
+            var shape = new Conv2dOperator(g with { Batch = 1 }, new float[g.WeightLength], [], Activation, plan.Isa);
+            plan.Add(new RuntimeWeightConvStep(n.Name, g, Activation, plan.Isa, null, weightSlot, biasSlot, plan.Produce(n.Output, MemoryLayout.Nhwc), null,
+                Scratch(n, shape.NormalizedScratchLength(g.Batch)), normalized: normalized));
+            return;
+        }
         var residual = n.OptionalInput(3) is { } r ? plan.Get(r, MemoryLayout.Nhwc) : null;
         var input = plan.Get(x, MemoryLayout.Nhwc);
         var output = plan.Produce(n.Output, MemoryLayout.Nhwc);
@@ -142,7 +161,10 @@ public sealed record Conv(
             t.Plan.Add(new ActivationGradStep(n.Name + ".act.grad", Activation, t.Plan.Get(n.Output, MemoryLayout.Nhwc), dy, pre, fromOutput: true));
             dy = pre;
         }
-        var input = t.Plan.Get(x, MemoryLayout.Nhwc);
+        // A batch norm's output that was never written: a fused depthwise backward normalizes it image by image; any other
+        // use computes it (PlanCompiler.Get materializes it once).
+        var normalized = t.Plan.DeferredSource<BatchNormApply>(x);
+        Slot Input() => t.Plan.Get(x, MemoryLayout.Nhwc);
         var weights = t.Plan.Get(w, MemoryLayout.Plain);
         var dx = t.InputGrad(x, MemoryLayout.Nhwc);
         var dw = t.InputGrad(w, MemoryLayout.Plain);
@@ -158,7 +180,7 @@ public sealed record Conv(
                 (var reduction, source) = bn.Defer();
                 t.Plan.ReplaceLast(reduction);
             }
-            t.Plan.Add(new PointwiseGradStep(n.Name + ".grad", g, t.Plan.Isa, input, dy, weights, dx, dw, db, source));
+            t.Plan.Add(new PointwiseGradStep(n.Name + ".grad", g, t.Plan.Isa, Input(), dy, weights, dx, dw, db, source));
             return;
         }
         if (dx is not null && dw is not null && db is null && g.IsDepthwise && g.OutC == g.InC
@@ -168,13 +190,13 @@ public sealed record Conv(
             // gradients, instead of written whole by the batch norm and read back twice.
             var (reduction, source) = norm.Defer();
             t.Plan.ReplaceLast(reduction);
-            t.Plan.Add(new DepthwiseGradStep(n.Name + ".grad", g, t.Plan.Isa, input, weights, dx, dw, source));
+            t.Plan.Add(new DepthwiseGradStep(n.Name + ".grad", g, t.Plan.Isa, normalized is null ? Input() : null, weights, dx, dw, source, normalizedX: normalized));
             return;
         }
         // dW first, then dX: dX is then the last step, where the batch norm before this convolution finds it (to gather
         // its sums while dX is written), and it is read right after it is made.
         if (dw is not null || db is not null)
-            t.Plan.Add(new ConvWeightGradStep(n.Name + ".dw", g, t.Plan.Isa, input, dy,
+            t.Plan.Add(new ConvWeightGradStep(n.Name + ".dw", g, t.Plan.Isa, Input(), dy,
                 dw ?? PlanCompiler.Buffer(n.Name + ".dw.unused", w.Shape), db));
         if (dx is not null) t.Plan.Add(new ConvInputGradStep(n.Name + ".dx", g, t.Plan.Isa, dy, weights, dx));
     }
@@ -213,24 +235,42 @@ internal sealed class ConvStep(string name, Conv2dOperator op, int batch, Slot i
 /// there for the training-mode batch norm after it (<see cref="Conv2dOperator.MomentsGranule"/>).
 /// </summary>
 internal sealed class RuntimeWeightConvStep(string name, Conv2dGeometry g, Activation act, IsaLevel? isa,
-    Slot input, Slot weights, Slot? bias, Slot output, Slot? residual, Slot? scratch, Slot? moments = null)
-    : Step(name, new[] { input, weights, bias, residual }.OfType<Slot>().ToArray(), new[] { output, scratch, moments }.OfType<Slot>().ToArray())
+    Slot? input, Slot weights, Slot? bias, Slot output, Slot? residual, Slot? scratch, Slot? moments = null, BatchNormApply? normalized = null)
+    : Step(name, new[] { input, weights, bias, residual }.OfType<Slot>().Concat(normalized?.Reads ?? []).ToArray(),
+        new[] { output, scratch, moments }.OfType<Slot>().ToArray())
 {
-    public override string Kernel => "conv(runtime weights)";
+    public override string Kernel => normalized is null ? "conv(runtime weights)" : "conv(runtime weights, normalizing its input)";
 
     public Slot Output => output;
     public Slot? Moments => moments;
 
+    /// <summary>The input is a batch norm's output this step normalizes itself (never written).</summary>
+    public bool NormalizesInput => normalized is not null;
+
     /// <summary>Blocks' granule of the moments this step gathers (see <see cref="Conv2dOperator.MomentsGranule"/>).</summary>
-    public int MomentsGranule => new Conv2dOperator(g with { Batch = 1 }, new float[g.WeightLength], [], act, isa).MomentsGranule(g.Batch);
+    public int MomentsGranule
+    {
+        get
+        {
+            var probe = new Conv2dOperator(g with { Batch = 1 }, new float[g.WeightLength], [], act, isa);
+            return normalized is null ? probe.MomentsGranule(g.Batch) : probe.NormalizedMomentsGranule;
+        }
+    }
 
     /// <summary>This step, also gathering its output's moments into <paramref name="slot"/>.</summary>
-    public RuntimeWeightConvStep WithMoments(Slot slot) => new(Name, g, act, isa, input, weights, bias, output, residual, scratch, slot);
+    public RuntimeWeightConvStep WithMoments(Slot slot) => new(Name, g, act, isa, input, weights, bias, output, residual, scratch, slot, normalized);
 
     public override void Execute(RunContext ctx)
     {
         var op = new Conv2dOperator(g with { Batch = 1 }, ctx.Read(weights), ctx.ReadOptional(bias), act, isa);
-        op.Run(g.Batch, ctx.Read(input), ctx.Write(output), ctx.ReadOptional(residual), scratch is null ? default : ctx.Write(scratch), ctx.Workers,
+        if (normalized is not null)
+        {
+            normalized.With(ctx, (in BatchNormApplyRows rows) =>
+                op.RunNormalized(g.Batch, rows, ctx.Write(output), scratch is null ? default : ctx.Write(scratch), ctx.Workers,
+                    moments is null ? default : ctx.Write<double>(moments)));
+            return;
+        }
+        op.Run(g.Batch, ctx.Read(input!), ctx.Write(output), ctx.ReadOptional(residual), scratch is null ? default : ctx.Write(scratch), ctx.Workers,
             moments is null ? default : ctx.Write<double>(moments));
     }
 }
@@ -294,31 +334,49 @@ internal sealed class PointwiseGradStep(string name, Conv2dGeometry g, IsaLevel?
 /// dX and dW of a depthwise convolution from its batch norm's deferred input gradient (<see cref="DepthwiseBackward.Gradients"/>);
 /// with a <paramref name="sums"/> target, also the sums of the batch norm before it, gathered from dX image by image.
 /// </summary>
-internal sealed class DepthwiseGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot x, Slot w, Slot dx, Slot dw, BatchNormGradSource source,
-    BatchNormGradSumsTarget? sums = null)
-    : Step(name, sums is null ? [x, w, .. source.Reads] : [x, w, .. source.Reads, .. sums.Reads], sums is null ? [dx, dw] : [dx, dw, sums.Partials]),
+internal sealed class DepthwiseGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot? x, Slot w, Slot dx, Slot dw, BatchNormGradSource source,
+    BatchNormGradSumsTarget? sums = null, BatchNormApply? normalizedX = null)
+    : Step(name, new[] { x, w }.OfType<Slot>().Concat(source.Reads).Concat(sums?.Reads ?? []).Concat(normalizedX?.Reads ?? []).ToArray(),
+        sums is null ? [dx, dw] : [dx, dw, sums.Partials]),
     IGathersBatchNormSums
 {
-    public override string Kernel => "dw-conv-grad-x+w (from batch-norm grad)" + (sums is null ? "" : " (+ sums)");
+    public override string Kernel => "dw-conv-grad-x+w (from batch-norm grad)" + (sums is null ? "" : " (+ sums)") + (normalizedX is null ? "" : " (normalizing x)");
 
     public Slot Dx => dx;
     public bool CanGatherSums => sums is null;
     public int SumGroups => DepthwiseBackward.ImageGroupCount(g.Batch);
     public bool GathersSums => sums is not null;
-    public Step WithSums(BatchNormGradSumsTarget target) => new DepthwiseGradStep(Name, g, isa, x, w, dx, dw, source, target);
+    public Step WithSums(BatchNormGradSumsTarget target) => new DepthwiseGradStep(Name, g, isa, x, w, dx, dw, source, target, normalizedX);
+
+    /// <summary>x is a batch norm's output, normalized here image by image (never written).</summary>
+    public bool NormalizesInput => normalizedX is not null;
 
     public override unsafe void Execute(RunContext ctx) =>
         source.With(ctx, (in BatchNormGradRows rows) =>
         {
             var dyRows = rows;
-            if (sums is null) DepthwiseBackward.Gradients(g, dyRows, ctx.Read(x), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), ctx.Workers, isa);
+            if (sums is null) Run(ctx, dyRows, null);
             else
                 sums.With(ctx, (in BatchNormGradSums s) =>
                 {
                     var gather = s;
-                    DepthwiseBackward.Gradients(g, dyRows, ctx.Read(x), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), ctx.Workers, isa, &gather);
+                    Run(ctx, dyRows, &gather);
                 });
         });
+
+    private unsafe void Run(RunContext ctx, BatchNormGradRows dyRows, BatchNormGradSums* gather)
+    {
+        if (normalizedX is null)
+        {
+            DepthwiseBackward.Gradients(g, dyRows, ctx.Read(x!), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), ctx.Workers, isa, gather);
+            return;
+        }
+        normalizedX.With(ctx, (in BatchNormApplyRows xRows) =>
+        {
+            var xr = xRows;
+            DepthwiseBackward.Gradients(g, dyRows, default, ctx.Read(w), ctx.Write(dx), ctx.Write(dw), ctx.Workers, isa, gather, &xr);
+        });
+    }
 }
 
 /// <summary>dW (OIHW) and dB of a convolution, written.</summary>

@@ -29,6 +29,7 @@ internal sealed class PlanCompiler
     private readonly List<Step> _steps = [];
     private readonly Dictionary<Value, (Slot Slot, MemoryLayout Layout)> _native = [];
     private readonly Dictionary<(Value, MemoryLayout), Slot> _views = [];
+    private readonly Dictionary<Value, (MemoryLayout Layout, object Source, Func<Slot, Step> Materialize)> _deferred = [];
 
     public static readonly int[] ToNhwc = [0, 2, 3, 1], ToNchw = [0, 3, 1, 2];
 
@@ -146,7 +147,36 @@ internal sealed class PlanCompiler
     public static int PhysicalAxis(int axis, MemoryLayout layout) => layout == MemoryLayout.Nhwc ? Array.IndexOf(ToNhwc, axis) : axis;
 
     /// <summary>The layout a computed value was produced in (constants are plain).</summary>
-    public MemoryLayout NativeLayout(Value v) => v.IsConstant ? MemoryLayout.Plain : _native[v].Layout;
+    public MemoryLayout NativeLayout(Value v) =>
+        v.IsConstant ? MemoryLayout.Plain : _native.TryGetValue(v, out var n) ? n.Layout : _deferred.TryGetValue(v, out var d) ? d.Layout : _native[v].Layout;
+
+    /// <summary>
+    /// <paramref name="v"/> is not computed where its node is lowered but where it is read: a reader that can compute it
+    /// itself from <paramref name="source"/> (<see cref="DeferredSource{T}"/>) does so, and the first reader that asks for
+    /// its buffer (<see cref="Get"/>) gets it materialized there by the step <paramref name="materialize"/> makes for a slot
+    /// in <paramref name="layout"/>. So a value read only by readers that make it themselves never takes memory.
+    /// </summary>
+    public void Defer(Value v, MemoryLayout layout, object source, Func<Slot, Step> materialize) => _deferred[v] = (layout, source, materialize);
+
+    /// <summary>The source of a deferred value not materialized yet, when it is a <typeparamref name="T"/>; else null.</summary>
+    public T? DeferredSource<T>(Value v) where T : class =>
+        !_native.ContainsKey(v) && _deferred.TryGetValue(v, out var d) ? d.Source as T : null;
+
+    private Dictionary<Value, List<Node>>? _consumers;
+
+    /// <summary>The nodes of the graph being compiled that read <paramref name="v"/>.</summary>
+    public IReadOnlyList<Node> ConsumersOf(Value v) => (_consumers ??= _g.Consumers()).GetValueOrDefault(v) ?? [];
+
+    /// <summary>Whether <paramref name="v"/> is one of the graph's outputs.</summary>
+    public bool IsGraphOutput(Value v) => _g.Outputs.Contains(v);
+
+    /// <summary>Computes a deferred value into its own buffer at this point of the plan, if it is deferred and not yet computed.</summary>
+    private void Materialize(Value v)
+    {
+        if (_native.ContainsKey(v) || !_deferred.TryGetValue(v, out var d)) return;
+        var slot = Produce(v, d.Layout);
+        _steps.Add(d.Materialize(slot));
+    }
 
     /// <summary>Channels-last when <paramref name="x"/> is a rank-4 value produced channels-last: axis ops then remap their axis.</summary>
     public MemoryLayout FollowInput(Value x) => x.Rank == 4 && !x.IsConstant && NativeLayout(x) == MemoryLayout.Nhwc ? MemoryLayout.Nhwc : MemoryLayout.Plain;
@@ -170,7 +200,11 @@ internal sealed class PlanCompiler
     public void Alias(Value y, Slot slot, MemoryLayout layout) => _native[y] = (slot, layout);
 
     /// <summary>The buffer a computed value was produced into.</summary>
-    public Slot NativeSlot(Value v) => _native[v].Slot;
+    public Slot NativeSlot(Value v)
+    {
+        Materialize(v);
+        return _native[v].Slot;
+    }
 
     /// <summary>The slot holding <paramref name="v"/> in <paramref name="want"/> order, converting once if needed.</summary>
     public Slot Get(Value v, MemoryLayout want)
@@ -191,6 +225,7 @@ internal sealed class PlanCompiler
         }
         else
         {
+            Materialize(v);
             var native = _native.TryGetValue(v, out var n) ? n
                 : throw new GraphException($"Value '{v.Name}' is read before it is computed.");
             if (native.Layout == want || SameMemory(v.Shape)) return native.Slot;

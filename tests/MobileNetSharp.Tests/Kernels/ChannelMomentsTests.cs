@@ -155,6 +155,59 @@ public unsafe class ChannelMomentsTests
         }
     }
 
+    /// <summary>
+    /// A depthwise convolution reading a batch norm's output it normalizes itself, image by image into scratch, writes the
+    /// bits of the batch norm's forward followed by the convolution, and gathers its output's moments in whole images, the
+    /// same at 1 and 2 threads: on large maps (border path), small maps (padded copies), odd channels, a stride of 2, and
+    /// more images than moments blocks. A wrong channel count or short buffers are refused.
+    /// </summary>
+    [Theory]
+    [InlineData(3, 24, 26, 24, 1)]
+    [InlineData(11, 4, 4, 40, 1)]
+    [InlineData(2, 9, 9, 19, 2)]
+    public unsafe void DepthwiseNormalizingItsInputEqualsTheBatchNormWrittenThenConvolved(int batch, int h, int wd, int c, int stride)
+    {
+        var g = new Conv2dGeometry(1, h, wd, c, c, 3, 3, stride, stride, PadTop: 1, PadLeft: 1, PadBottom: 1, PadRight: 1, Groups: c);
+        var rng = new Random(batch * 7 + c);
+        var w = TestData.Random(rng, g.WeightLength);
+        var x = TestData.Random(rng, (long)batch * h * wd * c, 3f);
+        float[] gamma = TestData.Random(rng, c), beta = TestData.Random(rng, c);
+        int rows = batch * h * wd, pixels = batch * g.OutH * g.OutW;
+        var act = Activation.Relu6;
+        var (lo, hi) = BatchNormTraining.ClampOf(act);
+        foreach (IsaLevel isa in Isa.Supported)
+        {
+            var (y, mean, inv, scale) = (new float[x.Length], new float[c], new float[c], new float[c]);
+            BatchNormTraining.Forward(x, gamma, beta, y, mean, inv, rows, c, 1e-5f, Workers.Single, isa, act, scale);
+            var op = new Conv2dOperator(g, w, [], Activation.None, isa);
+            Assert.True(op.TakesNormalizedInput);
+            var expected = new float[pixels * c];
+            op.Run(batch, y, expected, default, new float[op.ScratchLength(batch)], Workers.Single);
+            double[]? single = null;
+            foreach (var workers in new[] { Workers.Single, TestData.Two })
+            {
+                string ctx = $"{batch}x{h}x{wd}x{c} s{stride} {isa} {workers.Count}T";
+                var output = Enumerable.Repeat(float.NaN, pixels * c).ToArray();
+                var partials = Enumerable.Repeat(double.NaN, ChannelMoments.PartialLength(pixels, c)).ToArray();
+                var scratch = new float[op.NormalizedScratchLength(batch)];
+                fixed (float* px = x, pm = mean, ps = scale, pb = beta)
+                {
+                    var rowsIn = new BatchNormApplyRows { X = px, Mean = pm, Scale = ps, Beta = pb, Lo = lo, Hi = hi, Channels = c };
+                    op.RunNormalized(batch, rowsIn, output, scratch, workers, partials);
+                    Assert.Throws<ArgumentException>(() => Refuse(op, batch, rowsIn with { Channels = c + 1 }, output, scratch, workers));
+                    Assert.Throws<ArgumentException>(() => Refuse(op, batch, rowsIn, output, scratch.AsSpan(1).ToArray(), workers));
+                }
+                Assert.True(expected.AsSpan().SequenceEqual(output), ctx + " output");
+                AssertMoments(output, pixels, c, partials, op.NormalizedMomentsGranule, ctx);
+                if (single is null) single = partials;
+                else Assert.True(single.AsSpan().SequenceEqual(partials), ctx + ": the moments depend on the thread count");
+            }
+        }
+
+        static void Refuse(Conv2dOperator op, int batch, BatchNormApplyRows rows, float[] output, float[] scratch, Workers workers) =>
+            op.RunNormalized(batch, rows, output, scratch, workers, default);
+    }
+
     [Fact]
     public void TheFastPathsGatherInTheKernel()
     {

@@ -43,9 +43,25 @@ public sealed class TrainerTests : IDisposable
         using var session = new TrainingSession(Model());
         var steps = session.PlanSteps(8);
         var norms = steps.OfType<BatchNormTrainingStep>().ToList();
+        var statisticsOnly = steps.OfType<BatchNormStatisticsStep>().ToList();
         Assert.NotEmpty(norms);
         Assert.All(norms, n => Assert.True(n.StatisticsFromProducer, $"{n.Name} computes its own statistics"));
-        Assert.Equal(norms.Count, steps.OfType<RuntimeWeightConvStep>().Count(c => c.Moments is not null));
+        Assert.Equal(norms.Count + statisticsOnly.Count, steps.OfType<RuntimeWeightConvStep>().Count(c => c.Moments is not null));
+    }
+
+    [Fact]
+    public void BatchNormOutputsReadOnlyByADepthwiseConvolutionAreNeverWritten()
+    {
+        // The stem's and every expansion's batch norm feed only a depthwise convolution: their output is normalized image by
+        // image inside that convolution's forward and its fused backward, so no step writes it.
+        using var session = new TrainingSession(Model());
+        var steps = session.PlanSteps(8);
+        var statisticsOnly = steps.OfType<BatchNormStatisticsStep>().ToList();
+        var depthwise = steps.OfType<RuntimeWeightConvStep>().Where(c => c.NormalizesInput).ToList();
+        Assert.NotEmpty(statisticsOnly);
+        Assert.Equal(statisticsOnly.Count, depthwise.Count);
+        Assert.Equal(depthwise.Count, steps.OfType<DepthwiseGradStep>().Count(d => d.NormalizesInput));
+        Assert.DoesNotContain(steps, s => s is BatchNormApplyStep);
     }
 
     [Fact]
@@ -210,10 +226,40 @@ public sealed class GraphGradientTests
         var logits = b.Linear(b.Flatten(b.GlobalAveragePool(residual)), 3);
         b.Output(logits);
 
+        AssertMatchesFiniteDifferences(b.Graph);
+    }
+
+    /// <summary>
+    /// Batch norms whose output only a depthwise convolution reads are never written: the convolution normalizes each image
+    /// itself. With a batch norm after the depthwise convolution its backward is fused and normalizes x again; without one
+    /// (here) the weight gradient asks for x in memory, and the plan computes it there. Both against finite differences.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void DepthwiseReadingAnUnwrittenBatchNormOutputMatchesFiniteDifferences(bool batchNormAfter)
+    {
+        var b = new GraphBuilder("fd-dw", seed: 3);
+        var x = b.Input("x", 4, 3, 7, 7);
+        var e = b.ConvBnAct(x, 6, 1, 1, Activation.Relu6, kind: "expand");
+        var d = batchNormAfter ? b.ConvBnAct(e, 6, 3, 1, Activation.Relu6, groups: 6, kind: "dw") : b.Conv(e, 6, 3, 1, groups: 6, bias: true, kind: "dw");
+        b.Output(b.Linear(b.Flatten(b.GlobalAveragePool(d)), 3));
+        using (var session = new TrainingSession(b.Graph))
+        {
+            var steps = session.PlanSteps(4);
+            Assert.Contains(steps, st => st is RuntimeWeightConvStep { NormalizesInput: true });
+            Assert.Equal(!batchNormAfter, steps.Any(st => st is BatchNormApplyStep));
+        }
+        AssertMatchesFiniteDifferences(b.Graph, [4, 3, 7, 7]);
+    }
+
+    private static void AssertMatchesFiniteDifferences(ModelGraph graph, int[]? shape = null)
+    {
+        shape ??= [4, 3, 6, 6];
         var rng = new Random(7);
-        var images = Tensor.Random(11, [4, 3, 6, 6]);
+        var images = Tensor.Random(11, shape);
         int[] labels = [0, 2, 1, 2];
-        using var session = new TrainingSession(b.Graph);
+        using var session = new TrainingSession(graph);
         float Loss() => session.Step(images, labels).Loss;
         Loss();
         var grads = session.Parameters.Select(p => (float[])p.Grad.Clone()).ToArray();

@@ -57,8 +57,45 @@ internal unsafe struct BatchNormGradSums
             Partials + (long)group * 2 * Channels);
 }
 
+/// <summary>
+/// A training-mode batch norm's output (y = clamp(scale·(x - mean) + beta)) computed where it is read: the depthwise
+/// convolution after the batch norm normalizes each image of x into its own cache-resident scratch, in the forward and
+/// again in the backward, so y is never written to memory. The bits are those the batch norm's forward writes (the same
+/// kernel body).
+/// </summary>
+internal unsafe struct BatchNormApplyRows
+{
+    /// <summary>x [rows, C] (channels-last), the batch norm's input.</summary>
+    public float* X;
+    /// <summary>The batch mean [C], the forward's scale = gamma·invStd [C] and beta [C].</summary>
+    public float* Mean, Scale, Beta;
+    /// <summary>The fused clamp's bounds (±infinity without one).</summary>
+    public float Lo, Hi;
+    public int Channels;
+
+    /// <summary>Code that runs with the rows bound to a run's buffers.</summary>
+    public delegate void Body(in BatchNormApplyRows rows);
+
+    /// <summary>y rows [row0, row0 + rows) into <paramref name="destination"/> [rows, C].</summary>
+    public readonly void Write(long row0, int rows, float* destination, IsaLevel isa) => BatchNormTraining.ForwardRows(this, row0, rows, destination, isa);
+}
+
 public static unsafe partial class BatchNormTraining
 {
+    /// <summary>Rows of y from <see cref="BatchNormApplyRows"/> (one thread, the caller's).</summary>
+    internal static void ForwardRows(in BatchNormApplyRows a, long row0, int rows, float* destination, IsaLevel isa)
+    {
+        int c = a.Channels;
+        bool clamp = !float.IsNegativeInfinity(a.Lo) || !float.IsPositiveInfinity(a.Hi);
+        var args = new AffineArgs
+        {
+            U = null, V = a.X + row0 * c, Out = destination, P = null, Q = a.Scale, M = a.Mean, R = a.Beta, Rows = rows, Channels = c, Blocks = 1,
+            Isa = isa, Lo = a.Lo, Hi = a.Hi, Clamp = clamp,
+        };
+        var body = new AffineBody { A = &args, Row0 = 0, Row1 = rows };
+        KernelDispatch.Run(isa, ref body);
+    }
+
     /// <summary>Rows of dx from <see cref="BatchNormGradRows"/> (one thread, the caller's).</summary>
     internal static void BackwardRows(in BatchNormGradRows g, long row0, int rows, float* destination, IsaLevel isa)
     {

@@ -94,6 +94,28 @@ public static unsafe partial class BatchNormTraining
         Affine(default, x, y, default, scale, mean, beta, rows, channels, workers ?? Workers.Single, Isa.Resolve(null), new Clamp(default, default, lo, hi));
     }
 
+    /// <summary>
+    /// The statistics half of the forward from the producer's moment partials: mean [C], invStd [C] and scale =
+    /// gamma·invStd [C], for a reader that normalizes x itself (<see cref="BatchNormApplyRows"/>); y is not written.
+    /// </summary>
+    internal static void ForwardStatistics(ReadOnlySpan<double> partials, int granule, ReadOnlySpan<float> gamma, Span<float> mean, Span<float> invStd,
+        Span<float> scaleOut, int rows, int channels, float epsilon)
+    {
+        CheckSizes(rows, channels);
+        if (!(epsilon >= 0)) throw new ArgumentException($"Batch norm: epsilon must be non-negative, got {epsilon}.", nameof(epsilon));
+        if (gamma.Length < channels || mean.Length < channels || invStd.Length < channels || scaleOut.Length < channels)
+            throw new ArgumentException($"Batch norm statistics: a buffer is shorter than [{channels}].");
+        Statistics(partials, granule, gamma, mean, invStd, rows, channels, epsilon).CopyTo(scaleOut);
+    }
+
+    /// <summary>The normalization half of the forward: y [rows, C] = clamp(scale·(x - mean) + beta), the bits the whole forward writes.</summary>
+    internal static void ForwardApply(ReadOnlySpan<float> x, ReadOnlySpan<float> mean, ReadOnlySpan<float> scale, ReadOnlySpan<float> beta, Span<float> y,
+        int rows, int channels, Workers workers, Activation activation)
+    {
+        var (lo, hi) = ClampOf(activation);
+        Affine(default, x, y, default, scale, mean, beta, rows, channels, workers, Isa.Resolve(null), new Clamp(default, default, lo, hi));
+    }
+
     /// <summary>mean, invStd = 1/sqrt(var + epsilon) and the returned scale = gamma·invStd [C] from moment partials.</summary>
     private static float[] Statistics(ReadOnlySpan<double> partials, int granule, ReadOnlySpan<float> gamma, Span<float> mean, Span<float> invStd,
         int rows, int channels, float epsilon)

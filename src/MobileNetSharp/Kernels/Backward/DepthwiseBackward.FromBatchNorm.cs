@@ -16,11 +16,14 @@ public static unsafe partial class DepthwiseBackward
     /// <exception cref="ArgumentException">Not one filter per channel, dy's channels not C, or a buffer shorter than its shape.</exception>
     /// <param name="sums">Null, or the sums of a batch norm whose output gradient is dX, gathered from each image's dX as it is
     /// made (partials [<see cref="ImageGroupCount"/>][2][C], zeroed here).</param>
+    /// <param name="normalizedX">Null, or x as a batch norm's output never written: each image is normalized into scratch
+    /// (<see cref="BatchNormApplyRows"/>) for its dW, and <paramref name="x"/> is not read.</param>
     internal static void Gradients(in Conv2dGeometry g, in BatchNormGradRows dy, ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> dx,
-        Span<float> dw, Workers? workers = null, IsaLevel? isa = null, BatchNormGradSums* sums = null)
+        Span<float> dw, Workers? workers = null, IsaLevel? isa = null, BatchNormGradSums* sums = null, BatchNormApplyRows* normalizedX = null)
     {
         Check(g);
-        if (dy.Channels != g.OutC || x.Length < g.InputLength || w.Length < g.WeightLength || dx.Length < g.InputLength || dw.Length < g.WeightLength)
+        if (normalizedX != null && normalizedX->Channels != g.InC) throw new ArgumentException($"Normalized x has {normalizedX->Channels} channels for {g.InC}.");
+        if (dy.Channels != g.OutC || (normalizedX == null && x.Length < g.InputLength) || w.Length < g.WeightLength || dx.Length < g.InputLength || dw.Length < g.WeightLength)
             throw new ArgumentException($"Depthwise backward from a batch norm's gradient: dy has {dy.Channels} channels for {g.OutC}; x {x.Length}, w {w.Length}, dx {dx.Length}, dw {dw.Length} against {g.InputLength}, {g.WeightLength}.");
         workers ??= Workers.Single;
         var level = Isa.Resolve(isa);
@@ -51,19 +54,20 @@ public static unsafe partial class DepthwiseBackward
         int partialLength = checked(groups * (taps + 1) * c);
         float[] dyScratch = pool.Rent(checked((int)(groups * outImage))), partial = pool.Rent(partialLength), zero = pool.Rent(checked(g.InW * c));
         float[] scratch = pool.Rent(checked((int)Math.Max(1, groups * convScratch)));
+        float[] xScratch = pool.Rent(normalizedX == null ? 1 : checked((int)(groups * inImage)));
         var handle = conv is null ? default : GCHandle.Alloc(conv);
         try
         {
             partial.AsSpan(0, partialLength).Clear();
             zero.AsSpan(0, g.InW * c).Clear();
-            fixed (float* px = x, pdx = dx, pdy = dyScratch, pp = partial, pz = zero, ps = scratch, pw = packed)
+            fixed (float* px = x, pdx = dx, pdy = dyScratch, pp = partial, pz = zero, ps = scratch, pw = packed, pxs = xScratch)
             fixed (int* pct = colTaps)
             {
                 var ctx = new ImageGroups
                 {
                     Source = dy, One = one, Batch = g.Batch, Groups = groups, Isa = level, X = px, Dx = pdx, DyScratch = pdy, Partial = pp, Zero = pz,
                     Packed = pw, ColTaps = pct, Conv = conv is null ? 0 : GCHandle.ToIntPtr(handle), ConvScratch = ps, ConvScratchLength = convScratch,
-                    Sums = sums,
+                    Sums = sums, NormalizedX = normalizedX, XScratch = pxs,
                 };
                 if (workers.Count == 1) for (int i = 0; i < groups; i++) ImageGroupTask(&ctx, i);
                 else workers.For(groups, &ImageGroupTask, &ctx);
@@ -81,6 +85,7 @@ public static unsafe partial class DepthwiseBackward
             pool.Return(partial);
             pool.Return(zero);
             pool.Return(scratch);
+            pool.Return(xScratch);
         }
     }
 
@@ -95,6 +100,8 @@ public static unsafe partial class DepthwiseBackward
         public nint Conv; // GCHandle of the DepthwiseConvolution for dX, or 0: the gather
         public long ConvScratchLength;
         public BatchNormGradSums* Sums; // null, or where each image's dX adds its batch norm's sums
+        public BatchNormApplyRows* NormalizedX; // null, or x computed image by image into XScratch (one image per group)
+        public float* XScratch;
     }
 
     /// <summary>The image groups of <see cref="Gradients"/> for a batch: fixed by the batch alone.</summary>
@@ -121,7 +128,13 @@ public static unsafe partial class DepthwiseBackward
                 InputTask(&input, 0);
             }
             if (a->Sums != null) a->Sums->Add(n * (long)g.InH * g.InW, g.InH * g.InW, dx, index, a->Isa);
-            var weight = new Args { G = g, X = a->X + n * inImage, Dy = dy, Partial = a->Partial + (long)index * (taps + 1) * c, Zero = a->Zero, Isa = a->Isa, Blocks = 1, Rows = g.OutH };
+            float* xImage = a->X + n * inImage;
+            if (a->NormalizedX != null)
+            {
+                xImage = a->XScratch + index * inImage;
+                a->NormalizedX->Write(n * (long)g.InH * g.InW, g.InH * g.InW, xImage, a->Isa);
+            }
+            var weight = new Args { G = g, X = xImage, Dy = dy, Partial = a->Partial + (long)index * (taps + 1) * c, Zero = a->Zero, Isa = a->Isa, Blocks = 1, Rows = g.OutH };
             WeightTask(&weight, 0);
         }
     }

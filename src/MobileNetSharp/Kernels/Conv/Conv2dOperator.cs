@@ -105,6 +105,36 @@ public sealed unsafe class Conv2dOperator
     public void Run(int batch, ReadOnlySpan<float> input, Span<float> output, ReadOnlySpan<float> residual, Span<float> scratch, Workers workers) =>
         Run(batch, input, output, residual, scratch, workers, default);
 
+    /// <summary>Whether <see cref="RunNormalized"/> takes this convolution: depthwise (one filter per channel), no residual.</summary>
+    internal bool TakesNormalizedInput => _depthwise is not null && Geometry.OutC == Geometry.InC;
+
+    /// <summary>Scratch floats <see cref="RunNormalized"/> needs for <paramref name="batch"/> images.</summary>
+    internal long NormalizedScratchLength(int batch) => _depthwise!.NormalizedScratchLength(batch);
+
+    /// <summary>The moments' granule of <see cref="RunNormalized"/> (whole images).</summary>
+    internal int NormalizedMomentsGranule => _depthwise!.NormalizedMomentsGranule;
+
+    /// <summary>
+    /// A depthwise convolution whose input is a training-mode batch norm's output that was never written: each image is
+    /// normalized from the batch norm's input into scratch and convolved there (<see cref="DepthwiseConvolution.RunNormalized"/>);
+    /// with <paramref name="moments"/>, the output's statistics as <see cref="Run(int, ReadOnlySpan{float}, Span{float}, ReadOnlySpan{float}, Span{float}, Workers, Span{double})"/>
+    /// gathers them, in blocks of <see cref="NormalizedMomentsGranule"/> rows.
+    /// </summary>
+    internal unsafe void RunNormalized(int batch, in BatchNormApplyRows input, Span<float> output, Span<float> scratch, Workers workers, Span<double> moments)
+    {
+        if (!TakesNormalizedInput) throw new InvalidOperationException($"{KernelName} does not read a batch norm's output in place.");
+        Conv2dGeometry g = Geometry;
+        ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
+        long outLength = (long)batch * g.OutH * g.OutW * g.OutC;
+        int pixels = batch * g.OutH * g.OutW;
+        if (input.Channels != g.InC || output.Length < outLength || scratch.Length < NormalizedScratchLength(batch)
+            || (!moments.IsEmpty && moments.Length < ChannelMoments.PartialLength(pixels, g.OutC)))
+            throw new ArgumentException($"Normalized depthwise input: {input.Channels} channels for {g.InC}, output {output.Length} of {outLength}, scratch {scratch.Length} of {NormalizedScratchLength(batch)}.");
+        fixed (float* po = output, ps = scratch)
+        fixed (double* pm = moments)
+            _depthwise!.RunNormalized(batch, input, po, _activation, workers, ps, moments.IsEmpty ? null : pm);
+    }
+
     /// <summary>
     /// The rows (output pixels) per unit in which this convolution, run on <paramref name="batch"/> images, cuts the
     /// blocks of the <see cref="ChannelMoments"/> it gathers while writing its output: a GEMM tile's height for 1x1

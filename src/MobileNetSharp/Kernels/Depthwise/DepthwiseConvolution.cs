@@ -5,7 +5,7 @@ namespace MobileNetSharp.Kernels.Depthwise;
 /// A depthwise convolution with its weights packed once as [tap][OutC padded to 16] plus a padded bias
 /// row, so every weight and bias load is a whole vector whatever the ISA and channel count.
 /// </summary>
-internal sealed unsafe class DepthwiseConvolution
+internal sealed unsafe partial class DepthwiseConvolution
 {
     private readonly Conv2dGeometry _g;
     private readonly AlignedFloats _packed;

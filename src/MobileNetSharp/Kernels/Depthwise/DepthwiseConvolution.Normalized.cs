@@ -1,0 +1,107 @@
+using MobileNetSharp.Graph;
+namespace MobileNetSharp.Kernels.Depthwise;
+
+internal sealed unsafe partial class DepthwiseConvolution
+{
+    /// <summary>
+    /// <see cref="Run"/> on an input that is a training-mode batch norm's output, never written: each image is normalized
+    /// from the batch norm's input into the task's scratch (a zero-padded copy on small maps, as <see cref="Run"/> makes
+    /// one) and convolved there. Tasks take whole images: with <paramref name="moments"/>, one task per moments block, cut in
+    /// whole images (<see cref="NormalizedMomentsGranule"/>), each image's output merged into the block's moments in
+    /// L1-sized chunks right after it is made.
+    /// </summary>
+    /// <param name="scratch">At least <see cref="NormalizedScratchLength"/> floats.</param>
+    public void RunNormalized(int batch, in BatchNormApplyRows input, float* output, in Activation activation, Workers workers, float* scratch, double* moments)
+    {
+        float* w = _packed.Pointer;
+        var args = new NormalizedArgs
+        {
+            Conv = new DepthwiseArgs
+            {
+                Output = output, Weights = w, Bias = w + _g.KernelH * _g.KernelW * _cPad,
+                InH = _padded ? _padH : _g.InH, InW = _padded ? _padW : _g.InW, InC = _g.InC, OutC = _g.OutC, Multiplier = _g.OutC / _g.InC,
+                OutH = _g.OutH, OutW = _g.OutW, KH = _g.KernelH, KW = _g.KernelW, SH = _g.StrideH, SW = _g.StrideW, DH = _g.DilationH, DW = _g.DilationW,
+                PadTop = _padded ? 0 : _g.PadTop, PadLeft = _padded ? 0 : _g.PadLeft, CPad = _cPad, Activation = activation, Isa = _isa, OverlapOk = true,
+            },
+            Input = input, Output = output, Scratch = scratch, Moments = moments, Batch = batch,
+            Tasks = moments != null ? ChannelMoments.Blocks(batch * _g.OutH * _g.OutW, _g.OutC) : Math.Min(batch, ChannelMoments.MaxBlocks),
+            Self = System.Runtime.InteropServices.GCHandle.ToIntPtr(System.Runtime.InteropServices.GCHandle.Alloc(this)),
+        };
+        try
+        {
+            if (workers.Count == 1 || args.Tasks == 1) for (int t = 0; t < args.Tasks; t++) NormalizedTask(&args, t);
+            else workers.For(args.Tasks, &NormalizedTask, &args);
+        }
+        finally
+        {
+            System.Runtime.InteropServices.GCHandle.FromIntPtr(args.Self).Free();
+        }
+        GC.KeepAlive(_packed);
+    }
+
+    /// <summary>Floats of scratch <see cref="RunNormalized"/> uses for a batch: one input image (padded on small maps) per task.</summary>
+    public long NormalizedScratchLength(int batch) => (_padded ? PaddedImage : (long)_g.InH * _g.InW * _g.InC) * Math.Min(batch, ChannelMoments.MaxBlocks);
+
+    /// <summary>The moments' granule of <see cref="RunNormalized"/>: an image's output pixels.</summary>
+    public int NormalizedMomentsGranule => _g.OutH * _g.OutW;
+
+    private struct NormalizedArgs
+    {
+        public DepthwiseArgs Conv;
+        public BatchNormApplyRows Input;
+        public float* Output, Scratch;
+        public double* Moments;
+        public int Batch, Tasks;
+        public nint Self;
+    }
+
+    private static void NormalizedTask(void* context, int index)
+    {
+        var a = (NormalizedArgs*)context;
+        var conv = (DepthwiseConvolution)System.Runtime.InteropServices.GCHandle.FromIntPtr(a->Self).Target!;
+        ref readonly var g = ref conv._g;
+        int pixels = g.OutH * g.OutW, inPixels = g.InH * g.InW, c = g.OutC;
+        long outImage = (long)pixels * c;
+        int n0, n1;
+        double* mean = null, m2 = null;
+        if (a->Moments != null)
+        {
+            var (p0, p1) = ChannelMoments.BlockRows(a->Batch * pixels, c, index, pixels);
+            (n0, n1) = (p0 / pixels, p1 / pixels);
+            mean = a->Moments + (long)index * 2 * c;
+            m2 = mean + c;
+        }
+        else (n0, n1) = Workers.Split(a->Batch, a->Tasks, index);
+        DepthwiseArgs args = a->Conv;
+        float* image = a->Scratch + index * (conv._padded ? conv.PaddedImage : (long)inPixels * g.InC); // task indices stay below MaxBlocks
+        args.Input = image;
+        int chunk = Math.Max(1, ChannelMoments.ChunkRows(c) / g.OutW) * g.OutW; // whole output rows, about an L1's worth
+        for (int n = n0; n < n1; n++)
+        {
+            if (conv._padded) conv.PadNormalized(a->Input, n, image);
+            else a->Input.Write((long)n * inPixels, inPixels, image, args.Isa);
+            args.Output = a->Output + n * outImage;
+            DepthwiseKernel.Run(ref args, conv._shape, 1, Workers.Single);
+            if (mean == null) continue;
+            for (int p = 0; p < pixels; p += chunk)
+                ChannelMoments.AddChunk(args.Isa, args.Output + (long)p * c, Math.Min(chunk, pixels - p), c, mean, m2, (n - n0) * pixels + p);
+        }
+    }
+
+    /// <summary><see cref="PadCopy"/> of image <paramref name="n"/> of the batch norm's output, normalized row by row into place.</summary>
+    private void PadNormalized(in BatchNormApplyRows input, int n, float* padded)
+    {
+        int c = _g.InC;
+        var dst = new Span<float>(padded, checked(_padH * _padW * c));
+        int x0 = Math.Max(0, _g.PadLeft), x1 = Math.Min(_padW, _g.PadLeft + _g.InW);
+        for (int py = 0; py < _padH; py++)
+        {
+            Span<float> row = dst.Slice(py * _padW * c, _padW * c);
+            int iy = py - _g.PadTop;
+            if ((uint)iy >= (uint)_g.InH || x1 <= x0) { row.Clear(); continue; }
+            row[..(x0 * c)].Clear();
+            input.Write(((long)n * _g.InH + iy) * _g.InW + x0 - _g.PadLeft, x1 - x0, padded + ((long)py * _padW + x0) * c, _isa);
+            row[(x1 * c)..].Clear();
+        }
+    }
+}
