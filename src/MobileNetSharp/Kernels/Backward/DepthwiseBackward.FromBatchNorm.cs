@@ -72,11 +72,7 @@ public static unsafe partial class DepthwiseBackward
                 if (workers.Count == 1) for (int i = 0; i < groups; i++) ImageGroupTask(&ctx, i);
                 else workers.For(groups, &ImageGroupTask, &ctx);
             }
-            var sum = partial.AsSpan(0, (taps + 1) * c);
-            for (int b = 1; b < groups; b++)
-                System.Numerics.Tensors.TensorPrimitives.Add(sum, partial.AsSpan(b * (taps + 1) * c, (taps + 1) * c), sum);
-            for (int ch = 0; ch < c; ch++)
-                for (int i = 0; i < taps; i++) dw[ch * taps + i] = sum[i * c + ch];
+            SumPartials(partial, groups, taps, c, dw, default);
         }
         finally
         {

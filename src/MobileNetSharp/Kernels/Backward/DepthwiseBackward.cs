@@ -136,20 +136,27 @@ public static unsafe partial class DepthwiseBackward
                 if (workers.Count == 1 || g.OutputLength * taps < (1 << 15)) for (int b = 0; b < blocks; b++) WeightTask(&args, b);
                 else workers.For(blocks, &WeightTask, &args);
             }
-            // Sum the partials in block order (element-wise, so vectorizing it changes no result); transpose
-            // [tap][C] to OIHW [C][tap].
-            var sum = partial.AsSpan(0, (taps + 1) * c);
-            for (int b = 1; b < blocks; b++)
-                System.Numerics.Tensors.TensorPrimitives.Add(sum, partial.AsSpan(b * (taps + 1) * c, (taps + 1) * c), sum);
-            for (int ch = 0; ch < c; ch++)
-                for (int t = 0; t < taps; t++) dw[ch * taps + t] = sum[t * c + ch];
-            if (!db.IsEmpty) sum.Slice(taps * c, c).CopyTo(db);
+            SumPartials(partial, blocks, taps, c, dw, db);
         }
         finally
         {
             System.Buffers.ArrayPool<float>.Shared.Return(partial);
             System.Buffers.ArrayPool<float>.Shared.Return(zero);
         }
+    }
+
+    /// <summary>
+    /// Sums the [tap + 1][C] partials in block order (element-wise, so vectorizing it changes no result) and writes the
+    /// taps as OIHW dw [C][tap] and the last row as db (empty to skip).
+    /// </summary>
+    private static void SumPartials(float[] partial, int blocks, int taps, int c, Span<float> dw, Span<float> db)
+    {
+        var sum = partial.AsSpan(0, (taps + 1) * c);
+        for (int b = 1; b < blocks; b++)
+            System.Numerics.Tensors.TensorPrimitives.Add(sum, partial.AsSpan(b * (taps + 1) * c, (taps + 1) * c), sum);
+        for (int ch = 0; ch < c; ch++)
+            for (int t = 0; t < taps; t++) dw[ch * taps + t] = sum[t * c + ch];
+        if (!db.IsEmpty) sum.Slice(taps * c, c).CopyTo(db);
     }
 
     private static void Check(in Conv2dGeometry g)
