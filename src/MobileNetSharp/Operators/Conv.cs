@@ -102,13 +102,14 @@ public sealed record Conv(
             [DilationH, DilationW], Groups, AutoPad, Activation);
 
     /// <summary>
-    /// Whether <paramref name="reader"/> is a training-time depthwise convolution (weights read at run time, no residual,
-    /// no fused activation) that takes <paramref name="v"/> as its input and can normalize it itself: the batch norm
-    /// that makes v then leaves it unwritten (<see cref="BatchNormApply"/>).
+    /// Whether <paramref name="reader"/> is a training-time depthwise or 1x1 convolution (weights read at run time, no
+    /// residual, no fused activation) that takes <paramref name="v"/> as its input and can normalize it itself: the batch
+    /// norm that makes v then leaves it unwritten (<see cref="BatchNormApply"/>).
     /// </summary>
     internal static bool ReadsNormalized(Node reader, Value v) =>
         reader.Op is Conv { Activation.IsNone: true } c && reader.Inputs.Length > 1 && reader.Input(0) == v && v.Rank == 4 && !reader.Input(1).IsConstant
-        && reader.OptionalInput(3) is null && c.Geometry(v.Shape, reader.Input(1).Shape[0]) is { IsDepthwise: true } g && g.OutC == g.InC;
+        && reader.OptionalInput(3) is null && c.Geometry(v.Shape, reader.Input(1).Shape[0]) is var g
+        && ((g.IsDepthwise && g.OutC == g.InC) || g.IsPointwise);
 
     void IRunnable.Lower(Node n, PlanCompiler plan)
     {
@@ -196,8 +197,8 @@ public sealed record Conv(
         // dW first, then dX: dX is then the last step, where the batch norm before this convolution finds it (to gather
         // its sums while dX is written), and it is read right after it is made.
         if (dw is not null || db is not null)
-            t.Plan.Add(new ConvWeightGradStep(n.Name + ".dw", g, t.Plan.Isa, Input(), dy,
-                dw ?? PlanCompiler.Buffer(n.Name + ".dw.unused", w.Shape), db));
+            t.Plan.Add(new ConvWeightGradStep(n.Name + ".dw", g, t.Plan.Isa, normalized is not null && g.IsPointwise ? null : Input(), dy,
+                dw ?? PlanCompiler.Buffer(n.Name + ".dw.unused", w.Shape), db, g.IsPointwise ? normalized : null));
         if (dx is not null) t.Plan.Add(new ConvInputGradStep(n.Name + ".dx", g, t.Plan.Isa, dy, weights, dx));
     }
 
@@ -380,10 +381,23 @@ internal sealed class DepthwiseGradStep(string name, Conv2dGeometry g, IsaLevel?
 }
 
 /// <summary>dW (OIHW) and dB of a convolution, written.</summary>
-internal sealed class ConvWeightGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot x, Slot dy, Slot dw, Slot? db)
-    : Step(name, [x, dy], db is null ? [dw] : [dw, db])
+internal sealed class ConvWeightGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot? x, Slot dy, Slot dw, Slot? db, BatchNormApply? normalizedX = null)
+    : Step(name, new[] { x, dy }.OfType<Slot>().Concat(normalizedX?.Reads ?? []).ToArray(), db is null ? [dw] : [dw, db])
 {
-    public override string Kernel => g.IsDepthwise ? "dw-conv-grad-w" : g.IsPointwise ? "1x1-conv-grad-w" : "conv-grad-w";
-    public override void Execute(RunContext ctx) =>
-        ConvBackward.WeightGradient(g, ctx.Read(x), ctx.Read(dy), ctx.Write(dw), db is null ? default : ctx.Write(db), ctx.Workers, isa);
+    public override string Kernel => (g.IsDepthwise ? "dw-conv-grad-w" : g.IsPointwise ? "1x1-conv-grad-w" : "conv-grad-w") + (normalizedX is null ? "" : " (normalizing x)");
+
+    /// <summary>x is a batch norm's output, normalized here block by block (never written); 1x1 convolutions only.</summary>
+    public bool NormalizesInput => normalizedX is not null;
+
+    public override void Execute(RunContext ctx)
+    {
+        if (normalizedX is null)
+        {
+            ConvBackward.WeightGradient(g, ctx.Read(x!), ctx.Read(dy), ctx.Write(dw), db is null ? default : ctx.Write(db), ctx.Workers, isa);
+            return;
+        }
+        normalizedX.With(ctx, (in BatchNormApplyRows rows) =>
+            LinearBackward.WeightGradient(rows, ctx.Read(dy), ctx.Write(dw), db is null ? default : ctx.Write(db), checked(g.Batch * g.InH * g.InW),
+                g.InC, g.OutC, ctx.Workers, isa));
+    }
 }

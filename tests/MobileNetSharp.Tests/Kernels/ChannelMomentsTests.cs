@@ -208,6 +208,61 @@ public unsafe class ChannelMomentsTests
             op.RunNormalized(batch, rows, output, scratch, workers, default);
     }
 
+    /// <summary>
+    /// A 1x1 convolution reading a batch norm's output it normalizes itself, row chunk by row chunk, writes the bits of the
+    /// batch norm's forward followed by the GEMM, with and without moments (granule: a GEMM tile), the same at 1 and 2
+    /// threads; its weight gradient normalizing x block by block equals the one reading x written.
+    /// </summary>
+    [Theory]
+    [InlineData(2333, 96, 16)]
+    [InlineData(300, 13, 21)]
+    [InlineData(5, 8, 4)]
+    public unsafe void PointwiseNormalizingItsInputEqualsTheBatchNormWrittenThenMultiplied(int rows, int c, int outC)
+    {
+        var g = new Conv2dGeometry(1, rows, 1, c, outC, 1, 1);
+        var rng = new Random(rows + c);
+        var w = TestData.Random(rng, g.WeightLength);
+        var bias = TestData.Random(rng, outC);
+        var x = TestData.Random(rng, (long)rows * c, 3f);
+        var dy = TestData.Random(rng, (long)rows * outC);
+        float[] gamma = TestData.Random(rng, c), beta = TestData.Random(rng, c);
+        var act = Activation.Relu6;
+        var (lo, hi) = BatchNormTraining.ClampOf(act);
+        foreach (IsaLevel isa in Isa.Supported)
+        {
+            var (y, mean, inv, scale) = (new float[x.Length], new float[c], new float[c], new float[c]);
+            BatchNormTraining.Forward(x, gamma, beta, y, mean, inv, rows, c, 1e-5f, Workers.Single, isa, act, scale);
+            var op = new Conv2dOperator(g, w, bias, Activation.None, isa);
+            Assert.True(op.TakesNormalizedInput);
+            var expected = new float[rows * outC];
+            op.Run(1, y, expected, default, new float[op.ScratchLength(1)], Workers.Single);
+            var (dw1, db1) = (new float[w.Length], new float[outC]);
+            LinearBackward.WeightGradient(y, dy, dw1, db1, rows, c, outC, Workers.Single, isa);
+            double[]? single = null;
+            foreach (var workers in new[] { Workers.Single, TestData.Two })
+                foreach (bool withMoments in new[] { false, true })
+                {
+                    string ctx = $"{rows}x{c}->{outC} {isa} {workers.Count}T moments {withMoments}";
+                    var output = Enumerable.Repeat(float.NaN, rows * outC).ToArray();
+                    var partials = withMoments ? Enumerable.Repeat(double.NaN, ChannelMoments.PartialLength(rows, outC)).ToArray() : [];
+                    var (dw2, db2) = (new float[w.Length], new float[outC]);
+                    fixed (float* px = x, pm = mean, ps = scale, pb = beta)
+                    {
+                        var rowsIn = new BatchNormApplyRows { X = px, Mean = pm, Scale = ps, Beta = pb, Lo = lo, Hi = hi, Channels = c };
+                        op.RunNormalized(1, rowsIn, output, new float[op.NormalizedScratchLength(1)], workers, partials);
+                        LinearBackward.WeightGradient(rowsIn, dy, dw2, db2, rows, c, outC, workers, isa);
+                    }
+                    Assert.True(expected.AsSpan().SequenceEqual(output), ctx + " output");
+                    Assert.True(dw1.AsSpan().SequenceEqual(dw2), ctx + " dw");
+                    Assert.True(db1.AsSpan().SequenceEqual(db2), ctx + " db");
+                    if (!withMoments) continue;
+                    AssertMoments(output, rows, outC, partials, op.NormalizedMomentsGranule, ctx);
+                    if (single is null) single = partials;
+                    else Assert.True(single.AsSpan().SequenceEqual(partials), ctx + ": the moments depend on the thread count");
+                }
+        }
+    }
+
     [Fact]
     public void TheFastPathsGatherInTheKernel()
     {

@@ -124,6 +124,36 @@ public static unsafe class LinearBackward
     }
 
     /// <summary>
+    /// <see cref="WeightGradient(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, int, Workers?, IsaLevel?)"/>
+    /// of a 1x1 convolution whose input x is a training-mode batch norm's output that was never written: each block of x's
+    /// rows is normalized into a per-group scratch (L2) from the batch norm's input. The same bits as with x written.
+    /// </summary>
+    internal static void WeightGradient(in BatchNormApplyRows x, ReadOnlySpan<float> dy, Span<float> dw, Span<float> db, int rows, int inFeatures,
+        int outFeatures, Workers? workers = null, IsaLevel? isa = null)
+    {
+        Check(rows, inFeatures, outFeatures);
+        if (x.Channels != inFeatures) throw new ArgumentException($"Normalized x has {x.Channels} channels for {inFeatures} input features.");
+        if (dy.Length < (long)rows * outFeatures) throw new ArgumentException($"dy has {dy.Length} values, [{rows}, {outFeatures}] needs more.");
+        int groups = Math.Min(Groups, (rows + RowBlock - 1) / RowBlock);
+        var pool = System.Buffers.ArrayPool<float>.Shared;
+        var scratch = pool.Rent(checked(groups * RowBlock * inFeatures));
+        try
+        {
+            fixed (float* pdy = dy, ps = scratch)
+            fixed (BatchNormApplyRows* px = &x)
+            {
+                var args = new WeightArgs { Dy = pdy, XSource = px, XScratch = ps };
+                Reduce(ref args, dw, rows, inFeatures, outFeatures, workers ?? Workers.Single, isa);
+            }
+        }
+        finally
+        {
+            pool.Return(scratch);
+        }
+        if (!db.IsEmpty) ColumnSums(dy, db, rows, outFeatures);
+    }
+
+    /// <summary>
     /// <see cref="Gradients(ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, int, int, int, Workers?, IsaLevel?)"/>
     /// (dx and dw, no db) of a 1x1 convolution followed by a training-mode batch norm, whose dy is that batch norm's input
     /// gradient: each block of dy's rows is computed into a per-group scratch (L2) by <paramref name="dy"/> and used there,
@@ -197,6 +227,9 @@ public static unsafe class LinearBackward
         public float* DyScratch;
         /// <summary>Null, or the batch-norm sums dx's blocks are added into (<see cref="InputSumsTask"/>).</summary>
         public BatchNormGradSums* Sums;
+        /// <summary>Null, or x's rows computed block by block into XScratch ([groups, RowBlock, in]) instead of read from X.</summary>
+        public BatchNormApplyRows* XSource;
+        public float* XScratch;
     }
 
     private static void WeightTask(void* context, int group)
@@ -213,7 +246,13 @@ public static unsafe class LinearBackward
                 dy = a->DyScratch + (long)group * RowBlock * a->Out;
                 a->Source.Write(r0, kc, dy, a->Isa);
             }
-            OuterProductKernel.Run(a->Isa, dy, a->Out, a->X + (long)r0 * a->In, a->In, kc, partial, a->Out, a->In, accumulate: b > b0);
+            float* x = a->X + (long)r0 * a->In;
+            if (a->XSource != null)
+            {
+                x = a->XScratch + (long)group * RowBlock * a->In;
+                a->XSource->Write(r0, kc, x, a->Isa);
+            }
+            OuterProductKernel.Run(a->Isa, dy, a->Out, x, a->In, kc, partial, a->Out, a->In, accumulate: b > b0);
             if (a->Dx != null) // the block of dy is in L2 now: dx's rows from it (the unpacked GEMM, as MatMul runs it for a small w)
                 GemmDriver.RunUnpacked(a->Isa, kc, a->In, a->Out, dy, a->Out, a->W, a->In, a->Dx + (long)r0 * a->In, a->In, Workers.Single);
         }

@@ -105,14 +105,15 @@ public sealed unsafe class Conv2dOperator
     public void Run(int batch, ReadOnlySpan<float> input, Span<float> output, ReadOnlySpan<float> residual, Span<float> scratch, Workers workers) =>
         Run(batch, input, output, residual, scratch, workers, default);
 
-    /// <summary>Whether <see cref="RunNormalized"/> takes this convolution: depthwise (one filter per channel), no residual.</summary>
-    internal bool TakesNormalizedInput => _depthwise is not null && Geometry.OutC == Geometry.InC;
+    /// <summary>Whether <see cref="RunNormalized"/> takes this convolution: depthwise (one filter per channel) or a 1x1 GEMM.</summary>
+    internal bool TakesNormalizedInput => (_depthwise is not null && Geometry.OutC == Geometry.InC) || IsPointwiseGemm;
 
     /// <summary>Scratch floats <see cref="RunNormalized"/> needs for <paramref name="batch"/> images.</summary>
-    internal long NormalizedScratchLength(int batch) => _depthwise!.NormalizedScratchLength(batch);
+    internal long NormalizedScratchLength(int batch) =>
+        IsPointwiseGemm ? GemmDriver.NormalizedScratchLength(Geometry.OutC, Geometry.InC) : _depthwise!.NormalizedScratchLength(batch);
 
-    /// <summary>The moments' granule of <see cref="RunNormalized"/> (whole images).</summary>
-    internal int NormalizedMomentsGranule => _depthwise!.NormalizedMomentsGranule;
+    /// <summary>The moments' granule of <see cref="RunNormalized"/>: whole images (depthwise) or GEMM tiles (1x1).</summary>
+    internal int NormalizedMomentsGranule => IsPointwiseGemm ? GemmMicroKernel.MR : _depthwise!.NormalizedMomentsGranule;
 
     /// <summary>
     /// A depthwise convolution whose input is a training-mode batch norm's output that was never written: each image is
@@ -122,7 +123,7 @@ public sealed unsafe class Conv2dOperator
     /// </summary>
     internal unsafe void RunNormalized(int batch, in BatchNormApplyRows input, Span<float> output, Span<float> scratch, Workers workers, Span<double> moments)
     {
-        if (!TakesNormalizedInput) throw new InvalidOperationException($"{KernelName} does not read a batch norm's output in place.");
+        if (!TakesNormalizedInput) throw new InvalidOperationException($"{KernelName} does not read a batch norm's output itself.");
         Conv2dGeometry g = Geometry;
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
         long outLength = (long)batch * g.OutH * g.OutW * g.OutC;
@@ -132,7 +133,12 @@ public sealed unsafe class Conv2dOperator
             throw new ArgumentException($"Normalized depthwise input: {input.Channels} channels for {g.InC}, output {output.Length} of {outLength}, scratch {scratch.Length} of {NormalizedScratchLength(batch)}.");
         fixed (float* po = output, ps = scratch)
         fixed (double* pm = moments)
-            _depthwise!.RunNormalized(batch, input, po, _activation, workers, ps, moments.IsEmpty ? null : pm);
+        {
+            if (IsPointwiseGemm)
+                GemmDriver.RunPackedNormalized(_isa, _activation, batch * g.InH * g.InW, input, _groups![0], po, workers, ps, moments.IsEmpty ? null : pm);
+            else
+                _depthwise!.RunNormalized(batch, input, po, _activation, workers, ps, moments.IsEmpty ? null : pm);
+        }
     }
 
     /// <summary>

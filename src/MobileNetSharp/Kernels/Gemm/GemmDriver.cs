@@ -19,6 +19,11 @@ internal unsafe struct GemmArgs
     /// <summary>When not null, the output's <see cref="ChannelMoments"/> partials [blocks][2][N], gathered tile chunk by
     /// tile chunk while C is still in cache (C's row stride is N); tasks are then the moments' blocks.</summary>
     public double* Moments;
+    /// <summary>When not null, A is a batch norm's output never written: each chunk of A's rows is normalized from the batch
+    /// norm's input into a per-task scratch (<see cref="ANormalizedScratch"/>, [tasks][chunk rows][K]) and multiplied there.</summary>
+    public BatchNormApplyRows* ANormalized;
+    public float* ANormalizedScratch;
+    public int NormalizedChunk, NormalizedTasks;
 }
 
 /// <summary>
@@ -45,6 +50,77 @@ internal static unsafe class GemmDriver
         };
         Run(ref args, workers);
         GC.KeepAlive(b); // the tasks read its pinned buffer through a raw pointer
+    }
+
+    /// <summary>
+    /// <see cref="RunPacked(IsaLevel, in Activation, int, float*, nint, PackedB, float*, nint, float*, nint, Workers, double*)"/>
+    /// (no residual; C dense) with A a training-mode batch norm's output that was never written: each chunk of about
+    /// <see cref="ChannelMoments.ChunkRows"/> rows (whole tiles) is normalized from the batch norm's input into the task's
+    /// scratch, multiplied across every panel, and, with <paramref name="moments"/>, merged into its block's moments while
+    /// C's rows are in L1. Tasks are the moments' blocks, or a few per thread without moments. The bits of C are those of
+    /// the batch norm written and then multiplied.
+    /// </summary>
+    /// <param name="scratch">At least <see cref="NormalizedScratchLength"/> floats.</param>
+    public static void RunPackedNormalized(IsaLevel isa, in Activation activation, int m, in BatchNormApplyRows a, PackedB b, float* c, Workers workers,
+        float* scratch, double* moments)
+    {
+        GemmArgs args = new()
+        {
+            A = null, Lda = b.K, B = b.Data, PanelFloats = b.PanelFloats, Packed = true, C = c, Ldc = b.N, M = m, N = b.N, K = b.K,
+            Activation = activation, Isa = isa, PanelCount = b.PanelCount, Moments = moments, ANormalizedScratch = scratch,
+            NormalizedChunk = NormalizedChunkRows(b.N), NormalizedTasks = NormalizedTasks(m, b.N, moments != null),
+        };
+        if (m <= 0) return;
+        fixed (BatchNormApplyRows* pa = &a)
+        {
+            args.ANormalized = pa;
+            args.RowTiles = (m + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR;
+            if (workers.Count == 1 || args.NormalizedTasks == 1)
+                for (int i = 0; i < args.NormalizedTasks; i++) NormalizedTask(Unsafe.AsPointer(ref args), i);
+            else workers.For(args.NormalizedTasks, &NormalizedTask, Unsafe.AsPointer(ref args));
+        }
+        GC.KeepAlive(b);
+    }
+
+    /// <summary>Floats of scratch <see cref="RunPackedNormalized"/> needs: one chunk of A's rows for each of at most
+    /// <see cref="ChannelMoments.MaxBlocks"/> tasks.</summary>
+    public static long NormalizedScratchLength(int n, int k) => (long)ChannelMoments.MaxBlocks * NormalizedChunkRows(n) * k;
+
+    private static int NormalizedChunkRows(int n) => Math.Max(1, ChannelMoments.ChunkRows(n) / GemmMicroKernel.MR) * GemmMicroKernel.MR;
+
+    /// <summary>The moments' blocks, or without moments a fixed count of row ranges (at most <see cref="ChannelMoments.MaxBlocks"/> either way).</summary>
+    private static int NormalizedTasks(int m, int n, bool moments) =>
+        moments ? ChannelMoments.Blocks(m, n) : Math.Min((m + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR, ChannelMoments.MaxBlocks);
+
+    private static void NormalizedTask(void* context, int index)
+    {
+        GemmArgs* args = (GemmArgs*)context;
+        const int MR = GemmMicroKernel.MR;
+        int n = args->N, k = args->K;
+        int r0, r1;
+        double* mean = null, m2 = null;
+        if (args->Moments != null)
+        {
+            (r0, r1) = ChannelMoments.BlockRows(args->M, n, index, MR);
+            mean = args->Moments + (long)index * 2 * n;
+            m2 = mean + n;
+        }
+        else
+        {
+            var (t0, t1) = Workers.Split(args->RowTiles, args->NormalizedTasks, index);
+            (r0, r1) = (t0 * MR, Math.Min(args->M, t1 * MR));
+        }
+        float* scratch = args->ANormalizedScratch + (long)index * args->NormalizedChunk * k;
+        GemmArgs local = *args;
+        for (int c0 = r0; c0 < r1; c0 += args->NormalizedChunk)
+        {
+            int c1 = Math.Min(r1, c0 + args->NormalizedChunk);
+            args->ANormalized->Write(c0, c1 - c0, scratch, args->Isa);
+            local.A = scratch - (long)c0 * k; // row i of A at scratch + (i - c0)·K
+            var block = new Block { Args = &local, Row0 = c0, Row1 = c1, Panel0 = 0, Panel1 = args->PanelCount };
+            KernelDispatch.Run(args->Isa, args->Activation.Kind, ref block);
+            if (mean != null) ChannelMoments.AddChunk(args->Isa, args->C + (long)c0 * n, c1 - c0, n, mean, m2, c0 - r0);
+        }
     }
 
     /// <summary>C = A * B for B packed by <see cref="PackedB.Pack"/> into caller-owned, pinned memory; no residual or activation.</summary>
