@@ -119,9 +119,9 @@ public sealed record BatchNorm(float Epsilon = 1e-5f, float Momentum = 0.9f, Act
         if (moments is var (momentSlot, granule) && layout == MemoryLayout.Nhwc && !t.Plan.IsGraphOutput(n.Output)
             && t.Plan.ConsumersOf(n.Output) is [var reader] && Conv.ReadsNormalized(reader, n.Output))
         {
-            // Read only by a depthwise convolution, which normalizes each image of x into its own scratch, forward and
-            // backward (BatchNormApply): y is never written, saving its write and the reads of it. Anything else that asks
-            // for y gets it computed where it asks.
+            // Read only by a depthwise or 1x1 convolution, which normalizes x itself (each image, or each chunk of rows, into
+            // its own scratch), forward and backward (BatchNormApply): y is never written, saving its write and the reads of
+            // it. Anything else that asks for y gets it computed where it asks.
             t.Plan.Add(new BatchNormStatisticsStep(n.Name, Epsilon, rows, c, momentSlot, granule, p[0], mean, invStd, scale));
             var (act, beta) = (Activation, p[1]);
             t.Plan.Defer(n.Output, layout, new BatchNormApply(Activation, c, x, mean, scale, beta),

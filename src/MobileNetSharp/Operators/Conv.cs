@@ -119,7 +119,8 @@ public sealed record Conv(
         var g = Geometry(x.Shape, w.Shape[0]);
         if (plan.DeferredSource<BatchNormApply>(x) is { } normalized && ReadsNormalized(n, x))
         {
-            // The batch norm before this convolution left its output unwritten: each image is normalized into scratch here.
+            // The batch norm before this convolution left its output unwritten: each image (depthwise) or chunk of rows (1x1)
+            // is normalized into scratch here.
             var weightSlot = plan.Get(w, MemoryLayout.Plain);
             var biasSlot = n.OptionalInput(2) is { } bv ? plan.Get(bv, MemoryLayout.Plain) : null;
             var shape = new Conv2dOperator(g with { Batch = 1 }, new float[g.WeightLength], [], Activation, plan.Isa);
@@ -162,8 +163,8 @@ public sealed record Conv(
             t.Plan.Add(new ActivationGradStep(n.Name + ".act.grad", Activation, t.Plan.Get(n.Output, MemoryLayout.Nhwc), dy, pre, fromOutput: true));
             dy = pre;
         }
-        // A batch norm's output that was never written: a fused depthwise backward normalizes it image by image; any other
-        // use computes it (PlanCompiler.Get materializes it once).
+        // A batch norm's output that was never written: the fused depthwise backward normalizes it image by image, a 1x1's
+        // weight gradient block by block; any other use computes it (PlanCompiler.Get materializes it once).
         var normalized = t.Plan.DeferredSource<BatchNormApply>(x);
         Slot Input() => t.Plan.Get(x, MemoryLayout.Nhwc);
         var weights = t.Plan.Get(w, MemoryLayout.Plain);

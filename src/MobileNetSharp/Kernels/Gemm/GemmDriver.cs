@@ -57,7 +57,7 @@ internal static unsafe class GemmDriver
     /// (no residual; C dense) with A a training-mode batch norm's output that was never written: each chunk of about
     /// <see cref="ChannelMoments.ChunkRows"/> rows (whole tiles) is normalized from the batch norm's input into the task's
     /// scratch, multiplied across every panel, and, with <paramref name="moments"/>, merged into its block's moments while
-    /// C's rows are in L1. Tasks are the moments' blocks, or a few per thread without moments. The bits of C are those of
+    /// C's rows are in L1. Tasks are the moments' blocks, or without moments a fixed number of row ranges. The bits of C are those of
     /// the batch norm written and then multiplied.
     /// </summary>
     /// <param name="scratch">At least <see cref="NormalizedScratchLength"/> floats.</param>
