@@ -236,39 +236,44 @@ public class ConvBackwardTests
     }
 
     /// <summary>
-    /// Packing X's panels and dY's tile changes where the operands are read from, not the order of the sums: the
-    /// packed outer product equals the in-place one bit for bit, at every ISA, for shapes with ragged panels and tiles.
+    /// The outer-product reduction against a float64 reference at every ISA: rows in whole and partial chunks, ragged
+    /// panels and tiles, row strides wider than the used columns (a column slice of a wider tensor), accumulating onto
+    /// ones and overwriting; and a chunked run equals the same rows run chunk by chunk with accumulate, bit for bit.
     /// </summary>
     [Theory]
-    [InlineData(256, 96, 384)]
-    [InlineData(100, 97, 389)]
-    [InlineData(37, 161, 400)]
-    public unsafe void PackedOuterProductEqualsInPlace(int rows, int inF, int outF)
+    [InlineData(1, 1, 1)]
+    [InlineData(63, 17, 5)]
+    [InlineData(64, 16, 6)]
+    [InlineData(65, 33, 13)]
+    [InlineData(200, 97, 389)]
+    [InlineData(256, 96, 16)]
+    [InlineData(130, 8, 48)]
+    public unsafe void OuterProductMatchesReference(int rows, int inF, int outF)
     {
-        // These shapes must take the packed path, or the test compares in-place with in-place.
-        Assert.True(inF >= OuterProductKernel.MinPackedIn && outF >= OuterProductKernel.MinPackedOut);
         var rng = new Random(rows + inF + outF);
         float[] x = TestData.Random(rng, (long)rows * (inF + 3)), dy = TestData.Random(rng, (long)rows * (outF + 5));
+        var reference = new double[outF * inF];
+        for (int r = 0; r < rows; r++)
+            for (int o = 0; o < outF; o++)
+                for (int i = 0; i < inF; i++)
+                    reference[o * inF + i] += (double)dy[r * (outF + 5) + o] * x[r * (inF + 3) + i];
         foreach (var isa in Isa.Supported)
         {
-            int panel = 2 * Isa.Width(isa);
-            Assert.True((long)(inF + panel - 1) / panel * panel * rows <= OuterProductKernel.PackBudgetFloats);
-            var (packed, inPlace) = (new float[outF * inF], new float[outF * inF]);
-            // Row strides wider than the used columns, as for a column slice of a wider tensor; and accumulate onto ones.
-            packed.AsSpan().Fill(1f);
-            inPlace.AsSpan().Fill(1f);
-            fixed (float* px = x, pdy = dy, pp = packed, pi = inPlace)
+            var (accumulated, written, byChunk) = (new float[outF * inF], new float[outF * inF], new float[outF * inF]);
+            accumulated.AsSpan().Fill(1f);
+            written.AsSpan().Fill(float.NaN); // overwritten, never read
+            fixed (float* px = x, pdy = dy, pa = accumulated, pw = written, pc = byChunk)
             {
-                OuterProductKernel.Run(isa, pdy, outF + 5, px, inF + 3, rows, pp, outF, inF, accumulate: true);
-                OuterProductKernel.Run(isa, pdy, outF + 5, px, inF + 3, rows, pi, outF, inF, accumulate: true, allowPacking: false);
+                OuterProductKernel.Run(isa, pdy, outF + 5, px, inF + 3, rows, pa, outF, inF, accumulate: true);
+                OuterProductKernel.Run(isa, pdy, outF + 5, px, inF + 3, rows, pw, outF, inF, accumulate: false);
+                for (int r0 = 0; r0 < rows; r0 += OuterProductKernel.ChunkRows)
+                    OuterProductKernel.Run(isa, pdy + (long)r0 * (outF + 5), outF + 5, px + (long)r0 * (inF + 3), inF + 3,
+                        Math.Min(OuterProductKernel.ChunkRows, rows - r0), pc, outF, inF, accumulate: r0 > 0);
             }
-            Assert.Equal(inPlace, packed);
-            var reference = new double[outF * inF];
-            for (int r = 0; r < rows; r++)
-                for (int o = 0; o < outF; o++)
-                    for (int i = 0; i < inF; i++)
-                        reference[o * inF + i] += (double)dy[r * (outF + 5) + o] * x[r * (inF + 3) + i];
-            TestData.AssertClose(F(reference.Select(v => v + 1).ToArray()), packed, rows, $"outer product {rows}x{inF}x{outF} {isa}");
+            string ctx = $"outer product {rows}x{inF}x{outF} {isa}";
+            TestData.AssertClose(F(reference.Select(v => v + 1).ToArray()), accumulated, rows, ctx + " accumulated");
+            TestData.AssertClose(F(reference), written, rows, ctx);
+            Assert.Equal(written, byChunk);
         }
     }
 

@@ -9,60 +9,35 @@ namespace MobileNetSharp.Kernels;
 /// of inputs walks the rows: per row, two loads of X, six broadcasts of dY and twelve FMAs, as the forward GEMM's
 /// micro-kernel (f32-gemm 6x2W), so no operand needs transposing first.
 /// <para>
-/// Read in place, each row step touches a new cache line of both operands at their row strides, and X's lines are
-/// read again for every 6-output tile: measured on Zen 3 at 35-60% of the FMA peak for the shapes of MobileNet
-/// training. So when the rows fit a budget, X is first packed into contiguous zero-padded panels of 2W columns
-/// [panel][row][2W] (read once, then re-read from L1/L2 at unit stride), and, when there is more than one panel,
-/// each tile's 6 dY columns into [row][6], reused by every panel: the GEMM packing of Goto &amp; van de Geijn (2008,
-/// "Anatomy of high-performance matrix multiplication", section 4). The sums are formed in the same order either way,
-/// so packing never changes a result bit.
+/// The rows are taken in chunks of <see cref="ChunkRows"/>, and within a chunk each 2W-column panel of X is held while
+/// every 6-output tile of dY passes over it: the chunk's X panel (4 KiB at AVX2) and its rows of dY stay in L1, each
+/// line is fetched from L2 once per panel, and the strided row walks never reach past L2. Each tile adds its chunk's sum
+/// into C, so C is read and written once per chunk and tile (24 memory operations against 768 FMAs at 64 rows).
+/// Walking all rows per tile instead (C touched once) re-fetches both operands' lines from L2 for every tile and ran
+/// at 25-35 GMAC/s on Zen 3 against 35-45 chunked, over the shapes of MobileNet training (16x96 to 960x160), and
+/// packing X's panels first (Goto &amp; van de Geijn 2008, section 4) did no better than the chunks.
 /// </para>
 /// </summary>
 internal static unsafe class OuterProductKernel
 {
     private const int MR = 6;
+    /// <summary>Rows per chunk: 32 to 128 measured within noise of each other on Zen 3; 64 keeps a chunk of a
+    /// 96-wide dY (24 KiB) with its X panel in a 32 KiB L1.</summary>
+    internal const int ChunkRows = 64;
 
     /// <param name="dy">Row p's outputs start at dy + p·ldy.</param>
     /// <param name="x">Row p's inputs start at x + p·ldx.</param>
     /// <param name="c">[outF, inF] row-major; overwritten, or added to when <paramref name="accumulate"/>.</param>
-    /// <param name="allowPacking">False reads both operands in place whatever the shape (tests compare the two paths).</param>
-    public static void Run(IsaLevel isa, float* dy, nint ldy, float* x, nint ldx, int rows, float* c, int outF, int inF, bool accumulate,
-        bool allowPacking = true)
+    public static void Run(IsaLevel isa, float* dy, nint ldy, float* x, nint ldx, int rows, float* c, int outF, int inF, bool accumulate)
     {
-        var body = new Body { Dy = dy, Ldy = ldy, X = x, Ldx = ldx, Rows = rows, C = c, Out = outF, In = inF, Accumulate = accumulate };
-        int panel = 2 * Isa.Width(isa), panels = (inF + panel - 1) / panel;
-        long packFloats = (long)panels * panel * rows;
-        // Packing pays only when X's rows are wide and re-read by many tiles. Measured on Zen 3 at 1 thread, packed over
-        // in place: in x out = 160x1280 0.78, 160x960 0.79, 96x576 0.84; 64x384, 384x64 and 192x32 level; 32x192 1.21,
-        // 24x144 1.24, 96x16 1.55 (there the copy is not repaid). The budget keeps the panels in L2.
-        if (!allowPacking || rows <= 0 || inF < MinPackedIn || outF < MinPackedOut || packFloats > PackBudgetFloats)
+        if (rows <= 0)
         {
-            KernelDispatch.Run(isa, ref body);
+            if (!accumulate) new Span<float>(c, checked(outF * inF)).Clear();
             return;
         }
-        var pool = System.Buffers.ArrayPool<float>.Shared;
-        // One vector of slack each: PackColumns stores whole vectors.
-        float[] xp = pool.Rent((int)packFloats + panel), dyp = pool.Rent((panels > 1 ? MR * rows : 0) + panel);
-        try
-        {
-            fixed (float* pxp = xp, pdyp = dyp)
-            {
-                body.XPack = pxp;
-                body.DyPack = panels > 1 ? pdyp : null;
-                KernelDispatch.Run(isa, ref body);
-            }
-        }
-        finally
-        {
-            pool.Return(xp);
-            pool.Return(dyp);
-        }
+        var body = new Body { Dy = dy, Ldy = ldy, X = x, Ldx = ldx, Rows = rows, C = c, Out = outF, In = inF, Accumulate = accumulate };
+        KernelDispatch.Run(isa, ref body);
     }
-
-    /// <summary>Largest packed X, in floats (256 KiB: half of a Zen 3 L2, with room for the dY tile and C).</summary>
-    internal const int PackBudgetFloats = 1 << 16;
-    /// <summary>The narrowest X and dY (columns) that are packed; see the measurements in <see cref="Run"/>.</summary>
-    internal const int MinPackedIn = 96, MinPackedOut = 384;
 
     private struct Body : IWidthBody
     {
@@ -70,66 +45,29 @@ internal static unsafe class OuterProductKernel
         public nint Ldy, Ldx;
         public int Rows, Out, In;
         public bool Accumulate;
-        /// <summary>Scratch for X's panels ([panel][row][2W]) and one tile's dY columns ([row][6]); null to read in place.</summary>
-        public float* XPack, DyPack;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Invoke<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged
         {
-            int w = TS.Count;
-            if (XPack == null)
+            int panel = 2 * TS.Count;
+            for (int r0 = 0; r0 < Rows; r0 += ChunkRows)
             {
-                for (int o = 0; o < Out; o += MR)
+                int kc = Math.Min(ChunkRows, Rows - r0);
+                bool accumulate = Accumulate || r0 > 0;
+                float* dy = Dy + r0 * Ldy, x = X + r0 * Ldx;
+                for (int i = 0; i < In; i += panel)
                 {
-                    int mr = Math.Min(MR, Out - o);
-                    for (int i = 0; i < In; i += 2 * w)
-                        Tile<TS, TV>(mr, Math.Min(2 * w, In - i), Dy + o, Ldy, X + i, Ldx, Rows, C + (nint)o * In + i, In, Accumulate, fullLoads: false);
+                    int nc = Math.Min(panel, In - i);
+                    for (int o = 0; o < Out; o += MR)
+                        Tile<TS, TV>(Math.Min(MR, Out - o), nc, dy + o, Ldy, x + i, Ldx, kc, C + (nint)o * In + i, In, accumulate);
                 }
-                return;
-            }
-            nint panel = 2 * w, panelFloats = panel * Rows;
-            for (int i = 0, p = 0; i < In; i += (int)panel, p++)
-                PackColumns<TS, TV>(X + i, Ldx, Rows, Math.Min((int)panel, In - i), XPack + p * panelFloats, (int)panel);
-            for (int o = 0; o < Out; o += MR)
-            {
-                int mr = Math.Min(MR, Out - o);
-                float* dy = Dy + o;
-                nint ldy = Ldy;
-                if (DyPack != null)
-                {
-                    PackColumns<TS, TV>(Dy + o, Ldy, Rows, mr, DyPack, MR);
-                    dy = DyPack;
-                    ldy = MR;
-                }
-                for (int i = 0, p = 0; i < In; i += (int)panel, p++)
-                    Tile<TS, TV>(mr, Math.Min((int)panel, In - i), dy, ldy, XPack + p * panelFloats, panel, Rows, C + (nint)o * In + i, In, Accumulate, fullLoads: true);
             }
         }
     }
 
-    /// <summary>
-    /// dst [row][ldd] = the first n (at most ldd) columns of each of src's rows (row stride lds), zero-padded to whole
-    /// vectors. Stores are whole vectors (masked stores are slow on AMD), so a row may spill past ldd into the next
-    /// row, which overwrites it; dst needs one vector of room past rows·ldd. Columns past n are zero when ldd is a
-    /// multiple of the vector width (X's panels); the dY tile's columns past n are never read.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PackColumns<TS, TV>(float* src, nint lds, int rows, int n, float* dst, int ldd)
-        where TS : unmanaged, ISimd<TV> where TV : unmanaged
-    {
-        int w = TS.Count;
-        for (int r = 0; r < rows; r++, src += lds, dst += ldd)
-            for (int j = 0; j < ldd; j += w)
-            {
-                int k = n - j;
-                TS.Store(dst + j, k >= w ? TS.Load(src + j) : k > 0 ? TS.LoadPartial(src + j, k) : TS.Zero);
-            }
-    }
-
     /// <summary>One tile: rows past <paramref name="mr"/> alias the last valid output (computed, never stored).</summary>
-    /// <param name="fullLoads">X holds 2W readable columns per row (packed, zero-padded) even where nc is less.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TS, TV>(int mr, int nc, float* dy, nint ldy, float* x, nint ldx, int rows, float* c, nint ldc, bool accumulate, bool fullLoads)
+    private static void Tile<TS, TV>(int mr, int nc, float* dy, nint ldy, float* x, nint ldx, int rows, float* c, nint ldc, bool accumulate)
         where TS : unmanaged, ISimd<TV> where TV : unmanaged
     {
         int w = TS.Count;
@@ -137,7 +75,7 @@ internal static unsafe class OuterProductKernel
         nint d1 = Math.Min(1, mr - 1), d2 = Math.Min(2, mr - 1), d3 = Math.Min(3, mr - 1), d4 = Math.Min(4, mr - 1), d5 = Math.Min(5, mr - 1);
         TV c00 = TS.Zero, c01 = TS.Zero, c10 = TS.Zero, c11 = TS.Zero, c20 = TS.Zero, c21 = TS.Zero;
         TV c30 = TS.Zero, c31 = TS.Zero, c40 = TS.Zero, c41 = TS.Zero, c50 = TS.Zero, c51 = TS.Zero;
-        if (fullLoads || (n0 == w && n1 == w))
+        if (n0 == w && n1 == w)
         {
             for (int p = 0; p < rows; p++, dy += ldy, x += ldx)
             {
