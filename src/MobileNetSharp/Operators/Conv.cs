@@ -195,6 +195,14 @@ public sealed record Conv(
             t.Plan.Add(new DepthwiseGradStep(n.Name + ".grad", g, t.Plan.Isa, normalized is null ? Input() : null, weights, dx, dw, source, normalizedX: normalized));
             return;
         }
+        if (dx is not null && dw is not null && g.IsPointwise && normalized is not null && LinearBackward.GathersSums(g.InC, g.OutC))
+        {
+            // A 1x1 convolution reading a batch norm's unwritten output (MobileNetV2's projections): dW, dX and then that
+            // batch norm's sums (WithSums) from one read of the batch norm's input, block by block, instead of one read by
+            // the dW step and another by the dX step.
+            t.Plan.Add(new PointwiseGradStep(n.Name + ".grad", g, t.Plan.Isa, null, dy, weights, dx, dw, db, normalizedX: normalized));
+            return;
+        }
         // dW first, then dX: dX is then the last step, where the batch norm before this convolution finds it (to gather
         // its sums while dX is written), and it is read right after it is made.
         if (dw is not null || db is not null)
@@ -308,27 +316,61 @@ internal sealed class ConvInputGradStep(string name, Conv2dGeometry g, IsaLevel?
 }
 
 /// <summary>
-/// dX, dW and dB of a 1x1 convolution with a small weight, in one pass over dY (<see cref="LinearBackward.Gradients"/>).
-/// With a <paramref name="source"/>, dY is a batch norm's deferred input gradient, computed block by block from it.
+/// dX, dW and dB of a 1x1 convolution with a small weight, in one pass over row blocks (<see cref="LinearBackward.Gradients"/>).
+/// With a <paramref name="source"/>, dY is a batch norm's deferred input gradient, computed block by block from it. With
+/// <paramref name="normalizedX"/>, x is a batch norm's output never written, normalized block by block, and dX can gather the
+/// sums of that batch norm (<see cref="WithSums"/>) while the block of its input is in cache.
 /// </summary>
-internal sealed class PointwiseGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot x, Slot dy, Slot w, Slot dx, Slot dw, Slot? db,
-    BatchNormGradSource? source = null)
-    : Step(name, source is null ? [x, dy, w] : [x, w, .. source.Reads], db is null ? [dx, dw] : [dx, dw, db])
+internal sealed class PointwiseGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot? x, Slot dy, Slot w, Slot dx, Slot dw, Slot? db,
+    BatchNormGradSource? source = null, BatchNormApply? normalizedX = null, BatchNormGradSumsTarget? sums = null)
+    : Step(name, (source is null ? new[] { x, dy, w } : [x, w]).OfType<Slot>().Concat(source?.Reads ?? []).Concat(normalizedX?.Reads ?? [])
+            .Concat(sums?.Reads ?? []).ToArray(),
+        new[] { dx, dw, db, sums?.Partials }.OfType<Slot>().ToArray()),
+    IGathersBatchNormSums
 {
-    public override string Kernel => source is null ? "1x1-conv-grad-x+w" : "1x1-conv-grad-x+w (from batch-norm grad)";
+    public override string Kernel => "1x1-conv-grad-x+w" + (source is null ? "" : " (from batch-norm grad)") + (normalizedX is null ? "" : " (normalizing x)")
+        + (sums is null ? "" : " (+ sums)");
 
     /// <summary>dY is a batch norm's deferred input gradient, computed here block by block.</summary>
     public bool FromBatchNormGradient => source is not null;
 
-    public override void Execute(RunContext ctx)
+    /// <summary>x is a batch norm's output, normalized here block by block (never written).</summary>
+    public bool NormalizesInput => normalizedX is not null;
+
+    private int Rows => checked(g.Batch * g.InH * g.InW);
+    public Slot Dx => dx;
+    public bool CanGatherSums => sums is null && normalizedX is not null;
+    public int SumGroups => LinearBackward.RowGroupCount(Rows);
+    public bool GathersSums => sums is not null;
+    public Step WithSums(BatchNormGradSumsTarget target) => new PointwiseGradStep(Name, g, isa, x, dy, w, dx, dw, db, source, normalizedX, target);
+
+    public override unsafe void Execute(RunContext ctx)
     {
-        int rows = checked(g.Batch * g.InH * g.InW);
+        int rows = Rows;
+        if (normalizedX is not null)
+        {
+            normalizedX.With(ctx, (in BatchNormApplyRows xRows) =>
+            {
+                var xr = xRows;
+                if (sums is null)
+                    LinearBackward.Gradients(xr, ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), db is null ? default : ctx.Write(db), rows, g.InC, g.OutC,
+                        ctx.Workers, isa, null);
+                else
+                    sums.With(ctx, (in BatchNormGradSums s) =>
+                    {
+                        var gather = s;
+                        LinearBackward.Gradients(xr, ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), db is null ? default : ctx.Write(db), rows, g.InC,
+                            g.OutC, ctx.Workers, isa, &gather);
+                    });
+            });
+            return;
+        }
         if (source is null)
-            LinearBackward.Gradients(ctx.Read(x), ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), db is null ? default : ctx.Write(db),
+            LinearBackward.Gradients(ctx.Read(x!), ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), db is null ? default : ctx.Write(db),
                 rows, g.InC, g.OutC, ctx.Workers, isa);
         else
             source.With(ctx, (in BatchNormGradRows rows_) =>
-                LinearBackward.Gradients(rows_, ctx.Read(x), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), rows, g.InC, g.OutC, ctx.Workers, isa));
+                LinearBackward.Gradients(rows_, ctx.Read(x!), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), rows, g.InC, g.OutC, ctx.Workers, isa));
     }
 }
 

@@ -236,9 +236,10 @@ public class ConvBackwardTests
     }
 
     /// <summary>
-    /// The outer-product reduction against a float64 reference at every ISA: rows in whole and partial chunks, ragged
-    /// panels and tiles, row strides wider than the used columns (a column slice of a wider tensor), accumulating onto
-    /// ones and overwriting; and a chunked run equals the same rows run chunk by chunk with accumulate, bit for bit.
+    /// The outer-product reduction against a float64 reference at every ISA, on both paths: chunked (rows in whole and
+    /// partial chunks) and packed (a C past L2 with a wide dY); ragged panels and tiles, row strides wider than the used
+    /// columns (a column slice of a wider tensor), accumulating onto ones and overwriting. A chunked run equals the same
+    /// rows run chunk by chunk with accumulate, bit for bit.
     /// </summary>
     [Theory]
     [InlineData(1, 1, 1)]
@@ -248,6 +249,8 @@ public class ConvBackwardTests
     [InlineData(200, 97, 389)]
     [InlineData(256, 96, 16)]
     [InlineData(130, 8, 48)]
+    [InlineData(256, 160, 420)] // packed
+    [InlineData(100, 161, 409)] // packed, ragged
     public unsafe void OuterProductMatchesReference(int rows, int inF, int outF)
     {
         var rng = new Random(rows + inF + outF);
@@ -257,23 +260,28 @@ public class ConvBackwardTests
             for (int o = 0; o < outF; o++)
                 for (int i = 0; i < inF; i++)
                     reference[o * inF + i] += (double)dy[r * (outF + 5) + o] * x[r * (inF + 3) + i];
+        bool packs = OuterProductKernel.Packs(inF, outF);
+        Assert.Equal(inF >= 160, packs); // the rows above are chosen to cover both paths
         foreach (var isa in Isa.Supported)
         {
-            var (accumulated, written, byChunk) = (new float[outF * inF], new float[outF * inF], new float[outF * inF]);
+            var (accumulated, written, chunked, byChunk) = (new float[outF * inF], new float[outF * inF], new float[outF * inF], new float[outF * inF]);
             accumulated.AsSpan().Fill(1f);
             written.AsSpan().Fill(float.NaN); // overwritten, never read
-            fixed (float* px = x, pdy = dy, pa = accumulated, pw = written, pc = byChunk)
+            fixed (float* px = x, pdy = dy, pa = accumulated, pw = written, pch = chunked, pc = byChunk)
             {
                 OuterProductKernel.Run(isa, pdy, outF + 5, px, inF + 3, rows, pa, outF, inF, accumulate: true);
                 OuterProductKernel.Run(isa, pdy, outF + 5, px, inF + 3, rows, pw, outF, inF, accumulate: false);
+                OuterProductKernel.Run(isa, pdy, outF + 5, px, inF + 3, rows, pch, outF, inF, accumulate: false, allowPacking: false);
                 for (int r0 = 0; r0 < rows; r0 += OuterProductKernel.ChunkRows)
                     OuterProductKernel.Run(isa, pdy + (long)r0 * (outF + 5), outF + 5, px + (long)r0 * (inF + 3), inF + 3,
-                        Math.Min(OuterProductKernel.ChunkRows, rows - r0), pc, outF, inF, accumulate: r0 > 0);
+                        Math.Min(OuterProductKernel.ChunkRows, rows - r0), pc, outF, inF, accumulate: r0 > 0, allowPacking: false);
             }
             string ctx = $"outer product {rows}x{inF}x{outF} {isa}";
             TestData.AssertClose(F(reference.Select(v => v + 1).ToArray()), accumulated, rows, ctx + " accumulated");
             TestData.AssertClose(F(reference), written, rows, ctx);
-            Assert.Equal(written, byChunk);
+            TestData.AssertClose(F(reference), chunked, rows, ctx + " chunked");
+            Assert.Equal(chunked, byChunk);
+            if (!packs) Assert.Equal(chunked, written);
         }
     }
 
@@ -411,6 +419,78 @@ public class ConvBackwardTests
             if (first is not null && workers.Count == 2) Assert.True(first.AsSpan().SequenceEqual(k2), ctx + " sums at 2 threads");
             first = k2;
         }
+    }
+
+    /// <summary>
+    /// A projection's backward in one pass over its normalized input (dW, dX, then the sums of the batch norm x comes
+    /// from, gathered from dX) against the steps it replaces: the batch norm's output written, then
+    /// <see cref="LinearBackward.WeightGradient(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, int, Workers?, IsaLevel?)"/>
+    /// and the dX that gathers the sums. dW, dB, dX and the partial sums are the same bits, at every ISA and at 1 and 2
+    /// threads; dW alone (no dX) likewise; sums without dX, a w too large to read in place and mismatched channels are refused.
+    /// </summary>
+    [Theory]
+    [InlineData(2333, 96, 16)] // MobileNetV2's projection: many row blocks, a partial last one
+    [InlineData(300, 13, 7)]   // odd channels, fewer blocks than groups
+    [InlineData(5, 3, 2)]      // fewer rows than a GEMM tile
+    public unsafe void ProjectionGradientsInOnePassEqualTheSeparateSteps(int rows, int inF, int outF)
+    {
+        var rng = new Random(rows * 5 + inF + outF);
+        float[] dy = TestData.Random(rng, (long)rows * outF), w = TestData.Random(rng, (long)outF * inF);
+        float[] e = TestData.Random(rng, (long)rows * inF, 2f), gamma = TestData.Random(rng, inF), beta = TestData.Random(rng, inF);
+        var act = MobileNetSharp.Graph.Activation.Relu6;
+        var (lo, hi) = BatchNormTraining.ClampOf(act);
+        int groups = LinearBackward.RowGroupCount(rows);
+        foreach (var (isa, workers) in TestData.Sweep())
+        {
+            string ctx = $"{rows}x{inF}x{outF} {isa} {workers.Count}T";
+            var (y, mean, inv, scale) = (new float[e.Length], new float[inF], new float[inF], new float[inF]);
+            BatchNormTraining.Forward(e, gamma, beta, y, mean, inv, rows, inF, 1e-5f, workers, isa, act, scale);
+            var (dw1, db1, dx1) = (new float[w.Length], new float[outF], new float[e.Length]);
+            var partials1 = new double[groups * 2 * inF];
+            var (dw2, db2, dx2) = (new float[w.Length], new float[outF], Enumerable.Repeat(float.NaN, e.Length).ToArray());
+            var partials2 = Enumerable.Repeat(double.NaN, groups * 2 * inF).ToArray();
+            var dw3 = new float[w.Length];
+            fixed (float* pe = e, pm = mean, ps = scale, pb = beta)
+            fixed (double* pp1 = partials1, pp2 = partials2)
+            {
+                var sums1 = new BatchNormGradSums { X = pe, Mean = pm, MaskScale = ps, MaskShift = pb, Lo = lo, Hi = hi, Channels = inF, Partials = pp1 };
+                LinearBackward.WeightGradient(y, dy, dw1, db1, rows, inF, outF, workers, isa);
+                LinearBackward.InputGradient(dy, w, dx1, rows, inF, outF, workers, isa, &sums1);
+
+                var x = new BatchNormApplyRows { X = pe, Mean = pm, Scale = ps, Beta = pb, Lo = lo, Hi = hi, Channels = inF };
+                var sums2 = sums1 with { Partials = pp2 };
+                LinearBackward.Gradients(x, dy, w, dx2, dw2, db2, rows, inF, outF, workers, isa, &sums2);
+                LinearBackward.Gradients(x, dy, default, default, dw3, default, rows, inF, outF, workers, isa, null);
+
+                var bad = x with { Channels = inF + 1 };
+                Assert.Throws<ArgumentException>(() => RefusesSumsWithoutDx(x, dy, w, rows, inF, outF));
+                Assert.Throws<ArgumentException>(() => LinearBackward.Gradients(bad, dy, w, new float[e.Length], new float[w.Length], default, rows, inF, outF, workers, isa, null));
+                Assert.Throws<ArgumentException>(() => LinearBackward.Gradients(x, dy, w, new float[3], new float[w.Length], default, rows, inF, outF, workers, isa, null));
+            }
+            Assert.True(dw1.AsSpan().SequenceEqual(dw2), ctx + " dw");
+            Assert.True(dw1.AsSpan().SequenceEqual(dw3), ctx + " dw without dx");
+            Assert.True(db1.AsSpan().SequenceEqual(db2), ctx + " db");
+            Assert.True(dx1.AsSpan().SequenceEqual(dx2), ctx + " dx");
+            Assert.True(partials1.AsSpan().SequenceEqual(partials2), ctx + " sums");
+        }
+        Assert.Throws<ArgumentException>(() => RefusesLargeWeightInOnePass(rows));
+    }
+
+    private static unsafe void RefusesSumsWithoutDx(BatchNormApplyRows x, float[] dy, float[] w, int rows, int inF, int outF)
+    {
+        var partials = new double[LinearBackward.RowGroupCount(rows) * 2 * inF];
+        fixed (double* pp = partials)
+        {
+            var sums = new BatchNormGradSums { Channels = inF, Partials = pp };
+            LinearBackward.Gradients(x, dy, w, default, new float[w.Length], default, rows, inF, outF, Workers.Single, null, &sums);
+        }
+    }
+
+    private static unsafe void RefusesLargeWeightInOnePass(int rows)
+    {
+        var x = new BatchNormApplyRows { Channels = 200 };
+        LinearBackward.Gradients(x, new float[rows * 100], new float[100 * 200], new float[rows * 200], new float[100 * 200], default, rows, 200, 100,
+            Workers.Single, null, null);
     }
 
     public static readonly TheoryData<string, Conv2dGeometry> DepthwiseFromBatchNorm = new()

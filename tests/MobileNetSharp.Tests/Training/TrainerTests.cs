@@ -61,9 +61,13 @@ public sealed class TrainerTests : IDisposable
         var readers = steps.OfType<RuntimeWeightConvStep>().Where(c => c.NormalizesInput).ToList();
         Assert.NotEmpty(statisticsOnly);
         Assert.Equal(statisticsOnly.Count, readers.Count);
-        int depthwise = steps.OfType<DepthwiseGradStep>().Count(d => d.NormalizesInput), pointwise = steps.OfType<ConvWeightGradStep>().Count(d => d.NormalizesInput);
-        Assert.True(depthwise > 0 && pointwise > 0, $"{depthwise} depthwise and {pointwise} 1x1 backward steps normalize their input");
-        Assert.Equal(readers.Count, depthwise + pointwise);
+        int depthwise = steps.OfType<DepthwiseGradStep>().Count(d => d.NormalizesInput);
+        // The projections (small w): dW, dX and the sums of the batch norm x comes from in one pass; the head (large w): dW alone.
+        var projections = steps.OfType<PointwiseGradStep>().Where(d => d.NormalizesInput).ToList();
+        int weightOnly = steps.OfType<ConvWeightGradStep>().Count(d => d.NormalizesInput);
+        Assert.True(depthwise > 0 && projections.Count > 0 && weightOnly > 0, $"{depthwise} depthwise, {projections.Count} projection and {weightOnly} 1x1 dW steps normalize their input");
+        Assert.All(projections, p => Assert.True(p.GathersSums, $"{p.Name} does not gather its batch norm's sums"));
+        Assert.Equal(readers.Count, depthwise + projections.Count + weightOnly);
         Assert.DoesNotContain(steps, s => s is BatchNormApplyStep);
     }
 

@@ -129,20 +129,49 @@ public static unsafe class LinearBackward
     /// rows is normalized into a per-group scratch (L2) from the batch norm's input. The same bits as with x written.
     /// </summary>
     internal static void WeightGradient(in BatchNormApplyRows x, ReadOnlySpan<float> dy, Span<float> dw, Span<float> db, int rows, int inFeatures,
-        int outFeatures, Workers? workers = null, IsaLevel? isa = null)
+        int outFeatures, Workers? workers = null, IsaLevel? isa = null) =>
+        Gradients(x, dy, default, default, dw, db, rows, inFeatures, outFeatures, workers, isa, null);
+
+    /// <summary>
+    /// dw [out, in] and db of a 1x1 convolution whose input x is a training-mode batch norm's output never written, and
+    /// (when <paramref name="dx"/> is not empty) dx [rows, in] = dy · w, in one pass over blocks of <see cref="RowBlock"/>
+    /// rows: each block of x is normalized into a per-group scratch for dw, then dx's block is made from dy and w, and
+    /// (with <paramref name="sums"/>) the sums of the batch norm whose output gradient dx is are gathered from it. In
+    /// MobileNetV2's projections that batch norm is the one x comes from, so its input block is read from memory once, for
+    /// all three, instead of once by the dw pass and again by the dx pass. Bits: dw as <see cref="WeightGradient(in BatchNormApplyRows, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, int, Workers?, IsaLevel?)"/>,
+    /// dx and the sums as <see cref="InputGradient(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, Workers?, IsaLevel?, BatchNormGradSums*)"/>.
+    /// dx needs w small enough to read in place (<see cref="GathersSums"/>); the sums need dx.
+    /// </summary>
+    /// <exception cref="ArgumentException">A size not positive, a buffer shorter than its shape, channels that do not
+    /// match, a w too large for the shared pass, or sums without dx.</exception>
+    internal static void Gradients(in BatchNormApplyRows x, ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, Span<float> dw, Span<float> db,
+        int rows, int inFeatures, int outFeatures, Workers? workers, IsaLevel? isa, BatchNormGradSums* sums)
     {
         Check(rows, inFeatures, outFeatures);
         if (x.Channels != inFeatures) throw new ArgumentException($"Normalized x has {x.Channels} channels for {inFeatures} input features.");
         if (dy.Length < (long)rows * outFeatures) throw new ArgumentException($"dy has {dy.Length} values, [{rows}, {outFeatures}] needs more.");
-        int groups = Math.Min(Groups, (rows + RowBlock - 1) / RowBlock);
+        if (!dx.IsEmpty)
+        {
+            if (!GathersSums(inFeatures, outFeatures))
+                throw new ArgumentException($"dx shares the normalized pass only for a w read in place, not [{outFeatures}, {inFeatures}].");
+            if (w.Length < (long)outFeatures * inFeatures || dx.Length < (long)rows * inFeatures)
+                throw new ArgumentException($"w ({w.Length}) or dx ({dx.Length}) is shorter than [{outFeatures}, {inFeatures}] or [{rows}, {inFeatures}].");
+        }
+        if (sums != null)
+        {
+            if (dx.IsEmpty || sums->Channels != inFeatures)
+                throw new ArgumentException($"Batch-norm sums of {sums->Channels} channels are gathered from a dx of {inFeatures} channels, and need dx.");
+            new Span<double>(sums->Partials, RowGroupCount(rows) * 2 * inFeatures).Clear();
+        }
+        int groups = RowGroupCount(rows);
         var pool = System.Buffers.ArrayPool<float>.Shared;
         var scratch = pool.Rent(checked(groups * RowBlock * inFeatures));
         try
         {
-            fixed (float* pdy = dy, ps = scratch)
+            fixed (float* pdy = dy, ps = scratch, pw = w, pdx = dx)
             fixed (BatchNormApplyRows* px = &x)
             {
-                var args = new WeightArgs { Dy = pdy, XSource = px, XScratch = ps };
+                var args = new WeightArgs { Dy = pdy, XSource = px, XScratch = ps, W = dx.IsEmpty ? null : pw, Dx = dx.IsEmpty ? null : pdx, Sums = sums };
                 Reduce(ref args, dw, rows, inFeatures, outFeatures, workers ?? Workers.Single, isa);
             }
         }
@@ -167,7 +196,7 @@ public static unsafe class LinearBackward
             throw new ArgumentException($"A batch norm's gradient feeds the 1x1 backward only where dx shares dy's pass; got {dy.Channels} channels, [{outFeatures}, {inFeatures}].");
         if (w.Length < (long)outFeatures * inFeatures || dx.Length < (long)rows * inFeatures || x.Length < (long)rows * inFeatures)
             throw new ArgumentException($"w ({w.Length}), x ({x.Length}) or dx ({dx.Length}) is shorter than [{outFeatures}, {inFeatures}] or [{rows}, {inFeatures}].");
-        int groups = Math.Min(Groups, (rows + RowBlock - 1) / RowBlock);
+        int groups = RowGroupCount(rows);
         var pool = System.Buffers.ArrayPool<float>.Shared;
         var scratch = pool.Rent(checked(groups * RowBlock * outFeatures));
         try
@@ -188,7 +217,7 @@ public static unsafe class LinearBackward
     private static void Reduce(ref WeightArgs args, Span<float> dw, int rows, int inFeatures, int outFeatures, Workers workers, IsaLevel? isa)
     {
         if (dw.Length < (long)outFeatures * inFeatures) throw new ArgumentException($"dw has {dw.Length} values, [{outFeatures}, {inFeatures}] needs more.");
-        int blocks = (rows + RowBlock - 1) / RowBlock, groups = Math.Min(Groups, blocks);
+        int blocks = (rows + RowBlock - 1) / RowBlock, groups = RowGroupCount(rows);
         int size = outFeatures * inFeatures;
         var pool = System.Buffers.ArrayPool<float>.Shared;
         var partial = pool.Rent(checked(groups * size));
@@ -225,7 +254,7 @@ public static unsafe class LinearBackward
         public BatchNormGradRows Source;
         /// <summary>Null, or [groups, RowBlock, out] floats: each group's block of dy.</summary>
         public float* DyScratch;
-        /// <summary>Null, or the batch-norm sums dx's blocks are added into (<see cref="InputSumsTask"/>).</summary>
+        /// <summary>Null, or the batch-norm sums dx's blocks are added into (<see cref="InputSumsTask"/>, <see cref="WeightTask"/>).</summary>
         public BatchNormGradSums* Sums;
         /// <summary>Null, or x's rows computed block by block into XScratch ([groups, RowBlock, in]) instead of read from X.</summary>
         public BatchNormApplyRows* XSource;
@@ -254,7 +283,11 @@ public static unsafe class LinearBackward
             }
             OuterProductKernel.Run(a->Isa, dy, a->Out, x, a->In, kc, partial, a->Out, a->In, accumulate: b > b0);
             if (a->Dx != null) // the block of dy is in L2 now: dx's rows from it (the unpacked GEMM, as MatMul runs it for a small w)
-                GemmDriver.RunUnpacked(a->Isa, kc, a->In, a->Out, dy, a->Out, a->W, a->In, a->Dx + (long)r0 * a->In, a->In, Workers.Single);
+            {
+                float* dx = a->Dx + (long)r0 * a->In;
+                GemmDriver.RunUnpacked(a->Isa, kc, a->In, a->Out, dy, a->Out, a->W, a->In, dx, a->In, Workers.Single);
+                if (a->Sums != null) a->Sums->Add(r0, kc, dx, group, a->Isa);
+            }
         }
         if (b1 == b0) new Span<float>(partial, a->Out * a->In).Clear();
     }

@@ -14,8 +14,16 @@ namespace MobileNetSharp.Kernels;
 /// line is fetched from L2 once per panel, and the strided row walks never reach past L2. Each tile adds its chunk's sum
 /// into C, so C is read and written once per chunk and tile (24 memory operations against 768 FMAs at 64 rows).
 /// Walking all rows per tile instead (C touched once) re-fetches both operands' lines from L2 for every tile and ran
-/// at 25-35 GMAC/s on Zen 3 against 35-45 chunked, over the shapes of MobileNet training (16x96 to 960x160), and
-/// packing X's panels first (Goto &amp; van de Geijn 2008, section 4) did no better than the chunks.
+/// at 25-35 GMAC/s on Zen 3 against 35-45 chunked, over the shapes of MobileNet training (16x96 to 960x160).
+/// </para>
+/// <para>
+/// When C is too large to stay in L2 between chunks (a head's 160x1280) and dY is wide, reading and writing C once per
+/// chunk costs more than the chunks save. Then each tile walks all the rows, C is touched once, and the operands are
+/// packed so the walks stay in cache: X into contiguous zero-padded panels of 2W columns [panel][row][2W] (read once,
+/// then re-read from L2 at unit stride) and each tile's 6 dY columns into [row][6] in L1, reused by every panel (the
+/// GEMM packing of Goto &amp; van de Geijn 2008, "Anatomy of high-performance matrix multiplication", section 4).
+/// Measured on Zen 3 at 1 thread, 256 rows: 160x1280 and 160x960 34-38 GMAC/s packed against 31-34 chunked; 480x160
+/// and 96x576 (C in L2) 37-41 chunked against 22-38 packed.
 /// </para>
 /// </summary>
 internal static unsafe class OuterProductKernel
@@ -28,7 +36,9 @@ internal static unsafe class OuterProductKernel
     /// <param name="dy">Row p's outputs start at dy + p·ldy.</param>
     /// <param name="x">Row p's inputs start at x + p·ldx.</param>
     /// <param name="c">[outF, inF] row-major; overwritten, or added to when <paramref name="accumulate"/>.</param>
-    public static void Run(IsaLevel isa, float* dy, nint ldy, float* x, nint ldx, int rows, float* c, int outF, int inF, bool accumulate)
+    /// <param name="allowPacking">False takes the chunked path whatever the shape (tests compare the two paths).</param>
+    public static void Run(IsaLevel isa, float* dy, nint ldy, float* x, nint ldx, int rows, float* c, int outF, int inF, bool accumulate,
+        bool allowPacking = true)
     {
         if (rows <= 0)
         {
@@ -36,8 +46,38 @@ internal static unsafe class OuterProductKernel
             return;
         }
         var body = new Body { Dy = dy, Ldy = ldy, X = x, Ldx = ldx, Rows = rows, C = c, Out = outF, In = inF, Accumulate = accumulate };
-        KernelDispatch.Run(isa, ref body);
+        int panel = 2 * Isa.Width(isa), panels = (inF + panel - 1) / panel;
+        long packFloats = (long)panels * panel * rows;
+        if (!allowPacking || !Packs(inF, outF) || packFloats > PackBudgetFloats)
+        {
+            KernelDispatch.Run(isa, ref body);
+            return;
+        }
+        var pool = System.Buffers.ArrayPool<float>.Shared;
+        // One vector of slack each: PackColumns stores whole vectors.
+        float[] xp = pool.Rent((int)packFloats + panel), dyp = pool.Rent((panels > 1 ? MR * rows : 0) + panel);
+        try
+        {
+            fixed (float* pxp = xp, pdyp = dyp)
+            {
+                body.XPack = pxp;
+                body.DyPack = panels > 1 ? pdyp : null;
+                KernelDispatch.Run(isa, ref body);
+            }
+        }
+        finally
+        {
+            pool.Return(xp);
+            pool.Return(dyp);
+        }
     }
+
+    /// <summary>Whether this shape takes the packed path (given the rows fit <see cref="PackBudgetFloats"/>): C past half
+    /// of a Zen 3 L2 (64K floats) and dY at least 384 wide; see the measurements in the class summary.</summary>
+    internal static bool Packs(int inF, int outF) => (long)inF * outF > 1 << 16 && outF >= 384;
+
+    /// <summary>Largest packed X, in floats (256 KiB: half of a Zen 3 L2, with room for the dY tile and C).</summary>
+    internal const int PackBudgetFloats = 1 << 16;
 
     private struct Body : IWidthBody
     {
@@ -45,10 +85,17 @@ internal static unsafe class OuterProductKernel
         public nint Ldy, Ldx;
         public int Rows, Out, In;
         public bool Accumulate;
+        /// <summary>Null for the chunked path; else scratch for X's panels ([panel][row][2W]) and one tile's dY columns ([row][6]).</summary>
+        public float* XPack, DyPack;
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Invoke<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged
         {
+            if (XPack != null)
+            {
+                Packed<TS, TV>();
+                return;
+            }
             int panel = 2 * TS.Count;
             for (int r0 = 0; r0 < Rows; r0 += ChunkRows)
             {
@@ -59,15 +106,58 @@ internal static unsafe class OuterProductKernel
                 {
                     int nc = Math.Min(panel, In - i);
                     for (int o = 0; o < Out; o += MR)
-                        Tile<TS, TV>(Math.Min(MR, Out - o), nc, dy + o, Ldy, x + i, Ldx, kc, C + (nint)o * In + i, In, accumulate);
+                        Tile<TS, TV>(Math.Min(MR, Out - o), nc, dy + o, Ldy, x + i, Ldx, kc, C + (nint)o * In + i, In, accumulate, fullLoads: false);
                 }
+            }
+        }
+
+        /// <summary>All rows per tile, from packed operands: X's panels first, then per tile its dY columns.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private readonly void Packed<TS, TV>() where TS : unmanaged, ISimd<TV> where TV : unmanaged
+        {
+            nint panel = 2 * TS.Count, panelFloats = panel * Rows;
+            for (int i = 0, p = 0; i < In; i += (int)panel, p++)
+                PackColumns<TS, TV>(X + i, Ldx, Rows, Math.Min((int)panel, In - i), XPack + p * panelFloats, (int)panel);
+            for (int o = 0; o < Out; o += MR)
+            {
+                int mr = Math.Min(MR, Out - o);
+                float* dy = Dy + o;
+                nint ldy = Ldy;
+                if (DyPack != null)
+                {
+                    PackColumns<TS, TV>(Dy + o, Ldy, Rows, mr, DyPack, MR);
+                    dy = DyPack;
+                    ldy = MR;
+                }
+                for (int i = 0, p = 0; i < In; i += (int)panel, p++)
+                    Tile<TS, TV>(mr, Math.Min((int)panel, In - i), dy, ldy, XPack + p * panelFloats, panel, Rows, C + (nint)o * In + i, In, Accumulate, fullLoads: true);
             }
         }
     }
 
+    /// <summary>
+    /// dst [row][ldd] = the first n (at most ldd) columns of each of src's rows (row stride lds), zero-padded to whole
+    /// vectors. Stores are whole vectors (masked stores are slow on AMD), so a row may spill past ldd into the next
+    /// row, which overwrites it; dst needs one vector of room past rows·ldd. Columns past n are zero when ldd is a
+    /// multiple of the vector width (X's panels); the dY tile's columns past n are never read.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PackColumns<TS, TV>(float* src, nint lds, int rows, int n, float* dst, int ldd)
+        where TS : unmanaged, ISimd<TV> where TV : unmanaged
+    {
+        int w = TS.Count;
+        for (int r = 0; r < rows; r++, src += lds, dst += ldd)
+            for (int j = 0; j < ldd; j += w)
+            {
+                int k = n - j;
+                TS.Store(dst + j, k >= w ? TS.Load(src + j) : k > 0 ? TS.LoadPartial(src + j, k) : TS.Zero);
+            }
+    }
+
     /// <summary>One tile: rows past <paramref name="mr"/> alias the last valid output (computed, never stored).</summary>
+    /// <param name="fullLoads">X holds 2W readable columns per row (packed, zero-padded) even where nc is less.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TS, TV>(int mr, int nc, float* dy, nint ldy, float* x, nint ldx, int rows, float* c, nint ldc, bool accumulate)
+    private static void Tile<TS, TV>(int mr, int nc, float* dy, nint ldy, float* x, nint ldx, int rows, float* c, nint ldc, bool accumulate, bool fullLoads)
         where TS : unmanaged, ISimd<TV> where TV : unmanaged
     {
         int w = TS.Count;
@@ -75,7 +165,7 @@ internal static unsafe class OuterProductKernel
         nint d1 = Math.Min(1, mr - 1), d2 = Math.Min(2, mr - 1), d3 = Math.Min(3, mr - 1), d4 = Math.Min(4, mr - 1), d5 = Math.Min(5, mr - 1);
         TV c00 = TS.Zero, c01 = TS.Zero, c10 = TS.Zero, c11 = TS.Zero, c20 = TS.Zero, c21 = TS.Zero;
         TV c30 = TS.Zero, c31 = TS.Zero, c40 = TS.Zero, c41 = TS.Zero, c50 = TS.Zero, c51 = TS.Zero;
-        if (n0 == w && n1 == w)
+        if (fullLoads || (n0 == w && n1 == w))
         {
             for (int p = 0; p < rows; p++, dy += ldy, x += ldx)
             {
