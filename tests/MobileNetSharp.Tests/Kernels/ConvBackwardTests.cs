@@ -566,6 +566,26 @@ public class ConvBackwardTests
             TestData.AssertClose(edg, gdg, inRows, ctx + " gathered dgamma");
             TestData.AssertClose(ek, gk, inRows, ctx + " gathered coefficients");
 
+            // And with x that batch norm's output, never written: one pass over e per image gathers the sums and normalizes
+            // x for dW (BatchNormGradSums.AddNormalizing), the same bits as x written and the sums gathered apart.
+            var (partialsA, partialsB) = (new double[groups * 2 * c], Enumerable.Repeat(double.NaN, groups * 2 * c).ToArray());
+            var (dx4, dw4, dx5, dw5) = (new float[x.Length], new float[w.Length], new float[x.Length], new float[w.Length]);
+            fixed (float* pz = z, pdy = dy, pm = mean, pk = k, ps = scale, pb = beta, pe = e, pem = emean, pes = escale, peb = ebeta)
+            fixed (double* ppa = partialsA, ppb = partialsB)
+            {
+                var rowsDy = new BatchNormGradRows { Dy = pdy, X = pz, Mean = pm, Coefficients = pk, MaskScale = ps, MaskShift = pb, Lo = lo, Hi = hi, Channels = c };
+                var sumsA = new BatchNormGradSums { X = pe, Mean = pem, MaskScale = pes, MaskShift = peb, Lo = lo, Hi = hi, Channels = c, Partials = ppa };
+                DepthwiseBackward.Gradients(g, rowsDy, ey, w, dx4, dw4, workers, isa, &sumsA);
+                var sumsB = sumsA with { Partials = ppb };
+                var xNormalized = new BatchNormApplyRows { X = pe, Mean = pem, Scale = pes, Beta = peb, Lo = lo, Hi = hi, Channels = c };
+                Assert.True(sumsB.Normalizes(xNormalized));
+                Assert.False(sumsB.Normalizes(xNormalized with { Beta = pb }));
+                DepthwiseBackward.Gradients(g, rowsDy, default, w, dx5, dw5, workers, isa, &sumsB, &xNormalized);
+            }
+            Assert.True(dx4.AsSpan().SequenceEqual(dx5), ctx + " dx, x normalized while gathering");
+            Assert.True(dw4.AsSpan().SequenceEqual(dw5), ctx + " dw, x normalized while gathering");
+            Assert.True(partialsA.AsSpan().SequenceEqual(partialsB), ctx + " sums, x normalized while gathering");
+
             if (first is var (fx, fw, fk) && workers.Count == 2)
             {
                 Assert.True(fx.AsSpan().SequenceEqual(dx2), ctx + " dx at 2 threads");

@@ -55,6 +55,17 @@ internal unsafe struct BatchNormGradSums
     public readonly void Add(long row0, int rows, float* dy, int group, IsaLevel isa) =>
         ChannelReduction.AccumulateCentred(isa, X + row0 * Channels, dy, rows, Channels, Mean, MaskScale, MaskShift, Lo, Hi,
             Partials + (long)group * 2 * Channels);
+
+    /// <summary>Whether <paramref name="y"/> is the output of this same batch norm (its input, mean, scale, beta and clamp),
+    /// with a clamp: then <see cref="AddNormalizing"/> writes y while it gathers, from one read of x.</summary>
+    public readonly bool Normalizes(in BatchNormApplyRows y) =>
+        MaskScale != null && y.X == X && y.Mean == Mean && y.Scale == MaskScale && y.Beta == MaskShift && y.Lo == Lo && y.Hi == Hi && y.Channels == Channels;
+
+    /// <summary><see cref="Add"/>, also writing the batch norm's output rows [row0, row0 + rows) to <paramref name="y"/>
+    /// [rows, C] (the bits of <see cref="BatchNormApplyRows.Write"/>); needs <see cref="Normalizes"/>.</summary>
+    public readonly void AddNormalizing(long row0, int rows, float* dy, int group, float* y, IsaLevel isa) =>
+        ChannelReduction.AccumulateCentredNormalizing(isa, X + row0 * Channels, dy, rows, Channels, Mean, MaskScale, MaskShift, Lo, Hi,
+            Partials + (long)group * 2 * Channels, y);
 }
 
 /// <summary>

@@ -95,9 +95,31 @@ internal static unsafe class ChannelReduction
         KernelDispatch.Run(isa, ref body);
     }
 
+    /// <summary>
+    /// <see cref="AccumulateCentred"/> of a batch norm with a fused clamp (b masked where the clamp is flat) that also
+    /// writes that batch norm's output y = clamp(maskScale·(a - m) + maskShift) [rows, C] to <paramref name="y"/>: the mask's
+    /// pre-activation is the output before its clamp, so one read of a serves both. The sums are the bits of
+    /// <see cref="AccumulateCentred"/> and y the bits of the batch norm's forward (<see cref="BatchNormApplyRows"/>).
+    /// </summary>
+    public static void AccumulateCentredNormalizing(IsaLevel isa, float* a, float* b, int rows, int channels, float* m, float* maskScale, float* maskShift,
+        float maskLo, float maskHi, double* sums, float* y)
+    {
+        if (rows <= 0) return;
+        if (maskScale == null || maskShift == null || y == null) throw new ArgumentException("Normalizing while gathering needs the clamp's scale and shift and an output.");
+        var args = new Args
+        {
+            A = a, B = b, M = m, Partial = sums, Op = Op.SumAndCenteredProduct, Segments = 1, Rows = rows, Channels = channels, Blocks = 1, Isa = isa,
+            MaskScale = maskScale, MaskShift = maskShift, MaskLo = maskLo, MaskHi = maskHi, Y = y,
+        };
+        var body = new Body { A = &args, Row0 = 0, Row1 = rows, Offset = 0, Out = sums };
+        KernelDispatch.Run(isa, ref body);
+    }
+
     private struct Args
     {
         public float* A, B, M, MaskScale, MaskShift;
+        /// <summary>Null, or where the masked centred reduction also writes clamp(MaskScale·(A - M) + MaskShift), row 0 first.</summary>
+        public float* Y;
         public float MaskLo, MaskHi;
         public double* Partial;
         public Op Op;
@@ -132,6 +154,7 @@ internal static unsafe class ChannelReduction
                 case Op.Sum: Reduce<TS, TV, SumTerm>(); break;
                 default:
                     if (A->M == null) Reduce<TS, TV, CenteredProductTerm>(); // m empty: centred on zero
+                    else if (A->Y != null) CentredRows<TS, TV, NormalizingMaskedCenteredProductTerm>();
                     else if (A->MaskScale != null) CentredRows<TS, TV, MaskedCenteredProductTerm>();
                     else CentredRows<TS, TV, CenteredProductTerm>();
                     break;
@@ -169,7 +192,7 @@ internal static unsafe class ChannelReduction
             where TS : unmanaged, ISimd<TV> where TV : unmanaged where TT : unmanaged, ITerm
         {
             int w = TS.Count;
-            float* aRows = A->A + Offset, bRows = A->B + Offset, m = A->M, q = A->MaskScale, z = A->MaskShift;
+            float* aRows = A->A + Offset, bRows = A->B + Offset, m = A->M, q = A->MaskScale, z = A->MaskShift, yRows = A->Y - (long)Row0 * C;
             TV lo = TS.Splat(A->MaskLo), hi = TS.Splat(A->MaskHi);
             for (int r0 = Row0; r0 < Row1; r0 += RowChunkRows)
             {
@@ -182,7 +205,12 @@ internal static unsafe class ChannelReduction
                     {
                         TV d = TS.Sub(TS.Load(a + c), TS.Load(m + c));
                         TV g = TS.Load(b + c);
-                        if (TT.Masked) g = BatchNormTraining.Masked<TS, TV>(TS.Fma(TS.Load(q + c), d, TS.Load(z + c)), g, lo, hi);
+                        if (TT.Masked)
+                        {
+                            TV t = TS.Fma(TS.Load(q + c), d, TS.Load(z + c));
+                            g = BatchNormTraining.Masked<TS, TV>(t, g, lo, hi);
+                            if (TT.WritesOutput) TS.Store(yRows + (long)r * C + c, TS.Min(TS.Max(t, lo), hi));
+                        }
                         TS.Store(sums + c, TS.Add(TS.Load(sums + c), g));
                         TS.Store(products + c, TS.Fma(g, d, TS.Load(products + c)));
                     }
@@ -190,7 +218,12 @@ internal static unsafe class ChannelReduction
                     {
                         TV d = TS.Sub(TS.LoadPartial(a + full, tail), TS.LoadPartial(m + full, tail));
                         TV g = TS.LoadPartial(b + full, tail);
-                        if (TT.Masked) g = BatchNormTraining.Masked<TS, TV>(TS.Fma(TS.LoadPartial(q + full, tail), d, TS.LoadPartial(z + full, tail)), g, lo, hi);
+                        if (TT.Masked)
+                        {
+                            TV t = TS.Fma(TS.LoadPartial(q + full, tail), d, TS.LoadPartial(z + full, tail));
+                            g = BatchNormTraining.Masked<TS, TV>(t, g, lo, hi);
+                            if (TT.WritesOutput) TS.StorePartial(yRows + (long)r * C + full, TS.Min(TS.Max(t, lo), hi), tail);
+                        }
                         TS.Store(sums + full, TS.Add(TS.Load(sums + full), g));
                         TS.Store(products + full, TS.Fma(g, d, TS.Load(products + full)));
                     }
@@ -273,6 +306,8 @@ internal static unsafe class ChannelReduction
         static abstract bool TwoOutputs { get; }
         /// <summary>b is masked by the clamp of a's batch-norm pre-activation first.</summary>
         static virtual bool Masked => false;
+        /// <summary>The clamped pre-activation (the batch norm's output) is also written to Args.Y (centred rows only).</summary>
+        static virtual bool WritesOutput => false;
         static abstract void Accumulate<TS, TV>(TV a, TV b, TV m, ref TV s, ref TV t) where TS : unmanaged, ISimd<TV> where TV : unmanaged;
     }
 
@@ -292,6 +327,18 @@ internal static unsafe class ChannelReduction
         public static bool Centred => true;
         public static bool TwoOutputs => true;
         public static bool Masked => true;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Accumulate<TS, TV>(TV a, TV b, TV m, ref TV s, ref TV t) where TS : unmanaged, ISimd<TV> where TV : unmanaged =>
+            CenteredProductTerm.Accumulate<TS, TV>(a, b, m, ref s, ref t);
+    }
+
+    private readonly struct NormalizingMaskedCenteredProductTerm : ITerm
+    {
+        public static bool UsesB => true;
+        public static bool Centred => true;
+        public static bool TwoOutputs => true;
+        public static bool Masked => true;
+        public static bool WritesOutput => true;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Accumulate<TS, TV>(TV a, TV b, TV m, ref TV s, ref TV t) where TS : unmanaged, ISimd<TV> where TV : unmanaged =>
             CenteredProductTerm.Accumulate<TS, TV>(a, b, m, ref s, ref t);

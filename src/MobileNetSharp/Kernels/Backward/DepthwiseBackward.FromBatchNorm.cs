@@ -67,7 +67,7 @@ public static unsafe partial class DepthwiseBackward
                 {
                     Source = dy, One = one, Batch = g.Batch, Groups = groups, Isa = level, X = px, Dx = pdx, DyScratch = pdy, Partial = pp, Zero = pz,
                     Packed = pw, ColTaps = pct, Conv = conv is null ? 0 : GCHandle.ToIntPtr(handle), ConvScratch = ps, ConvScratchLength = convScratch,
-                    Sums = sums, NormalizedX = normalizedX, XScratch = pxs,
+                    Sums = sums, NormalizedX = normalizedX, XScratch = pxs, SumsNormalize = sums != null && normalizedX != null && sums->Normalizes(*normalizedX),
                 };
                 if (workers.Count == 1) for (int i = 0; i < groups; i++) ImageGroupTask(&ctx, i);
                 else workers.For(groups, &ImageGroupTask, &ctx);
@@ -98,6 +98,9 @@ public static unsafe partial class DepthwiseBackward
         public BatchNormGradSums* Sums; // null, or where each image's dX adds its batch norm's sums
         public BatchNormApplyRows* NormalizedX; // null, or x computed image by image into XScratch (one image per group)
         public float* XScratch;
+        /// <summary>The sums belong to the batch norm that makes x (MobileNetV2: the expansion's), so one pass over its
+        /// input gathers them and normalizes x (<see cref="BatchNormGradSums.AddNormalizing"/>).</summary>
+        public bool SumsNormalize;
     }
 
     /// <summary>The image groups of <see cref="Gradients"/> for a batch: fixed by the batch alone.</summary>
@@ -123,12 +126,14 @@ public static unsafe partial class DepthwiseBackward
                 var input = new Args { G = g, Dy = dy, W = a->Packed, Dx = dx, ColTaps = a->ColTaps, Isa = a->Isa, Blocks = 1, Rows = g.InH };
                 InputTask(&input, 0);
             }
-            if (a->Sums != null) a->Sums->Add(n * (long)g.InH * g.InW, g.InH * g.InW, dx, index, a->Isa);
             float* xImage = a->X + n * inImage;
-            if (a->NormalizedX != null)
+            long row0 = n * (long)g.InH * g.InW;
+            if (a->NormalizedX != null) xImage = a->XScratch + index * inImage;
+            if (a->SumsNormalize) a->Sums->AddNormalizing(row0, g.InH * g.InW, dx, index, xImage, a->Isa); // x's image read once for both
+            else
             {
-                xImage = a->XScratch + index * inImage;
-                a->NormalizedX->Write(n * (long)g.InH * g.InW, g.InH * g.InW, xImage, a->Isa);
+                if (a->Sums != null) a->Sums->Add(row0, g.InH * g.InW, dx, index, a->Isa);
+                if (a->NormalizedX != null) a->NormalizedX->Write(row0, g.InH * g.InW, xImage, a->Isa);
             }
             var weight = new Args { G = g, X = xImage, Dy = dy, Partial = a->Partial + (long)index * (taps + 1) * c, Zero = a->Zero, Isa = a->Isa, Blocks = 1, Rows = g.OutH };
             WeightTask(&weight, 0);
