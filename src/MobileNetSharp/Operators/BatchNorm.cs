@@ -265,7 +265,8 @@ internal sealed class RunningStatisticsStep(string name, float eps, int rows, fl
 /// </summary>
 internal sealed class BatchNormGradStep(string name, Activation act, int rows, int c, Slot x, Slot dy, Slot gamma, Slot beta, Slot scale, Slot mean,
     Slot invStd, Slot dx, Slot dgamma, Slot dbeta, Slot? coefficients = null, (Slot Slot, int Groups)? gathered = null)
-    : Step(name, gathered is { } s ? [x, dy, gamma, beta, scale, mean, invStd, s.Slot] : [x, dy, gamma, beta, scale, mean, invStd],
+    : Step(name, gathered is { } s ? (coefficients is null ? [x, dy, gamma, beta, scale, mean, invStd, s.Slot] : [gamma, invStd, s.Slot])
+            : [x, dy, gamma, beta, scale, mean, invStd],
         coefficients is null ? [dx, dgamma, dbeta] : [coefficients, dgamma, dbeta])
 {
     public override string Kernel => (act.IsNone ? "BatchNormalization-grad" : $"BatchNormalization-grad+{act}")
@@ -273,6 +274,9 @@ internal sealed class BatchNormGradStep(string name, Activation act, int rows, i
 
     /// <summary>The slot dX is written to (dy's own, when written over it); with dX deferred, nothing writes it.</summary>
     public Slot Dx => dx;
+
+    /// <summary>The slot dy is read from (with the sums gathered and dX deferred, only by dX's reader).</summary>
+    public Slot Dy => dy;
 
     /// <summary>True once <see cref="Defer"/> made this the reduction half.</summary>
     public bool Deferred => coefficients is not null;
@@ -344,20 +348,28 @@ internal sealed record BatchNormGradSumsTarget(Activation Act, int Channels, Slo
 /// <summary>
 /// A training-mode batch norm's dX left to its one reader: the slots of <see cref="BatchNormGradRows"/> (x, dy, the batch
 /// mean, the coefficients from the deferred <see cref="BatchNormGradStep"/>, and for a fused clamp beta and scale).
+/// With a <see cref="Product"/>, dy is never written either: it is dz [rows, K] · w [K, C], the input gradient of the 1x1
+/// convolution after the batch norm, computed again where it is read (<see cref="BatchNormGradRows.DyLeft"/>).
 /// </summary>
 internal sealed record BatchNormGradSource(Activation Act, int Channels, Slot X, Slot Dy, Slot Mean, Slot Beta, Slot Scale, Slot Coefficients)
 {
+    /// <summary>Null, or dy = Left [rows, Inner] · Right [Inner, C] (then the slot Dy is never read).</summary>
+    public (Slot Left, Slot Right, int Inner)? Product { get; init; }
+
     /// <summary>The slots a step reading dX through this source reads instead.</summary>
-    public Slot[] Reads => [X, Dy, Mean, Beta, Scale, Coefficients];
+    public Slot[] Reads => Product is { } p ? [X, p.Left, p.Right, Mean, Beta, Scale, Coefficients] : [X, Dy, Mean, Beta, Scale, Coefficients];
 
     /// <summary>Runs <paramref name="body"/> with the source's rows bound to this run's buffers (pinned for its duration).</summary>
     public unsafe void With(RunContext ctx, BatchNormGradRows.Body body)
     {
         var (lo, hi) = BatchNormTraining.ClampOf(Act);
-        fixed (float* px = ctx.Read(X), pdy = ctx.Read(Dy), pm = ctx.Read(Mean), pk = ctx.Read(Coefficients), pb = ctx.Read(Beta), ps = ctx.Read(Scale))
+        var dy = Product is null ? ctx.Read(Dy) : default;
+        ReadOnlySpan<float> left = Product is { } p ? ctx.Read(p.Left) : default, right = Product is { } q ? ctx.Read(q.Right) : default;
+        fixed (float* px = ctx.Read(X), pdy = dy, pl = left, pr = right, pm = ctx.Read(Mean), pk = ctx.Read(Coefficients), pb = ctx.Read(Beta), ps = ctx.Read(Scale))
             body(new BatchNormGradRows
             {
-                Dy = pdy, X = px, Mean = pm, Coefficients = pk, MaskScale = Act.IsNone ? null : ps, MaskShift = Act.IsNone ? null : pb,
+                Dy = pdy, DyLeft = Product is null ? null : pl, DyRight = Product is null ? null : pr, DyInner = Product?.Inner ?? 0,
+                X = px, Mean = pm, Coefficients = pk, MaskScale = Act.IsNone ? null : ps, MaskShift = Act.IsNone ? null : pb,
                 Lo = lo, Hi = hi, Channels = Channels,
             });
     }

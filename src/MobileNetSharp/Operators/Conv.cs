@@ -191,6 +191,15 @@ public sealed record Conv(
             // Likewise for a depthwise convolution: image by image, dY computed once into cache and read there by both
             // gradients, instead of written whole by the batch norm and read back twice.
             var (reduction, source) = norm.Defer();
+            if (norm.SumsGathered && t.Plan.StepBeforeLast is PointwiseGradStep { CanLeaveDxUnwritten: true } projection && projection.Dx == norm.Dy
+                && projection.DxFloats >= t.MinUnwrittenDxFloats)
+            {
+                // The batch norm's dy is the dX of the 1x1 convolution after it (MobileNetV2's projection), which gathered the
+                // batch norm's sums and is dy's only writer: it need not write dy at all. Each image's dy is dz · w again,
+                // computed in cache (a K = 16..160 GEMM), instead of written whole and read back.
+                t.Plan.ReplaceBeforeLast(projection.WithDxUnwritten());
+                source = source with { Product = (projection.OutputGradient, projection.Weights, projection.OutChannels) };
+            }
             t.Plan.ReplaceLast(reduction);
             t.Plan.Add(new DepthwiseGradStep(n.Name + ".grad", g, t.Plan.Isa, normalized is null ? Input() : null, weights, dx, dw, source, normalizedX: normalized));
             return;
@@ -321,15 +330,45 @@ internal sealed class ConvInputGradStep(string name, Conv2dGeometry g, IsaLevel?
 /// <paramref name="normalizedX"/>, x is a batch norm's output never written, normalized block by block, and dX can gather the
 /// sums of that batch norm (<see cref="WithSums"/>) while the block of its input is in cache.
 /// </summary>
+/// With <paramref name="dxUnwritten"/> (and sums), dX's blocks are made only for the sums: the batch norm's deferred
+/// gradient reads dX as dz · w and computes it again where it is read (<see cref="BatchNormGradSource.Product"/>).
 internal sealed class PointwiseGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot? x, Slot dy, Slot w, Slot dx, Slot dw, Slot? db,
-    BatchNormGradSource? source = null, BatchNormApply? normalizedX = null, BatchNormGradSumsTarget? sums = null)
+    BatchNormGradSource? source = null, BatchNormApply? normalizedX = null, BatchNormGradSumsTarget? sums = null, bool dxUnwritten = false)
     : Step(name, (source is null ? new[] { x, dy, w } : [x, w]).OfType<Slot>().Concat(source?.Reads ?? []).Concat(normalizedX?.Reads ?? [])
             .Concat(sums?.Reads ?? []).ToArray(),
-        new[] { dx, dw, db, sums?.Partials }.OfType<Slot>().ToArray()),
+        new[] { dxUnwritten ? null : dx, dw, db, sums?.Partials }.OfType<Slot>().ToArray()),
     IGathersBatchNormSums
 {
     public override string Kernel => "1x1-conv-grad-x+w" + (source is null ? "" : " (from batch-norm grad)") + (normalizedX is null ? "" : " (normalizing x)")
-        + (sums is null ? "" : " (+ sums)");
+        + (sums is null ? "" : " (+ sums)") + (dxUnwritten ? " (dX not written)" : "");
+
+    /// <summary>dz (this convolution's output gradient) and w: dX = dz · w.</summary>
+    public Slot OutputGradient => dy;
+    public Slot Weights => w;
+    public int OutChannels => g.OutC;
+
+    /// <summary>dX's reader can compute it again from dz and w: the sums are gathered here, x is normalized here, and the
+    /// step does not write dX yet. Whether that pays depends on dX's size (<see cref="DxFloats"/>).</summary>
+    public bool CanLeaveDxUnwritten => sums is not null && normalizedX is not null && source is null && db is null && !dxUnwritten;
+
+    /// <summary>dX's floats.</summary>
+    public long DxFloats => (long)g.Batch * g.InH * g.InW * g.InC;
+
+    /// <summary>
+    /// The smallest dX left unwritten by default (<see cref="GradientCompiler.MinUnwrittenDxFloats"/>): 4 MiB. Measured per block (dW, dX and the depthwise backward) at 1 thread on Zen 3,
+    /// batch 64: 28x28x96 (19 MB) 29.7-33.0 -> 24.8-30.2 ms, 28x28x48 -1 ms, 14x14x96 (4.8 MB) -0.3 to -0.8 ms; but
+    /// 7x7x192 and 7x7x288 (2.4 and 3.6 MB, which stay in L3) level to 0.9 ms slower: there the write and read are cheap
+    /// and the GEMM per image is not.
+    /// </summary>
+    internal const long DefaultMinUnwrittenDxFloats = 1 << 20;
+
+    /// <summary>This step gathering the sums from dX's blocks without writing dX (<see cref="CanLeaveDxUnwritten"/>).</summary>
+    public PointwiseGradStep WithDxUnwritten() => CanLeaveDxUnwritten
+        ? new(Name, g, isa, x, dy, w, dx, dw, db, source, normalizedX, sums, dxUnwritten: true)
+        : throw new InvalidOperationException($"{Name}: dX can be left unwritten only by a normalizing step that gathers sums.");
+
+    /// <summary>dX is not written (its reader computes it from dz and w).</summary>
+    public bool DxUnwritten => dxUnwritten;
 
     /// <summary>dY is a batch norm's deferred input gradient, computed here block by block.</summary>
     public bool FromBatchNormGradient => source is not null;
@@ -342,7 +381,7 @@ internal sealed class PointwiseGradStep(string name, Conv2dGeometry g, IsaLevel?
     public bool CanGatherSums => sums is null && normalizedX is not null;
     public int SumGroups => LinearBackward.RowGroupCount(Rows);
     public bool GathersSums => sums is not null;
-    public Step WithSums(BatchNormGradSumsTarget target) => new PointwiseGradStep(Name, g, isa, x, dy, w, dx, dw, db, source, normalizedX, target);
+    public Step WithSums(BatchNormGradSumsTarget target) => new PointwiseGradStep(Name, g, isa, x, dy, w, dx, dw, db, source, normalizedX, target, dxUnwritten);
 
     public override unsafe void Execute(RunContext ctx)
     {
@@ -359,8 +398,8 @@ internal sealed class PointwiseGradStep(string name, Conv2dGeometry g, IsaLevel?
                     sums.With(ctx, (in BatchNormGradSums s) =>
                     {
                         var gather = s;
-                        LinearBackward.Gradients(xr, ctx.Read(dy), ctx.Read(w), ctx.Write(dx), ctx.Write(dw), db is null ? default : ctx.Write(db), rows, g.InC,
-                            g.OutC, ctx.Workers, isa, &gather);
+                        LinearBackward.Gradients(xr, ctx.Read(dy), ctx.Read(w), dxUnwritten ? default : ctx.Write(dx), ctx.Write(dw),
+                            db is null ? default : ctx.Write(db), rows, g.InC, g.OutC, ctx.Workers, isa, &gather);
                     });
             });
             return;

@@ -116,6 +116,12 @@ internal sealed class PlanCompiler
     /// <summary>Replaces the step added last by <paramref name="step"/>, which does its work and more (e.g. writes one more slot).</summary>
     public void ReplaceLast(Step step) => _steps[^1] = step;
 
+    /// <summary>The step added before the last one (null before two), for a fusion across a step that does not touch its data.</summary>
+    public Step? StepBeforeLast => _steps.Count > 1 ? _steps[^2] : null;
+
+    /// <summary>Replaces <see cref="StepBeforeLast"/> by <paramref name="step"/>.</summary>
+    public void ReplaceBeforeLast(Step step) => _steps[^2] = step;
+
     /// <summary>A new arena buffer (scratch or an intermediate of a multi-step lowering).</summary>
     public static Slot Buffer(string name, int[] physicalShape, DataType type = DataType.Float32) => new(name, physicalShape, type);
 

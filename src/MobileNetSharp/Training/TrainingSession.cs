@@ -27,6 +27,10 @@ public sealed record TrainingOptions
     public string? FreezeUntil { get; init; }
     /// <summary>Upper bound of one step's activation arena (forward activations kept for the backward pass).</summary>
     public long MaxArenaBytes { get; init; } = 8L << 30;
+    /// <summary>The smallest 1x1 input gradient (floats) left unwritten and computed again by its reader
+    /// (<see cref="PointwiseGradStep.DefaultMinUnwrittenDxFloats"/>); tests move it to force the choice either way, which
+    /// changes no result bit.</summary>
+    internal long MinUnwrittenDxFloats { get; init; } = PointwiseGradStep.DefaultMinUnwrittenDxFloats;
 }
 
 /// <summary>The result of one training step on one batch.</summary>
@@ -184,7 +188,7 @@ public sealed class TrainingSession : IDisposable
         foreach (var v in parameters.Concat(states)) { v.Constant = null; g.Inputs.Add(v); }
 
         var pc = new PlanCompiler(g, _options.Isa, new OperatorCache(), _options.MaxArenaBytes);
-        var t = new GradientCompiler(pc) { BatchNormMomentum = _options.BatchNormMomentum };
+        var t = new GradientCompiler(pc) { BatchNormMomentum = _options.BatchNormMomentum, MinUnwrittenDxFloats = _options.MinUnwrittenDxFloats };
         t.MarkTrainable(g, parameters);
         var inputs = pc.LowerInputs();
         foreach (var n in g.Nodes)

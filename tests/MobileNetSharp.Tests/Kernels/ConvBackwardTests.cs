@@ -426,7 +426,8 @@ public class ConvBackwardTests
     /// from, gathered from dX) against the steps it replaces: the batch norm's output written, then
     /// <see cref="LinearBackward.WeightGradient(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, int, Workers?, IsaLevel?)"/>
     /// and the dX that gathers the sums. dW, dB, dX and the partial sums are the same bits, at every ISA and at 1 and 2
-    /// threads; dW alone (no dX) likewise; sums without dX, a w too large to read in place and mismatched channels are refused.
+    /// threads; dW alone (no dX) likewise, and dW with the sums while dX is left unwritten; a w too large to read in place,
+    /// mismatched channels and a short dX are refused.
     /// </summary>
     [Theory]
     [InlineData(2333, 96, 16)] // MobileNetV2's projection: many row blocks, a partial last one
@@ -449,9 +450,10 @@ public class ConvBackwardTests
             var partials1 = new double[groups * 2 * inF];
             var (dw2, db2, dx2) = (new float[w.Length], new float[outF], Enumerable.Repeat(float.NaN, e.Length).ToArray());
             var partials2 = Enumerable.Repeat(double.NaN, groups * 2 * inF).ToArray();
-            var dw3 = new float[w.Length];
+            var (dw3, dw4) = (new float[w.Length], new float[w.Length]);
+            var partials3 = Enumerable.Repeat(double.NaN, groups * 2 * inF).ToArray();
             fixed (float* pe = e, pm = mean, ps = scale, pb = beta)
-            fixed (double* pp1 = partials1, pp2 = partials2)
+            fixed (double* pp1 = partials1, pp2 = partials2, pp3 = partials3)
             {
                 var sums1 = new BatchNormGradSums { X = pe, Mean = pm, MaskScale = ps, MaskShift = pb, Lo = lo, Hi = hi, Channels = inF, Partials = pp1 };
                 LinearBackward.WeightGradient(y, dy, dw1, db1, rows, inF, outF, workers, isa);
@@ -462,8 +464,11 @@ public class ConvBackwardTests
                 LinearBackward.Gradients(x, dy, w, dx2, dw2, db2, rows, inF, outF, workers, isa, &sums2);
                 LinearBackward.Gradients(x, dy, default, default, dw3, default, rows, inF, outF, workers, isa, null);
 
+                // dX left unwritten (its reader computes it again): the same dW and sums.
+                var sums3 = sums1 with { Partials = pp3 };
+                LinearBackward.Gradients(x, dy, w, default, dw4, default, rows, inF, outF, workers, isa, &sums3);
+
                 var bad = x with { Channels = inF + 1 };
-                Assert.Throws<ArgumentException>(() => RefusesSumsWithoutDx(x, dy, w, rows, inF, outF));
                 Assert.Throws<ArgumentException>(() => LinearBackward.Gradients(bad, dy, w, new float[e.Length], new float[w.Length], default, rows, inF, outF, workers, isa, null));
                 Assert.Throws<ArgumentException>(() => LinearBackward.Gradients(x, dy, w, new float[3], new float[w.Length], default, rows, inF, outF, workers, isa, null));
             }
@@ -472,18 +477,10 @@ public class ConvBackwardTests
             Assert.True(db1.AsSpan().SequenceEqual(db2), ctx + " db");
             Assert.True(dx1.AsSpan().SequenceEqual(dx2), ctx + " dx");
             Assert.True(partials1.AsSpan().SequenceEqual(partials2), ctx + " sums");
+            Assert.True(dw1.AsSpan().SequenceEqual(dw4), ctx + " dw, dx unwritten");
+            Assert.True(partials1.AsSpan().SequenceEqual(partials3), ctx + " sums, dx unwritten");
         }
         Assert.Throws<ArgumentException>(() => RefusesLargeWeightInOnePass(rows));
-    }
-
-    private static unsafe void RefusesSumsWithoutDx(BatchNormApplyRows x, float[] dy, float[] w, int rows, int inF, int outF)
-    {
-        var partials = new double[LinearBackward.RowGroupCount(rows) * 2 * inF];
-        fixed (double* pp = partials)
-        {
-            var sums = new BatchNormGradSums { Channels = inF, Partials = pp };
-            LinearBackward.Gradients(x, dy, w, default, new float[w.Length], default, rows, inF, outF, Workers.Single, null, &sums);
-        }
     }
 
     private static unsafe void RefusesLargeWeightInOnePass(int rows)
@@ -515,14 +512,18 @@ public class ConvBackwardTests
         var rng = new Random((int)g.InputLength + g.OutC);
         int rows = g.Batch * g.OutH * g.OutW, c = g.OutC;
         float[] x = TestData.Random(rng, g.InputLength), w = TestData.Random(rng, g.WeightLength);
-        float[] z = TestData.Random(rng, g.OutputLength, 2f), dy = TestData.Random(rng, g.OutputLength);
+        float[] z = TestData.Random(rng, g.OutputLength, 2f);
         float[] gamma = TestData.Random(rng, c), beta = TestData.Random(rng, c);
         var act = MobileNetSharp.Graph.Activation.Relu6;
+        // dy is the input gradient of a 1x1 convolution after the batch norm (K = 5 outputs): dz · w2.
+        const int K = 5;
+        float[] dOut = TestData.Random(rng, (long)rows * K), w2 = TestData.Random(rng, K * c), dy = new float[g.OutputLength];
         float[] e = TestData.Random(rng, g.InputLength, 2f), egamma = TestData.Random(rng, c), ebeta = TestData.Random(rng, c);
         (float[] Dx, float[] Dw, float[] K)? first = null;
         foreach (var (isa, workers) in TestData.Sweep())
         {
             string ctx = $"{name} {isa} {workers.Count}T";
+            LinearBackward.InputGradient(dOut, w2, dy, rows, c, K, workers, isa); // the 1x1 convolution's dX at this ISA
             var (y, mean, inv, scale) = (new float[z.Length], new float[c], new float[c], new float[c]);
             BatchNormTraining.Forward(z, gamma, beta, y, mean, inv, rows, c, 1e-5f, workers, isa, act, scale);
             var (dz, dg, db) = (new float[z.Length], new float[c], new float[c]);
@@ -540,6 +541,16 @@ public class ConvBackwardTests
                     x, w, dx2, dw2, workers, isa);
             Assert.True(dx1.AsSpan().SequenceEqual(dx2), ctx + " dx");
             TestData.AssertClose(dw1, dw2, rows, ctx + " dw");
+
+            // dy never written: each image's rows computed as dz · w2 where they are read, the same bits.
+            var (dx6, dw6) = (new float[x.Length], new float[w.Length]);
+            fixed (float* pz = z, pdz = dOut, pw2 = w2, pm = mean, pk = k, ps = scale, pb = beta)
+                DepthwiseBackward.Gradients(g, new BatchNormGradRows
+                {
+                    DyLeft = pdz, DyRight = pw2, DyInner = K, X = pz, Mean = pm, Coefficients = pk, MaskScale = ps, MaskShift = pb, Lo = lo, Hi = hi, Channels = c,
+                }, x, w, dx6, dw6, workers, isa);
+            Assert.True(dx2.AsSpan().SequenceEqual(dx6), ctx + " dx, dy as a product");
+            Assert.True(dw2.AsSpan().SequenceEqual(dw6), ctx + " dw, dy as a product");
 
             // Again, gathering the sums of a batch norm before the convolution (input e, its output's gradient dX) from
             // each image's dX: the coefficients, dgamma and dbeta match those of its own reduction pass over e and dX.

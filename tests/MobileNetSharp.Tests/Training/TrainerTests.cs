@@ -67,8 +67,40 @@ public sealed class TrainerTests : IDisposable
         int weightOnly = steps.OfType<ConvWeightGradStep>().Count(d => d.NormalizesInput);
         Assert.True(depthwise > 0 && projections.Count > 0 && weightOnly > 0, $"{depthwise} depthwise, {projections.Count} projection and {weightOnly} 1x1 dW steps normalize their input");
         Assert.All(projections, p => Assert.True(p.GathersSums, $"{p.Name} does not gather its batch norm's sums"));
+        // ... and, where dX is large (not at batch 8), leaves it unwritten: the depthwise backward computes it again, image by
+        // image, as dz · w. At batch 64 the 28x28 and 14x14 projections do; every one that can, does.
+        Assert.All(projections, p => Assert.False(p.DxUnwritten, $"{p.Name}: dX of {p.DxFloats} floats unwritten at batch 8"));
+        var large = session.PlanSteps(64).OfType<PointwiseGradStep>().Where(d => d.NormalizesInput).ToList();
+        Assert.Contains(large, p => p.DxUnwritten);
+        Assert.All(large, p => Assert.False(p.CanLeaveDxUnwritten && p.DxFloats >= PointwiseGradStep.DefaultMinUnwrittenDxFloats,
+            $"{p.Name} could leave dX unwritten and does not"));
         Assert.Equal(readers.Count, depthwise + projections.Count + weightOnly);
         Assert.DoesNotContain(steps, s => s is BatchNormApplyStep);
+    }
+
+    [Fact]
+    public void ProjectionGradientsLeftUnwrittenGiveTheSameStep()
+    {
+        // The projections' dX computed again by the depthwise backward (forced at every size) or written and read back
+        // (never): the same loss, gradients and running statistics, bit for bit, at 1 and 2 threads.
+        var x = Tensor.Random(4, [16, 1, 28, 28]);
+        var labels = Enumerable.Range(0, 16).Select(i => i % 10).ToArray();
+        foreach (int threads in new[] { 1, 2 })
+        {
+            float[][] Run(long min, out float loss, out int unwritten)
+            {
+                using var s = new TrainingSession(Model(), new TrainingOptions { Threads = threads, MinUnwrittenDxFloats = min });
+                unwritten = s.PlanSteps(16).OfType<PointwiseGradStep>().Count(p => p.DxUnwritten);
+                loss = s.Step(x, labels, 7).Loss;
+                return s.Parameters.Select(p => p.Grad.ToArray()).Concat(s.States.Values.Select(v => v.Floats.ToArray())).ToArray();
+            }
+            var always = Run(0, out float lossAlways, out int some);
+            var never = Run(long.MaxValue, out float lossNever, out int none);
+            Assert.True(some > 0 && none == 0, $"{some} and {none} projections left dX unwritten");
+            Assert.Equal(lossNever, lossAlways);
+            Assert.Equal(never.Length, always.Length);
+            for (int i = 0; i < never.Length; i++) Assert.True(never[i].AsSpan().SequenceEqual(always[i]), $"{threads}T: array {i} differs");
+        }
     }
 
     [Fact]

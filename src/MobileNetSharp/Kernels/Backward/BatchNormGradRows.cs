@@ -13,8 +13,14 @@ namespace MobileNetSharp.Kernels;
 /// </summary>
 internal unsafe struct BatchNormGradRows
 {
-    /// <summary>dy and x [rows, C] (channels-last), as the batch norm's backward reads them.</summary>
+    /// <summary>dy and x [rows, C] (channels-last), as the batch norm's backward reads them. Dy is null when dy is a product
+    /// (<see cref="DyLeft"/>).</summary>
     public float* Dy, X;
+    /// <summary>Null, or dy = DyLeft [rows, DyInner] · DyRight [DyInner, C], computed where it is read instead of read from
+    /// memory: the input gradient of a 1x1 convolution with a small weight (MobileNetV2's projection: dz · W), so that
+    /// convolution's backward never writes it. The bits are those of the convolution's dX (the same GEMM per row).</summary>
+    public float* DyLeft, DyRight;
+    public int DyInner;
     /// <summary>The batch mean [C] and the coefficients [3, C] (a, b, k) of dx = a·dy' + b·(x - mean) + k.</summary>
     public float* Mean, Coefficients;
     /// <summary>Null without a fused clamp; otherwise the forward's scale [C] and beta [C], to recompute the clamp's mask.</summary>
@@ -27,7 +33,17 @@ internal unsafe struct BatchNormGradRows
     public delegate void Body(in BatchNormGradRows rows);
 
     /// <summary>dx rows [row0, row0 + rows) into <paramref name="destination"/> [rows, C].</summary>
-    public readonly void Write(long row0, int rows, float* destination, IsaLevel isa) => BatchNormTraining.BackwardRows(this, row0, rows, destination, isa);
+    public readonly void Write(long row0, int rows, float* destination, IsaLevel isa)
+    {
+        float* dy = Dy + row0 * Channels;
+        if (DyLeft != null)
+        {
+            // dy's rows first, into the destination, where the affine map below reads them and writes dx over them.
+            Gemm.GemmDriver.RunUnpacked(isa, rows, Channels, DyInner, DyLeft + row0 * DyInner, DyInner, DyRight, Channels, destination, Channels, Workers.Single);
+            dy = destination;
+        }
+        BatchNormTraining.BackwardRows(this, dy, row0, rows, destination, isa);
+    }
 }
 
 /// <summary>
@@ -107,13 +123,14 @@ public static unsafe partial class BatchNormTraining
         KernelDispatch.Run(isa, ref body);
     }
 
-    /// <summary>Rows of dx from <see cref="BatchNormGradRows"/> (one thread, the caller's).</summary>
-    internal static void BackwardRows(in BatchNormGradRows g, long row0, int rows, float* destination, IsaLevel isa)
+    /// <summary>Rows of dx from <see cref="BatchNormGradRows"/> and dy's rows at <paramref name="dy"/> (which may be the
+    /// destination: each element is read before it is written), on the caller's thread.</summary>
+    internal static void BackwardRows(in BatchNormGradRows g, float* dy, long row0, int rows, float* destination, IsaLevel isa)
     {
         int c = g.Channels;
         var args = new AffineArgs
         {
-            U = g.Dy + row0 * c, V = g.X + row0 * c, Out = destination, P = g.Coefficients, Q = g.Coefficients + c, M = g.Mean,
+            U = dy, V = g.X + row0 * c, Out = destination, P = g.Coefficients, Q = g.Coefficients + c, M = g.Mean,
             R = g.Coefficients + 2 * c, Rows = rows, Channels = c, Blocks = 1, Isa = isa, Lo = g.Lo, Hi = g.Hi,
             MaskScale = g.MaskScale, MaskShift = g.MaskShift,
         };

@@ -140,7 +140,8 @@ public static unsafe class LinearBackward
     /// MobileNetV2's projections that batch norm is the one x comes from, so its input block is read from memory once, for
     /// all three, instead of once by the dw pass and again by the dx pass. Bits: dw as <see cref="WeightGradient(in BatchNormApplyRows, ReadOnlySpan{float}, Span{float}, Span{float}, int, int, int, Workers?, IsaLevel?)"/>,
     /// dx and the sums as <see cref="InputGradient(ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, int, int, int, Workers?, IsaLevel?, BatchNormGradSums*)"/>.
-    /// dx needs w small enough to read in place (<see cref="GathersSums"/>); the sums need dx.
+    /// dx needs w small enough to read in place (<see cref="GathersSums"/>). With sums and w but an empty dx, dx's blocks
+    /// are made in scratch for the sums and never written: its reader computes them again (<see cref="BatchNormGradRows.DyLeft"/>).
     /// </summary>
     /// <exception cref="ArgumentException">A size not positive, a buffer shorter than its shape, channels that do not
     /// match, a w too large for the shared pass, or sums without dx.</exception>
@@ -150,28 +151,35 @@ public static unsafe class LinearBackward
         Check(rows, inFeatures, outFeatures);
         if (x.Channels != inFeatures) throw new ArgumentException($"Normalized x has {x.Channels} channels for {inFeatures} input features.");
         if (dy.Length < (long)rows * outFeatures) throw new ArgumentException($"dy has {dy.Length} values, [{rows}, {outFeatures}] needs more.");
-        if (!dx.IsEmpty)
+        bool makesDx = !dx.IsEmpty || sums != null;
+        if (makesDx)
         {
             if (!GathersSums(inFeatures, outFeatures))
                 throw new ArgumentException($"dx shares the normalized pass only for a w read in place, not [{outFeatures}, {inFeatures}].");
-            if (w.Length < (long)outFeatures * inFeatures || dx.Length < (long)rows * inFeatures)
+            if (w.Length < (long)outFeatures * inFeatures || (!dx.IsEmpty && dx.Length < (long)rows * inFeatures))
                 throw new ArgumentException($"w ({w.Length}) or dx ({dx.Length}) is shorter than [{outFeatures}, {inFeatures}] or [{rows}, {inFeatures}].");
         }
         if (sums != null)
         {
-            if (dx.IsEmpty || sums->Channels != inFeatures)
-                throw new ArgumentException($"Batch-norm sums of {sums->Channels} channels are gathered from a dx of {inFeatures} channels, and need dx.");
+            if (sums->Channels != inFeatures)
+                throw new ArgumentException($"Batch-norm sums of {sums->Channels} channels are gathered from a dx of {inFeatures} channels.");
             new Span<double>(sums->Partials, RowGroupCount(rows) * 2 * inFeatures).Clear();
         }
         int groups = RowGroupCount(rows);
         var pool = System.Buffers.ArrayPool<float>.Shared;
-        var scratch = pool.Rent(checked(groups * RowBlock * inFeatures));
+        // Per group: a block of normalized x, and (dx unwritten) a block of dx.
+        int perGroup = checked(RowBlock * inFeatures * (dx.IsEmpty && sums != null ? 2 : 1));
+        var scratch = pool.Rent(checked(groups * perGroup));
         try
         {
             fixed (float* pdy = dy, ps = scratch, pw = w, pdx = dx)
             fixed (BatchNormApplyRows* px = &x)
             {
-                var args = new WeightArgs { Dy = pdy, XSource = px, XScratch = ps, W = dx.IsEmpty ? null : pw, Dx = dx.IsEmpty ? null : pdx, Sums = sums };
+                var args = new WeightArgs
+                {
+                    Dy = pdy, XSource = px, XScratch = ps, W = makesDx ? pw : null, Dx = dx.IsEmpty ? null : pdx, Sums = sums,
+                    DxScratch = dx.IsEmpty && sums != null ? ps + (long)groups * RowBlock * inFeatures : null,
+                };
                 Reduce(ref args, dw, rows, inFeatures, outFeatures, workers ?? Workers.Single, isa);
             }
         }
@@ -259,6 +267,8 @@ public static unsafe class LinearBackward
         /// <summary>Null, or x's rows computed block by block into XScratch ([groups, RowBlock, in]) instead of read from X.</summary>
         public BatchNormApplyRows* XSource;
         public float* XScratch;
+        /// <summary>Null, or [groups, RowBlock, in]: dx's blocks are made here for the sums and never written (Dx null, W set).</summary>
+        public float* DxScratch;
     }
 
     private static void WeightTask(void* context, int group)
@@ -282,9 +292,9 @@ public static unsafe class LinearBackward
                 a->XSource->Write(r0, kc, x, a->Isa);
             }
             OuterProductKernel.Run(a->Isa, dy, a->Out, x, a->In, kc, partial, a->Out, a->In, accumulate: b > b0);
-            if (a->Dx != null) // the block of dy is in L2 now: dx's rows from it (the unpacked GEMM, as MatMul runs it for a small w)
+            if (a->W != null) // the block of dy is in L2 now: dx's rows from it (the unpacked GEMM, as MatMul runs it for a small w)
             {
-                float* dx = a->Dx + (long)r0 * a->In;
+                float* dx = a->Dx != null ? a->Dx + (long)r0 * a->In : a->DxScratch + (long)group * RowBlock * a->In;
                 GemmDriver.RunUnpacked(a->Isa, kc, a->In, a->Out, dy, a->Out, a->W, a->In, dx, a->In, Workers.Single);
                 if (a->Sums != null) a->Sums->Add(r0, kc, dx, group, a->Isa);
             }

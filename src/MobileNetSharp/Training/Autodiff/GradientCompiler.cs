@@ -140,6 +140,10 @@ internal sealed class GradientCompiler
     /// </summary>
     public float? BatchNormMomentum { get; init; }
 
+    /// <summary>The smallest 1x1 input gradient, in floats, that its reader computes again instead of reading it
+    /// (<see cref="PointwiseGradStep.DefaultMinUnwrittenDxFloats"/>).</summary>
+    public long MinUnwrittenDxFloats { get; init; } = PointwiseGradStep.DefaultMinUnwrittenDxFloats;
+
     /// <summary>
     /// The backward pass of an op whose output is its input's buffer read in another shape (Reshape, Flatten,
     /// Squeeze, Unsqueeze, Identity): the gradient is the output's gradient in the input's shape, one copy.
