@@ -103,6 +103,41 @@ public unsafe class ChannelMomentsTests
         }
     }
 
+    /// <summary>
+    /// A channel's moments do not depend on the channels beside it: whole vectors go two at a time, then one, then the
+    /// tail lanes, each lane with the same operations, so every channel of a 37-channel chunk has the bits of that channel
+    /// merged alone, at every ISA and chunk length (4-row steps and their remainder).
+    /// </summary>
+    [Theory]
+    [InlineData(28)]
+    [InlineData(7)]
+    [InlineData(1)]
+    public void EachChannelsMomentsAreThoseOfTheChannelAlone(int rows)
+    {
+        const int c = 37;
+        var x = TestData.Random(new Random(rows), rows * c, 2f).Select(v => v + 3f).ToArray();
+        foreach (IsaLevel isa in Isa.Supported)
+        {
+            var (mean, m2) = (new double[c], new double[c]);
+            fixed (float* px = x) fixed (double* pm = mean, pq = m2)
+            {
+                ChannelMoments.AddChunk(isa, px, rows, c, pm, pq, 0);
+                ChannelMoments.AddChunk(isa, px, rows, c, pm, pq, rows); // a second merge, into a block that holds rows already
+            }
+            for (int ch = 0; ch < c; ch++)
+            {
+                var column = Enumerable.Range(0, rows).Select(r => x[r * c + ch]).ToArray();
+                var (one, oneM2) = (new double[1], new double[1]);
+                fixed (float* pc = column) fixed (double* pm = one, pq = oneM2)
+                {
+                    ChannelMoments.AddChunk(isa, pc, rows, 1, pm, pq, 0);
+                    ChannelMoments.AddChunk(isa, pc, rows, 1, pm, pq, rows);
+                }
+                Assert.True(one[0] == mean[ch] && oneM2[0] == m2[ch], $"{isa} {rows} rows, channel {ch}: {mean[ch]}/{m2[ch]} vs alone {one[0]}/{oneM2[0]}");
+            }
+        }
+    }
+
     [Fact]
     public void CombineRefusesTooFewPartials() =>
         Assert.Throws<ArgumentException>(() => ChannelMoments.Combine(new double[3], 4000, 96, new double[96], new double[96]));

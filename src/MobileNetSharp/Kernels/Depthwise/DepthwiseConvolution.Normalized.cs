@@ -75,16 +75,14 @@ internal sealed unsafe partial class DepthwiseConvolution
         DepthwiseArgs args = a->Conv;
         float* image = a->Scratch + index * (conv._padded ? conv.PaddedImage : (long)inPixels * g.InC); // task indices stay below MaxBlocks
         args.Input = image;
-        int chunk = Math.Max(1, ChannelMoments.ChunkRows(c) / g.OutW) * g.OutW; // whole output rows, about an L1's worth
         for (int n = n0; n < n1; n++)
         {
             if (conv._padded) conv.PadNormalized(a->Input, n, image);
             else a->Input.Write((long)n * inPixels, inPixels, image, args.Isa);
             args.Output = a->Output + n * outImage;
-            DepthwiseKernel.Run(ref args, conv._shape, 1, Workers.Single);
-            if (mean == null) continue;
-            for (int p = 0; p < pixels; p += chunk)
-                ChannelMoments.AddChunk(args.Isa, args.Output + (long)p * c, Math.Min(chunk, pixels - p), c, mean, m2, (n - n0) * pixels + p);
+            // With moments, each chunk of whole output rows (about an L1's worth) is merged right after it is made.
+            if (mean != null) DepthwiseKernel.RunImageMerging(ref args, conv._shape, mean, m2, (n - n0) * pixels);
+            else DepthwiseKernel.Run(ref args, conv._shape, 1, Workers.Single);
         }
     }
 
