@@ -148,18 +148,25 @@ internal static unsafe class ChannelMoments
             TV inv = TS.Splat(1f / n);
             TV s = TS.Add(TS.Add(s0, s1), TS.Add(s2, s3)), u = TS.Add(TS.Add(u0, u1), TS.Add(u2, u3));
             TV m = TS.Mul(s, inv), mu = TS.Mul(u, inv);
+            // Stored now, so only the means stay live through the second pass beside its eight accumulators.
+            TS.Store(Sums + c0, s);
+            TS.Store(Sums + c0 + w, u);
+            TS.Store(Sums + C + c0, m);
+            TS.Store(Sums + C + c0 + w, mu);
             TV q0 = TS.Zero, q1 = TS.Zero, q2 = TS.Zero, q3 = TS.Zero, v0 = TS.Zero, v1 = TS.Zero, v2 = TS.Zero, v3 = TS.Zero;
             for (r = 0; r + 4 <= n; r += 4)
             {
+                // Each difference used as soon as it is made: eight accumulators, two means and one temporary fit the 16
+                // registers of AVX2 (holding all eight differences spilled two accumulators to the stack).
                 float* p = x + (long)r * C;
-                TV d0 = TS.Sub(TS.Load(p), m), e0 = TS.Sub(TS.Load(p + w), mu);
-                TV d1 = TS.Sub(TS.Load(p + C), m), e1 = TS.Sub(TS.Load(p + C + w), mu);
-                TV d2 = TS.Sub(TS.Load(p + 2 * C), m), e2 = TS.Sub(TS.Load(p + 2 * C + w), mu);
-                TV d3 = TS.Sub(TS.Load(p + 3 * C), m), e3 = TS.Sub(TS.Load(p + 3 * C + w), mu);
-                q0 = TS.Fma(d0, d0, q0); v0 = TS.Fma(e0, e0, v0);
-                q1 = TS.Fma(d1, d1, q1); v1 = TS.Fma(e1, e1, v1);
-                q2 = TS.Fma(d2, d2, q2); v2 = TS.Fma(e2, e2, v2);
-                q3 = TS.Fma(d3, d3, q3); v3 = TS.Fma(e3, e3, v3);
+                TV d = TS.Sub(TS.Load(p), m); q0 = TS.Fma(d, d, q0);
+                d = TS.Sub(TS.Load(p + w), mu); v0 = TS.Fma(d, d, v0);
+                d = TS.Sub(TS.Load(p + C), m); q1 = TS.Fma(d, d, q1);
+                d = TS.Sub(TS.Load(p + C + w), mu); v1 = TS.Fma(d, d, v1);
+                d = TS.Sub(TS.Load(p + 2 * C), m); q2 = TS.Fma(d, d, q2);
+                d = TS.Sub(TS.Load(p + 2 * C + w), mu); v2 = TS.Fma(d, d, v2);
+                d = TS.Sub(TS.Load(p + 3 * C), m); q3 = TS.Fma(d, d, q3);
+                d = TS.Sub(TS.Load(p + 3 * C + w), mu); v3 = TS.Fma(d, d, v3);
             }
             for (; r < n; r++)
             {
@@ -169,10 +176,6 @@ internal static unsafe class ChannelMoments
                 v0 = TS.Fma(e0, e0, v0);
             }
             TV q = TS.Add(TS.Add(q0, q1), TS.Add(q2, q3)), v = TS.Add(TS.Add(v0, v1), TS.Add(v2, v3));
-            TS.Store(Sums + c0, s);
-            TS.Store(Sums + c0 + w, u);
-            TS.Store(Sums + C + c0, m);
-            TS.Store(Sums + C + c0 + w, mu);
             TS.Store(Sums + 2 * C + c0, q);
             TS.Store(Sums + 2 * C + c0 + w, v);
         }
