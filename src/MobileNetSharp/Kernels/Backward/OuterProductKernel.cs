@@ -97,6 +97,16 @@ internal static unsafe class OuterProductKernel
                 return;
             }
             int panel = 2 * TS.Count;
+            if (Rows <= ChunkRows)
+            {
+                // One chunk: nothing to hold across chunks, so walk C row-major (tiles of the same 6 rows side by side):
+                // with a C of megabytes (a 4x4 map's 3x3 weight gradient, 4320 x 480) panel-major touched a new page
+                // per tile. The same sums, so the same bits.
+                for (int o = 0; o < Out; o += MR)
+                    for (int i = 0; i < In; i += panel)
+                        Tile<TS, TV>(Math.Min(MR, Out - o), Math.Min(panel, In - i), Dy + o, Ldy, X + i, Ldx, Rows, C + (nint)o * In + i, In, Accumulate, fullLoads: false);
+                return;
+            }
             for (int r0 = 0; r0 < Rows; r0 += ChunkRows)
             {
                 int kc = Math.Min(ChunkRows, Rows - r0);
