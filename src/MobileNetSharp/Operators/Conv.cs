@@ -328,10 +328,10 @@ internal sealed class ConvInputGradStep(string name, Conv2dGeometry g, IsaLevel?
 /// dX, dW and dB of a 1x1 convolution with a small weight, in one pass over row blocks (<see cref="LinearBackward.Gradients"/>).
 /// With a <paramref name="source"/>, dY is a batch norm's deferred input gradient, computed block by block from it. With
 /// <paramref name="normalizedX"/>, x is a batch norm's output never written, normalized block by block, and dX can gather the
-/// sums of that batch norm (<see cref="WithSums"/>) while the block of its input is in cache.
+/// sums of that batch norm (<see cref="WithSums"/>) while the block of its input is in cache. With
+/// <paramref name="dxUnwritten"/> (and sums), dX's blocks are made only for the sums: the batch norm's deferred gradient
+/// reads dX as dz · w and computes it again where it is read (<see cref="BatchNormGradSource.Product"/>).
 /// </summary>
-/// With <paramref name="dxUnwritten"/> (and sums), dX's blocks are made only for the sums: the batch norm's deferred
-/// gradient reads dX as dz · w and computes it again where it is read (<see cref="BatchNormGradSource.Product"/>).
 internal sealed class PointwiseGradStep(string name, Conv2dGeometry g, IsaLevel? isa, Slot? x, Slot dy, Slot w, Slot dx, Slot dw, Slot? db,
     BatchNormGradSource? source = null, BatchNormApply? normalizedX = null, BatchNormGradSumsTarget? sums = null, bool dxUnwritten = false)
     : Step(name, (source is null ? new[] { x, dy, w } : [x, w]).OfType<Slot>().Concat(source?.Reads ?? []).Concat(normalizedX?.Reads ?? [])
@@ -355,8 +355,8 @@ internal sealed class PointwiseGradStep(string name, Conv2dGeometry g, IsaLevel?
     public long DxFloats => (long)g.Batch * g.InH * g.InW * g.InC;
 
     /// <summary>
-    /// The smallest dX left unwritten by default (<see cref="GradientCompiler.MinUnwrittenDxFloats"/>): 4 MiB. Measured per block (dW, dX and the depthwise backward) at 1 thread on Zen 3,
-    /// batch 64: 28x28x96 (19 MB) 29.7-33.0 -> 24.8-30.2 ms, 28x28x48 -1 ms, 14x14x96 (4.8 MB) -0.3 to -0.8 ms; but
+    /// The smallest dX left unwritten by default (<see cref="GradientCompiler.MinUnwrittenDxFloats"/>): 4 MiB. Measured per
+    /// block (dW, dX and the depthwise backward) at 1 thread on Zen 3, batch 64: 28x28x96 (19 MB) 29.7-33.0 -> 24.8-30.2 ms, 28x28x48 -1 ms, 14x14x96 (4.8 MB) -0.3 to -0.8 ms; but
     /// 7x7x192 and 7x7x288 (2.4 and 3.6 MB, which stay in L3) level to 0.9 ms slower: there the write and read are cheap
     /// and the GEMM per image is not.
     /// </summary>

@@ -144,7 +144,7 @@ public static unsafe class LinearBackward
     /// are made in scratch for the sums and never written: its reader computes them again (<see cref="BatchNormGradRows.DyLeft"/>).
     /// </summary>
     /// <exception cref="ArgumentException">A size not positive, a buffer shorter than its shape, channels that do not
-    /// match, a w too large for the shared pass, or sums without dx.</exception>
+    /// match, or a w too large for the shared pass.</exception>
     internal static void Gradients(in BatchNormApplyRows x, ReadOnlySpan<float> dy, ReadOnlySpan<float> w, Span<float> dx, Span<float> dw, Span<float> db,
         int rows, int inFeatures, int outFeatures, Workers? workers, IsaLevel? isa, BatchNormGradSums* sums)
     {
