@@ -365,6 +365,20 @@ public class ConvBackwardTests
             }
     }
 
+    /// <summary>The batch norm's coefficients, dgamma and dbeta from gathered partials, each close to those of its own
+    /// reduction pass (<paramref name="expected"/>); returns the coefficients.</summary>
+    private static float[] AssertGatheredSums(double[] partials, int groups, float[] gamma, float[] invStd, int rows,
+        (float[] K, float[] DGamma, float[] DBeta) expected, string ctx)
+    {
+        int c = gamma.Length;
+        var (k, dg, db) = (new float[3 * c], new float[c], new float[c]);
+        BatchNormTraining.BackwardCoefficients(partials, groups, gamma, invStd, dg, db, rows, c, k);
+        TestData.AssertClose(expected.DBeta, db, rows, ctx + "dbeta");
+        TestData.AssertClose(expected.DGamma, dg, rows, ctx + "dgamma");
+        TestData.AssertClose(expected.K, k, rows, ctx + "coefficients");
+        return k;
+    }
+
     private static unsafe void RefusesLargeWeight(int rows, Workers workers)
     {
         var big = new BatchNormGradSums { Channels = 200 };
@@ -411,11 +425,7 @@ public class ConvBackwardTests
                     Assert.Throws<ArgumentException>(() => RefusesLargeWeight(rows, workers));
             }
             Assert.True(dx1.AsSpan().SequenceEqual(dx2), ctx + " dx");
-            var (k2, dg2, db2) = (new float[3 * inF], new float[inF], new float[inF]);
-            BatchNormTraining.BackwardCoefficients(partials, groups, gamma, inv, dg2, db2, rows, inF, k2);
-            TestData.AssertClose(db1, db2, rows, ctx + " dbeta");
-            TestData.AssertClose(dg1, dg2, rows, ctx + " dgamma");
-            TestData.AssertClose(k1, k2, rows, ctx + " coefficients");
+            var k2 = AssertGatheredSums(partials, groups, gamma, inv, rows, (k1, dg1, db1), ctx + " ");
             if (first is not null && workers.Count == 2) Assert.True(first.AsSpan().SequenceEqual(k2), ctx + " sums at 2 threads");
             first = k2;
         }
@@ -571,11 +581,7 @@ public class ConvBackwardTests
             }
             Assert.True(dx2.AsSpan().SequenceEqual(dx3), ctx + " dx with sums");
             Assert.True(dw2.AsSpan().SequenceEqual(dw3), ctx + " dw with sums");
-            var (gk, gdg, gdb) = (new float[3 * c], new float[c], new float[c]);
-            BatchNormTraining.BackwardCoefficients(partials, groups, egamma, einv, gdg, gdb, inRows, c, gk);
-            TestData.AssertClose(edb, gdb, inRows, ctx + " gathered dbeta");
-            TestData.AssertClose(edg, gdg, inRows, ctx + " gathered dgamma");
-            TestData.AssertClose(ek, gk, inRows, ctx + " gathered coefficients");
+            var gk = AssertGatheredSums(partials, groups, egamma, einv, inRows, (ek, edg, edb), ctx + " gathered ");
 
             // And with x that batch norm's output, never written: one pass over e per image gathers the sums and normalizes
             // x for dW (BatchNormGradSums.AddNormalizing), the same bits as x written and the sums gathered apart.

@@ -60,6 +60,14 @@ public static unsafe class LinearBackward
     /// <summary>The row groups (partials) of the gathered sums: fixed by the rows alone.</summary>
     internal static int RowGroupCount(int rows) => Math.Min(Groups, (rows + RowBlock - 1) / RowBlock);
 
+    /// <summary>dx's rows [r0, r0 + kc) = dy's (at <paramref name="dy"/>) · w, by the unpacked GEMM as <see cref="MatMul"/> runs it
+    /// for a small w, and with sums their share added into partial <paramref name="group"/> while the block is in L2.</summary>
+    private static void InputBlock(WeightArgs* a, int r0, int kc, float* dy, float* dx, int group)
+    {
+        GemmDriver.RunUnpacked(a->Isa, kc, a->In, a->Out, dy, a->Out, a->W, a->In, dx, a->In, Workers.Single);
+        if (a->Sums != null) a->Sums->Add(r0, kc, dx, group, a->Isa);
+    }
+
     private static void InputSumsTask(void* context, int group)
     {
         var a = (WeightArgs*)context;
@@ -67,9 +75,7 @@ public static unsafe class LinearBackward
         for (int b = b0; b < b1; b++)
         {
             int r0 = b * RowBlock, kc = Math.Min(RowBlock, a->Rows - r0);
-            float* dx = a->Dx + (long)r0 * a->In;
-            GemmDriver.RunUnpacked(a->Isa, kc, a->In, a->Out, a->Dy + (long)r0 * a->Out, a->Out, a->W, a->In, dx, a->In, Workers.Single);
-            a->Sums->Add(r0, kc, dx, group, a->Isa);
+            InputBlock(a, r0, kc, a->Dy + (long)r0 * a->Out, a->Dx + (long)r0 * a->In, group);
         }
     }
 
@@ -294,9 +300,7 @@ public static unsafe class LinearBackward
             OuterProductKernel.Run(a->Isa, dy, a->Out, x, a->In, kc, partial, a->Out, a->In, accumulate: b > b0);
             if (a->W != null) // the block of dy is in L2 now: dx's rows from it (the unpacked GEMM, as MatMul runs it for a small w)
             {
-                float* dx = a->Dx != null ? a->Dx + (long)r0 * a->In : a->DxScratch + (long)group * RowBlock * a->In;
-                GemmDriver.RunUnpacked(a->Isa, kc, a->In, a->Out, dy, a->Out, a->W, a->In, dx, a->In, Workers.Single);
-                if (a->Sums != null) a->Sums->Add(r0, kc, dx, group, a->Isa);
+                InputBlock(a, r0, kc, dy, a->Dx != null ? a->Dx + (long)r0 * a->In : a->DxScratch + (long)group * RowBlock * a->In, group);
             }
         }
         if (b1 == b0) new Span<float>(partial, a->Out * a->In).Clear();
