@@ -46,6 +46,9 @@ public class ConvBackwardTests
         { "dilated", G(2, 9, 9, 3, 5, 3, 1, 2, d: 2) },
         { "dw-multiplier2", G(2, 7, 7, 4, 8, 3, 2, 1, groups: 4) },
         { "1x1s2", G(2, 7, 7, 6, 5, 1, 2) },
+        // Pads wider than the map: whole windows, rows and columns of im2col fall in the padding.
+        { "pad-beyond-map", G(2, 2, 3, 2, 3, 3, 1, 3) },
+        { "1ch-s2-dilated", G(1, 9, 8, 1, 4, 3, 2, pt: 2, pl: 3, pb: 0, pr: 1, d: 2) },
     };
 
     // ---- float64 reference ----

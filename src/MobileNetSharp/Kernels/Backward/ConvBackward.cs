@@ -72,7 +72,7 @@ public static unsafe class ConvBackward
             fixed (float* px = x, pdy = dy, pp = partial, pc = col)
                 for (int grp = 0; grp < g.Groups; grp++)
                 {
-                    var args = new WeightArgs { G = g, X = px, Dy = pdy, Partial = pp, Col = pc, Group = grp, Groups = groups, Isa = Isa.Resolve(isa) };
+                    var args = new WeightArgs { G = g, X = px, Dy = pdy, Partial = pp, Col = pc, Group = grp, Groups = groups, Isa = Isa.Resolve(isa), Transposed = TransposedPartial(g, isa) };
                     if (workers.Count == 1) for (int i = 0; i < groups; i++) WeightTask(&args, i);
                     else workers.For(groups, &WeightTask, &args);
                     // Sum the image groups' partials in order, then [oc][(ky, kx, ci)] -> OIHW [oc][ci][ky][kx].
@@ -80,10 +80,11 @@ public static unsafe class ConvBackward
                     partial.AsSpan(0, size).CopyTo(sum);
                     for (int i = 1; i < groups; i++) System.Numerics.Tensors.TensorPrimitives.Add(sum, partial.AsSpan(i * size, size), sum);
                     int cpg = g.InCPerGroup, taps = g.KernelH * g.KernelW;
+                    bool transposed = TransposedPartial(g, isa);
                     for (int oc = 0; oc < opg; oc++)
                         for (int t = 0; t < taps; t++)
                             for (int ci = 0; ci < cpg; ci++)
-                                dw[((grp * opg + oc) * cpg + ci) * taps + t] = sum[oc * K + t * cpg + ci];
+                                dw[((grp * opg + oc) * cpg + ci) * taps + t] = sum[transposed ? (t * cpg + ci) * opg + oc : oc * K + t * cpg + ci];
                 }
         }
         finally
@@ -95,6 +96,18 @@ public static unsafe class ConvBackward
         if (!db.IsEmpty) LinearBackward.ColumnSums(dy, db, P, g.OutC);
     }
 
+    /// <summary>
+    /// Whether the partials are kept as colᵀ · dY [K, OutC/groups] rather than dYᵀ · col: when im2col's rows are narrower
+    /// than the outer product's two-vector panel and the outputs wider (a stem's 9 taps of one channel against 16 outputs),
+    /// the outputs fill the vector lanes instead of a mostly masked panel. Each element is the same chain of multiply-adds
+    /// in the same row order, so the bits do not change.
+    /// </summary>
+    private static bool TransposedPartial(in Conv2dGeometry g, IsaLevel? isa)
+    {
+        int k = g.KernelH * g.KernelW * g.InCPerGroup;
+        return k < g.OutCPerGroup && k < 2 * Isa.Width(Isa.Resolve(isa));
+    }
+
     /// <summary>Image groups of the general weight gradient, each with its own partial; fixed so results do not depend on threads.</summary>
     private const int ImageGroups = 8;
 
@@ -104,6 +117,7 @@ public static unsafe class ConvBackward
         public float* X, Dy, Partial, Col;
         public int Group, Groups;
         public IsaLevel Isa;
+        public bool Transposed; // partials [K, opg] (see TransposedPartial)
     }
 
     /// <summary>One image group: for each image, im2col then partial (+)= dY_n,gᵀ · col_n.</summary>
@@ -120,7 +134,9 @@ public static unsafe class ConvBackward
         for (int n = n0; n < n1; n++)
         {
             Im2Col(g, xSpan, colSpan, a->Group, n);
-            OuterProductKernel.Run(a->Isa, a->Dy + (long)n * pixels * g.OutC + a->Group * opg, g.OutC, col, K, pixels, partial, opg, K, accumulate: n > n0);
+            float* dy = a->Dy + (long)n * pixels * g.OutC + a->Group * opg;
+            if (a->Transposed) OuterProductKernel.Run(a->Isa, col, K, dy, g.OutC, pixels, partial, K, opg, accumulate: n > n0);
+            else OuterProductKernel.Run(a->Isa, dy, g.OutC, col, K, pixels, partial, opg, K, accumulate: n > n0);
         }
         if (n1 == n0) new Span<float>(partial, opg * K).Clear();
     }
@@ -149,23 +165,45 @@ public static unsafe class ConvBackward
     }
 
     /// <summary>col [OH·OW, (ky, kx, ci)] of image n for group grp; zero where the window hangs over the padding.</summary>
+    /// <remarks>Per output row and tap, the columns whose input pixel is inside the image form one range (computed once,
+    /// not tested per pixel); a stem's one input channel is then a strided scalar copy, where a span copy per element cost
+    /// more than the weight gradient's multiply-adds.</remarks>
     private static void Im2Col(in Conv2dGeometry g, ReadOnlySpan<float> x, Span<float> col, int grp, int n)
     {
-        int cpg = g.InCPerGroup, K = g.KernelH * g.KernelW * cpg;
-        int p = 0;
-        for (int oy = 0; oy < g.OutH; oy++)
-            for (int ox = 0; ox < g.OutW; ox++, p++)
+        // The geometry in locals: OutH/OutW are computed properties, and this loop runs per pixel and tap.
+        int cpg = g.InCPerGroup, kh = g.KernelH, kw = g.KernelW, K = kh * kw * cpg, outH = g.OutH, outW = g.OutW, inH = g.InH, inW = g.InW;
+        int inC = g.InC, sh = g.StrideH, sw = g.StrideW, dh = g.DilationH, dwl = g.DilationW, pt = g.PadTop, pl = g.PadLeft;
+        if (col.Length < (long)outH * outW * K || x.Length < g.InputLength) throw new ArgumentException("Im2Col: buffers shorter than the geometry.");
+        fixed (float* px = x, pc = col)
+            for (int oy = 0; oy < outH; oy++)
             {
-                var row = col.Slice(p * K, K);
-                for (int ky = 0; ky < g.KernelH; ky++)
+                float* rowOut = pc + (long)oy * outW * K;
+                for (int ky = 0; ky < kh; ky++)
                 {
-                    int iy = oy * g.StrideH - g.PadTop + ky * g.DilationH;
-                    for (int kx = 0; kx < g.KernelW; kx++)
+                    int iy = oy * sh - pt + ky * dh;
+                    bool rowInside = (uint)iy < (uint)inH;
+                    float* src = px + (((long)n * inH + Math.Max(0, iy)) * inW) * inC + grp * cpg;
+                    for (int kx = 0; kx < kw; kx++)
                     {
-                        int ix = ox * g.StrideW - g.PadLeft + kx * g.DilationW;
-                        var dst = row.Slice((ky * g.KernelW + kx) * cpg, cpg);
-                        if ((uint)iy >= (uint)g.InH || (uint)ix >= (uint)g.InW) dst.Clear();
-                        else x.Slice(((n * g.InH + iy) * g.InW + ix) * g.InC + grp * cpg, cpg).CopyTo(dst);
+                        float* dst = rowOut + (ky * kw + kx) * cpg;
+                        // ox in [ox0, ox1) reads ix = ox·SW - PL + kx·DW inside [0, InW).
+                        int shift = kx * dwl - pl, ox0 = 0, ox1 = 0;
+                        if (rowInside)
+                        {
+                            ox0 = shift >= 0 ? 0 : Math.Min(outW, (-shift + sw - 1) / sw);
+                            ox1 = inW - 1 - shift < 0 ? 0 : Math.Min(outW, (inW - 1 - shift) / sw + 1);
+                            ox1 = Math.Max(ox0, ox1);
+                        }
+                        for (int ox = 0; ox < ox0; ox++) new Span<float>(dst + (long)ox * K, cpg).Clear();
+                        if (cpg == 1)
+                        {
+                            float* d = dst + (long)ox0 * K, e = dst + (long)ox1 * K, from = src + (long)(ox0 * sw + shift) * inC;
+                            for (nint step = (nint)sw * inC; d < e; d += K, from += step) *d = *from;
+                        }
+                        else
+                            for (int ox = ox0; ox < ox1; ox++)
+                                new ReadOnlySpan<float>(src + (long)(ox * sw + shift) * inC, cpg).CopyTo(new Span<float>(dst + (long)ox * K, cpg));
+                        for (int ox = ox1; ox < outW; ox++) new Span<float>(dst + (long)ox * K, cpg).Clear();
                     }
                 }
             }
