@@ -1,4 +1,5 @@
 using MobileNetSharp.Graph;
+using MobileNetSharp.Kernels.Simd;
 namespace MobileNetSharp.Kernels.Depthwise;
 
 internal sealed unsafe partial class DepthwiseConvolution
@@ -27,14 +28,26 @@ internal sealed unsafe partial class DepthwiseConvolution
             Tasks = moments != null ? ChannelMoments.Blocks(batch * _g.OutH * _g.OutW, _g.OutC) : Math.Min(batch, ChannelMoments.MaxBlocks),
             Self = System.Runtime.InteropServices.GCHandle.ToIntPtr(System.Runtime.InteropServices.GCHandle.Alloc(this)),
         };
+        // A large output is written around the caches, chunk by chunk from a per-task scratch (StreamingStore).
+        float[]? stream = null;
+        if (moments != null && StreamingStore.Pays((long)batch * _g.OutH * _g.OutW * _g.OutC))
+        {
+            args.StreamFloats = DepthwiseKernel.ImageMergingStreamFloats(_g.OutC, _g.OutW);
+            stream = System.Buffers.ArrayPool<float>.Shared.Rent(checked((int)(args.Tasks * args.StreamFloats)));
+        }
         try
         {
-            if (workers.Count == 1 || args.Tasks == 1) for (int t = 0; t < args.Tasks; t++) NormalizedTask(&args, t);
-            else workers.For(args.Tasks, &NormalizedTask, &args);
+            fixed (float* ps = stream)
+            {
+                args.Stream = ps;
+                if (workers.Count == 1 || args.Tasks == 1) for (int t = 0; t < args.Tasks; t++) NormalizedTask(&args, t);
+                else workers.For(args.Tasks, &NormalizedTask, &args);
+            }
         }
         finally
         {
             System.Runtime.InteropServices.GCHandle.FromIntPtr(args.Self).Free();
+            if (stream != null) System.Buffers.ArrayPool<float>.Shared.Return(stream);
         }
         GC.KeepAlive(_packed);
     }
@@ -53,6 +66,9 @@ internal sealed unsafe partial class DepthwiseConvolution
         public double* Moments;
         public int Batch, Tasks;
         public nint Self;
+        /// <summary>Null, or [Tasks][StreamFloats]: where each task makes its output chunks before streaming them out.</summary>
+        public float* Stream;
+        public long StreamFloats;
     }
 
     private static void NormalizedTask(void* context, int index)
@@ -81,7 +97,7 @@ internal sealed unsafe partial class DepthwiseConvolution
             else a->Input.Write((long)n * inPixels, inPixels, image, args.Isa);
             args.Output = a->Output + n * outImage;
             // With moments, each chunk of whole output rows (about an L1's worth) is merged right after it is made.
-            if (mean != null) DepthwiseKernel.RunImageMerging(ref args, conv._shape, mean, m2, (n - n0) * pixels);
+            if (mean != null) DepthwiseKernel.RunImageMerging(ref args, conv._shape, mean, m2, (n - n0) * pixels, a->Stream == null ? null : a->Stream + index * a->StreamFloats);
             else DepthwiseKernel.Run(ref args, conv._shape, 1, Workers.Single);
         }
     }

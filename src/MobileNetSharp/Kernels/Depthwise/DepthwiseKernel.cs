@@ -26,8 +26,25 @@ internal static unsafe class DepthwiseKernel
         {
             // One task per moments block (fixed by the shape: statistics independent of the thread count).
             int blocks = ChannelMoments.Blocks(args.Rows * args.OutW, args.OutC);
-            if (workers.Count == 1 || blocks == 1 || work < (1 << 16)) for (int i = 0; i < blocks; i++) MomentsTask(&context, i);
-            else workers.For(blocks, &MomentsTask, &context);
+            float[]? stream = null;
+            if (StreamingStore.Pays((long)args.Rows * args.OutW * args.OutC))
+            {
+                context.StreamFloats = ImageMergingStreamFloats(args.OutC, args.OutW);
+                stream = System.Buffers.ArrayPool<float>.Shared.Rent(checked((int)(blocks * context.StreamFloats)));
+            }
+            try
+            {
+                fixed (float* ps = stream)
+                {
+                    context.Stream = ps;
+                    if (workers.Count == 1 || blocks == 1 || work < (1 << 16)) for (int i = 0; i < blocks; i++) MomentsTask(&context, i);
+                    else workers.For(blocks, &MomentsTask, &context);
+                }
+            }
+            finally
+            {
+                if (stream != null) System.Buffers.ArrayPool<float>.Shared.Return(stream);
+            }
             return;
         }
         args.Chunks = workers.Count == 1 || work < (1 << 16) ? 1 : Math.Min(args.Rows, workers.Count * 4);
@@ -45,12 +62,18 @@ internal static unsafe class DepthwiseKernel
         int c = g->OutC, pixels = g->Rows * g->OutW;
         var (p0, p1) = ChannelMoments.BlockRows(pixels, c, index, g->OutW);
         double* mean = g->Moments + (long)index * 2 * c, m2 = mean + c;
-        int rowsPerChunk = Math.Max(1, ChannelMoments.ChunkRows(c) / g->OutW), end = p1 / g->OutW;
+        int rowsPerChunk = ImageMergingChunkRows(c, g->OutW), end = p1 / g->OutW;
+        float* stream = ctx->Stream == null ? null : ctx->Stream + index * ctx->StreamFloats;
+        DepthwiseArgs local = *g; // with a stream, each chunk's Output points into this task's scratch
+        var own = new Context { Args = &local, Shape = ctx->Shape };
         for (int row = p0 / g->OutW; row < end; row += rowsPerChunk)
         {
             int next = Math.Min(end, row + rowsPerChunk);
-            RunRows(ctx, row, next);
-            ChannelMoments.AddChunk(g->Isa, g->Output + (long)row * g->OutW * c, (next - row) * g->OutW, c, mean, m2, row * g->OutW - p0);
+            long at = (long)row * g->OutW * c;
+            if (stream != null) local.Output = stream - at;
+            RunRows(&own, row, next);
+            ChannelMoments.AddChunk(g->Isa, local.Output + at, (next - row) * g->OutW, c, mean, m2, row * g->OutW - p0);
+            if (stream != null) StreamingStore.Copy(stream, g->Output + at, (long)(next - row) * g->OutW * c);
         }
     }
 
@@ -61,24 +84,40 @@ internal static unsafe class DepthwiseKernel
     /// same bits, as computing the image and then merging its rows chunk by chunk; but those rows are read back from L1,
     /// not from L2 or beyond (a 28x28x96 image is 301 KB).
     /// </summary>
-    internal static void RunImageMerging(ref DepthwiseArgs args, DepthwiseShape shape, double* mean, double* m2, int before)
+    /// <param name="stream">Null, or <see cref="ImageMergingStreamFloats"/> of scratch: each chunk is made there, merged, and
+    /// copied to the output with non-temporal stores (<see cref="StreamingStore"/>), for outputs too large to stay in cache.</param>
+    internal static void RunImageMerging(ref DepthwiseArgs args, DepthwiseShape shape, double* mean, double* m2, int before, float* stream = null)
     {
         args.Rows = args.OutH;
         args.Moments = null;
+        float* output = args.Output;
         var context = new Context { Args = (DepthwiseArgs*)Unsafe.AsPointer(ref args), Shape = shape };
-        int c = args.OutC, rowsPerChunk = Math.Max(1, ChannelMoments.ChunkRows(c) / args.OutW);
+        int c = args.OutC, rowsPerChunk = ImageMergingChunkRows(c, args.OutW);
         for (int row = 0; row < args.OutH; row += rowsPerChunk)
         {
             int next = Math.Min(args.OutH, row + rowsPerChunk);
+            long at = (long)row * args.OutW * c, floats = (long)(next - row) * args.OutW * c;
+            if (stream != null) args.Output = stream - at; // the kernel addresses output rows from Output by row index
             RunRows(&context, row, next);
-            ChannelMoments.AddChunk(args.Isa, args.Output + (long)row * args.OutW * c, (next - row) * args.OutW, c, mean, m2, before + row * args.OutW);
+            ChannelMoments.AddChunk(args.Isa, args.Output + at, (next - row) * args.OutW, c, mean, m2, before + row * args.OutW);
+            if (stream != null) StreamingStore.Copy(stream, output + at, floats);
         }
+        args.Output = output;
     }
+
+    /// <summary>Output rows per chunk of <see cref="RunImageMerging"/>: about <see cref="ChannelMoments.ChunkRows"/> pixels, at least one row.</summary>
+    private static int ImageMergingChunkRows(int channels, int outW) => Math.Max(1, ChannelMoments.ChunkRows(channels) / outW);
+
+    /// <summary>Floats of the <c>stream</c> scratch of <see cref="RunImageMerging"/>: one chunk of output rows.</summary>
+    internal static long ImageMergingStreamFloats(int outC, int outW) => (long)ImageMergingChunkRows(outC, outW) * outW * outC;
 
     private struct Context
     {
         public DepthwiseArgs* Args;
         public DepthwiseShape Shape;
+        /// <summary>Null, or [moments blocks][StreamFloats]: each moments task's chunk scratch for a streamed output.</summary>
+        public float* Stream;
+        public long StreamFloats;
     }
 
     private static void Task(void* context, int index)

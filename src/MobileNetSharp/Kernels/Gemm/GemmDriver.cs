@@ -24,6 +24,11 @@ internal unsafe struct GemmArgs
     public BatchNormApplyRows* ANormalized;
     public float* ANormalizedScratch;
     public int NormalizedChunk, NormalizedTasks;
+    /// <summary>When not null (with <see cref="Moments"/>), C is written around the caches: each task makes its chunks of C in
+    /// its <see cref="StreamChunkFloats"/> of this scratch, merges their moments there and copies them out with
+    /// <see cref="StreamingStore.Copy"/>.</summary>
+    public float* StreamScratch;
+    public long StreamChunkFloats;
 }
 
 /// <summary>
@@ -48,9 +53,33 @@ internal static unsafe class GemmDriver
             C = c, Ldc = ldc, R = r, Ldr = ldr, M = m, N = b.N, K = b.K,
             Activation = activation, Isa = isa, PanelCount = b.PanelCount, Moments = moments,
         };
-        Run(ref args, workers);
+        float[]? stream = RentStream(ref args, m, b.N, MomentsChunkRows(b.N), moments != null ? ChannelMoments.Blocks(m, b.N) : 0);
+        try
+        {
+            fixed (float* ps = stream)
+            {
+                if (stream != null) args.StreamScratch = ps;
+                Run(ref args, workers);
+            }
+        }
+        finally
+        {
+            if (stream != null) System.Buffers.ArrayPool<float>.Shared.Return(stream);
+        }
         GC.KeepAlive(b); // the tasks read its pinned buffer through a raw pointer
     }
+
+    /// <summary>Scratch for <see cref="GemmArgs.StreamScratch"/> when C (m x n, with moments: <paramref name="tasks"/> &gt; 0) is
+    /// large enough to be streamed (<see cref="StreamingStore.Pays"/>), else null.</summary>
+    private static float[]? RentStream(ref GemmArgs args, int m, int n, int chunkRows, int tasks)
+    {
+        if (tasks <= 0 || !StreamingStore.Pays((long)m * n)) return null;
+        args.StreamChunkFloats = (long)chunkRows * n;
+        return System.Buffers.ArrayPool<float>.Shared.Rent(checked((int)(tasks * args.StreamChunkFloats)));
+    }
+
+    /// <summary>Rows of C per moments chunk: whole tiles, about <see cref="ChannelMoments.ChunkRows"/>.</summary>
+    private static int MomentsChunkRows(int n) => Math.Max(1, ChannelMoments.ChunkRows(n) / GemmMicroKernel.MR) * GemmMicroKernel.MR;
 
     /// <summary>
     /// <see cref="RunPacked(IsaLevel, in Activation, int, float*, nint, PackedB, float*, nint, float*, nint, Workers, double*)"/>
@@ -71,13 +100,23 @@ internal static unsafe class GemmDriver
             NormalizedChunk = NormalizedChunkRows(b.N), NormalizedTasks = NormalizedTasks(m, b.N, moments != null),
         };
         if (m <= 0) return;
-        fixed (BatchNormApplyRows* pa = &a)
+        float[]? stream = RentStream(ref args, m, b.N, args.NormalizedChunk, moments != null ? args.NormalizedTasks : 0);
+        try
         {
-            args.ANormalized = pa;
-            args.RowTiles = (m + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR;
-            if (workers.Count == 1 || args.NormalizedTasks == 1)
-                for (int i = 0; i < args.NormalizedTasks; i++) NormalizedTask(Unsafe.AsPointer(ref args), i);
-            else workers.For(args.NormalizedTasks, &NormalizedTask, Unsafe.AsPointer(ref args));
+            fixed (BatchNormApplyRows* pa = &a)
+            fixed (float* ps = stream)
+            {
+                args.ANormalized = pa;
+                if (stream != null) args.StreamScratch = ps;
+                args.RowTiles = (m + GemmMicroKernel.MR - 1) / GemmMicroKernel.MR;
+                if (workers.Count == 1 || args.NormalizedTasks == 1)
+                    for (int i = 0; i < args.NormalizedTasks; i++) NormalizedTask(Unsafe.AsPointer(ref args), i);
+                else workers.For(args.NormalizedTasks, &NormalizedTask, Unsafe.AsPointer(ref args));
+            }
+        }
+        finally
+        {
+            if (stream != null) System.Buffers.ArrayPool<float>.Shared.Return(stream);
         }
         GC.KeepAlive(b);
     }
@@ -86,7 +125,7 @@ internal static unsafe class GemmDriver
     /// <see cref="ChannelMoments.MaxBlocks"/> tasks.</summary>
     public static long NormalizedScratchLength(int n, int k) => (long)ChannelMoments.MaxBlocks * NormalizedChunkRows(n) * k;
 
-    private static int NormalizedChunkRows(int n) => Math.Max(1, ChannelMoments.ChunkRows(n) / GemmMicroKernel.MR) * GemmMicroKernel.MR;
+    private static int NormalizedChunkRows(int n) => MomentsChunkRows(n);
 
     /// <summary>The moments' blocks, or without moments a fixed count of row ranges (at most <see cref="ChannelMoments.MaxBlocks"/> either way).</summary>
     private static int NormalizedTasks(int m, int n, bool moments) =>
@@ -111,15 +150,18 @@ internal static unsafe class GemmDriver
             (r0, r1) = (t0 * MR, Math.Min(args->M, t1 * MR));
         }
         float* scratch = args->ANormalizedScratch + (long)index * args->NormalizedChunk * k;
+        float* stream = mean != null && args->StreamScratch != null ? args->StreamScratch + index * args->StreamChunkFloats : null;
         GemmArgs local = *args;
         for (int c0 = r0; c0 < r1; c0 += args->NormalizedChunk)
         {
             int c1 = Math.Min(r1, c0 + args->NormalizedChunk);
             args->ANormalized->Write(c0, c1 - c0, scratch, args->Isa);
             local.A = scratch - (long)c0 * k; // row i of A at scratch + (i - c0)·K
+            if (stream != null) local.C = stream - (long)c0 * n; // and row i of C at stream + (i - c0)·N
             var block = new Block { Args = &local, Row0 = c0, Row1 = c1, Panel0 = 0, Panel1 = args->PanelCount };
             KernelDispatch.Run(args->Isa, args->Activation.Kind, ref block);
-            if (mean != null) ChannelMoments.AddChunk(args->Isa, args->C + (long)c0 * n, c1 - c0, n, mean, m2, c0 - r0);
+            if (mean != null) ChannelMoments.AddChunk(args->Isa, local.C + (long)c0 * n, c1 - c0, n, mean, m2, c0 - r0);
+            if (stream != null) StreamingStore.Copy(stream, args->C + (long)c0 * n, (long)(c1 - c0) * n);
         }
     }
 
@@ -197,14 +239,18 @@ internal static unsafe class GemmDriver
         const int MR = GemmMicroKernel.MR;
         int n = args->N;
         var (r0, r1) = ChannelMoments.BlockRows(args->M, n, index, MR);
-        int chunk = Math.Max(1, ChannelMoments.ChunkRows(n) / MR) * MR;
+        int chunk = MomentsChunkRows(n);
         double* mean = args->Moments + (long)index * 2 * n, m2 = mean + n;
+        float* stream = args->StreamScratch == null ? null : args->StreamScratch + index * args->StreamChunkFloats;
+        GemmArgs local = *args;
         for (int c0 = r0; c0 < r1; c0 += chunk)
         {
             int c1 = Math.Min(r1, c0 + chunk);
-            var block = new Block { Args = args, Row0 = c0, Row1 = c1, Panel0 = 0, Panel1 = args->PanelCount };
+            if (stream != null) local.C = stream - (long)c0 * n; // row i of C at stream + (i - c0)·N
+            var block = new Block { Args = &local, Row0 = c0, Row1 = c1, Panel0 = 0, Panel1 = args->PanelCount };
             KernelDispatch.Run(args->Isa, args->Activation.Kind, ref block);
-            ChannelMoments.AddChunk(args->Isa, args->C + (long)c0 * n, c1 - c0, n, mean, m2, c0 - r0);
+            ChannelMoments.AddChunk(args->Isa, local.C + (long)c0 * n, c1 - c0, n, mean, m2, c0 - r0);
+            if (stream != null) StreamingStore.Copy(stream, args->C + (long)c0 * n, (long)(c1 - c0) * n);
         }
     }
 
