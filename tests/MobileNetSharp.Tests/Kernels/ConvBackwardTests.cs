@@ -1,4 +1,5 @@
 using MobileNetSharp.Kernels;
+using MobileNetSharp.Kernels.Simd;
 
 namespace MobileNetSharp.Tests.Kernels;
 
@@ -511,6 +512,18 @@ public class ConvBackwardTests
         { "4x4 maps (padded copy), more images than groups", G(11, 4, 4, 24, 24, 3, 1, 1, groups: 24) },
         { "one channel", G(2, 6, 6, 1, 1, 3, 1, 1, groups: 1) },
     };
+
+    /// <summary>The same with dX made image by image in scratch and streamed out (<see cref="StreamingStore"/>, forced on these
+    /// small shapes): the same checks hold, and dX was streamed.</summary>
+    [Theory]
+    [MemberData(nameof(DepthwiseFromBatchNorm))]
+    public void DepthwiseGradientsStreamingDxMatchItWritten(string name, Conv2dGeometry g)
+    {
+        using var forced = StreamingStore.ForceForTests();
+        long before = StreamingStore.Copies;
+        DepthwiseGradientsFromBatchNormGradientMatchItWritten(name + ", dX streamed", g);
+        Assert.True(StreamingStore.Copies > before, name + ": dX was not streamed");
+    }
 
     /// <summary>
     /// A depthwise convolution's gradients from its batch norm's deferred input gradient, image by image, against the

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using MobileNetSharp.Kernels.Depthwise;
+using MobileNetSharp.Kernels.Simd;
 
 namespace MobileNetSharp.Kernels;
 
@@ -55,12 +56,14 @@ public static unsafe partial class DepthwiseBackward
         float[] dyScratch = pool.Rent(checked((int)(groups * outImage))), partial = pool.Rent(partialLength), zero = pool.Rent(checked(g.InW * c));
         float[] scratch = pool.Rent(checked((int)Math.Max(1, groups * convScratch)));
         float[] xScratch = pool.Rent(normalizedX == null ? 1 : checked((int)(groups * inImage)));
+        // A dX too large to stay in cache is made image by image in scratch and streamed out (StreamingStore).
+        float[]? dxStream = StreamingStore.Pays(g.InputLength) ? pool.Rent(checked((int)(groups * inImage))) : null;
         var handle = conv is null ? default : GCHandle.Alloc(conv);
         try
         {
             partial.AsSpan(0, partialLength).Clear();
             zero.AsSpan(0, g.InW * c).Clear();
-            fixed (float* px = x, pdx = dx, pdy = dyScratch, pp = partial, pz = zero, ps = scratch, pw = packed, pxs = xScratch)
+            fixed (float* px = x, pdx = dx, pdy = dyScratch, pp = partial, pz = zero, ps = scratch, pw = packed, pxs = xScratch, pds = dxStream)
             fixed (int* pct = colTaps)
             {
                 var ctx = new ImageGroups
@@ -68,6 +71,7 @@ public static unsafe partial class DepthwiseBackward
                     Source = dy, One = one, Batch = g.Batch, Groups = groups, Isa = level, X = px, Dx = pdx, DyScratch = pdy, Partial = pp, Zero = pz,
                     Packed = pw, ColTaps = pct, Conv = conv is null ? 0 : GCHandle.ToIntPtr(handle), ConvScratch = ps, ConvScratchLength = convScratch,
                     Sums = sums, NormalizedX = normalizedX, XScratch = pxs, SumsNormalize = sums != null && normalizedX != null && sums->Normalizes(*normalizedX),
+                    DxStream = pds,
                 };
                 if (workers.Count == 1) for (int i = 0; i < groups; i++) ImageGroupTask(&ctx, i);
                 else workers.For(groups, &ImageGroupTask, &ctx);
@@ -82,6 +86,7 @@ public static unsafe partial class DepthwiseBackward
             pool.Return(zero);
             pool.Return(scratch);
             pool.Return(xScratch);
+            if (dxStream != null) pool.Return(dxStream);
         }
     }
 
@@ -101,6 +106,8 @@ public static unsafe partial class DepthwiseBackward
         /// <summary>The sums belong to the batch norm that makes x (MobileNetV2: the expansion's), so one pass over its
         /// input gathers them and normalizes x (<see cref="BatchNormGradSums.AddNormalizing"/>).</summary>
         public bool SumsNormalize;
+        /// <summary>Null, or [groups][image]: where each image's dX is made, read for the sums, then streamed to Dx.</summary>
+        public float* DxStream;
     }
 
     /// <summary>The image groups of <see cref="Gradients"/> for a batch: fixed by the batch alone.</summary>
@@ -119,7 +126,7 @@ public static unsafe partial class DepthwiseBackward
         for (int n = n0; n < n1; n++)
         {
             a->Source.Write((long)n * pixels, pixels, dy, a->Isa);
-            float* dx = a->Dx + n * inImage;
+            float* dx = a->DxStream != null ? a->DxStream + index * inImage : a->Dx + n * inImage;
             if (conv is not null) conv.Run(1, dy, dx, null, Graph.Activation.None, Workers.Single, a->ConvScratchLength > 0 ? a->ConvScratch + index * a->ConvScratchLength : null);
             else
             {
@@ -135,6 +142,7 @@ public static unsafe partial class DepthwiseBackward
                 if (a->Sums != null) a->Sums->Add(row0, g.InH * g.InW, dx, index, a->Isa);
                 if (a->NormalizedX != null) a->NormalizedX->Write(row0, g.InH * g.InW, xImage, a->Isa);
             }
+            if (a->DxStream != null) StreamingStore.Copy(dx, a->Dx + n * inImage, inImage);
             var weight = new Args { G = g, X = xImage, Dy = dy, Partial = a->Partial + (long)index * (taps + 1) * c, Zero = a->Zero, Isa = a->Isa, Blocks = 1, Rows = g.OutH };
             WeightTask(&weight, 0);
         }

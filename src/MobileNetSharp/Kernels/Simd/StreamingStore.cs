@@ -13,7 +13,8 @@ namespace MobileNetSharp.Kernels.Simd;
 /// Measured on Zen 3 (32 MB L3 shared with other tenants), writing then reading back a tensor, 1 thread:
 /// 19 MB 2.4 -> 1.3 ms to write with the read back level; 9.6 MB 1.1 -> 0.7 ms, read back level; 4.8 MB and smaller
 /// stay in L3 for the next reader with normal stores (the read back after streaming took 1.6x as long), hence
-/// <see cref="DefaultMinBytes"/>. In a MobileNetV2 training step (28x28 maps, batch 64), steps toggled one by one in
+/// <see cref="DefaultMinBytes"/>, which also leaves out the 9.6 MB layers of the training step below (streaming one of
+/// them measured 0.1-0.3 ms slower, the others level). In a MobileNetV2 training step (28x28 maps, batch 64), steps toggled one by one in
 /// one process: the median of the 19 MB layers' forward steps 0.7-1.1 ms lower at 1 thread (expand 6.6-7.3 -> 5.6-6.5,
 /// depthwise 9.2-10.1 -> 8.3-9.0), 0.2-0.7 ms at 2; the fastest runs, on a quiet machine, level.
 /// </para>
@@ -21,7 +22,7 @@ namespace MobileNetSharp.Kernels.Simd;
 internal static unsafe class StreamingStore
 {
     /// <summary>Outputs of at least this many bytes are streamed (see the class remarks for the measurements).</summary>
-    public const long DefaultMinBytes = 8L << 20;
+    public const long DefaultMinBytes = 12L << 20;
 
     private static int s_forced;
     private static long s_copies;
