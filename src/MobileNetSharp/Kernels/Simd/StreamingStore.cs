@@ -30,10 +30,11 @@ internal static unsafe class StreamingStore
     /// <summary>Turns streaming off, so a benchmark can time both ways in one process (the bits are the same).</summary>
     internal static bool Disabled;
 
-    /// <summary>Whether an output of <paramref name="floats"/> floats should be streamed: large enough (or forced by a test,
-    /// <see cref="ForceForTests"/>), and the CPU has non-temporal vector stores (x86 with AVX; elsewhere a plain copy would
-    /// only add a pass).</summary>
-    public static bool Pays(long floats) => !Disabled && Avx.IsSupported && (floats * sizeof(float) >= DefaultMinBytes || Volatile.Read(ref s_forced) > 0);
+    /// <summary>Whether an output of <paramref name="floats"/> floats should be streamed: large enough, on a CPU with
+    /// non-temporal vector stores (x86 with AVX; elsewhere <see cref="Copy"/> is a plain copy that would only add a pass);
+    /// or forced by a test (<see cref="ForceForTests"/>), on any CPU.</summary>
+    public static bool Pays(long floats) =>
+        !Disabled && (Volatile.Read(ref s_forced) > 0 || (Avx.IsSupported && floats * sizeof(float) >= DefaultMinBytes));
 
     /// <summary>Streams every output while the returned scope is open, so tests take these paths on small shapes. The bits
     /// are the same either way, so code running meanwhile on other threads is unaffected.</summary>
@@ -57,7 +58,8 @@ internal static unsafe class StreamingStore
 
     /// <summary>
     /// dst[0, n) = src[0, n), with non-temporal stores for the 32-byte-aligned part of dst (normal stores for the ends),
-    /// then a store fence, so that another thread that synchronizes with this one afterwards sees the data.
+    /// then a store fence, so that another thread that synchronizes with this one afterwards sees the data. Without AVX
+    /// (Arm, old x86) a plain copy.
     /// </summary>
     public static void Copy(float* src, float* dst, long n)
     {
