@@ -1,6 +1,5 @@
 using MobileNetSharp.Graph;
 using MobileNetSharp.Kernels;
-using MobileNetSharp.Kernels.Simd;
 
 namespace MobileNetSharp.Tests.Kernels;
 
@@ -189,62 +188,6 @@ public unsafe class ChannelMomentsTests
                 else Assert.True(single.AsSpan().SequenceEqual(partials), ctx + ": the moments depend on the thread count");
             }
         }
-    }
-
-    /// <summary>
-    /// Outputs written around the caches (<see cref="StreamingStore"/>, forced here on small shapes) keep the bits and the
-    /// moments of the cached writes; the GEMM and large-map depthwise paths do stream (chunks copied out).
-    /// </summary>
-    [Theory]
-    [MemberData(nameof(Convolutions))]
-    public void ConvolutionsStreamingTheirOutputWriteTheSameBitsAndMoments(string name, Conv2dGeometry g)
-    {
-        using var forced = StreamingStore.ForceForTests();
-        long before = StreamingStore.Copies;
-        ConvolutionsGatherTheMomentsOfWhatTheyWrite(name, g);
-        if (name.StartsWith("1x1") || name.StartsWith("depthwise 3x3") || name.StartsWith("depthwise 5x5"))
-            Assert.True(StreamingStore.Copies > before, name + " did not stream its output");
-    }
-
-    [Theory]
-    [InlineData(3, 24, 26, 24, 1)]
-    [InlineData(2, 9, 9, 19, 2)]
-    public void DepthwiseNormalizingAndStreamingEqualsTheBatchNormWrittenThenConvolved(int batch, int h, int wd, int c, int stride)
-    {
-        using var forced = StreamingStore.ForceForTests();
-        long before = StreamingStore.Copies;
-        DepthwiseNormalizingItsInputEqualsTheBatchNormWrittenThenConvolved(batch, h, wd, c, stride);
-        Assert.True(StreamingStore.Copies > before);
-    }
-
-    [Theory]
-    [InlineData(2333, 96, 16)]
-    [InlineData(300, 13, 21)]
-    public void PointwiseNormalizingAndStreamingEqualsTheBatchNormWrittenThenMultiplied(int rows, int c, int outC)
-    {
-        using var forced = StreamingStore.ForceForTests();
-        long before = StreamingStore.Copies;
-        PointwiseNormalizingItsInputEqualsTheBatchNormWrittenThenMultiplied(rows, c, outC);
-        Assert.True(StreamingStore.Copies > before);
-    }
-
-    /// <summary>The streaming copy at every alignment of source and destination and every length around the vector and
-    /// unrolled sizes: the same floats, nothing written outside [0, n).</summary>
-    [Fact]
-    public unsafe void StreamingCopyCopiesExactlyTheRange()
-    {
-        var src = TestData.Random(new Random(5), 300);
-        var dst = new float[340];
-        fixed (float* ps = src, pd = dst)
-            for (int from = 0; from < 9; from++)
-                for (int to = 0; to < 9; to++)
-                    foreach (int n in new[] { 0, 1, 7, 8, 9, 31, 32, 33, 40, 100, 255, 290 })
-                    {
-                        Array.Fill(dst, float.NaN);
-                        StreamingStore.Copy(ps + from, pd + to, n);
-                        Assert.True(dst.AsSpan(to, n).SequenceEqual(src.AsSpan(from, n)), $"from {from} to {to} n {n}");
-                        Assert.All(dst.AsSpan(0, to).ToArray().Concat(dst.AsSpan(to + n).ToArray()), v => Assert.True(float.IsNaN(v)));
-                    }
     }
 
     /// <summary>

@@ -100,7 +100,9 @@ public static unsafe class ConvBackward
     /// Whether the partials are kept as colᵀ · dY [K, OutC/groups] rather than dYᵀ · col: when im2col's rows are narrower
     /// than the outer product's two-vector panel and the outputs wider (a stem's 9 taps of one channel against 16 outputs),
     /// the outputs fill the vector lanes instead of a mostly masked panel. Each element is the same chain of multiply-adds
-    /// in the same row order, so the bits do not change.
+    /// in the same row order, so the bits do not change (as long as neither orientation takes the outer product's packed
+    /// path, which needs at least 384 outputs and 64K products: not with im2col rows this narrow below a few thousand
+    /// outputs per group).
     /// </summary>
     private static bool TransposedPartial(in Conv2dGeometry g, IsaLevel? isa)
     {

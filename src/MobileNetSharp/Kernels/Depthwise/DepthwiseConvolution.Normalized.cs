@@ -26,7 +26,6 @@ internal sealed unsafe partial class DepthwiseConvolution
             },
             Input = input, Output = output, Scratch = scratch, Moments = moments, Batch = batch,
             Tasks = moments != null ? ChannelMoments.Blocks(batch * _g.OutH * _g.OutW, _g.OutC) : Math.Min(batch, ChannelMoments.MaxBlocks),
-            Self = System.Runtime.InteropServices.GCHandle.ToIntPtr(System.Runtime.InteropServices.GCHandle.Alloc(this)),
         };
         // A large output is written around the caches, chunk by chunk from a per-task scratch (StreamingStore).
         float[]? stream = null;
@@ -35,6 +34,7 @@ internal sealed unsafe partial class DepthwiseConvolution
             args.StreamFloats = DepthwiseKernel.ImageMergingStreamFloats(_g.OutC, _g.OutW);
             stream = System.Buffers.ArrayPool<float>.Shared.Rent(checked((int)(args.Tasks * args.StreamFloats)));
         }
+        args.Self = System.Runtime.InteropServices.GCHandle.ToIntPtr(System.Runtime.InteropServices.GCHandle.Alloc(this)); // freed below
         try
         {
             fixed (float* ps = stream)
