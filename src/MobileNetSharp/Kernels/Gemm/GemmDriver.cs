@@ -97,7 +97,7 @@ internal static unsafe class GemmDriver
         {
             A = null, Lda = b.K, B = b.Data, PanelFloats = b.PanelFloats, Packed = true, C = c, Ldc = b.N, M = m, N = b.N, K = b.K,
             Activation = activation, Isa = isa, PanelCount = b.PanelCount, Moments = moments, ANormalizedScratch = scratch,
-            NormalizedChunk = NormalizedChunkRows(b.N), NormalizedTasks = NormalizedTasks(m, b.N, moments != null),
+            NormalizedChunk = MomentsChunkRows(b.N), NormalizedTasks = NormalizedTasks(m, b.N, moments != null),
         };
         if (m <= 0) return;
         float[]? stream = RentStream(ref args, m, b.N, args.NormalizedChunk, moments != null ? args.NormalizedTasks : 0);
@@ -123,9 +123,7 @@ internal static unsafe class GemmDriver
 
     /// <summary>Floats of scratch <see cref="RunPackedNormalized"/> needs: one chunk of A's rows for each of at most
     /// <see cref="ChannelMoments.MaxBlocks"/> tasks.</summary>
-    public static long NormalizedScratchLength(int n, int k) => (long)ChannelMoments.MaxBlocks * NormalizedChunkRows(n) * k;
-
-    private static int NormalizedChunkRows(int n) => MomentsChunkRows(n);
+    public static long NormalizedScratchLength(int n, int k) => (long)ChannelMoments.MaxBlocks * MomentsChunkRows(n) * k;
 
     /// <summary>The moments' blocks, or without moments a fixed count of row ranges (at most <see cref="ChannelMoments.MaxBlocks"/> either way).</summary>
     private static int NormalizedTasks(int m, int n, bool moments) =>
