@@ -12,13 +12,13 @@ The network: MobileNetV2 for 28x28x1 inputs and 10 classes (Fashion-MNIST), torc
 convolution hidden -> hidden, everything else equal.
 
 Training images/s: SGD (momentum 0.9) steps with CrossEntropyLoss on batches of 64 random images and labels, in
-train mode (BN batch statistics, dropout on); a few warm-up steps, then timed steps. Each (network, threads)
+train mode (BN batch statistics, dropout on); warm-up steps (40, as the C# bench gives both engines), then timed steps. Each (network, threads)
 runs in its own process, so torch.set_num_threads applies cleanly and the peak RSS (ru_maxrss) is that run's;
 rss_after_import_mb is the process after `import torch`, before the model exists, for scale. The 1-minute load
 average is printed too: on a shared machine the numbers are only as good as the CPU was idle.
 Prints one JSON object per (network, threads).
 
-  /usr/bin/python3 tools/training/bench_pytorch.py [--threads 1 2] [--warmup 3] [--steps 20] [--batch 64]
+  /usr/bin/python3 tools/training/bench_pytorch.py [--threads 1 2] [--warmup 40] [--steps 20] [--batch 64]
 """
 import argparse
 import json
@@ -137,7 +137,7 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--networks", nargs="+", default=["mobilenet_v2", "standard_conv_twin"],
                     choices=["mobilenet_v2", "standard_conv_twin"])
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=40)  # as the C# bench: its JIT settles by step ~31
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--child", nargs=2, metavar=("NETWORK", "THREADS"), help=argparse.SUPPRESS)
