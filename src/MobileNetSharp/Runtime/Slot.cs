@@ -65,6 +65,22 @@ internal sealed unsafe class RunContext
     }
 
     public long ArenaBytes => (long)(_arena.Length - AlignFloats) * sizeof(float);
+
+    private Dictionary<Step, object>? _state;
+
+    /// <summary>
+    /// What <paramref name="step"/> keeps from one run of this context to the next, or null before it first stored
+    /// any: buffers it would otherwise allocate on every run (say, weights that change each run, packed). A context
+    /// serves one run at a time, so the state needs no locking; concurrent runs have contexts of their own.
+    /// </summary>
+    public T? State<T>(Step step) where T : class => _state is not null && _state.TryGetValue(step, out var s) ? (T)s : null;
+
+    /// <summary>Stores <paramref name="state"/> for <paramref name="step"/> (see <see cref="State{T}"/>); returns it.</summary>
+    public T SetState<T>(Step step, T state) where T : class
+    {
+        (_state ??= new(ReferenceEqualityComparer.Instance))[step] = state;
+        return state;
+    }
     /// <summary>The pool this run may fork onto: the session's, or the single-thread pool when another run holds it.</summary>
     public Kernels.Workers Workers { get; set; }
 

@@ -27,6 +27,8 @@ public class AllocationTests
                 float[] x = TestData.Random(rng, g.InputLength), y = new float[g.OutputLength], r = TestData.Random(rng, g.OutputLength);
                 float[] scratch = new float[op.ScratchLength(1)];
                 AssertNoAllocation(() => op.Run(1, x, y, r, scratch, workers), $"{op.KernelName} t{workers.Count}");
+                float[] w = TestData.Random(rng, g.WeightLength), b = TestData.Random(rng, g.OutC);
+                AssertNoAllocation(() => op.Repack(w, b), $"{op.KernelName} repack"); // a training step's new weights
             }
             var fc = new FullyConnectedOperator(64, 40, TestData.Random(rng, 64 * 40), TestData.Random(rng, 40), Activation.Relu);
             float[] fx = TestData.Random(rng, 3 * 64), fy = new float[3 * 40];

@@ -264,6 +264,43 @@ public class Conv2dOperatorTests
         }
     }
 
+    /// <summary>
+    /// Repack (a training step's weights, packed into the operator's own buffers) gives the bits of an operator built on
+    /// the new weights, on every path: from weights with a bias to new ones without (the bias row must go back to zero)
+    /// and back, at the case's ISA levels and threads.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(CaseNames))]
+    public void RepackGivesTheBitsOfANewOperator(string name)
+    {
+        Case c = Cases[name];
+        int index = int.Parse(name[..2]);
+        var rng = new Random(index * 31 + 5);
+        Conv2dGeometry g = c.G;
+        Activation act = TestData.Activations[(index + 1) % TestData.Activations.Length];
+        float[] x = TestData.Random(rng, (long)c.Batch * g.InH * g.InW * g.InC);
+        float[]? residual = c.Residual ? TestData.Random(rng, (long)c.Batch * g.OutH * g.OutW * g.OutC) : null;
+        long outLength = (long)c.Batch * g.OutH * g.OutW * g.OutC;
+        foreach ((IsaLevel isa, Workers workers) in TestData.Sweep())
+        {
+            var op = new Conv2dOperator(g, TestData.Random(rng, g.WeightLength), TestData.Random(rng, g.OutC), act, isa);
+            var scratch = new float[op.ScratchLength(c.Batch)];
+            foreach (bool bias in new[] { false, true })
+            {
+                float[] w = TestData.Random(rng, g.WeightLength), b = bias ? TestData.Random(rng, g.OutC) : [];
+                op.Repack(w, b);
+                var fresh = new Conv2dOperator(g, w, b, act, isa);
+                float[] expected = new float[outLength], actual = new float[outLength];
+                fresh.Run(c.Batch, x, expected, residual, new float[fresh.ScratchLength(c.Batch)], workers);
+                op.Run(c.Batch, x, actual, residual, scratch, workers);
+                Assert.True(expected.AsSpan().SequenceEqual(actual), $"{name} {isa} threads={workers.Count} bias={bias}: repacked output differs");
+            }
+        }
+        var one = new Conv2dOperator(g, new float[g.WeightLength], [], act);
+        Assert.Throws<ArgumentException>(() => one.Repack(new float[g.WeightLength - 1], []));
+        Assert.Throws<ArgumentException>(() => one.Repack(new float[g.WeightLength], new float[g.OutC + 1]));
+    }
+
     [Fact]
     public void RejectsWrongWeightAndBufferSizes()
     {

@@ -63,6 +63,26 @@ public sealed unsafe class Conv2dOperator
         }
     }
 
+    /// <summary>
+    /// New weights and bias for this convolution, packed into its own buffers: for weights that change on every run (a
+    /// training step's), without allocating. Only for an operator its caller owns alone, never one from the operator
+    /// cache or shared through <see cref="Resized"/>: a run in progress on it would read a mix of old and new weights.
+    /// </summary>
+    /// <exception cref="ArgumentException">The weights are not <see cref="Conv2dGeometry.WeightLength"/> long (OIHW), or the
+    /// bias is neither empty nor OutC long.</exception>
+    internal void Repack(ReadOnlySpan<float> weightsOihw, ReadOnlySpan<float> bias)
+    {
+        Conv2dGeometry g = Geometry;
+        if (weightsOihw.Length != g.WeightLength)
+            throw new ArgumentException($"Expected {g.WeightLength} weights (OIHW) for {g}, got {weightsOihw.Length}.", nameof(weightsOihw));
+        if (!bias.IsEmpty && bias.Length != g.OutC)
+            throw new ArgumentException($"Expected {g.OutC} bias values or none, got {bias.Length}.", nameof(bias));
+        if (_depthwise is not null) _depthwise.Repack(weightsOihw, bias);
+        else if (_stem is not null) _stem.Repack(weightsOihw, bias);
+        else if (IsPointwiseGemm) _groups![0].Repack(weightsOihw, 1, g.InC, bias);
+        else PackGroups(g, weightsOihw, bias, _groups![0].Width, _groups);
+    }
+
     /// <summary>The same packed weights at another input size (plans for other H x W share them).</summary>
     private Conv2dOperator(Conv2dOperator source, Conv2dGeometry geometry)
     {
@@ -272,19 +292,28 @@ public sealed unsafe class Conv2dOperator
     }
 
     /// <summary>B for group g is [k = (ky, kx, ic), n = oc in group], matching the im2col row order.</summary>
-    private static PackedB[] PackGroups(in Conv2dGeometry g, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, int width)
+    /// <summary>One packed B per group: K = (tap, input channel of the group), N = the group's outputs. With
+    /// <paramref name="into"/>, the groups are packed into those packings' own buffers instead of new ones.</summary>
+    private static PackedB[] PackGroups(in Conv2dGeometry g, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, int width, PackedB[]? into = null)
     {
         int icg = g.InCPerGroup, ocg = g.OutCPerGroup, taps = g.KernelH * g.KernelW, k = icg * taps;
-        var packed = new PackedB[g.Groups];
-        var reordered = new float[ocg * k];
-        for (int grp = 0; grp < g.Groups; grp++)
+        var packed = into ?? new PackedB[g.Groups];
+        var pool = System.Buffers.ArrayPool<float>.Shared;
+        var reordered = pool.Rent(ocg * k);
+        try
         {
-            for (int o = 0; o < ocg; o++)
-                for (int ic = 0; ic < icg; ic++)
-                    for (int t = 0; t < taps; t++)
-                        reordered[o * k + t * icg + ic] = w[((grp * ocg + o) * icg + ic) * taps + t];
-            packed[grp] = new PackedB(reordered, k, ocg, 1, k, bias.IsEmpty ? default : bias.Slice(grp * ocg, ocg), width);
+            for (int grp = 0; grp < g.Groups; grp++)
+            {
+                for (int o = 0; o < ocg; o++)
+                    for (int ic = 0; ic < icg; ic++)
+                        for (int t = 0; t < taps; t++)
+                            reordered[o * k + t * icg + ic] = w[((grp * ocg + o) * icg + ic) * taps + t];
+                var groupBias = bias.IsEmpty ? default : bias.Slice(grp * ocg, ocg);
+                if (into is null) packed[grp] = new PackedB(reordered.AsSpan(0, ocg * k), k, ocg, 1, k, groupBias, width);
+                else packed[grp].Repack(reordered.AsSpan(0, ocg * k), 1, k, groupBias);
+            }
         }
+        finally { pool.Return(reordered); }
         return packed;
     }
 }

@@ -30,8 +30,19 @@ internal sealed unsafe class StemConvolution
         _cPad = (g.OutC + 31) & ~31;
         int taps = 9 * g.InC;
         _packed = new AlignedFloats((taps + 1) * _cPad);
-        Span<float> packed = _packed.Span;
         _offsets = Offsets(g);
+        Pack(weightsOihw, bias);
+    }
+
+    /// <summary>Weights [(ky, kx, ic)][oc] (outputs padded to 32 with zeros), then the bias row (zeros without a bias).</summary>
+    private void Pack(ReadOnlySpan<float> weightsOihw, ReadOnlySpan<float> bias)
+    {
+        var g = _g;
+        int taps = 9 * g.InC;
+        if (weightsOihw.Length != g.OutC * taps || (!bias.IsEmpty && bias.Length != g.OutC))
+            throw new ArgumentException($"Stem weights: {weightsOihw.Length} values and {bias.Length} bias values for {g.OutC} x {g.InC} x 3 x 3.");
+        Span<float> packed = _packed.Span;
+        packed.Slice(taps * _cPad, _cPad).Clear();
         for (int ky = 0; ky < 3; ky++)
             for (int kx = 0; kx < 3; kx++)
                 for (int ic = 0; ic < g.InC; ic++)
@@ -42,6 +53,13 @@ internal sealed unsafe class StemConvolution
                 }
         for (int oc = 0; oc < bias.Length; oc++) packed[taps * _cPad + oc] = bias[oc];
     }
+
+    /// <summary>
+    /// New weights and bias packed into this convolution's own buffer (a training step's weights change every run).
+    /// Only for an instance its caller owns alone: <see cref="Resized"/> copies share the buffer.
+    /// </summary>
+    /// <exception cref="ArgumentException">The weights are not OutC x InC x 3 x 3, or the bias neither empty nor OutC long.</exception>
+    internal void Repack(ReadOnlySpan<float> weightsOihw, ReadOnlySpan<float> bias) => Pack(weightsOihw, bias);
 
     /// <summary>The same packed weights for another input size (plans for other H x W share them).</summary>
     private StemConvolution(StemConvolution source, in Conv2dGeometry g) =>

@@ -24,17 +24,34 @@ internal sealed unsafe partial class DepthwiseConvolution
         _cPad = (g.OutC + 15) & ~15;
         int taps = g.KernelH * g.KernelW;
         _packed = new AlignedFloats((taps + 1) * _cPad);
-        Span<float> packed = _packed.Span;
-        for (int oc = 0; oc < g.OutC; oc++)
-        {
-            for (int t = 0; t < taps; t++) packed[t * _cPad + oc] = weightsOihw[oc * taps + t];
-            if (!bias.IsEmpty) packed[taps * _cPad + oc] = bias[oc];
-        }
+        Pack(weightsOihw, bias);
         _shape = Choose(g);
         _padH = (g.OutH - 1) * g.StrideH + (g.KernelH - 1) * g.DilationH + 1;
         _padW = (g.OutW - 1) * g.StrideW + (g.KernelW - 1) * g.DilationW + 1;
         _padded = _shape != DepthwiseShape.Multiplier && PaddingPays(g);
     }
+
+    /// <summary>Weights [tap][channel] (channels padded to 16 with zeros), then the bias row (zeros without a bias).</summary>
+    private void Pack(ReadOnlySpan<float> weightsOihw, ReadOnlySpan<float> bias)
+    {
+        int taps = _g.KernelH * _g.KernelW;
+        if (weightsOihw.Length != _g.OutC * taps || (!bias.IsEmpty && bias.Length != _g.OutC))
+            throw new ArgumentException($"Depthwise weights: {weightsOihw.Length} values and {bias.Length} bias values for {_g.OutC} channels of {taps} taps.");
+        Span<float> packed = _packed.Span;
+        packed.Slice(taps * _cPad, _cPad).Clear();
+        for (int oc = 0; oc < _g.OutC; oc++)
+        {
+            for (int t = 0; t < taps; t++) packed[t * _cPad + oc] = weightsOihw[oc * taps + t];
+            if (!bias.IsEmpty) packed[taps * _cPad + oc] = bias[oc];
+        }
+    }
+
+    /// <summary>
+    /// New weights and bias for this convolution, packed into its own buffer (a training step's weights change every
+    /// run). Only for an instance its caller owns alone: <see cref="Resized"/> copies share the buffer.
+    /// </summary>
+    /// <exception cref="ArgumentException">The weights are not OutC x KH x KW, or the bias neither empty nor OutC long.</exception>
+    internal void Repack(ReadOnlySpan<float> weightsOihw, ReadOnlySpan<float> bias) => Pack(weightsOihw, bias);
 
     /// <summary>The same packed weights for another input size (plans for other H x W share them).</summary>
     private DepthwiseConvolution(DepthwiseConvolution source, in Conv2dGeometry g)

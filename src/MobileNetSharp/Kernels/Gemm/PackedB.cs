@@ -25,6 +25,17 @@ internal sealed unsafe class PackedB
         Pack(b, k, n, strideK, strideN, bias, width, _data.Span);
     }
 
+    /// <summary>
+    /// Packs new values of the same K x N matrix into this packing's own buffer (for weights that change on every
+    /// run: a training step's). Only for a packing its caller owns alone: a run reading it meanwhile would see a mix.
+    /// </summary>
+    /// <exception cref="ArgumentException">The bias is neither empty nor N long, or b is shorter than its strides say.</exception>
+    public void Repack(ReadOnlySpan<float> b, int strideK, int strideN, ReadOnlySpan<float> bias)
+    {
+        if (!bias.IsEmpty && bias.Length != N) throw new ArgumentException($"Bias has {bias.Length} values, expected {N}.", nameof(bias));
+        Pack(b, K, N, strideK, strideN, bias, Width, _data.Span);
+    }
+
     /// <summary>Panels of 2·width columns that cover n columns.</summary>
     public static int PanelCountFor(int n, int width) => (n + 2 * width - 1) / (2 * width);
 
