@@ -49,12 +49,17 @@ internal sealed partial class GraphConverter
 
     public ModelGraph Convert()
     {
-        RefuseQuantized();
+        CheckQuantization();
         foreach (int t in _sg.Inputs)
         {
             var tensor = _sg.Tensors[t];
             if (_native[t] is not null) throw Bad($"input tensor '{tensor.Name}' is listed twice");
-            if (tensor.Type != TensorType.Float32) throw Bad($"input tensor '{tensor.Name}' is {tensor.Type}; only float32 inputs are supported");
+            if (tensor.Type is TensorType.Int8 or TensorType.UInt8 && FileParams(t) is { } p)
+            {
+                QuantizedInput(t, p);
+                continue;
+            }
+            if (tensor.Type != TensorType.Float32) throw Bad($"input tensor '{tensor.Name}' is {tensor.Type}; only float32 and 8-bit quantized inputs are supported");
             var v = new Value(Unique(TensorName(t)), DataType.Float32, CheckedShape(tensor));
             _native[t] = v;
             _graph.Inputs.Add(v);
@@ -78,11 +83,19 @@ internal sealed partial class GraphConverter
             catch (GraphException e) { throw new ModelFormatException($"Not a valid TFLite model: output tensor '{TensorName(t)}': {e.Message}", e); }
             if (_graph.Outputs.Contains(v)) throw Bad($"output tensor '{TensorName(t)}' is listed twice");
             string name = TensorName(t);
+            bool codes = false;
+            if (!IsConstant(t) && ActivationParams(t) is { } p)
+            {
+                // An 8-bit output is given as the file's codes, like TFLite gives it.
+                v = AddNode(Unique(name + "/quantize_output"), new QuantizeLinear(p), [v], name + "/output_codes");
+                codes = true;
+            }
             if (v.Name != name && !v.IsConstant && !_graph.Inputs.Contains(v))
             {
-                // The value under the file's name is the NCHW form: it takes a suffix, the NHWC output the name.
+                // The value under the file's name is the NCHW form (or the float form of 8-bit codes): it takes a suffix,
+                // the output the name.
                 var holder = AllValues().FirstOrDefault(x => x.Name == name);
-                if (holder is not null) holder.Name = Unique(name + "/nchw");
+                if (holder is not null) holder.Name = Unique(name + (codes ? "/float" : "/nchw"));
                 _names.Remove(v.Name);
                 v.Name = name;
                 _names.Add(name);
@@ -100,14 +113,6 @@ internal sealed partial class GraphConverter
     }
 
     private IEnumerable<Value> AllValues() => _graph.Inputs.Concat(_graph.Nodes.SelectMany(n => n.Outputs));
-
-    private void RefuseQuantized()
-    {
-        foreach (var t in _sg.Tensors)
-            if (t.Type is TensorType.Int8 or TensorType.UInt8 or TensorType.Int16 or TensorType.Int4)
-                throw new ModelFormatException($"Quantized TFLite models are not supported yet: tensor '{t.Name}' is {t.Type.ToString().ToLowerInvariant()}. "
-                    + "Use the float32 (or fp16-weight) version of the model.");
-    }
 
     // ---------- tensors and their two layouts ----------
 
@@ -148,11 +153,14 @@ internal sealed partial class GraphConverter
             TensorType.Float32 or TensorType.Int32 => 4,
             TensorType.Float16 => 2,
             TensorType.Int64 => 8,
-            TensorType.Bool => 1,
+            TensorType.Bool or TensorType.Int8 or TensorType.UInt8 => 1,
             _ => throw new ModelFormatException($"Tensor '{tensor.Name}' holds {tensor.Type} data, which is not supported."),
         };
         if (bytes.Length != count * size)
             throw Bad($"tensor '{tensor.Name}' of shape [{string.Join(",", shape)}] and type {tensor.Type} needs {count * size} bytes, its buffer has {bytes.Length}");
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("TFLite import needs a little-endian machine.");
+        // Quantized weights and biases: float values that keep the file's integers (Quantized.cs).
+        if (FileParams(t) is { } quantized) return _constants[t] = DequantizedConstant(shape, bytes, quantized);
         Tensor result = tensor.Type switch
         {
             TensorType.Float32 => new Tensor(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(bytes).ToArray(), shape),
@@ -179,7 +187,7 @@ internal sealed partial class GraphConverter
         if (_native[t] is { } v) return v;
         if (ConstantOf(t) is { } c) return _native[t] = Value.FromConstant(Unique(TensorName(t)), c);
         if (_nchw[t] is { } n)
-            return _native[t] = AddNode(Unique(n.Name + "/nhwc"), new Transpose(ToNhwc), [n], forOutput ? TensorName(t) + "/nhwc" : n.Name + "/nhwc");
+            return _native[t] = Transposed(n, ToNhwc, Unique(n.Name + "/nhwc"), forOutput ? TensorName(t) + "/nhwc" : n.Name + "/nhwc");
         throw NotYet(t);
     }
 
@@ -194,7 +202,22 @@ internal sealed partial class GraphConverter
         }
         var n = _native[t] ?? throw NotYet(t);
         if (n.Rank != 4) throw new GraphException($"tensor '{TensorName(t)}' has shape {Shape.Format(n.Shape)}; a 4-D NHWC tensor is expected here.");
-        return _nchw[t] = AddNode(Unique(n.Name + "/to_nchw"), new Transpose(ToNchw), [n], n.Name + "/nchw");
+        return _nchw[t] = Transposed(n, ToNchw, Unique(n.Name + "/to_nchw"), n.Name + "/nchw");
+    }
+
+    /// <summary>
+    /// <paramref name="v"/> in the other layout. An 8-bit tensor's float form is DequantizeLinear of its codes: the codes are
+    /// transposed and dequantized again, so the DequantizeLinear stays right before the op that reads it (where the integer
+    /// kernels' fusion looks for it).
+    /// </summary>
+    private Value Transposed(Value v, int[] perm, string nodeName, string outputName)
+    {
+        if (v.Producer is { Op: DequantizeLinear dq } producer && !producer.Input(0).IsConstant)
+        {
+            var codes = AddNode(nodeName, new Transpose(perm), [producer.Input(0)], outputName + "_codes");
+            return AddNode(Unique(nodeName + "/dequantize"), dq, [codes], outputName);
+        }
+        return AddNode(nodeName, new Transpose(perm), [v], outputName);
     }
 
     /// <summary>A constant operand of an element-wise op over NCHW tensors: NumPy-aligned to rank 4, then transposed.</summary>
@@ -236,6 +259,8 @@ internal sealed partial class GraphConverter
         if (declared.Length > 0 && !Shape.Equal(expected, v.Shape))
             throw new GraphException($"tensor '{TensorName(t)}' is computed with shape {Shape.Format(nchw ? ToNhwc.Select(a => v.Shape[a]).ToArray() : v.Shape)}"
                 + $" (NHWC), but the file declares [{string.Join(",", declared)}].");
+        // An 8-bit tensor holds the float result put on its grid (Quantized.cs).
+        if (ActivationParams(t) is { } p) v = OnGrid(v, p, t);
         if (nchw) _nchw[t] = v; else _native[t] = v;
     }
 

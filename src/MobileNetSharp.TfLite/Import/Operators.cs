@@ -13,7 +13,7 @@ internal sealed partial class GraphConverter
         Builtin.MaxPool2D, Builtin.AveragePool2D, Builtin.Reshape, Builtin.Squeeze, Builtin.Concatenation, Builtin.FullyConnected,
         Builtin.Softmax, Builtin.Logistic, Builtin.Tanh, Builtin.Relu, Builtin.Relu6, Builtin.ReluN1To1, Builtin.HardSwish,
         Builtin.LeakyRelu, Builtin.PRelu, Builtin.Mean, Builtin.ResizeBilinear, Builtin.ResizeNearestNeighbor, Builtin.Dequantize,
-        Builtin.TransposeConv, Builtin.StridedSlice, Builtin.DepthToSpace,
+        Builtin.TransposeConv, Builtin.StridedSlice, Builtin.DepthToSpace, Builtin.Quantize,
     }.Select(Builtin.Name).Append("CUSTOM Convolution2DTransposeBias").ToArray();
 
     private void ConvertOperator(TfOperatorCode code)
@@ -49,6 +49,7 @@ internal sealed partial class GraphConverter
             case Builtin.TransposeConv: TransposeConv(); break;
             case Builtin.StridedSlice: StridedSliceOp(); break;
             case Builtin.DepthToSpace: DepthToSpaceOp(); break;
+            case Builtin.Quantize: QuantizeOp(); break;
             case Builtin.Custom when code.CustomCode == "Convolution2DTransposeBias": TransposeConvBias(); break;
             default:
                 throw new ModelFormatException($"Unsupported TFLite operator {_opName} (operator #{_op.Index}, inputs {Listing(_op.Inputs)}, "
@@ -81,7 +82,7 @@ internal sealed partial class GraphConverter
         var w = ConstIn(i, what);
         if (w.DataType != DataType.Float32) throw new GraphException($"{what} are {w.DataType}; float32 is expected.");
         if (w.Rank != 4) throw new GraphException($"{what} have shape {Shape.Format(w.Shape)}; 4-D is expected.");
-        return Constant(TensorName(In(i)) + "/oihw", Layout.Permute(w, perm));
+        return Constant(TensorName(In(i)) + "/oihw", PermuteKeepingOrigin(w, perm));
     }
 
     private void Conv2D()
@@ -93,7 +94,7 @@ internal sealed partial class GraphConverter
         if (wi < 1 || cin % wi != 0) throw new GraphException($"the input has {cin} channels but the weights {wi} per group.");
         var op = new Conv(w.Shape[2], w.Shape[3], o?.Int(2) ?? 0, o?.Int(1) ?? 0, pt, pl, pb, pr, DilationH: o?.Int(5, 1) ?? 1, DilationW: o?.Int(4, 1) ?? 1,
             Groups: cin / wi, AutoPad: mode, Activation: Fused(o?.Byte(3) ?? 0));
-        SetOutput(0, AddNode(NodeName, op, [x, w, Bias(2)], OutName()), nchw: true);
+        SetOutput(0, AddNode(NodeName, op, [x, w, Bias(2, In(0), w)], OutName()), nchw: true);
     }
 
     private void DepthwiseConv2D()
@@ -106,7 +107,7 @@ internal sealed partial class GraphConverter
         if (cin < 1 || w.Shape[0] % cin != 0) throw new GraphException($"{w.Shape[0]} depthwise filters for {cin} input channels.");
         var op = new Conv(w.Shape[2], w.Shape[3], o?.Int(2) ?? 0, o?.Int(1) ?? 0, pt, pl, pb, pr, DilationH: o?.Int(6, 1) ?? 1, DilationW: o?.Int(5, 1) ?? 1,
             Groups: cin, AutoPad: mode, Activation: Fused(o?.Byte(4) ?? 0));
-        SetOutput(0, AddNode(NodeName, op, [x, w, Bias(2)], OutName()), nchw: true);
+        SetOutput(0, AddNode(NodeName, op, [x, w, Bias(2, In(0), w)], OutName()), nchw: true);
     }
 
     private void Pool2D(PoolKind kind, int code)
@@ -246,7 +247,8 @@ internal sealed partial class GraphConverter
         string name = NodeName;
         var x2 = x.Rank == 2 && x.Shape[1] == k ? x
             : AddNode(name + "/flatten", new Reshape([-1, k]), [x], OutName() + "/2d");
-        var y = AddNode(name, new Gemm(TransB: true, Activation: Fused(o?.Byte(0) ?? 0)), [x2, NativeOf(In(1)), Bias(2)], OutName());
+        var wv = NativeOf(In(1));
+        var y = AddNode(name, new Gemm(TransB: true, Activation: Fused(o?.Byte(0) ?? 0)), [x2, wv, Bias(2, In(0), wv)], OutName());
         if (keepDims && x.Rank != 2)
         {
             _names.Remove(y.Name);
@@ -300,12 +302,22 @@ internal sealed partial class GraphConverter
         SetOutput(0, AddNode(NodeName, op, [NchwOf(In(0))], OutName()), true);
     }
 
-    /// <summary>fp16 (or float32) constants become float32 constants at load; nothing runs.</summary>
+    /// <summary>
+    /// fp16 and 8-bit constants become float32 constants at load (8-bit ones keeping their codes); nothing runs. A computed
+    /// 8-bit tensor already is its real values (Quantized.cs), so its DEQUANTIZE is that value.
+    /// </summary>
     private void DequantizeOp()
     {
         int t = In(0);
-        var c = ConstantOf(t) ?? throw new GraphException("only constant (fp16 weight) inputs can be dequantized; computed ones are not supported.");
-        if (c.DataType != DataType.Float32) throw new GraphException($"dequantizing {c.DataType} is not supported (fp16 weights are).");
+        if (!IsConstant(t))
+        {
+            if (ActivationParams(t) is null) throw new GraphException($"it dequantizes tensor '{TensorName(t)}', which is not an 8-bit quantized tensor.");
+            bool nchw = _nchw[t] is not null;
+            SetOutput(0, nchw ? _nchw[t]! : NativeOf(t), nchw);
+            return;
+        }
+        var c = ConstantOf(t)!;
+        if (c.DataType != DataType.Float32) throw new GraphException($"dequantizing {c.DataType} is not supported (fp16 and 8-bit constants are).");
         if (_op.Outputs.Length != 1) throw new GraphException("DEQUANTIZE has one output.");
         int y = _op.Outputs[0];
         if (_native[y] is not null || _nchw[y] is not null || _constants[y] is not null) throw new GraphException($"tensor '{TensorName(y)}' is written twice.");

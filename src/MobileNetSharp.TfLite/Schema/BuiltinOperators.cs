@@ -6,7 +6,7 @@ internal static class Builtin
     public const int Add = 0, AveragePool2D = 1, Concatenation = 2, Conv2D = 3, DepthwiseConv2D = 4, DepthToSpace = 5, Dequantize = 6,
         FullyConnected = 9, Logistic = 14, MaxPool2D = 17, Mul = 18, Relu = 19, ReluN1To1 = 20, Relu6 = 21, Reshape = 22,
         ResizeBilinear = 23, Softmax = 25, Tanh = 28, Custom = 32, Pad = 34, Mean = 40, Sub = 41, Div = 42, Squeeze = 43,
-        StridedSlice = 45, PRelu = 54, PadV2 = 60, TransposeConv = 67, ResizeNearestNeighbor = 97, LeakyRelu = 98, HardSwish = 117;
+        StridedSlice = 45, PRelu = 54, PadV2 = 60, TransposeConv = 67, ResizeNearestNeighbor = 97, LeakyRelu = 98, Quantize = 114, HardSwish = 117;
 
     private static readonly string[] Names =
     [

@@ -120,6 +120,22 @@ internal readonly struct Table
         return r;
     }
 
+    public float[] Floats(int slot, string what)
+    {
+        var (s, n) = Vector(slot, 4, what);
+        var r = new float[n];
+        for (int i = 0; i < n; i++) r[i] = _fb.Float(s + 4L * i);
+        return r;
+    }
+
+    public long[] Longs(int slot, string what)
+    {
+        var (s, n) = Vector(slot, 8, what);
+        var r = new long[n];
+        for (int i = 0; i < n; i++) r[i] = _fb.Long(s + 8L * i);
+        return r;
+    }
+
     public Table[] Tables(int slot, string what)
     {
         var (s, n) = Vector(slot, 4, what);

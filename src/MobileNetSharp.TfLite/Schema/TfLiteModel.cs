@@ -9,7 +9,17 @@ internal enum TensorType : byte
     Float64 = 10, Complex128 = 11, UInt64 = 12, Resource = 13, Variant = 14, UInt32 = 15, UInt16 = 16, Int4 = 17,
 }
 
-internal sealed record TfTensor(int Index, string Name, int[] Shape, TensorType Type, uint Buffer, bool Quantized);
+/// <summary>
+/// A tensor's affine quantization (schema table QuantizationParameters): real = scale · (q - zero_point), one (scale,
+/// zero point) per tensor or one per index of <see cref="Dimension"/> (quantized_dimension). Null on the tensor when
+/// the file gives no scales.
+/// </summary>
+internal sealed record TfQuantization(float[] Scales, long[] ZeroPoints, int Dimension);
+
+internal sealed record TfTensor(int Index, string Name, int[] Shape, TensorType Type, uint Buffer, TfQuantization? Quantization)
+{
+    public bool Quantized => Quantization is not null;
+}
 
 internal sealed record TfOperatorCode(int Builtin, string? CustomCode, int Version);
 
@@ -90,8 +100,11 @@ internal sealed class TfLiteModel
             if (buffer >= bufferCount && !(buffer == 0 && bufferCount == 0))
                 throw FlatBuffer.Bad($"{what} refers to buffer {buffer}, but the model has {bufferCount} buffers");
             string name = t.String(3, $"name of {what}") ?? "";
-            bool quantized = t.SubTable(4, $"quantization of {what}") is { } q && q.Vector(2, 4, $"scales of {what}").Count > 0;
-            return new TfTensor(i, name, shape, type, buffer, quantized);
+            // QuantizationParameters: min (0), max (1), scale (2), zero_point (3), details (4, 5), quantized_dimension (6).
+            TfQuantization? quantization = null;
+            if (t.SubTable(4, $"quantization of {what}") is { } q && q.Vector(2, 4, $"scales of {what}").Count > 0)
+                quantization = new TfQuantization(q.Floats(2, $"scales of {what}"), q.Longs(3, $"zero points of {what}"), q.Int(6));
+            return new TfTensor(i, name, shape, type, buffer, quantization);
         }).ToArray();
 
         int[] Indices(int slot, string what, bool allowOmitted)

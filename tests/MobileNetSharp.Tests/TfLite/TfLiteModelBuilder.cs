@@ -23,6 +23,25 @@ public sealed class TfLiteModelBuilder
     /// <summary>Buffer indices written instead of the right ones, by tensor (hostile-input tests).</summary>
     public Dictionary<int, uint> BufferIndex { get; } = [];
 
+    /// <summary>QuantizationParameters by tensor: scales, zero points (null: the field left out) and quantized_dimension.</summary>
+    public Dictionary<int, (float[] Scales, long[]? ZeroPoints, int Dimension)> Quantization { get; } = [];
+
+    /// <summary>An 8-bit (or int32) tensor with its quantization; <paramref name="codes"/> null for a computed tensor.</summary>
+    public int QuantizedTensor(string name, int[] shape, byte type, float[] scales, long[] zeroPoints, int dimension = 0, Array? codes = null)
+    {
+        byte[]? data = codes switch
+        {
+            null => null,
+            sbyte[] i8 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(i8.AsSpan()).ToArray(),
+            byte[] u8 => u8,
+            int[] i32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(i32.AsSpan()).ToArray(),
+            _ => throw new ArgumentException("codes are sbyte[], byte[] or int[]"),
+        };
+        int t = AddTensor(name, shape, type, data);
+        Quantization[t] = (scales, zeroPoints, dimension);
+        return t;
+    }
+
     public int Tensor(string name, int[] shape, float[]? data = null) =>
         AddTensor(name, shape, Float32, data is null ? null : System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan()).ToArray());
 
@@ -92,7 +111,26 @@ public sealed class TfLiteModelBuilder
         var tensorOffsets = _tensors.Select((t, i) =>
         {
             int shape = Ints(b, t.Shape), name = b.CreateString(t.Name).Value;
+            int quantization = 0;
+            if (Quantization.TryGetValue(i, out var q))
+            {
+                b.StartVector(4, q.Scales.Length, 4);
+                for (int k = q.Scales.Length - 1; k >= 0; k--) b.AddFloat(q.Scales[k]);
+                int scales = b.EndVector().Value, zeroPoints = 0;
+                if (q.ZeroPoints is { } zp)
+                {
+                    b.StartVector(8, zp.Length, 8);
+                    for (int k = zp.Length - 1; k >= 0; k--) b.AddLong(zp[k]);
+                    zeroPoints = b.EndVector().Value;
+                }
+                b.StartTable(7); // min, max, scale, zero_point, details_type, details, quantized_dimension
+                b.AddOffset(2, scales, 0);
+                if (zeroPoints != 0) b.AddOffset(3, zeroPoints, 0);
+                b.AddInt(6, q.Dimension, 0);
+                quantization = b.EndTable();
+            }
             b.StartTable(5);
+            if (quantization != 0) b.AddOffset(4, quantization, 0);
             b.AddOffset(0, shape, 0);
             b.AddByte(1, t.Type, 0);
             b.AddUint(2, BufferIndex.TryGetValue(i, out uint forced) ? forced : (uint)tensorBuffer[i], 0);
