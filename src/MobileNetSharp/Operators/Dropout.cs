@@ -64,11 +64,11 @@ internal sealed class DropoutStep(string name, float ratio, ulong salt, Slot x, 
 {
     public override string Kernel => "dropout";
     public override void Execute(RunContext ctx) =>
-        DropoutKernel.Forward(ctx.Read(x), ctx.Write(y), ctx.Write<byte>(mask), ratio, (ulong)ctx.Read<long>(seed)[0] ^ salt);
+        DropoutKernel.Forward(ctx.Read(x), ctx.Write(y), ctx.Write<byte>(mask), ratio, (ulong)ctx.Read<long>(seed)[0] ^ salt, ctx.Workers);
 }
 
 internal sealed class DropoutBackwardStep(string name, float ratio, Slot dy, Slot mask, Slot dx) : Step(name, [dy, mask], [dx])
 {
     public override string Kernel => "dropout-grad";
-    public override void Execute(RunContext ctx) => DropoutKernel.Backward(ctx.Read(dy), ctx.Read<byte>(mask), ctx.Write(dx), ratio);
+    public override void Execute(RunContext ctx) => DropoutKernel.Backward(ctx.Read(dy), ctx.Read<byte>(mask), ctx.Write(dx), ratio, ctx.Workers);
 }

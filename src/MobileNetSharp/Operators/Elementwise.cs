@@ -260,11 +260,40 @@ internal sealed class BinaryStep(string name, BinaryKind kind, Activation act, S
         }
     }
 
+    private readonly bool _sameShapes = Tensors.Shape.Equal(aShape, bShape);
+
     public override void Execute(RunContext ctx)
     {
         var output = ctx.Write(y);
+        if (_sameShapes && output.Length >= Chunked.MinParallel && ctx.Workers.Count > 1)
+        {
+            // No broadcast (a training graph's residual Add): chunks split between the workers.
+            unsafe
+            {
+                fixed (float* pa = ctx.Read(a), pb = ctx.Read(b), py = output)
+                {
+                    var body = new SameShape { Kind = kind, Act = act, A = pa, B = pb, Y = py };
+                    Chunked.Run(ctx.Workers, output.Length, ref body);
+                }
+            }
+            return;
+        }
         Elementwise.Binary(kind, ctx.Read(a), aShape, ctx.Read(b), bShape, output, y.Shape);
         if (!act.IsNone) Elementwise.Apply(act, output, output);
+    }
+
+    private unsafe struct SameShape : IChunkBody
+    {
+        public BinaryKind Kind;
+        public Activation Act;
+        public float* A, B, Y;
+
+        public readonly void Invoke(long start, long count)
+        {
+            var y = new Span<float>(Y + start, (int)count);
+            Elementwise.Binary(Kind, new ReadOnlySpan<float>(A + start, (int)count), [(int)count], new ReadOnlySpan<float>(B + start, (int)count), [(int)count], y, [(int)count]);
+            if (!Act.IsNone) Elementwise.Apply(Act, y, y);
+        }
     }
 }
 

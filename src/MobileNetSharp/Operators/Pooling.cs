@@ -308,6 +308,6 @@ internal sealed class GlobalPoolGradStep(string name, PoolKind kind, int batch, 
     public override void Execute(RunContext ctx)
     {
         if (kind == PoolKind.Max) PoolingBackward.GlobalMaxPool(batch, spatial, channels, ctx.Read(x), ctx.Read(dy), ctx.Write(dx));
-        else PoolingBackward.GlobalAveragePool(batch, spatial, channels, ctx.Read(dy), ctx.Write(dx));
+        else PoolingBackward.GlobalAveragePool(batch, spatial, channels, ctx.Read(dy), ctx.Write(dx), ctx.Workers);
     }
 }

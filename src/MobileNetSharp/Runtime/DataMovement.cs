@@ -75,7 +75,25 @@ internal static class DataMovement
 internal sealed class CopyStep<T>(string name, Slot x, Slot y) : Step(name, [x], [y]) where T : unmanaged
 {
     public override string Kernel => "Copy";
-    public override void Execute(RunContext ctx) => ctx.Read<T>(x).CopyTo(ctx.Write<T>(y));
+
+    public override unsafe void Execute(RunContext ctx)
+    {
+        var src = ctx.Read<T>(x);
+        var dst = ctx.Write<T>(y);
+        if (src.Length > dst.Length) throw new InvalidOperationException($"Copy '{Name}': {src.Length} elements into {dst.Length}.");
+        fixed (T* ps = src, pd = dst)
+        {
+            var body = new Bytes { Source = (byte*)ps, Destination = (byte*)pd };
+            Kernels.Chunked.Run(ctx.Workers, (long)src.Length * sizeof(T), ref body, elementSize: 1);
+        }
+    }
+
+    private unsafe struct Bytes : Kernels.IChunkBody
+    {
+        public byte* Source, Destination;
+
+        public readonly void Invoke(long start, long count) => Buffer.MemoryCopy(Source + start, Destination + start, count, count);
+    }
 }
 
 /// <summary>Permutes axes; also converts layouts (NCHW &lt;-&gt; NHWC).</summary>

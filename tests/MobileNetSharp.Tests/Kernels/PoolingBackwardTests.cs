@@ -239,6 +239,19 @@ public class PoolingBackwardTests
         Assert.Equal(new float[] { 5, 6, 0, 0 }, tie);
     }
 
+    /// <summary>A head's size ([9, 4x4, 1280], images split between two workers): every element dy / spatial, as on one thread.</summary>
+    [Fact]
+    public void GlobalAverageGradientSplitBetweenWorkersMatchesOneThread()
+    {
+        const int batch = 9, spatial = 16, c = 1280;
+        var dy = TestData.Random(new Random(3), batch * c);
+        float[] one = new float[batch * spatial * c], two = Enumerable.Repeat(float.NaN, batch * spatial * c).ToArray();
+        PoolingBackward.GlobalAveragePool(batch, spatial, c, dy, one);
+        PoolingBackward.GlobalAveragePool(batch, spatial, c, dy, two, TestData.Two);
+        Assert.Equal(one, two);
+        for (int i = 0; i < one.Length; i++) Assert.Equal(dy[i / (spatial * c) * c + i % c] * (1f / spatial), one[i]);
+    }
+
     [Fact]
     public void BadInputsAreRefused()
     {

@@ -137,6 +137,12 @@ public class TrainingKernelsTests
         DropoutKernel.Forward(x, y2, mask2, ratio, 42);
         Assert.Equal(mask, mask2);
         Assert.Equal(y, y2);
+        // Split between two workers (100,000 elements: several chunks), the same mask and values.
+        Array.Clear(y2);
+        Array.Clear(mask2);
+        DropoutKernel.Forward(x, y2, mask2, ratio, 42, TestData.Two);
+        Assert.Equal(mask, mask2);
+        Assert.Equal(y, y2);
         DropoutKernel.Forward(x, y3, mask3, ratio, 43);
         double differ = mask.Zip(mask3).Count(p => p.First != p.Second) / (double)n;
         Assert.True(Math.Abs(differ - 2 * ratio * (1 - ratio)) < 0.01, $"seeds 42 and 43 differ in {differ} of the mask");
@@ -149,6 +155,9 @@ public class TrainingKernelsTests
         DropoutKernel.Backward(dy, mask, dx, ratio);
         wrong = Enumerable.Range(0, n).FirstOrDefault(i => Math.Abs(mask[i] * dy[i] / (1 - ratio) - dx[i]) > 1e-6, -1);
         Assert.True(wrong < 0, $"dx[{wrong}] is not dy·mask/(1 - ratio)");
+        var dx2 = new float[n];
+        DropoutKernel.Backward(dy, mask, dx2, ratio, TestData.Two);
+        Assert.Equal(dx, dx2);
     }
 
     [Fact]

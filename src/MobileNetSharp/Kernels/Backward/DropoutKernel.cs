@@ -19,33 +19,75 @@ public static class DropoutKernel
 
     /// <summary>y [n] = x·mask/(1 - ratio) and mask [n] = 1 for kept elements, 0 for dropped ones (n = x.Length). y may alias x.</summary>
     /// <exception cref="ArgumentException">ratio outside [0, 1) or y / mask shorter than x.</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // one long loop per call: no tier-0 pass over a whole tensor
-    public static void Forward(ReadOnlySpan<float> x, Span<float> y, Span<byte> mask, float ratio, ulong seed)
+    public static void Forward(ReadOnlySpan<float> x, Span<float> y, Span<byte> mask, float ratio, ulong seed) =>
+        Forward(x, y, mask, ratio, seed, Workers.Single);
+
+    /// <summary><see cref="Forward(ReadOnlySpan{float}, Span{float}, Span{byte}, float, ulong)"/> in chunks split between
+    /// <paramref name="workers"/>: each element's draw depends only on (seed, index), so the mask is the same.</summary>
+    public static unsafe void Forward(ReadOnlySpan<float> x, Span<float> y, Span<byte> mask, float ratio, ulong seed, Workers workers)
     {
         CheckRatio(ratio);
         if (y.Length < x.Length || mask.Length < x.Length)
             throw new ArgumentException($"Dropout forward: y ({y.Length}) and mask ({mask.Length}) need the {x.Length} values of x.");
-        float scale = 1f / (1f - ratio);
-        ulong threshold = Threshold(ratio), counter = Mix(seed); // counter = key(seed) + i·Golden before the increment
-        for (int i = 0; i < x.Length; i++)
+        fixed (float* px = x, py = y)
+        fixed (byte* pm = mask)
         {
-            counter += Golden;
-            bool keep = Mix(counter) >> 32 >= threshold;
-            mask[i] = keep ? (byte)1 : (byte)0;
-            y[i] = keep ? x[i] * scale : 0f;
+            var body = new ForwardChunk { X = px, Y = py, Mask = pm, Scale = 1f / (1f - ratio), Threshold = Threshold(ratio), Key = Mix(seed) };
+            Chunked.Run(workers, x.Length, ref body);
+        }
+    }
+
+    private unsafe struct ForwardChunk : IChunkBody
+    {
+        public float* X, Y;
+        public byte* Mask;
+        public float Scale;
+        public ulong Threshold, Key;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // one long loop per call: no tier-0 pass over a whole tensor
+        public readonly void Invoke(long start, long count)
+        {
+            ulong counter = Key + (ulong)start * Golden; // key(seed) + i·Golden before element i's increment
+            for (long i = start; i < start + count; i++)
+            {
+                counter += Golden;
+                bool keep = Mix(counter) >> 32 >= Threshold;
+                Mask[i] = keep ? (byte)1 : (byte)0;
+                Y[i] = keep ? X[i] * Scale : 0f;
+            }
         }
     }
 
     /// <summary>dx [n] = dy·mask/(1 - ratio) (n = dy.Length), with the mask and ratio of the forward. dx may alias dy.</summary>
     /// <exception cref="ArgumentException">ratio outside [0, 1) or mask / dx shorter than dy.</exception>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<byte> mask, Span<float> dx, float ratio)
+    public static void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<byte> mask, Span<float> dx, float ratio) =>
+        Backward(dy, mask, dx, ratio, Workers.Single);
+
+    /// <summary><see cref="Backward(ReadOnlySpan{float}, ReadOnlySpan{byte}, Span{float}, float)"/> in chunks split between <paramref name="workers"/>.</summary>
+    public static unsafe void Backward(ReadOnlySpan<float> dy, ReadOnlySpan<byte> mask, Span<float> dx, float ratio, Workers workers)
     {
         CheckRatio(ratio);
         if (dx.Length < dy.Length || mask.Length < dy.Length)
             throw new ArgumentException($"Dropout backward: dx ({dx.Length}) and mask ({mask.Length}) need the {dy.Length} values of dy.");
-        float scale = 1f / (1f - ratio);
-        for (int i = 0; i < dy.Length; i++) dx[i] = mask[i] != 0 ? dy[i] * scale : 0f;
+        fixed (float* pdy = dy, pdx = dx)
+        fixed (byte* pm = mask)
+        {
+            var body = new BackwardChunk { Dy = pdy, Dx = pdx, Mask = pm, Scale = 1f / (1f - ratio) };
+            Chunked.Run(workers, dy.Length, ref body);
+        }
+    }
+
+    private unsafe struct BackwardChunk : IChunkBody
+    {
+        public float* Dy, Dx;
+        public byte* Mask;
+        public float Scale;
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public readonly void Invoke(long start, long count)
+        {
+            for (long i = start; i < start + count; i++) Dx[i] = Mask[i] != 0 ? Dy[i] * Scale : 0f;
+        }
     }
 
     private static void CheckRatio(float ratio)

@@ -162,9 +162,21 @@ internal sealed class GradientCompiler
 internal sealed class AccumulateStep(string name, Slot sum, Slot x) : Step(name, [sum, x], [sum])
 {
     public override string Kernel => "grad-sum";
-    public override void Execute(RunContext ctx)
+    public override unsafe void Execute(RunContext ctx)
     {
         var s = ctx.Write(sum);
-        System.Numerics.Tensors.TensorPrimitives.Add(s, ctx.Read(x), s);
+        fixed (float* ps = s, px = ctx.Read(x))
+        {
+            var body = new AddInto { Sum = ps, X = px };
+            Kernels.Chunked.Run(ctx.Workers, s.Length, ref body);
+        }
+    }
+
+    private unsafe struct AddInto : Kernels.IChunkBody
+    {
+        public float* Sum, X;
+
+        public readonly void Invoke(long start, long count) => System.Numerics.Tensors.TensorPrimitives.Add(
+            new ReadOnlySpan<float>(Sum + start, (int)count), new ReadOnlySpan<float>(X + start, (int)count), new Span<float>(Sum + start, (int)count));
     }
 }
