@@ -15,7 +15,8 @@ namespace MobileNetSharp.Bench;
 /// networks) in the same run. Each (network, threads) runs in a child process of its own so peak memory is that
 /// configuration's. With --rounds R (default 3) ours and PyTorch alternate R times: a shared machine's load drifts over
 /// minutes, so the ratio is the median of the R paired ratios, with their range, and images/s are medians.
-/// Both engines get the same --warmup steps (default 40) before the timed ones. .NET's tiered compilation recompiles a
+/// Both engines warm up the same way before the timed steps: --warmup steps (default 40), or fewer when 30 s of warm-up have
+/// passed (at least 3: the standard twin's steps take seconds, and its JIT is a small share of them). .NET's tiered compilation recompiles a
 /// method with full optimization at its 30th call, on a background thread that takes a core from the step: a method
 /// called once per step (the step's driver, the optimizer, the plan's single-use steps) is recompiled at step 30-31,
 /// and those called a few times per step at steps 3-16 (`JitInfo` per step: 20-150 ms of JIT at steps 3, 4, 5, 9, 16
@@ -75,7 +76,7 @@ public static class TrainingBench
                     ["network"] = net, ["threads"] = t, ["batch"] = batch, ["rounds"] = rounds, ["params"] = ours["params"]?.DeepClone(), ["macs"] = ours["macs"]?.DeepClone(),
                     ["oursImagesPerSecond"] = ours["imagesPerSecond"]?.DeepClone(), ["oursMedianStepMs"] = ours["medianStepMs"]?.DeepClone(),
                     ["oursPeakWorkingSetMb"] = ours["peakWorkingSetMb"]?.DeepClone(), ["oursJitMsTimed"] = ours["jitMsTimed"]?.DeepClone(),
-                    ["warmupSteps"] = warmup, ["timedSteps"] = steps,
+                    ["oursWarmupSteps"] = ours["warmupSteps"]?.DeepClone(), ["pytorchWarmupSteps"] = theirs?["warmup_steps"]?.DeepClone(), ["timedSteps"] = steps,
                     ["oursImagesPerSecondRounds"] = new JsonArray(ourRounds.Select(r => r["imagesPerSecond"]!.DeepClone()).ToArray()),
                     ["pytorchImagesPerSecond"] = theirs?["images_per_s"]?.DeepClone(), ["pytorchMedianStepMs"] = theirs?["median_step_ms"]?.DeepClone(),
                     ["pytorchPeakRssMb"] = theirs?["peak_rss_mb"]?.DeepClone(),
@@ -132,6 +133,10 @@ public static class TrainingBench
         return d?.FullName ?? Directory.GetCurrentDirectory();
     }
 
+    /// <summary>Warm-up stops after this long once <see cref="MinWarmupSteps"/> have run (tools/training/bench_pytorch.py: the same).</summary>
+    private const double MaxWarmupSeconds = 30;
+    private const int MinWarmupSteps = 3;
+
     private static int Child(string net, int threads, int warmup, int steps, int batch)
     {
         var g = ModelZoo.Create("mobilenet_v2", new ModelOptions(0.5f, 28, 10, batch, InChannels: 1, SmallInput: true));
@@ -141,14 +146,20 @@ public static class TrainingBench
         var sgd = new Sgd(session.Parameters, 0.9f);
         var x = Tensor.Random(0, [batch, 1, 28, 28]);
         var labels = Enumerable.Range(0, batch).Select(i => i % 10).ToArray();
-        for (int i = 0; i < warmup; i++) { session.Step(x, labels, (ulong)i); sgd.Step(0.01f); }
+        long warmupStart = Stopwatch.GetTimestamp();
+        int warmed = 0;
+        for (; warmed < warmup && (warmed < MinWarmupSteps || Stopwatch.GetElapsedTime(warmupStart).TotalSeconds < MaxWarmupSeconds); warmed++)
+        {
+            session.Step(x, labels, (ulong)warmed);
+            sgd.Step(0.01f);
+        }
         var times = new List<double>();
         var jit0 = System.Runtime.JitInfo.GetCompilationTime();
         long methods0 = System.Runtime.JitInfo.GetCompiledMethodCount();
         for (int i = 0; i < steps; i++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            session.Step(x, labels, (ulong)(warmup + i));
+            session.Step(x, labels, (ulong)(warmed + i));
             sgd.Step(0.01f);
             times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
         }
@@ -161,7 +172,7 @@ public static class TrainingBench
             ["network"] = net, ["threads"] = threads, ["params"] = cost.Params, ["macs"] = cost.Macs,
             ["imagesPerSecond"] = Math.Round(batch * steps / (total / 1000), 1), ["medianStepMs"] = Math.Round(times[times.Count / 2], 1),
             ["peakWorkingSetMb"] = Math.Round(Process.GetCurrentProcess().PeakWorkingSet64 / 1048576.0, 1),
-            ["jitMsTimed"] = Math.Round(jitMs, 1), ["methodsCompiledTimed"] = methods,
+            ["jitMsTimed"] = Math.Round(jitMs, 1), ["methodsCompiledTimed"] = methods, ["warmupSteps"] = warmed,
             ["loadAverage1m"] = File.Exists("/proc/loadavg") ? double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture) : null,
         }.ToJsonString());
         return 0;

@@ -12,7 +12,7 @@ The network: MobileNetV2 for 28x28x1 inputs and 10 classes (Fashion-MNIST), torc
 convolution hidden -> hidden, everything else equal.
 
 Training images/s: SGD (momentum 0.9) steps with CrossEntropyLoss on batches of 64 random images and labels, in
-train mode (BN batch statistics, dropout on); warm-up steps (40, as the C# bench gives both engines), then timed steps. Each (network, threads)
+train mode (BN batch statistics, dropout on); warm-up steps (40, or fewer once 30 s have passed: the C# bench's rule for both engines), then timed steps. Each (network, threads)
 runs in its own process, so torch.set_num_threads applies cleanly and the peak RSS (ru_maxrss) is that run's;
 rss_after_import_mb is the process after `import torch`, before the model exists, for scale. The 1-minute load
 average is printed too: on a shared machine the numbers are only as good as the CPU was idle.
@@ -106,8 +106,11 @@ def child(network, threads, warmup, steps, batch):
         opt.step()
         return loss
 
-    for _ in range(warmup):
+    # As the C# bench: the warm-up stops after 30 s once 3 steps have run.
+    started, warmed = time.perf_counter(), 0
+    while warmed < warmup and (warmed < 3 or time.perf_counter() - started < 30):
         step()
+        warmed += 1
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
@@ -120,7 +123,7 @@ def child(network, threads, warmup, steps, batch):
         "params": params(model),
         "threads": threads,
         "batch": batch,
-        "warmup_steps": warmup,
+        "warmup_steps": warmed,
         "timed_steps": steps,
         "images_per_s": round(batch * steps / total, 1),
         "median_step_ms": round(1000 * times[len(times) // 2], 1),
