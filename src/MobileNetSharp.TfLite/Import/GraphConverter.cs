@@ -207,12 +207,12 @@ internal sealed partial class GraphConverter
 
     /// <summary>
     /// <paramref name="v"/> in the other layout. An 8-bit tensor's float form is DequantizeLinear of its codes: the codes are
-    /// transposed and dequantized again, so the DequantizeLinear stays right before the op that reads it (where the integer
-    /// kernels' fusion looks for it).
+    /// transposed and dequantized again (per-tensor parameters commute with a transpose), so the DequantizeLinear stays right
+    /// before the op that reads it (where the integer kernels' fusion looks for it).
     /// </summary>
     private Value Transposed(Value v, int[] perm, string nodeName, string outputName)
     {
-        if (v.Producer is { Op: DequantizeLinear dq } producer && !producer.Input(0).IsConstant)
+        if (v.Producer is { Op: DequantizeLinear { Params.PerTensor: true } dq } producer && !producer.Input(0).IsConstant)
         {
             var codes = AddNode(nodeName, new Transpose(perm), [producer.Input(0)], outputName + "_codes");
             return AddNode(Unique(nodeName + "/dequantize"), dq, [codes], outputName);
