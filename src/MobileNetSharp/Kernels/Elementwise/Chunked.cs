@@ -23,7 +23,10 @@ internal static unsafe class Chunked
     /// <summary>Chunks per worker: a few, so a worker slowed by the shared machine does not hold up the rest.</summary>
     private const int ChunksPerWorker = 4;
 
-    /// <summary>Runs <paramref name="body"/> over [0, <paramref name="n"/>) elements of <paramref name="elementSize"/> bytes.</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/> over [0, <paramref name="n"/>) elements of <paramref name="elementSize"/> bytes. The workers
+    /// reach <paramref name="body"/> through its address, so it must be a local of the caller (a stack value the GC never moves).
+    /// </summary>
     public static void Run<T>(Workers workers, long n, ref T body, int elementSize = sizeof(float)) where T : struct, IChunkBody
     {
         if (n <= 0) return;
