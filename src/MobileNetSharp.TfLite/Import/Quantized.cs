@@ -1,4 +1,5 @@
 using MobileNetSharp.Graph;
+using MobileNetSharp.Kernels.Int8;
 using MobileNetSharp.TfLite.Schema;
 using MobileNetSharp.Tensors;
 
@@ -114,26 +115,25 @@ internal sealed partial class GraphConverter
         _native[t] = p.Type == DataType.UInt8 ? real : OnGrid(real, p, t);
     }
 
-    /// <summary>The constant of a quantized tensor as float, keeping its integers and parameters.</summary>
+    /// <summary>The constant of a quantized tensor as float (the engine's DequantizeLinear kernel), keeping its integers and parameters.</summary>
     private static Tensor DequantizedConstant(int[] shape, ReadOnlySpan<byte> bytes, QuantParams p)
     {
         long count = Shape.Size(shape);
         var floats = new float[count];
+        long outer = 1, inner = 1;
+        if (!p.PerTensor)
+        {
+            for (int a = 0; a < p.Axis; a++) outer *= shape[a];
+            for (int a = p.Axis + 1; a < shape.Length; a++) inner *= shape[a];
+        }
+        else inner = count;
+        QuantizeLinearKernel.Dequantize(bytes, floats, p, (outer, p.Scales.Length, inner));
         Array codes = p.Type switch
         {
             DataType.Int8 => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, sbyte>(bytes).ToArray(),
             DataType.UInt8 => bytes.ToArray(),
             _ => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, int>(bytes).ToArray(),
         };
-        int channels = p.Scales.Length;
-        long inner = 1;
-        if (!p.PerTensor) for (int a = p.Axis + 1; a < shape.Length; a++) inner *= shape[a];
-        for (long i = 0; i < count; i++)
-        {
-            int c = p.PerTensor ? 0 : (int)(i / inner % channels);
-            long q = p.Type switch { DataType.Int8 => ((sbyte[])codes)[i], DataType.UInt8 => ((byte[])codes)[i], _ => ((int[])codes)[i] };
-            floats[i] = (float)((q - p.ZeroPoints[c]) * (double)p.Scales[c]);
-        }
         return new Tensor(floats, shape) { Origin = new QuantizedOrigin(new Tensor(p.Type, shape, codes), p) };
     }
 
