@@ -30,10 +30,7 @@ public sealed unsafe class Conv2dOperator
     {
         Geometry = geometry with { Batch = 1 };
         Geometry.Validate();
-        if (weightsOihw.Length != Geometry.WeightLength)
-            throw new ArgumentException($"Expected {Geometry.WeightLength} weights (OIHW) for {geometry}, got {weightsOihw.Length}.", nameof(weightsOihw));
-        if (!bias.IsEmpty && bias.Length != geometry.OutC)
-            throw new ArgumentException($"Expected {geometry.OutC} bias values or none, got {bias.Length}.", nameof(bias));
+        CheckWeights(Geometry, weightsOihw, bias);
         _isa = Isa.Resolve(isa);
         // ReLU as Clip(0, +inf) shares ReLU6's compiled kernels; not for the channel-multiplier depthwise path, whose
         // scalar code applies the activation with Activation.Apply, where Clip passes a NaN that ReLU maps to 0.
@@ -73,14 +70,19 @@ public sealed unsafe class Conv2dOperator
     internal void Repack(ReadOnlySpan<float> weightsOihw, ReadOnlySpan<float> bias)
     {
         Conv2dGeometry g = Geometry;
-        if (weightsOihw.Length != g.WeightLength)
-            throw new ArgumentException($"Expected {g.WeightLength} weights (OIHW) for {g}, got {weightsOihw.Length}.", nameof(weightsOihw));
-        if (!bias.IsEmpty && bias.Length != g.OutC)
-            throw new ArgumentException($"Expected {g.OutC} bias values or none, got {bias.Length}.", nameof(bias));
+        CheckWeights(g, weightsOihw, bias);
         if (_depthwise is not null) _depthwise.Repack(weightsOihw, bias);
         else if (_stem is not null) _stem.Repack(weightsOihw, bias);
         else if (IsPointwiseGemm) _groups![0].Repack(weightsOihw, 1, g.InC, bias);
         else PackGroups(g, weightsOihw, bias, _groups![0].Width, _groups);
+    }
+
+    private static void CheckWeights(in Conv2dGeometry g, ReadOnlySpan<float> weightsOihw, ReadOnlySpan<float> bias)
+    {
+        if (weightsOihw.Length != g.WeightLength)
+            throw new ArgumentException($"Expected {g.WeightLength} weights (OIHW) for {g}, got {weightsOihw.Length}.", nameof(weightsOihw));
+        if (!bias.IsEmpty && bias.Length != g.OutC)
+            throw new ArgumentException($"Expected {g.OutC} bias values or none, got {bias.Length}.", nameof(bias));
     }
 
     /// <summary>The same packed weights at another input size (plans for other H x W share them).</summary>
@@ -291,8 +293,7 @@ public sealed unsafe class Conv2dOperator
         }
     }
 
-    /// <summary>B for group g is [k = (ky, kx, ic), n = oc in group], matching the im2col row order.</summary>
-    /// <summary>One packed B per group: K = (tap, input channel of the group), N = the group's outputs. With
+    /// <summary>One packed B per group, matching the im2col row order: K = (ky, kx, ic in the group), N = the group's outputs. With
     /// <paramref name="into"/>, the groups are packed into those packings' own buffers instead of new ones.</summary>
     private static PackedB[] PackGroups(in Conv2dGeometry g, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, int width, PackedB[]? into = null)
     {
