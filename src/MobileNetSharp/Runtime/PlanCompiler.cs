@@ -98,6 +98,7 @@ internal sealed class PlanCompiler
         if (arena * sizeof(float) > _maxArenaBytes || arena > Array.MaxLength - 64)
             throw new GraphException($"Graph '{_g.Name}' needs a {arena * sizeof(float) / (1 << 20):N0} MiB activation arena, " +
                 $"more than the {_maxArenaBytes / (1 << 20):N0} MiB allowed (SessionOptions.MaxArenaBytes).");
+        if (KernelWarmup.Active) KernelWarmup.QueueRunLoop(_steps);
         return new ExecutionPlan(_steps.ToArray(), inputs, outputs, results.Select(r => r.Shape).ToArray(), (int)arena);
     }
 

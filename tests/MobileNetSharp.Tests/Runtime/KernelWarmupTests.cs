@@ -65,4 +65,28 @@ public class KernelWarmupTests
         Assert.NotEmpty(expected);
         Assert.All(expected, k => Assert.Contains(k, keys));
     }
+
+    /// <summary>The run loop's code for every architecture's plan, float and quantized, compiles ahead without error
+    /// (the warm-up thread would swallow one), and a session queues it with its kernels.</summary>
+    [Theory]
+    [MemberData(nameof(Architectures))]
+    public async Task EveryPlanStepTypeIsPreparedAhead(string architecture)
+    {
+        var model = ModelZoo.Create(architecture, new ModelOptions(Resolution: 64, Classes: 10));
+        var calibration = new List<Tensor> { Tensor.Random(3, [1, 3, 64, 64], -2f, 2f) };
+        var quantized = OnnxImporter.Load(OnnxExporter.ToBytes(PostTrainingQuantizer.Quantize(model, () => calibration).Model));
+        foreach (var graph in new[] { model, quantized })
+        {
+            using var session = new InferenceSession(graph);
+            var types = session.PlanSteps.Select(s => s.GetType()).Distinct().ToList();
+            Assert.NotEmpty(types);
+            if (KernelWarmup.Enabled && Environment.ProcessorCount > 1)
+            {
+                await KernelWarmup.Completion.WaitAsync(TimeSpan.FromMinutes(5));
+                var keys = KernelWarmup.WarmedKeys;
+                Assert.All(types, t => Assert.Contains("run-loop|" + t.FullName, keys));
+            }
+            KernelWarmup.PrepareTypes(types, always: true); // errors rethrown here
+        }
+    }
 }
