@@ -63,11 +63,11 @@ public sealed class InferenceSession : IDisposable
     public InferenceSession(ModelGraph graph, SessionOptions? options = null)
     {
         KernelWarmup.Start(); // a graph built in code reaches here first: compile the kernels while this one compiles
-        KernelWarmup.NoteSession();
         _options = options ?? new SessionOptions();
         if (_options.Threads < 1 || _options.Threads > SessionOptions.MaxThreads)
             throw new ArgumentException($"Threads must be between 1 and {SessionOptions.MaxThreads}, got {_options.Threads}.");
         if (_options.MaxArenaBytes < 1) throw new ArgumentException($"MaxArenaBytes must be positive, got {_options.MaxArenaBytes}.");
+        KernelWarmup.NoteSession();
         _source = graph.Clone();
         _source.InferShapes();
         if (_source.Inputs.Count == 0) throw new GraphException($"Graph '{graph.Name}' has no inputs.");

@@ -15,7 +15,7 @@ namespace MobileNetSharp.Runtime;
 /// run of 4-18 ms for ONNX Runtime's precompiled kernels. ReadyToRun cannot precompile them (see README, Start-up).
 /// </para>
 /// <para>
-/// How, in two parts sharing one background thread ("mnet-kernel-warmup"):
+/// How, in three parts sharing one background thread ("mnet-kernel-warmup"):
 /// <list type="number">
 /// <item>The plan's own kernels. As a plan is compiled, every step that has one hands over its
 /// <see cref="KernelWarmer"/> (<see cref="Queue"/>): a miniature of the step (zero weights, a few pixels and channels)
@@ -29,15 +29,17 @@ namespace MobileNetSharp.Runtime;
 /// groups most common first: the input transpose, the stem, 1x1 (GEMM and GEMV) and 3x3 depthwise kernels with ReLU6
 /// and linear outputs (MobileNetV1/V2 and most imported MobileNets), then hard-swish, ReLU, hard-sigmoid and 5x5
 /// (V3), then ReLU6 with 5x5 (EfficientNet-Lite), each by running a small convolution at the default ISA; then tiny
-/// V2, V3-Small and Lite0 networks (width 0.25, 64x64) for the rest (pooling, squeeze-excite, element-wise ops, the
+/// V3-Small, V2 and Lite0 networks (width 0.25, 64x64) for the rest (pooling, squeeze-excite, element-wise ops, the
 /// planner). These are a guess made before any plan exists: once a plan of the process's own (not one of the tiny
 /// networks) has handed over its warmers, or a real run has begun, no further group is started; the group in hand
 /// is finished (a tiny network stops at its next stage, and starts no further once a session of the process's own is
 /// being built), then only plan warmers run.</item>
-/// <item>The run loop. After the V1/V2 kernels, a group compiles the methods every run goes through (the plan, its run
-/// context, the workers, banded blocks, the common steps' Execute) with <see cref="RuntimeHelpers.PrepareMethod(RuntimeMethodHandle)"/>;
-/// a finished plan queues the same for any other step types it has (<see cref="QueueRunLoop"/>). Tier-0 code, quick to
-/// compile, but without it the first run compiles it method by method from its first step on.</item>
+/// <item>The run loop. After the V1/V2 kernels, a group compiles the code every run goes through (the plan, its run
+/// context, the workers, banded blocks, the session's Run, the common steps' Execute) with
+/// <see cref="RuntimeHelpers.PrepareMethod(RuntimeMethodHandle, RuntimeTypeHandle[])"/>, and every finished plan queues
+/// the same for whatever of it and of its own step types is not done yet (<see cref="QueueRunLoop"/>; a graph built in
+/// code reaches its plan before that group). Tier-0 code, quick to compile, but without it the first run compiles it
+/// method by method from its first step on.</item>
 /// </list>
 /// Skipped on a single core, where there is no spare core to use, and when <see cref="Enabled"/> is false.
 /// </para>
@@ -103,18 +105,26 @@ public static class KernelWarmup
     }
 
     /// <summary>
-    /// Hands the code that drives a run of a finished plan to the warm-up thread: the methods of each type of step in
-    /// <paramref name="steps"/> not prepared yet (<see cref="PrepareTypes"/>). Queued last, so compiled first
-    /// (<see cref="Pending"/> is a stack): the first run needs them from its first step, the kernels layer by layer.
+    /// Hands the code that drives a run of a finished plan to the warm-up thread (<see cref="RunLoopTypesFor"/>, those not
+    /// prepared yet). Pushed last, so compiled first (<see cref="Pending"/> is a stack): the first run needs it from its
+    /// first step, the kernels layer by layer. It does not count as the plan's warmers for the common groups, and it
+    /// has no key of its own: <see cref="PrepareTypes"/> skips what is done, per type.
     /// </summary>
     internal static void QueueRunLoop(IEnumerable<Step> steps)
     {
         if (!Active) return;
-        var types = steps.Select(s => s.GetType()).Distinct().ToArray();
+        var types = RunLoopTypesFor(steps);
         lock (Gate)
+        {
             if (types.All(t => Seen.Contains(RunLoopKey(t)))) return;
-        Queue(new KernelWarmer("run-loop|" + string.Join(",", types.Select(t => t.Name)), () => PrepareTypes(types)));
+            Pending.Push(new KernelWarmer("run-loop", () => PrepareTypes(types)));
+            EnsureThread();
+        }
     }
+
+    /// <summary>The types whose code a run of a plan of <paramref name="steps"/> goes through: the run loop's
+    /// (<see cref="RunLoopTypes"/>) and each step's.</summary>
+    internal static Type[] RunLoopTypesFor(IEnumerable<Step> steps) => RunLoopTypes.Concat(steps.Select(s => s.GetType())).Distinct().ToArray();
 
     /// <summary>
     /// The types whose methods every run goes through, whatever its steps, and the steps of most MobileNets (a
@@ -128,34 +138,52 @@ public static class KernelWarmup
 
     private static string RunLoopKey(Type type) => "run-loop|" + type.FullName;
 
+    /// <summary>Element types the run loop's generic methods are compiled for (RunContext.Read&lt;T&gt; and friends):
+    /// float tensors, int for data movement (32-bit elements move as int), bytes for int8 models.</summary>
+    private static readonly Type[] ElementTypes = [typeof(float), typeof(int), typeof(byte)];
+
     /// <summary>
-    /// Compiles the methods each of <paramref name="types"/> declares (not inherited, abstract or open generic ones)
-    /// with <see cref="RuntimeHelpers.PrepareMethod(RuntimeMethodHandle, RuntimeTypeHandle[])"/>, at the tier their
-    /// first call would take; a type already prepared in this process is skipped. Without this the first run compiles
-    /// the run loop and each step's Execute on its own threads as it reaches them (the runtime's JIT events showed
-    /// about 50 such methods in a MobileNetV2 first run). Measured with <c>mnet bench FILE --json</c> in fresh
-    /// processes, 8-16 alternating pairs, this and the session rule of <see cref="NoteSession"/> against neither, median
-    /// first run at 2 threads: MobileNetV2 21.1 -> 14.9 ms, V1 28.2 -> 20.9, V3-Large 23.9 -> 18.5, V3-Small 18.4 -> 15.1,
-    /// EfficientNet-Lite0 27.8 -> 20.0; MobileNetV2 at 1 thread 26.2 -> 20.0.
+    /// Compiles, with <see cref="RuntimeHelpers.PrepareMethod(RuntimeMethodHandle, RuntimeTypeHandle[])"/> and at the
+    /// tier their first call would take, what a run calls of each of <paramref name="types"/>: for a step its
+    /// <see cref="Step.Execute"/>, for the session its Run overloads and PlanFor, for the run loop's other types every
+    /// method and constructor they declare (generic ones for <see cref="ElementTypes"/>). A type is marked done only once
+    /// all of it is compiled, and skipped when done before. Without this the first run compiles that code on its own
+    /// threads as it reaches it (the runtime's JIT events showed about 50 such methods in a MobileNetV2 first run).
+    /// Measured with <c>mnet bench FILE --json</c> in fresh processes, 8-16 alternating pairs, this and the session rule
+    /// of <see cref="NoteSession"/> against neither, median first run at 2 threads: MobileNetV2 21.1 -> 14.9 ms, V1 28.2
+    /// -> 20.9, V3-Large 23.9 -> 18.5, V3-Small 18.4 -> 15.1, EfficientNet-Lite0 27.8 -> 20.0; MobileNetV2 at 1 thread
+    /// 26.2 -> 20.0.
     /// </summary>
-    /// <param name="always">Prepare even types already prepared (tests).</param>
+    /// <param name="always">Prepare even types done before, and whether or not the warm-up is enabled (tests: errors rethrown).</param>
     internal static void PrepareTypes(IEnumerable<Type> types, bool always = false)
     {
         const BindingFlags Declared = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly;
         foreach (var type in types)
         {
             lock (Gate)
-                if (!Seen.Add(RunLoopKey(type)) && !always) continue;
+                if (Seen.Contains(RunLoopKey(type)) && !always) continue;
             var instantiation = type.IsGenericType ? type.GetGenericArguments().Select(t => t.TypeHandle).ToArray() : null;
-            // A step's run is its Execute, a session's its Run overloads; the run loop's own types are small, so all of theirs.
-            string? only = typeof(Step).IsAssignableFrom(type) ? nameof(Step.Execute) : type == typeof(InferenceSession) ? nameof(InferenceSession.Run) : null;
+            string[]? only = typeof(Step).IsAssignableFrom(type) ? [nameof(Step.Execute)]
+                : type == typeof(InferenceSession) ? [nameof(InferenceSession.Run), "PlanFor"] : null;
             foreach (var method in type.GetMethods(Declared).Concat<MethodBase>(type.GetConstructors(Declared)))
             {
-                if (!Enabled) return;
-                if (method.IsAbstract || method.ContainsGenericParameters || (only is not null && method.Name != only)) continue;
-                RuntimeHelpers.PrepareMethod(method.MethodHandle, instantiation);
+                if (!Enabled && !always) return; // not marked done: a later plan prepares it
+                if (method.IsAbstract || (only is not null && !only.Contains(method.Name))) continue;
+                if (!method.ContainsGenericParameters)
+                    RuntimeHelpers.PrepareMethod(method.MethodHandle, instantiation);
+                else if (method is MethodInfo { IsGenericMethodDefinition: true } generic && generic.GetGenericArguments().Length == 1 && !type.IsGenericTypeDefinition)
+                    foreach (var element in ElementTypes)
+                        if (TryInstantiate(generic, element) is { } closed) RuntimeHelpers.PrepareMethod(closed.MethodHandle, instantiation);
             }
+            lock (Gate) Seen.Add(RunLoopKey(type));
         }
+    }
+
+    /// <summary><paramref name="method"/>&lt;<paramref name="element"/>&gt;, or null where its constraints refuse that type.</summary>
+    private static MethodInfo? TryInstantiate(MethodInfo method, Type element)
+    {
+        try { return method.MakeGenericMethod(element); }
+        catch (ArgumentException) { return null; }
     }
 
     /// <summary>Under <see cref="Gate"/>: starts the thread unless it is running (it exits when it runs out of work).
