@@ -244,20 +244,21 @@ internal sealed class BinaryStep(string name, BinaryKind kind, Activation act, S
     public override string Kernel => act.IsNone ? kind.ToString() : $"{kind}+{act}";
 
     /// <summary>The same broadcast pattern (which axes are 1 in each operand) on at most 3 elements an axis, 24 on the last.</summary>
-    public override KernelWarmer? Warmer
+    public override KernelWarmer? Warmer => WarmerFor(kind, act, aShape, bShape);
+
+    /// <summary>The kernels of a <paramref name="kind"/> with these operand shapes (their broadcasting pattern) at a
+    /// miniature size; also run by <see cref="KernelWarmup"/>'s common groups for MobileNetV3's squeeze-excite product.</summary>
+    internal static KernelWarmer WarmerFor(BinaryKind kind, Activation act, int[] aShape, int[] bShape)
     {
-        get
+        int[] ma = Mini(aShape), mb = Mini(bShape), my = Tensors.Shape.Broadcast(ma, mb);
+        string pattern = string.Join(",", aShape.Select(d => d == 1 ? '1' : 'n')) + "/" + string.Join(",", bShape.Select(d => d == 1 ? '1' : 'n'));
+        return new($"binary|{kind}|{pattern}|{act.Kind}", () =>
         {
-            int[] ma = Mini(aShape), mb = Mini(bShape), my = Tensors.Shape.Broadcast(ma, mb);
-            string pattern = string.Join(",", aShape.Select(d => d == 1 ? '1' : 'n')) + "/" + string.Join(",", bShape.Select(d => d == 1 ? '1' : 'n'));
-            return new($"binary|{kind}|{pattern}|{act.Kind}", () =>
-            {
-                var output = new float[Tensors.Shape.Size(my)];
-                Elementwise.Binary(kind, new float[Tensors.Shape.Size(ma)], ma, new float[Tensors.Shape.Size(mb)], mb, output, my);
-                if (!act.IsNone) Elementwise.Apply(act, output, output);
-            });
-            static int[] Mini(int[] s) => s.Select((d, i) => d == 1 ? 1 : Math.Min(d, i == s.Length - 1 ? 24 : 3)).ToArray();
-        }
+            var output = new float[Tensors.Shape.Size(my)];
+            Elementwise.Binary(kind, new float[Tensors.Shape.Size(ma)], ma, new float[Tensors.Shape.Size(mb)], mb, output, my);
+            if (!act.IsNone) Elementwise.Apply(act, output, output);
+        });
+        static int[] Mini(int[] s) => s.Select((d, i) => d == 1 ? 1 : Math.Min(d, i == s.Length - 1 ? 24 : 3)).ToArray();
     }
 
     private readonly bool _sameShapes = Tensors.Shape.Equal(aShape, bShape);

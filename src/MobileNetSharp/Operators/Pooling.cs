@@ -279,7 +279,11 @@ internal sealed class GlobalPoolStep(string name, PoolKind kind, int batch, int 
     : Step(name, [x], [y])
 {
     public override string Kernel => kind == PoolKind.Max ? "GlobalMaxPool" : "GlobalAveragePool";
-    public override KernelWarmer? Warmer => new($"globalpool|{kind}", () =>
+    public override KernelWarmer? Warmer => WarmerFor(kind, spatial, channels);
+
+    /// <summary>A global pooling's kernels at a miniature size (also run by <see cref="KernelWarmup"/>'s common groups:
+    /// every MobileNet's head pools, and MobileNetV3's squeeze-excite blocks).</summary>
+    internal static KernelWarmer WarmerFor(PoolKind kind, int spatial, int channels) => new($"globalpool|{kind}", () =>
     {
         int s = Math.Min(spatial, 9), c = Math.Min(channels, 24);
         if (kind == PoolKind.Max) Pooling.GlobalMaxPool(1, s, c, new float[s * c], new float[c]);

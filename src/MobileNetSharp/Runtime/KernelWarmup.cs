@@ -133,6 +133,7 @@ public static class KernelWarmup
     private static readonly Type[] RunLoopTypes =
     [
         typeof(ExecutionPlan), typeof(RunContext), typeof(Workers), typeof(Workers.BurstScope), typeof(InferenceSession), typeof(Kernels.Fused.BandedBlock),
+        typeof(Conv2dOperator), typeof(Kernels.Depthwise.DepthwiseConvolution),
         typeof(ConvStep), typeof(BandedBlockStep), typeof(GlobalPoolStep), typeof(FullyConnectedStep), typeof(TransposeStep<int>), typeof(BinaryStep),
     ];
 
@@ -145,7 +146,8 @@ public static class KernelWarmup
     /// <summary>
     /// Compiles, with <see cref="RuntimeHelpers.PrepareMethod(RuntimeMethodHandle, RuntimeTypeHandle[])"/> and at the
     /// tier their first call would take, what a run calls of each of <paramref name="types"/>: for a step its
-    /// <see cref="Step.Execute"/>, for the session its Run overloads and PlanFor, for the run loop's other types every
+    /// <see cref="Step.Execute"/>, for the session its Run overloads and PlanFor, for the convolution operators their run
+    /// paths (Run*, *Task, Pad*; the SIMD kernels under them are the kernel warmers' work), for the run loop's other types every
     /// method and constructor they declare (generic ones for <see cref="ElementTypes"/>). A type is marked done only once
     /// all of it is compiled, and skipped when done before. Without this the first run compiles that code on its own
     /// threads as it reaches it (the runtime's JIT events showed about 50 such methods in a MobileNetV2 first run).
@@ -163,12 +165,16 @@ public static class KernelWarmup
             lock (Gate)
                 if (Seen.Contains(RunLoopKey(type)) && !always) continue;
             var instantiation = type.IsGenericType ? type.GetGenericArguments().Select(t => t.TypeHandle).ToArray() : null;
-            string[]? only = typeof(Step).IsAssignableFrom(type) ? [nameof(Step.Execute)]
-                : type == typeof(InferenceSession) ? [nameof(InferenceSession.Run), "PlanFor"] : null;
+            Func<string, bool>? only = typeof(Step).IsAssignableFrom(type) ? name => name == nameof(Step.Execute)
+                : type == typeof(InferenceSession) ? name => name is nameof(InferenceSession.Run) or "PlanFor"
+                // The convolution operators' run paths (Run*, their tasks, the depthwise padded copies), not their packing.
+                : type == typeof(Conv2dOperator) || type == typeof(Kernels.Depthwise.DepthwiseConvolution)
+                    ? name => name.StartsWith("Run", StringComparison.Ordinal) || name.EndsWith("Task", StringComparison.Ordinal) || name.StartsWith("Pad", StringComparison.Ordinal)
+                : null;
             foreach (var method in type.GetMethods(Declared).Concat<MethodBase>(type.GetConstructors(Declared)))
             {
                 if (!Enabled && !always) return; // not marked done: a later plan prepares it
-                if (method.IsAbstract || (only is not null && !only.Contains(method.Name))) continue;
+                if (method.IsAbstract || (only is not null && !only(method.Name))) continue;
                 if (!method.ContainsGenericParameters)
                     RuntimeHelpers.PrepareMethod(method.MethodHandle, instantiation);
                 else if (method is MethodInfo { IsGenericMethodDefinition: true } generic && generic.GetGenericArguments().Length == 1 && !type.IsGenericTypeDefinition)
@@ -279,6 +285,8 @@ public static class KernelWarmup
         }
         Conv(Depthwise(3, 1), relu6);
         Conv(Depthwise(3, 2), relu6);
+        // Every MobileNet's head pools (and V3's squeeze-excite blocks): about 5 ms of JIT a first run otherwise waits for.
+        items.Add(() => WarmKeyed(GlobalPoolStep.WarmerFor(PoolKind.Average, 9, 24), always: !stopWhenARunStarts));
         // The run loop and the common steps: tier-0 code, quick to compile, but a first run needs it from its first step.
         items.Add(() => PrepareTypes(RunLoopTypes, always: !stopWhenARunStarts));
         // MobileNetV3: hard-swish, 5x5, the squeeze-excite gate; EfficientNet-Lite: ReLU6 5x5.
@@ -291,6 +299,8 @@ public static class KernelWarmup
         Conv(Depthwise(5, 1), relu6);
         Conv(Depthwise(5, 2), relu6);
         Conv(Gemv, Activation.HardSigmoid(1f / 6f, 0.5f));
+        // The squeeze-excite gate's channel-wise product (NHWC: [1, H, W, C] x [1, 1, 1, C]).
+        items.Add(() => WarmKeyed(BinaryStep.WarmerFor(BinaryKind.Mul, Activation.None, [1, 7, 7, 24], [1, 1, 1, 24]), always: !stopWhenARunStarts));
         // V3-Small's tiny network first: it reaches more kernels (global pooling and the squeeze-excite gate's product,
         // hard-swish, the classifier, residual adds) than V2's, whose convolutions the groups above already cover.
         items.Add(() => Network("mobilenet_v3_small", stopWhenARunStarts));
@@ -315,6 +325,15 @@ public static class KernelWarmup
         lock (Gate)
             if (!Seen.Add(key) && !always) return;
         run();
+    }
+
+    /// <summary>A step's warmer run as a common group, under its own key, so the plan's copy of it is skipped and the
+    /// other way round (unless <paramref name="always"/>, for tests).</summary>
+    private static void WarmKeyed(KernelWarmer warmer, bool always)
+    {
+        lock (Gate)
+            if (!Seen.Add(warmer.Key) && !always) return;
+        warmer.Run();
     }
 
     /// <summary>Every common-kernel group, on the caller's thread, errors rethrown (tests: no group may be silently broken).</summary>
