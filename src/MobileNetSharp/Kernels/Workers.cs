@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 
@@ -95,11 +94,6 @@ public sealed unsafe class Workers : IDisposable
     }
 
     /// <summary>Runs <c>body(context, i)</c> for i in [0, count) across the pool and returns when all are done.</summary>
-    /// <remarks>This and the loops it drives (<see cref="Drain"/>, <see cref="WaitForWorkers"/>, <see cref="WorkerLoop"/>)
-    /// are compiled fully optimized on first call: at tier 0, the workers' spin loops were recompiled by on-stack
-    /// replacement during a model's first run, the worker compiling for a few milliseconds while the caller did the
-    /// layer alone (seen in the runtime's JIT events 8-14 ms into MobileNetV3-Small first runs of 14-39 ms).</remarks>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void For(int count, delegate*<void*, int, void> body, void* context)
     {
         if (count <= 0) return;
@@ -138,7 +132,6 @@ public sealed unsafe class Workers : IDisposable
     }
 
     /// <summary>Runs participant <paramref name="self"/>'s own range, then steals from the others in turn.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Drain(int self)
     {
         try
@@ -163,7 +156,6 @@ public sealed unsafe class Workers : IDisposable
     /// the job up (asleep, being woken, or preempted by another process) has its offer withdrawn, so the caller
     /// never waits for a wake-up that would bring no work; only workers that are running an index are awaited.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WaitForWorkers(int generation)
     {
         for (int p = 1; p < Count; p++)
@@ -183,7 +175,6 @@ public sealed unsafe class Workers : IDisposable
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void WorkerLoop(int self)
     {
         int seen = 0;

@@ -75,18 +75,8 @@ public sealed class InferenceSession : IDisposable
         Inputs = _source.Inputs.Select(v => new TensorInfo(v.Name, (int[])v.Shape.Clone(), v.DataType)).ToArray();
         Outputs = _source.Outputs.Select(v => new TensorInfo(v.Name, (int[])v.Shape.Clone(), v.DataType)).ToArray();
         _sharedBatch = _source.Inputs.All(v => v.Rank > 0) && _source.Inputs.Select(v => v.Shape[0]).Distinct().Count() == 1;
-        // The workers first: their threads start, compile their loop and park while the plan is built, instead of
-        // coming up during the first run's first parallel layer (which then waited for them).
+        _compiled = Build(_source);
         _workers = _options.Threads == 1 ? Kernels.Workers.Single : new Kernels.Workers(_options.Threads);
-        try
-        {
-            _compiled = Build(_source);
-        }
-        catch
-        {
-            _workers.Dispose();
-            throw;
-        }
     }
 
     /// <summary>Loads a model file with the loader registered for its format (see <see cref="ModelLoaders"/>), then compiles it.</summary>
