@@ -28,14 +28,16 @@ namespace MobileNetSharp.Runtime;
 /// the ONNX and TFLite importers, or a new <see cref="InferenceSession"/>) calls <see cref="Start"/>, which queues
 /// groups most common first: the input transpose, the stem, 1x1 (GEMM and GEMV) and 3x3 depthwise kernels with ReLU6
 /// and linear outputs (MobileNetV1/V2 and most imported MobileNets), then hard-swish, ReLU, hard-sigmoid and 5x5
-/// (V3), then ReLU6 with 5x5 (EfficientNet-Lite), each by running a small convolution at the default ISA; then tiny
+/// (V3), then ReLU6 with 5x5 (EfficientNet-Lite), each by running a small convolution at the default ISA, with the
+/// global average pool (every head) and the squeeze-excite product (V3) run through their steps' warmers; then tiny
 /// V3-Small, V2 and Lite0 networks (width 0.25, 64x64) for the rest (pooling, squeeze-excite, element-wise ops, the
 /// planner). These are a guess made before any plan exists: once a plan of the process's own (not one of the tiny
 /// networks) has handed over its warmers, or a real run has begun, no further group is started; the group in hand
 /// is finished (a tiny network stops at its next stage, and starts no further once a session of the process's own is
 /// being built), then only plan warmers run.</item>
 /// <item>The run loop. After the V1/V2 kernels, a group compiles the code every run goes through (the plan, its run
-/// context, the workers, banded blocks, the session's Run, the common steps' Execute) with
+/// context, the workers, banded blocks, the session's Run, the convolution operators' run paths, the common steps'
+/// Execute) with
 /// <see cref="RuntimeHelpers.PrepareMethod(RuntimeMethodHandle, RuntimeTypeHandle[])"/>, and every finished plan queues
 /// the same for whatever of it and of its own step types is not done yet (<see cref="QueueRunLoop"/>; a graph built in
 /// code reaches its plan before that group). Tier-0 code, quick to compile, but without it the first run compiles it
